@@ -1,0 +1,277 @@
+//! An in-process store: for tests, demos and keys that come only from config.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use super::{validate_new, KeyStore, StoreError};
+use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
+
+#[derive(Debug, Clone)]
+struct Credential {
+    digest: Digest,
+    valid_until: Option<OffsetDateTime>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: KeyRecord,
+    credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    keys: HashMap<String, Entry>,
+    by_digest: HashMap<Digest, String>,
+    inactive_users: std::collections::HashSet<String>,
+}
+
+impl State {
+    fn entry_mut(&mut self, name: &str) -> Result<&mut Entry, StoreError> {
+        self.keys
+            .get_mut(name)
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+    }
+
+    fn record(&self, entry: &Entry) -> KeyRecord {
+        let mut record = entry.record.clone();
+        record.user_active = !self.inactive_users.contains(&record.user);
+        record
+    }
+}
+
+/// Keys held in memory: fast, shared by clones of one process only, gone on exit.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore {
+            state: RwLock::new(State::default()),
+            changes: broadcast::channel(1024).0,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave `State` half-written (every write
+        // validates first, then mutates), so a poisoned lock is still consistent.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn announce(&self, change: Change) {
+        // No receiver is not an error: nobody caches.
+        let _ = self.changes.send(change);
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<Match>, StoreError> {
+        let state = self.read();
+        let Some(name) = state.by_digest.get(digest) else {
+            return Ok(None);
+        };
+        let Some(entry) = state.keys.get(name) else {
+            return Ok(None);
+        };
+        Ok(entry
+            .credentials
+            .iter()
+            .find(|c| c.digest == *digest)
+            .map(|c| Match {
+                record: state.record(entry),
+                digest: c.digest,
+                valid_until: c.valid_until,
+            }))
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let state = self.read();
+        Ok(state.keys.get(name).map(|e| state.record(e)))
+    }
+
+    async fn get_by_tech_name(&self, tech_name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let state = self.read();
+        Ok(state
+            .keys
+            .values()
+            .find(|e| e.record.tech_name == tech_name)
+            .map(|e| state.record(e)))
+    }
+
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let state = self.read();
+        let mut all: Vec<KeyRecord> = state.keys.values().map(|e| state.record(e)).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    async fn create(&self, new: NewKey) -> Result<KeyRecord, StoreError> {
+        let tech_name = validate_new(&new)?;
+        let record = {
+            let mut state = self.write();
+            if state.keys.contains_key(&new.name)
+                || state.keys.values().any(|e| e.record.tech_name == tech_name)
+            {
+                return Err(StoreError::Duplicate(new.name));
+            }
+            if state.by_digest.contains_key(&new.digest) {
+                return Err(StoreError::Invalid(
+                    "that secret is already used by another key".into(),
+                ));
+            }
+            let record = KeyRecord {
+                name: new.name.clone(),
+                tech_name,
+                user: new.user,
+                groups: normalize_groups(&new.groups),
+                active: true,
+                user_active: true,
+                stub: new.stub,
+                expires_at: new.expires_at,
+                created_at: OffsetDateTime::now_utc(),
+                last_used_at: None,
+            };
+            state.by_digest.insert(new.digest, new.name.clone());
+            let entry = Entry {
+                record,
+                credentials: vec![Credential {
+                    digest: new.digest,
+                    valid_until: None,
+                }],
+            };
+            let record = state.record(&entry);
+            state.keys.insert(new.name.clone(), entry);
+            record
+        };
+        self.announce(Change::Key(record.name.clone()));
+        Ok(record)
+    }
+
+    async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
+        let record = {
+            let mut state = self.write();
+            state.entry_mut(name)?.record.active = active;
+            let entry = &state.keys[name];
+            state.record(entry)
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        {
+            let mut state = self.write();
+            let entry = state
+                .keys
+                .remove(name)
+                .ok_or_else(|| StoreError::NotFound(name.to_owned()))?;
+            for c in entry.credentials {
+                state.by_digest.remove(&c.digest);
+            }
+        }
+        self.announce(Change::Key(name.to_owned()));
+        Ok(())
+    }
+
+    async fn rotate(
+        &self,
+        name: &str,
+        digest: Digest,
+        stub: String,
+        old_valid_until: Option<OffsetDateTime>,
+    ) -> Result<KeyRecord, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let old_valid_until = old_valid_until.filter(|t| *t > now);
+        let record = {
+            let mut state = self.write();
+            state.entry_mut(name)?;
+            if state.by_digest.contains_key(&digest) {
+                return Err(StoreError::Invalid(
+                    "that secret is already used by a key".into(),
+                ));
+            }
+            let entry = state.entry_mut(name)?;
+            let mut dropped = Vec::new();
+            entry.credentials.retain_mut(|c| {
+                // Secrets already in grace keep their own, earlier end.
+                let until = match c.valid_until {
+                    Some(t) => Some(t.min(old_valid_until.unwrap_or(t))),
+                    None => old_valid_until,
+                };
+                c.valid_until = until;
+                let keep = until.is_some_and(|t| t > now);
+                if !keep {
+                    dropped.push(c.digest);
+                }
+                keep
+            });
+            entry.credentials.push(Credential {
+                digest,
+                valid_until: None,
+            });
+            entry.record.stub = stub;
+            for d in dropped {
+                state.by_digest.remove(&d);
+            }
+            state.by_digest.insert(digest, name.to_owned());
+            let entry = &state.keys[name];
+            state.record(entry)
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
+    async fn set_groups(&self, name: &str, groups: Vec<String>) -> Result<KeyRecord, StoreError> {
+        let record = {
+            let mut state = self.write();
+            state.entry_mut(name)?.record.groups = normalize_groups(&groups);
+            let entry = &state.keys[name];
+            state.record(entry)
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
+    async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
+        if user.trim().is_empty() {
+            return Err(StoreError::Invalid("a user name cannot be empty".into()));
+        }
+        let count = {
+            let mut state = self.write();
+            if active {
+                state.inactive_users.remove(user);
+            } else {
+                state.inactive_users.insert(user.to_owned());
+            }
+            state.keys.values().filter(|e| e.record.user == user).count() as u64
+        };
+        self.announce(Change::User(user.to_owned()));
+        Ok(count)
+    }
+
+    async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(!self.read().inactive_users.contains(user))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
