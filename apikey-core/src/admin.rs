@@ -61,7 +61,9 @@ impl KeyManager {
     /// Creates a key with a new secret; returns the record and the secret (shown once).
     pub async fn create(&self, spec: CreateKey) -> Result<(KeyRecord, Secret), StoreError> {
         let generated = self.generate()?;
-        let record = self.create_inner(spec, &generated.key, generated.stub).await?;
+        let record = self
+            .create_inner(spec, &generated.key, generated.stub)
+            .await?;
         Ok((record, generated.key))
     }
 

@@ -283,7 +283,10 @@ impl ApiKeyConfig {
         if !valid_header_name(&settings.header) {
             return Err(fail(
                 "apikey",
-                format!("header {:?} is not a valid HTTP header name", settings.header),
+                format!(
+                    "header {:?} is not a valid HTTP header name",
+                    settings.header
+                ),
             ));
         }
         let format = KeyFormat::new(&settings.key_prefix).ok_or_else(|| {
@@ -454,10 +457,22 @@ mod tests {
             ("[apikey]\nkey_prefix = \"A_B\"\n", "apikey", "key_prefix"),
             ("[api_key_x]\nuser = \"u\"\n", "api_key_x", "no `key`"),
             ("[api_key_x]\nkey = \"\"\n", "api_key_x", "no `key`"),
-            ("[api_key_x]\nkey = \"k\"\ncolor = 1\n", "api_key_x", "color"),
-            ("[api_key_x]\nkey = \"has space\"\n", "api_key_x", "not usable"),
+            (
+                "[api_key_x]\nkey = \"k\"\ncolor = 1\n",
+                "api_key_x",
+                "color",
+            ),
+            (
+                "[api_key_x]\nkey = \"has space\"\n",
+                "api_key_x",
+                "not usable",
+            ),
             ("[api_key_x]\nkey = \"ak_bad\"\n", "api_key_x", "not usable"),
-            ("[api_key_My_X]\nkey = \"k\"\n", "api_key_My_X", "api_key_my_x"),
+            (
+                "[api_key_My_X]\nkey = \"k\"\n",
+                "api_key_My_X",
+                "api_key_my_x",
+            ),
             (
                 "[api_key_a]\nkey = \"same\"\n[api_key_b]\nkey = \"same\"\n",
                 "api_key_b",
@@ -484,7 +499,10 @@ mod tests {
             "postgres://u:***@host:5432/db?x=1"
         );
         assert_eq!(redact_url("postgres://u@host/db"), "postgres://u@host/db");
-        assert_eq!(redact_url("sqlite://apikeys.db?mode=rwc"), "sqlite://apikeys.db?mode=rwc");
+        assert_eq!(
+            redact_url("sqlite://apikeys.db?mode=rwc"),
+            "sqlite://apikeys.db?mode=rwc"
+        );
         assert_eq!(redact_url("memory:"), "memory:");
     }
 }

@@ -174,7 +174,8 @@ impl KeyFormat {
         else {
             return Ok(Shape::FreeForm);
         };
-        if rest.len() != SECRET_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        if rest.len() != SECRET_LEN + CHECKSUM_LEN
+            || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return Err(Malformed::BadShape);
         }
@@ -212,7 +213,11 @@ mod tests {
             let mut bytes = k.as_bytes().to_vec();
             bytes[i] = if bytes[i] == b'x' { b'y' } else { b'x' };
             let changed = String::from_utf8(bytes).unwrap();
-            assert_eq!(f.check(&changed), Err(Malformed::BadChecksum), "position {i}");
+            assert_eq!(
+                f.check(&changed),
+                Err(Malformed::BadChecksum),
+                "position {i}"
+            );
         }
         assert_eq!(f.check(&k[..k.len() - 1]), Err(Malformed::BadShape));
         assert_eq!(f.check(&format!("{k}a")), Err(Malformed::BadShape));

@@ -77,8 +77,7 @@ impl Verifier {
         let format = config.key_format();
         let mut sections = Sections::default();
         for section in config.sections {
-            if section.user.is_none()
-                && store.get_by_tech_name(&section.tech_name).await?.is_none()
+            if section.user.is_none() && store.get_by_tech_name(&section.tech_name).await?.is_none()
             {
                 return Err(ConfigError {
                     section: section.section_name(),

@@ -1,1 +1,44 @@
+//! Authenticate Rocket requests by an API key in the `API-KEY` header.
+//!
+//! ```no_run
+//! use apikey_rocket::{route, ApiKey, Caller};
+//! use rocket::routes;
+//!
+//! #[route("/my_service", auth = "api_key")]
+//! fn my_service(caller: &Caller) -> String {
+//!     format!("hello {}", caller.user())
+//! }
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     rocket::build()
+//!         .attach(ApiKey::fairing())
+//!         .mount("/", routes![my_service])
+//! }
+//! ```
+//!
+//! `#[route]` takes the path, an optional method (`POST, "/path"` or `method = "POST"`),
+//! Rocket's `data`, `format` and `rank`, `auth = "api_key" | "public" | "none" | path::Guard`
+//! (default `"api_key"`) and `groups = ["billing", …]`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod caller;
+mod catchers;
+mod fairing;
+mod guard;
+mod problem;
+
+pub use apikey_core as core;
+pub use apikey_core::{AuthError, KeyRecord, KeyStore};
+pub use apikey_macros::route;
+pub use caller::Caller;
+pub use fairing::{load_config, ApiKey, ApiKeys};
+pub use problem::Problem;
+
+/// Paths used by the code `#[route]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guard::{assert_request_guard, AnyGroup, ApiKeyGuard, Policy, PublicGuard};
+    pub use rocket;
+}

@@ -212,9 +212,10 @@ impl KeyStore for MemoryStore {
             let mut dropped = Vec::new();
             entry.credentials.retain_mut(|c| {
                 // Secrets already in grace keep their own, earlier end.
-                let until = match c.valid_until {
-                    Some(t) => Some(t.min(old_valid_until.unwrap_or(t))),
-                    None => old_valid_until,
+                let until = match (c.valid_until, old_valid_until) {
+                    (_, None) => None,
+                    (Some(t), Some(u)) => Some(t.min(u)),
+                    (None, Some(u)) => Some(u),
                 };
                 c.valid_until = until;
                 let keep = until.is_some_and(|t| t > now);
@@ -261,7 +262,11 @@ impl KeyStore for MemoryStore {
             } else {
                 state.inactive_users.insert(user.to_owned());
             }
-            state.keys.values().filter(|e| e.record.user == user).count() as u64
+            state
+                .keys
+                .values()
+                .filter(|e| e.record.user == user)
+                .count() as u64
         };
         self.announce(Change::User(user.to_owned()));
         Ok(count)

@@ -1,0 +1,687 @@
+//! SQLite and PostgreSQL stores on sqlx. Both run the same queries (sqlx binds `$n` on both)
+//! and differ only in connection setup, migrations and how other processes are told of
+//! changes: PostgreSQL by `LISTEN`/`NOTIFY`, SQLite by polling `PRAGMA data_version` and a
+//! change log.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::{validate_new, KeyStore, StoreError};
+use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
+
+/// Newest schema version this binary knows (the last migration's number).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
+     COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
+     k.last_used_at";
+const KEY_FROM: &str = "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
+
+#[derive(FromRow)]
+struct KeyRow {
+    name: String,
+    tech_name: String,
+    user_name: String,
+    group_names: String,
+    active: bool,
+    user_active: bool,
+    stub: String,
+    expires_at: Option<i64>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct MatchRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    digest: Vec<u8>,
+    valid_until: Option<i64>,
+}
+
+fn ts(secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|_| StoreError::Unavailable(format!("corrupt timestamp {secs} in the store")))
+}
+
+fn opt_ts(secs: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+    secs.map(ts).transpose()
+}
+
+impl KeyRow {
+    fn into_record(self) -> Result<KeyRecord, StoreError> {
+        let groups: Vec<String> = serde_json::from_str(&self.group_names).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "corrupt groups of key {:?} in the store",
+                self.name
+            ))
+        })?;
+        Ok(KeyRecord {
+            expires_at: opt_ts(self.expires_at)?,
+            created_at: ts(self.created_at)?,
+            last_used_at: opt_ts(self.last_used_at)?,
+            name: self.name,
+            tech_name: self.tech_name,
+            user: self.user_name,
+            groups,
+            active: self.active,
+            user_active: self.user_active,
+            stub: self.stub,
+        })
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    // sqlx errors name hosts and SQL, never bound values, so they are safe to show.
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A unique violation on a write: a taken name, or (on the digest) a reused secret.
+fn write_error(e: sqlx::Error, name: &str) -> StoreError {
+    if let Some(db) = e.as_database_error() {
+        if db.is_unique_violation() {
+            let on_digest = db.constraint().is_some_and(|c| c.contains("secrets"))
+                || db.message().contains("apikey_secrets");
+            return if on_digest {
+                StoreError::Invalid("that secret is already used by a key".into())
+            } else {
+                StoreError::Duplicate(name.to_owned())
+            };
+        }
+    }
+    unavailable(e)
+}
+
+fn migrate_error(e: MigrateError, migrator: &Migrator) -> StoreError {
+    match e {
+        MigrateError::VersionMissing(found) => StoreError::TooNew {
+            found,
+            supported: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        },
+        other => StoreError::Unavailable(format!("migrating the key store failed: {other}")),
+    }
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn encode_change(change: &Change) -> (&'static str, &str) {
+    match change {
+        Change::Key(name) => ("k", name),
+        Change::User(name) => ("u", name),
+        Change::All => ("*", ""),
+    }
+}
+
+fn decode_change(kind: &str, name: &str) -> Change {
+    match kind {
+        "k" => Change::Key(name.to_owned()),
+        "u" => Change::User(name.to_owned()),
+        _ => Change::All,
+    }
+}
+
+/// Aborts a background task when the store goes away.
+#[derive(Debug)]
+struct Background(JoinHandle<()>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The store operations, written once for both databases.
+macro_rules! sql_store {
+    ($store:ident, $db:ty) => {
+        impl $store {
+            async fn record(&self, name: &str) -> Result<KeyRecord, StoreError> {
+                self.get(name)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+            }
+
+            async fn key_id(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                name: &str,
+            ) -> Result<i64, StoreError> {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM apikey_keys WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+            }
+
+            async fn commit(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                change: Change,
+            ) -> Result<(), StoreError> {
+                Self::notify(&mut tx, &self.channel, &change).await?;
+                tx.commit().await.map_err(unavailable)?;
+                let _ = self.changes.send(change);
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $store {
+            async fn find_by_digest(&self, digest: &Digest) -> Result<Option<Match>, StoreError> {
+                let sql = format!(
+                    "SELECT {KEY_COLUMNS}, s.digest, s.valid_until FROM apikey_secrets s \
+                     JOIN apikey_keys k ON k.id = s.key_id \
+                     LEFT JOIN apikey_users u ON u.name = k.user_name WHERE s.digest = $1"
+                );
+                let row: Option<MatchRow> = sqlx::query_as(&sql)
+                    .bind(digest.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                let Some(row) = row else { return Ok(None) };
+                let digest = Digest::from_slice(&row.digest)
+                    .ok_or_else(|| StoreError::Unavailable("corrupt digest in the store".into()))?;
+                Ok(Some(Match {
+                    valid_until: opt_ts(row.valid_until)?,
+                    record: row.key.into_record()?,
+                    digest,
+                }))
+            }
+
+            async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.name = $1");
+                let row: Option<KeyRow> = sqlx::query_as(&sql)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.map(KeyRow::into_record).transpose()
+            }
+
+            async fn get_by_tech_name(
+                &self,
+                tech_name: &str,
+            ) -> Result<Option<KeyRecord>, StoreError> {
+                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.tech_name = $1");
+                let row: Option<KeyRow> = sqlx::query_as(&sql)
+                    .bind(tech_name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.map(KeyRow::into_record).transpose()
+            }
+
+            async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} ORDER BY k.name");
+                let rows: Vec<KeyRow> = sqlx::query_as(&sql)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.into_iter().map(KeyRow::into_record).collect()
+            }
+
+            async fn create(&self, new: NewKey) -> Result<KeyRecord, StoreError> {
+                let tech_name = validate_new(&new)?;
+                let groups = serde_json::to_string(&normalize_groups(&new.groups))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO apikey_keys \
+                     (name, tech_name, user_name, group_names, active, stub, expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7) RETURNING id",
+                )
+                .bind(&new.name)
+                .bind(&tech_name)
+                .bind(&new.user)
+                .bind(&groups)
+                .bind(&new.stub)
+                .bind(new.expires_at.map(OffsetDateTime::unix_timestamp))
+                .bind(now_secs())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| write_error(e, &new.name))?;
+                sqlx::query("INSERT INTO apikey_secrets (digest, key_id) VALUES ($1, $2)")
+                    .bind(new.digest.as_bytes().to_vec())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| write_error(e, &new.name))?;
+                self.commit(tx, Change::Key(new.name.clone())).await?;
+                self.record(&new.name).await
+            }
+
+            async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let done = sqlx::query("UPDATE apikey_keys SET active = $1 WHERE name = $2")
+                    .bind(active)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(name.to_owned()));
+                }
+                self.commit(tx, Change::Key(name.to_owned())).await?;
+                self.record(name).await
+            }
+
+            async fn delete(&self, name: &str) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let id = Self::key_id(&mut tx, name).await?;
+                sqlx::query("DELETE FROM apikey_secrets WHERE key_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query("DELETE FROM apikey_keys WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                self.commit(tx, Change::Key(name.to_owned())).await
+            }
+
+            async fn rotate(
+                &self,
+                name: &str,
+                digest: Digest,
+                stub: String,
+                old_valid_until: Option<OffsetDateTime>,
+            ) -> Result<KeyRecord, StoreError> {
+                let now = now_secs();
+                let until = old_valid_until
+                    .map(OffsetDateTime::unix_timestamp)
+                    .filter(|t| *t > now);
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let id = Self::key_id(&mut tx, name).await?;
+                match until {
+                    // Secrets already in grace keep their own, earlier end.
+                    Some(until) => sqlx::query(
+                        "UPDATE apikey_secrets SET valid_until = $1 \
+                         WHERE key_id = $2 AND (valid_until IS NULL OR valid_until > $1)",
+                    )
+                    .bind(until)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?,
+                    None => sqlx::query("DELETE FROM apikey_secrets WHERE key_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?,
+                };
+                sqlx::query(
+                    "DELETE FROM apikey_secrets WHERE key_id = $1 AND valid_until <= $2",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                sqlx::query("INSERT INTO apikey_secrets (digest, key_id) VALUES ($1, $2)")
+                    .bind(digest.as_bytes().to_vec())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| write_error(e, name))?;
+                sqlx::query("UPDATE apikey_keys SET stub = $1 WHERE id = $2")
+                    .bind(&stub)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                self.commit(tx, Change::Key(name.to_owned())).await?;
+                self.record(name).await
+            }
+
+            async fn set_groups(
+                &self,
+                name: &str,
+                groups: Vec<String>,
+            ) -> Result<KeyRecord, StoreError> {
+                let groups = serde_json::to_string(&normalize_groups(&groups))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let done = sqlx::query("UPDATE apikey_keys SET group_names = $1 WHERE name = $2")
+                    .bind(&groups)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(name.to_owned()));
+                }
+                self.commit(tx, Change::Key(name.to_owned())).await?;
+                self.record(name).await
+            }
+
+            async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
+                if user.trim().is_empty() {
+                    return Err(StoreError::Invalid("a user name cannot be empty".into()));
+                }
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                sqlx::query(
+                    "INSERT INTO apikey_users (name, active) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET active = excluded.active",
+                )
+                .bind(user)
+                .bind(active)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let count: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM apikey_keys WHERE user_name = $1")
+                        .bind(user)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                self.commit(tx, Change::User(user.to_owned())).await?;
+                Ok(count.max(0) as u64)
+            }
+
+            async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
+                let active: Option<bool> =
+                    sqlx::query_scalar("SELECT active FROM apikey_users WHERE name = $1")
+                        .bind(user)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                Ok(active.unwrap_or(true))
+            }
+
+            fn subscribe(&self) -> broadcast::Receiver<Change> {
+                self.changes.subscribe()
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use sqlx::{Connection, SqliteConnection, SqlitePool};
+
+    use super::*;
+
+    static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+    /// How often other processes' changes are looked for.
+    const POLL: Duration = Duration::from_millis(100);
+
+    /// Keys in an SQLite file (or `sqlite::memory:`), for services on one machine.
+    #[derive(Debug)]
+    pub struct SqliteStore {
+        pool: SqlitePool,
+        changes: broadcast::Sender<Change>,
+        channel: String,
+        _watcher: Option<Background>,
+    }
+
+    impl SqliteStore {
+        /// Opens (with `mode=rwc`, creates) the database and migrates it. Other processes'
+        /// changes are picked up by polling `PRAGMA data_version` every 100 ms.
+        pub async fn connect(url: &str) -> Result<Self, StoreError> {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Invalid(format!("bad SQLite database_url: {e}")))?
+                .busy_timeout(Duration::from_secs(10));
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = if in_memory {
+                options
+            } else {
+                options.journal_mode(SqliteJournalMode::Wal)
+            };
+            // Every connection to an in-memory database is a database of its own: keep one.
+            let pool_options = if in_memory {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                SqlitePoolOptions::new().max_connections(8)
+            };
+            let pool = pool_options
+                .connect_with(options.clone())
+                .await
+                .map_err(unavailable)?;
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| migrate_error(e, &MIGRATOR))?;
+            let changes = broadcast::channel(1024).0;
+            let watcher = if in_memory {
+                None
+            } else {
+                let conn = SqliteConnection::connect_with(&options)
+                    .await
+                    .map_err(unavailable)?;
+                Some(Background(tokio::spawn(watch(conn, changes.clone()))))
+            };
+            Ok(SqliteStore {
+                pool,
+                changes,
+                channel: String::new(),
+                _watcher: watcher,
+            })
+        }
+
+        async fn notify(
+            tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+            _channel: &str,
+            change: &Change,
+        ) -> Result<(), StoreError> {
+            let (kind, name) = encode_change(change);
+            let now = now_secs();
+            sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
+                .bind(kind)
+                .bind(name)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+            // The log only serves processes polling right now; an hour is plenty.
+            sqlx::query("DELETE FROM apikey_changes WHERE at < $1")
+                .bind(now - 3600)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        }
+    }
+
+    /// Polls `PRAGMA data_version` (changes when another connection commits) and forwards the
+    /// change log entries it has not seen yet.
+    async fn watch(mut conn: SqliteConnection, changes: broadcast::Sender<Change>) {
+        let mut version: Option<i64> = None;
+        let mut last_id: Option<i64> = None;
+        let mut ticker = tokio::time::interval(POLL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let v = match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                .fetch_one(&mut conn)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    log::warn!("apikey: checking the SQLite store for changes failed: {e}");
+                    continue;
+                }
+            };
+            if version == Some(v) {
+                continue;
+            }
+            version = Some(v);
+            let rows: Result<Vec<(i64, String, String)>, _> = match last_id {
+                None => {
+                    sqlx::query_as(
+                        "SELECT id, kind, name FROM apikey_changes ORDER BY id DESC LIMIT 1",
+                    )
+                    .fetch_all(&mut conn)
+                    .await
+                }
+                Some(last) => {
+                    sqlx::query_as(
+                        "SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id",
+                    )
+                    .bind(last)
+                    .fetch_all(&mut conn)
+                    .await
+                }
+            };
+            match rows {
+                Ok(rows) => {
+                    let first_poll = last_id.is_none();
+                    for (id, kind, name) in rows {
+                        last_id = Some(id);
+                        if !first_poll {
+                            let _ = changes.send(decode_change(&kind, &name));
+                        }
+                    }
+                    if last_id.is_none() {
+                        last_id = Some(0);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("apikey: reading SQLite store changes failed: {e}");
+                    let _ = changes.send(Change::All);
+                }
+            }
+        }
+    }
+
+    sql_store!(SqliteStore, sqlx::Sqlite);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+    use sqlx::{Executor, PgPool};
+
+    use super::*;
+
+    static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+    /// Keys in PostgreSQL, for many service instances sharing one key store. Tables live in a
+    /// schema of their own (`apikey` by default).
+    #[derive(Debug)]
+    pub struct PostgresStore {
+        pool: PgPool,
+        changes: broadcast::Sender<Change>,
+        channel: String,
+        _listener: Background,
+    }
+
+    /// Whether `schema` is a plain identifier we can put in SQL unquoted.
+    fn valid_schema(schema: &str) -> bool {
+        !schema.is_empty()
+            && schema.len() <= 48
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.as_bytes()[0].is_ascii_digit()
+    }
+
+    impl PostgresStore {
+        /// Connects, creates the `apikey` schema if needed, migrates it and starts listening
+        /// for other processes' changes.
+        pub async fn connect(url: &str) -> Result<Self, StoreError> {
+            Self::connect_in_schema(url, "apikey").await
+        }
+
+        /// Like [`connect`](Self::connect), with the tables in `schema` (lowercase letters,
+        /// digits and `_`).
+        pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+            if !valid_schema(schema) {
+                return Err(StoreError::Invalid(format!(
+                    "schema name {schema:?} must be lowercase letters, digits and _"
+                )));
+            }
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL database_url: {e}")))?
+                .options([("search_path", schema)]);
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(unavailable)?;
+            pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await
+                .map_err(unavailable)?;
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|e| migrate_error(e, &MIGRATOR))?;
+            let channel = format!("apikey_changes_{schema}");
+            let changes = broadcast::channel(1024).0;
+            let mut listener = PgListener::connect_with(&pool).await.map_err(unavailable)?;
+            listener.listen(&channel).await.map_err(unavailable)?;
+            let listener = Background(tokio::spawn(listen(listener, changes.clone())));
+            Ok(PostgresStore {
+                pool,
+                changes,
+                channel,
+                _listener: listener,
+            })
+        }
+
+        async fn notify(
+            tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+            channel: &str,
+            change: &Change,
+        ) -> Result<(), StoreError> {
+            let (kind, name) = encode_change(change);
+            // Delivered at commit to every listener, ours included (a repeated
+            // invalidation is harmless).
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(format!("{kind}:{name}"))
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        }
+    }
+
+    /// Forwards notifications; after a lost connection (notifications may have been missed)
+    /// announces [`Change::All`].
+    async fn listen(mut listener: PgListener, changes: broadcast::Sender<Change>) {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    let (kind, name) = n.payload().split_once(':').unwrap_or(("*", ""));
+                    let _ = changes.send(decode_change(kind, name));
+                }
+                Ok(None) => {
+                    log::warn!("apikey: lost the PostgreSQL notification connection; reconnecting");
+                    let _ = changes.send(Change::All);
+                }
+                Err(e) => {
+                    log::warn!("apikey: PostgreSQL notifications failed: {e}");
+                    let _ = changes.send(Change::All);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    sql_store!(PostgresStore, sqlx::Postgres);
+}
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;

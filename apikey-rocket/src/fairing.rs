@@ -1,0 +1,113 @@
+//! The fairing: reads the configuration from Rocket's figment, opens the store, manages the
+//! verifier and registers the problem+json catchers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use apikey_core::{config, ApiKeyConfig, SetupError, SharedStore, SharedVerifier, Verifier};
+use rocket::fairing::{self, Fairing, Info, Kind};
+use rocket::figment::Figment;
+use rocket::{catchers, Build, Rocket};
+
+use crate::catchers;
+
+/// The verification state managed by the fairing. Request handlers can verify with it but
+/// cannot reach the store: key administration is not a request-path capability.
+pub struct ApiKeys {
+    pub(crate) verifier: SharedVerifier,
+}
+
+impl ApiKeys {
+    /// The header that carries keys.
+    pub fn header(&self) -> &str {
+        self.verifier.header()
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("header", &self.verifier.header())
+            .finish()
+    }
+}
+
+enum Source {
+    Config,
+    Store(SharedStore),
+    Verifier(SharedVerifier),
+}
+
+/// The apikey fairing. Attach it once: `rocket::build().attach(ApiKey::fairing())`.
+pub struct ApiKey {
+    source: std::sync::Mutex<Option<Source>>,
+}
+
+/// Reads apikey's configuration as a service attached to `figment` (Rocket's) would.
+pub fn load_config(figment: &Figment) -> Result<ApiKeyConfig, apikey_core::ConfigError> {
+    ApiKeyConfig::from_figment(&config::layered(figment.clone(), None)?)
+}
+
+impl ApiKey {
+    fn with(source: Source) -> Self {
+        ApiKey {
+            source: std::sync::Mutex::new(Some(source)),
+        }
+    }
+
+    /// Keys from the store named by `[apikey] database_url` (SQLite by default) and the
+    /// `[api_key_<name>]` sections.
+    pub fn fairing() -> Self {
+        Self::with(Source::Config)
+    }
+
+    /// Keys from `store` and the config sections (the configured `database_url` is not used).
+    pub fn with_store(store: SharedStore) -> Self {
+        Self::with(Source::Store(store))
+    }
+
+    /// A verifier built by the caller (tests, custom setups).
+    pub fn with_verifier(verifier: SharedVerifier) -> Self {
+        Self::with(Source::Verifier(verifier))
+    }
+
+    async fn build(source: Source, figment: &Figment) -> Result<SharedVerifier, SetupError> {
+        Ok(match source {
+            Source::Verifier(v) => v,
+            Source::Config => apikey_core::setup(load_config(figment)?).await?,
+            Source::Store(store) => Arc::new(Verifier::new(load_config(figment)?, store).await?),
+        })
+    }
+}
+
+#[rocket::async_trait]
+impl Fairing for ApiKey {
+    fn info(&self) -> Info {
+        Info {
+            name: "apikey",
+            kind: Kind::Ignite,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let source = self.source.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(source) = source else {
+            log::error!("apikey: the ApiKey fairing was ignited twice");
+            return Err(rocket);
+        };
+        match Self::build(source, rocket.figment()).await {
+            Ok(verifier) => Ok(rocket.manage(ApiKeys { verifier }).register(
+                "/",
+                catchers![
+                    catchers::unauthorized,
+                    catchers::forbidden,
+                    catchers::unavailable
+                ],
+            )),
+            Err(e) => {
+                log::error!("apikey: {e}");
+                Err(rocket)
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The apikey demo service: one route per kind of `auth`.
+#![forbid(unsafe_code)]
+
+use apikey_rocket::core::{store, CreateKey, KeyManager, Secret, SharedStore};
+use apikey_rocket::{route, ApiKey, Caller};
+use rocket::serde::json::Json;
+use rocket::serde::Serialize;
+use rocket::{routes, Build, Rocket};
+
+/// What `/my_service` and `/billing` answer.
+#[derive(Serialize)]
+#[serde(crate = "rocket::serde")]
+pub struct Hello {
+    user: String,
+    key: String,
+}
+
+impl From<&Caller> for Hello {
+    fn from(c: &Caller) -> Self {
+        Hello {
+            user: c.user().to_owned(),
+            key: c.key_name().to_owned(),
+        }
+    }
+}
+
+/// Needs a valid key; says who called.
+#[route("/my_service", auth = "api_key")]
+pub fn my_service(caller: &Caller) -> Json<Hello> {
+    Json(caller.into())
+}
+
+/// What `/whoami` answers.
+#[derive(Serialize)]
+#[serde(crate = "rocket::serde")]
+pub struct WhoAmI {
+    user: Option<String>,
+    groups: Vec<String>,
+}
+
+/// A key is optional here; a bad one is still refused.
+#[route("/whoami", auth = "public")]
+pub fn whoami(caller: Option<&Caller>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        user: caller.map(|c| c.user().to_owned()),
+        groups: caller.map(|c| c.groups().to_vec()).unwrap_or_default(),
+    })
+}
+
+/// No check at all.
+#[route("/health", auth = "none")]
+pub fn health() -> &'static str {
+    "ok"
+}
+
+/// Only keys in the `billing` group.
+#[route(POST, "/billing", auth = "api_key", groups = ["billing"])]
+pub fn billing(caller: &Caller) -> Json<Hello> {
+    Json(caller.into())
+}
+
+/// The demo key created on an empty store.
+pub const DEMO_KEY_NAME: &str = "demo";
+
+/// Creates the demo key (user `demo`, group `billing`) when the store holds no key; returns
+/// its secret, to be shown once.
+pub async fn seed(
+    store: &SharedStore,
+    config: &apikey_rocket::core::ApiKeyConfig,
+) -> Result<Option<Secret>, apikey_rocket::core::StoreError> {
+    if !store.list().await?.is_empty() {
+        return Ok(None);
+    }
+    let manager = KeyManager::new(store.clone(), config);
+    let created = manager
+        .create(CreateKey {
+            name: DEMO_KEY_NAME.into(),
+            user: "demo".into(),
+            groups: vec!["billing".into()],
+            expires_in: None,
+        })
+        .await;
+    match created {
+        Ok((_, secret)) => Ok(Some(secret)),
+        // Another instance seeded the same store first.
+        Err(apikey_rocket::core::StoreError::Duplicate(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The demo application on `rocket`'s configuration, and the demo key when one was created.
+pub async fn app(
+    rocket: Rocket<Build>,
+) -> Result<(Rocket<Build>, Option<Secret>), Box<dyn std::error::Error>> {
+    let config = apikey_rocket::load_config(rocket.figment())?;
+    let store = store::open(&config.settings.database_url).await?;
+    let demo_key = seed(&store, &config).await?;
+    let rocket = rocket
+        .attach(ApiKey::with_store(store))
+        .mount("/", routes![my_service, whoami, health, billing]);
+    Ok((rocket, demo_key))
+}
