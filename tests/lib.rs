@@ -95,3 +95,111 @@ pub fn rocket_with(toml: &str) -> rocket::Rocket<rocket::Build> {
 pub async fn client(rocket: rocket::Rocket<rocket::Build>) -> Client {
     Client::tracked(rocket).await.expect("valid rocket")
 }
+
+/// A store wrapper that counts lookups and can be switched off (every call then fails as an
+/// unreachable database would).
+#[derive(Debug)]
+pub struct Probe {
+    inner: SharedStore,
+    /// Lookups by digest so far.
+    pub lookups: std::sync::atomic::AtomicUsize,
+    /// When true, every call fails with `StoreError::Unavailable`.
+    pub down: std::sync::atomic::AtomicBool,
+}
+
+impl Probe {
+    /// Wraps `inner`.
+    pub fn new(inner: SharedStore) -> Arc<Self> {
+        Arc::new(Probe {
+            inner,
+            lookups: Default::default(),
+            down: Default::default(),
+        })
+    }
+
+    /// Lookups by digest so far.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    fn up(&self) -> Result<&SharedStore, apikey_core::StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(apikey_core::StoreError::Unavailable(
+                "connection refused".into(),
+            ))
+        } else {
+            Ok(&self.inner)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl apikey_core::KeyStore for Probe {
+    async fn find_by_digest(
+        &self,
+        digest: &apikey_core::Digest,
+    ) -> Result<Option<apikey_core::Match>, apikey_core::StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.up()?.find_by_digest(digest).await
+    }
+    async fn get(
+        &self,
+        name: &str,
+    ) -> Result<Option<apikey_core::KeyRecord>, apikey_core::StoreError> {
+        self.up()?.get(name).await
+    }
+    async fn get_by_tech_name(
+        &self,
+        tech_name: &str,
+    ) -> Result<Option<apikey_core::KeyRecord>, apikey_core::StoreError> {
+        self.up()?.get_by_tech_name(tech_name).await
+    }
+    async fn list(&self) -> Result<Vec<apikey_core::KeyRecord>, apikey_core::StoreError> {
+        self.up()?.list().await
+    }
+    async fn create(
+        &self,
+        new: apikey_core::NewKey,
+    ) -> Result<apikey_core::KeyRecord, apikey_core::StoreError> {
+        self.up()?.create(new).await
+    }
+    async fn set_active(
+        &self,
+        name: &str,
+        active: bool,
+    ) -> Result<apikey_core::KeyRecord, apikey_core::StoreError> {
+        self.up()?.set_active(name, active).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), apikey_core::StoreError> {
+        self.up()?.delete(name).await
+    }
+    async fn rotate(
+        &self,
+        name: &str,
+        digest: apikey_core::Digest,
+        stub: String,
+        old_valid_until: Option<time::OffsetDateTime>,
+    ) -> Result<apikey_core::KeyRecord, apikey_core::StoreError> {
+        self.up()?.rotate(name, digest, stub, old_valid_until).await
+    }
+    async fn set_groups(
+        &self,
+        name: &str,
+        groups: Vec<String>,
+    ) -> Result<apikey_core::KeyRecord, apikey_core::StoreError> {
+        self.up()?.set_groups(name, groups).await
+    }
+    async fn set_user_active(
+        &self,
+        user: &str,
+        active: bool,
+    ) -> Result<u64, apikey_core::StoreError> {
+        self.up()?.set_user_active(user, active).await
+    }
+    async fn user_active(&self, user: &str) -> Result<bool, apikey_core::StoreError> {
+        self.up()?.user_active(user).await
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<apikey_core::Change> {
+        self.inner.subscribe()
+    }
+}

@@ -409,7 +409,7 @@ pub async fn reused_secret(store: SharedStore) {
 
 #[doc(hidden)]
 pub async fn concurrent_writes(store: SharedStore) {
-    let tasks: Vec<_> = (0..100)
+    let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
@@ -426,6 +426,6 @@ pub async fn concurrent_writes(store: SharedStore) {
         t.await.unwrap().unwrap();
     }
     let all = store.list().await.unwrap();
-    assert_eq!(all.len(), 100);
-    assert_eq!(all.iter().filter(|r| !r.active).count(), 50);
+    assert_eq!(all.len(), 200);
+    assert_eq!(all.iter().filter(|r| !r.active).count(), 100);
 }

@@ -1,0 +1,434 @@
+//! The request table of the SPEC, through Rocket's local client.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apikey_core::{ApiKeyConfig, CreateKey, KeyManager, MemoryStore, Secret, SharedStore};
+use apikey_rocket::{route, ApiKey, Caller};
+use apikey_tests::{client, rocket_with, Probe};
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket::request::{FromRequest, Outcome};
+use rocket::{routes, uri, Request};
+
+#[route("/my_service", auth = "api_key")]
+fn my_service(caller: &Caller) -> String {
+    format!("hello {}", caller.user())
+}
+
+#[route("/both", auth = "api_key")]
+fn both(caller: &Caller, again: Option<&Caller>) -> String {
+    format!("{} {}", caller.key_name(), again.map_or("-", |c| c.user()))
+}
+
+#[route("/guard_only")]
+fn guard_only() -> &'static str {
+    "in"
+}
+
+#[route("/whoami", auth = "public")]
+fn whoami(caller: Option<&Caller>) -> String {
+    caller.map_or_else(|| "anonymous".into(), |c| c.user().to_owned())
+}
+
+#[route("/health", auth = "none")]
+fn health() -> &'static str {
+    "ok"
+}
+
+#[route(POST, "/billing", auth = "api_key", groups = ["billing", "admin"])]
+fn billing(caller: &Caller) -> String {
+    format!("billed {}", caller.user())
+}
+
+#[route("/echo", method = "PUT", data = "<body>", format = "text/plain")]
+fn echo(caller: &Caller, body: String) -> String {
+    format!("{}: {body}", caller.user())
+}
+
+#[route("/items/<id>", auth = "api_key", rank = 2)]
+fn item(id: u32, caller: &Caller) -> String {
+    format!("{id} for {}", caller.user())
+}
+
+/// A custom auth method: any `FromRequest` type.
+struct TeaTime;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for TeaTime {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        match req.headers().get_one("X-Tea") {
+            Some("earl grey") => Outcome::Success(TeaTime),
+            _ => Outcome::Error((Status::Unauthorized, ())),
+        }
+    }
+}
+
+#[route("/tea", auth = TeaTime)]
+fn tea() -> &'static str {
+    "tea served"
+}
+
+struct Keys {
+    good: Secret,
+    billing: Secret,
+    revoked: Secret,
+    expired: Secret,
+    disabled_user: Secret,
+}
+
+async fn keys(store: &SharedStore) -> Keys {
+    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let mk = |name: &str, user: &str, groups: &[&str]| CreateKey {
+        name: name.into(),
+        user: user.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        expires_in: None,
+    };
+    let good = m.create(mk("good", "alice", &[])).await.unwrap().1;
+    let billing = m
+        .create(mk("billing", "bob", &["billing"]))
+        .await
+        .unwrap()
+        .1;
+    let revoked = m.create(mk("revoked", "alice", &[])).await.unwrap().1;
+    store.set_active("revoked", false).await.unwrap();
+    let expired = m
+        .create(CreateKey {
+            expires_in: Some(Duration::from_secs(1)),
+            ..mk("expired", "alice", &[])
+        })
+        .await
+        .unwrap()
+        .1;
+    let disabled_user = m.create(mk("carol's", "carol", &[])).await.unwrap().1;
+    store.set_user_active("carol", false).await.unwrap();
+    Keys {
+        good,
+        billing,
+        revoked,
+        expired,
+        disabled_user,
+    }
+}
+
+fn app(store: SharedStore, toml: &str) -> rocket::Rocket<rocket::Build> {
+    rocket_with(toml).attach(ApiKey::with_store(store)).mount(
+        "/",
+        routes![my_service, both, guard_only, whoami, health, billing, echo, item, tea],
+    )
+}
+
+async fn setup() -> (Client, Keys, Arc<Probe>) {
+    let probe = Probe::new(Arc::new(MemoryStore::new()));
+    let store: SharedStore = probe.clone();
+    let keys = keys(&store).await;
+    // Let the one-second key expire.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    (client(app(store, "")).await, keys, probe)
+}
+
+async fn get(client: &Client, uri: &str, key: Option<&str>) -> (Status, String) {
+    let mut req = client.get(uri.to_owned());
+    if let Some(k) = key {
+        req = req.header(Header::new("API-KEY", k.to_owned()));
+    }
+    let res = req.dispatch().await;
+    (res.status(), res.into_string().await.unwrap_or_default())
+}
+
+async fn problem(res: LocalResponse<'_>) -> (Status, Option<String>, serde_json::Value) {
+    let status = res.status();
+    assert_eq!(
+        res.content_type().map(|c| c.to_string()),
+        Some("application/problem+json".into())
+    );
+    let challenge = res.headers().get_one("WWW-Authenticate").map(str::to_owned);
+    let body: serde_json::Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
+    assert_eq!(body["status"], status.code);
+    assert_eq!(body["type"], "about:blank");
+    (status, challenge, body)
+}
+
+#[tokio::test]
+async fn valid_key_runs_the_handler_with_the_caller() {
+    let (client, keys, _) = setup().await;
+    assert_eq!(
+        get(&client, "/my_service", Some(keys.good.expose())).await,
+        (Status::Ok, "hello alice".into())
+    );
+    assert_eq!(
+        get(&client, "/guard_only", Some(keys.good.expose())).await,
+        (Status::Ok, "in".into()),
+        "auth defaults to api_key"
+    );
+    assert_eq!(
+        get(&client, "/guard_only", None).await.0,
+        Status::Unauthorized
+    );
+    assert_eq!(
+        get(&client, "/items/7", Some(keys.good.expose())).await,
+        (Status::Ok, "7 for alice".into())
+    );
+    assert_eq!(uri!(item(7)).to_string(), "/items/7", "uri! keeps working");
+}
+
+#[tokio::test]
+async fn header_name_is_case_insensitive() {
+    let (client, keys, _) = setup().await;
+    for name in ["api-key", "Api-Key", "API-KEY"] {
+        let res = client
+            .get("/my_service")
+            .header(Header::new(name, keys.good.expose().to_owned()))
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::Ok, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_empty_key_is_401_with_challenge() {
+    let (client, _, probe) = setup().await;
+    for value in [None, Some(""), Some("   ")] {
+        let mut req = client.get("/my_service");
+        if let Some(v) = value {
+            req = req.header(Header::new("API-KEY", v));
+        }
+        let (status, challenge, body) = problem(req.dispatch().await).await;
+        assert_eq!(status, Status::Unauthorized);
+        assert_eq!(challenge.as_deref(), Some("ApiKey header=\"API-KEY\""));
+        assert_eq!(body["title"], "Unauthorized");
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs an API key"));
+    }
+    assert_eq!(probe.lookups(), 0, "no lookup without a key");
+}
+
+#[tokio::test]
+async fn every_invalid_key_gets_the_same_401() {
+    let (client, keys, probe) = setup().await;
+    let good = keys.good.expose().to_owned();
+    let mut bad_checksum = good.clone();
+    bad_checksum.pop();
+    bad_checksum.push(if good.ends_with('A') { 'B' } else { 'A' });
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("unknown", vec!["unknown-key".into()]),
+        ("wrong generated", vec![format!("ak_{}", "x".repeat(50))]),
+        ("bad checksum", vec![bad_checksum]),
+        ("truncated", vec![good[..good.len() - 3].to_owned()]),
+        ("revoked", vec![keys.revoked.expose().into()]),
+        ("expired", vec![keys.expired.expose().into()]),
+        ("disabled user", vec![keys.disabled_user.expose().into()]),
+        ("too long", vec!["k".repeat(4096)]),
+        ("two headers", vec![good.clone(), good.clone()]),
+    ];
+    let mut bodies = Vec::new();
+    for (what, values) in cases {
+        let mut req = client.get("/my_service");
+        for v in values {
+            req = req.header(Header::new("API-KEY", v));
+        }
+        let (status, challenge, body) = problem(req.dispatch().await).await;
+        assert_eq!(status, Status::Unauthorized, "{what}");
+        assert!(challenge.is_some(), "{what}");
+        let text = body.to_string();
+        assert!(
+            !text.contains(&good[3..10]),
+            "{what}: the key is not echoed"
+        );
+        bodies.push(text);
+    }
+    bodies.dedup();
+    assert_eq!(bodies.len(), 1, "one identical body: {bodies:?}");
+    // Malformed values (wrong or bad checksum, truncated, too long) and repeated headers
+    // never reach the store: only the four well-formed keys were looked up.
+    assert_eq!(
+        probe.lookups(),
+        4,
+        "unknown, revoked, expired, disabled user"
+    );
+}
+
+#[tokio::test]
+async fn key_outside_the_route_groups_is_403() {
+    let (client, keys, _) = setup().await;
+    let res = client
+        .post("/billing")
+        .header(Header::new("API-KEY", keys.good.expose().to_owned()))
+        .dispatch()
+        .await;
+    let (status, challenge, body) = problem(res).await;
+    assert_eq!(status, Status::Forbidden);
+    assert_eq!(challenge, None);
+    assert_eq!(body["title"], "Forbidden");
+    let res = client
+        .post("/billing")
+        .header(Header::new("API-KEY", keys.billing.expose().to_owned()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.into_string().await.unwrap(), "billed bob");
+    let res = client.post("/billing").dispatch().await;
+    assert_eq!(res.status(), Status::Unauthorized, "no key is 401, not 403");
+}
+
+#[tokio::test]
+async fn public_routes_take_no_key_but_refuse_a_bad_one() {
+    let (client, keys, _) = setup().await;
+    assert_eq!(
+        get(&client, "/whoami", None).await,
+        (Status::Ok, "anonymous".into())
+    );
+    assert_eq!(
+        get(&client, "/whoami", Some(keys.good.expose())).await,
+        (Status::Ok, "alice".into())
+    );
+    assert_eq!(
+        get(&client, "/whoami", Some("wrong")).await.0,
+        Status::Unauthorized
+    );
+    assert_eq!(
+        get(&client, "/whoami", Some(keys.revoked.expose())).await.0,
+        Status::Unauthorized
+    );
+    assert_eq!(
+        get(&client, "/health", Some("wrong")).await,
+        (Status::Ok, "ok".into())
+    );
+}
+
+#[tokio::test]
+async fn data_format_and_method_pass_through() {
+    let (client, keys, _) = setup().await;
+    let res = client
+        .put("/echo")
+        .header(ContentType::Plain)
+        .header(Header::new("API-KEY", keys.good.expose().to_owned()))
+        .body("payload")
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.into_string().await.unwrap(), "alice: payload");
+    let res = client
+        .put("/echo")
+        .header(ContentType::Plain)
+        .body("payload")
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Unauthorized);
+}
+
+#[tokio::test]
+async fn custom_auth_method() {
+    let (client, _, _) = setup().await;
+    let res = client
+        .get("/tea")
+        .header(Header::new("X-Tea", "earl grey"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(res.into_string().await.unwrap(), "tea served");
+    assert_eq!(
+        client.get("/tea").dispatch().await.status(),
+        Status::Unauthorized
+    );
+}
+
+#[tokio::test]
+async fn the_key_is_verified_once_per_request() {
+    let (client, keys, probe) = setup().await;
+    let before = probe.lookups();
+    assert_eq!(
+        get(&client, "/both", Some(keys.good.expose())).await,
+        (Status::Ok, "good alice".into())
+    );
+    assert_eq!(probe.lookups() - before, 1);
+}
+
+#[tokio::test]
+async fn unreachable_store_is_503_never_the_handler() {
+    let (client, keys, probe) = setup().await;
+    probe.down.store(true, Ordering::SeqCst);
+    for uri in ["/my_service", "/whoami"] {
+        let res = client
+            .get(uri)
+            .header(Header::new("API-KEY", keys.good.expose().to_owned()))
+            .dispatch()
+            .await;
+        let (status, challenge, body) = problem(res).await;
+        assert_eq!(status, Status::ServiceUnavailable, "{uri}");
+        assert_eq!(challenge, None);
+        assert!(
+            !body.to_string().contains("connection refused"),
+            "no internals"
+        );
+    }
+    // Malformed keys are refused without the store, so they stay 401.
+    assert_eq!(
+        get(&client, "/my_service", Some("ak_bad")).await.0,
+        Status::Unauthorized
+    );
+    probe.down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        get(&client, "/my_service", Some(keys.good.expose()))
+            .await
+            .0,
+        Status::Ok,
+        "recovers by itself"
+    );
+}
+
+#[tokio::test]
+async fn header_name_is_configurable() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let keys = keys(&store).await;
+    let client = client(app(store, "[default.apikey]\nheader = \"X-Token\"\n")).await;
+    let res = client
+        .get("/my_service")
+        .header(Header::new("x-token", keys.good.expose().to_owned()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    let res = client
+        .get("/my_service")
+        .header(Header::new("API-KEY", keys.good.expose().to_owned()))
+        .dispatch()
+        .await;
+    let (status, challenge, _) = problem(res).await;
+    assert_eq!(status, Status::Unauthorized);
+    assert_eq!(challenge.as_deref(), Some("ApiKey header=\"X-Token\""));
+}
+
+#[tokio::test]
+async fn a_route_without_the_fairing_aborts_launch() {
+    let rocket = rocket_with("").mount("/", routes![my_service]);
+    let err = Client::tracked(rocket).await.map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err.kind(), rocket::error::ErrorKind::SentinelAborts(_)),
+        "{err:?}"
+    );
+    // `auth = "none"` routes need nothing.
+    let rocket = rocket_with("").mount("/", routes![health]);
+    assert!(Client::tracked(rocket).await.is_ok());
+}
+
+#[tokio::test]
+async fn bad_config_aborts_launch() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    for toml in [
+        "[default.apikey]\nunknown_setting = 1\n",
+        "[default.api_key_lonely]\nkey = \"k1\"\n",
+        "[default.api_key_x]\nuser = \"u\"\n",
+    ] {
+        let rocket = app(store.clone(), toml);
+        let err = Client::tracked(rocket).await.map(|_| ()).unwrap_err();
+        assert!(
+            matches!(err.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+            "{toml}: {err:?}"
+        );
+    }
+}
