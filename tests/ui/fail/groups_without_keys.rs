@@ -1,0 +1,6 @@
+use apikey_rocket::route;
+
+#[route("/x", auth = "none", groups = ["billing"])]
+fn handler() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use apikey_rocket::route;
+
+#[route("/x")]
+struct Handler;
+
+fn main() {}

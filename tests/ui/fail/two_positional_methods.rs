@@ -1,0 +1,6 @@
+use apikey_rocket::route;
+
+#[route(GET, POST, "/x")]
+fn handler() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use apikey_rocket::route;
+
+#[route("/x", auth = "apikey")]
+fn handler() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use apikey_rocket::route;
+
+#[route(FETCH, "/x")]
+fn handler() {}
+
+fn main() {}
