@@ -1,0 +1,235 @@
+//! The tests of the Odoo module `auth_api_key` (and `auth_api_key_server_env`,
+//! `auth_api_key_group`), ported by name, on every store. Where we are deliberately stricter
+//! than Odoo, the test says why.
+
+use std::sync::Arc;
+
+use apikey_core::conformance::Fixture;
+use apikey_core::{ApiKeyConfig, CreateKey, Hasher, KeyManager, Secret, SharedStore};
+use apikey_rocket::ApiKey;
+use apikey_tests::{client, rocket_with};
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::Client;
+use rocket::routes;
+
+async fn serve(store: &SharedStore, toml: &str) -> Client {
+    let rocket = rocket_with(toml)
+        .attach(ApiKey::with_store(store.clone()))
+        .mount(
+            "/",
+            routes![
+                my_service::my_service,
+                my_service::billing,
+                my_service::whoami
+            ],
+        );
+    client(rocket).await
+}
+
+/// Imports a key with a known value, as Odoo records hold plain keys.
+async fn record(store: &SharedStore, name: &str, key: &str, user: &str, groups: &[&str]) {
+    KeyManager::new(store.clone(), &ApiKeyConfig::default())
+        .import(
+            CreateKey {
+                name: name.into(),
+                user: user.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                expires_in: None,
+            },
+            &Secret::new(key),
+        )
+        .await
+        .unwrap();
+}
+
+/// The user the service sees for `key`, or the refusal status.
+async fn user_of(client: &Client, key: &str) -> Result<String, Status> {
+    let res = client
+        .get("/my_service")
+        .header(Header::new("API-KEY", key.to_owned()))
+        .dispatch()
+        .await;
+    if res.status() != Status::Ok {
+        return Err(res.status());
+    }
+    let body: serde_json::Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
+    Ok(body["user"].as_str().unwrap().to_owned())
+}
+
+macro_rules! odoo_tests {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            odoo_tests!(@each $make; test_lookup_key_from_db, test_wrong_key,
+                test_cache_invalidation, test_lookup_key_from_env, test_config_only_key,
+                test_user_archived_unarchived_with_option_on,
+                test_user_archived_unarchived_with_option_off, test_relations,
+                stricter_delete_and_revoke_take_effect_at_once,
+                stricter_config_key_of_revoked_record_is_refused);
+        }
+    };
+    (@each $make:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let fixture: Option<Fixture> = $make.await;
+                let Some(fixture) = fixture else {
+                    eprintln!("skipped: store not configured");
+                    return;
+                };
+                super::$test(fixture.store.clone()).await;
+                fixture.finish().await;
+            }
+        )*
+    };
+}
+
+odoo_tests!(memory, apikey_tests::memory());
+odoo_tests!(sqlite, apikey_tests::sqlite_file());
+odoo_tests!(postgres, apikey_tests::postgres());
+
+async fn test_lookup_key_from_db(store: SharedStore) {
+    record(&store, "good", "api_key", "demo", &[]).await;
+    let client = serve(&store, "").await;
+    assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
+}
+
+async fn test_wrong_key(store: SharedStore) {
+    record(&store, "good", "api_key", "demo", &[]).await;
+    let client = serve(&store, "").await;
+    assert_eq!(
+        user_of(&client, "api_wrong_key").await,
+        Err(Status::Unauthorized)
+    );
+}
+
+async fn test_cache_invalidation(store: SharedStore) {
+    record(&store, "good", "api_key", "demo", &[]).await;
+    let client = serve(&store, "").await;
+    assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
+    // Odoo writes the new value into the record; we give the record a new secret.
+    let digest = Hasher::new(None).digest("updated_key");
+    store
+        .rotate("good", digest, "(custom)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(user_of(&client, "updated_key").await, Ok("demo".into()));
+    assert_eq!(user_of(&client, "api_key").await, Err(Status::Unauthorized));
+}
+
+async fn test_lookup_key_from_env(store: SharedStore) {
+    record(&store, "From Env", "dummy", "demo", &[]).await;
+    let client = serve(
+        &store,
+        "[default.api_key_from_env]\nkey = \"api_key_from_env\"\n",
+    )
+    .await;
+    assert_eq!(
+        user_of(&client, "api_key_from_env").await,
+        Ok("demo".into())
+    );
+    assert_eq!(
+        user_of(&client, "dummy").await,
+        Err(Status::Unauthorized),
+        "the config value replaces the stored one"
+    );
+}
+
+async fn test_config_only_key(store: SharedStore) {
+    let client = serve(
+        &store,
+        "[default.api_key_robot]\nkey = \"robot_key\"\nuser = \"robot\"\ngroups = [\"billing\"]\n",
+    )
+    .await;
+    assert_eq!(user_of(&client, "robot_key").await, Ok("robot".into()));
+    let res = client
+        .post("/billing")
+        .header(Header::new("API-KEY", "robot_key"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok, "config groups apply");
+}
+
+async fn test_user_archived_unarchived_with_option_on(store: SharedStore) {
+    record(&store, "good", "api_key", "demo", &[]).await;
+    let client = serve(&store, "").await;
+    assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
+    store.set_user_active("demo", false).await.unwrap();
+    assert_eq!(user_of(&client, "api_key").await, Err(Status::Unauthorized));
+    store.set_user_active("demo", true).await.unwrap();
+    assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
+}
+
+async fn test_user_archived_unarchived_with_option_off(store: SharedStore) {
+    record(&store, "good", "api_key", "demo", &[]).await;
+    let client = serve(
+        &store,
+        "[default.apikey]\ndisable_keys_of_inactive_users = false\n",
+    )
+    .await;
+    store.set_user_active("demo", false).await.unwrap();
+    assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
+}
+
+async fn test_relations(store: SharedStore) {
+    record(&store, "One", "k1", "u", &["g-one"]).await;
+    record(&store, "Two", "k2", "u", &["g-one"]).await;
+    record(&store, "Three", "k3", "u", &["g-two"]).await;
+    let all = store.list().await.unwrap();
+    let members = |group: &str| -> Vec<String> {
+        all.iter()
+            .filter(|r| r.groups.iter().any(|g| g == group))
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    assert_eq!(members("g-one"), ["One", "Two"]);
+    assert_eq!(members("g-two"), ["Three"]);
+    let groups_of = |name: &str| all.iter().find(|r| r.name == name).unwrap().groups.clone();
+    assert_eq!(groups_of("One"), ["g-one"]);
+    assert_eq!(groups_of("Three"), ["g-two"]);
+}
+
+/// Odoo clears its cache on create/write of `key` or `user_id` only, so a deleted or archived
+/// key keeps working from the cache. Here every change takes effect on the next request.
+async fn stricter_delete_and_revoke_take_effect_at_once(store: SharedStore) {
+    record(&store, "a", "key_a", "demo", &[]).await;
+    record(&store, "b", "key_b", "demo", &[]).await;
+    let client = serve(&store, "").await;
+    assert!(user_of(&client, "key_a").await.is_ok());
+    assert!(user_of(&client, "key_b").await.is_ok());
+    store.delete("a").await.unwrap();
+    store.set_active("b", false).await.unwrap();
+    assert_eq!(user_of(&client, "key_a").await, Err(Status::Unauthorized));
+    assert_eq!(user_of(&client, "key_b").await, Err(Status::Unauthorized));
+    store.set_active("b", true).await.unwrap();
+    assert!(user_of(&client, "key_b").await.is_ok());
+}
+
+/// A config section replaces a record's key, not its life: revoking the record ends it too.
+async fn stricter_config_key_of_revoked_record_is_refused(store: SharedStore) {
+    record(&store, "From Env", "dummy", "demo", &[]).await;
+    let client = serve(
+        &store,
+        "[default.api_key_from_env]\nkey = \"from_config\"\n",
+    )
+    .await;
+    assert!(user_of(&client, "from_config").await.is_ok());
+    store.set_active("From Env", false).await.unwrap();
+    assert_eq!(
+        user_of(&client, "from_config").await,
+        Err(Status::Unauthorized)
+    );
+}
+
+#[tokio::test]
+async fn config_only_key_needs_a_user() {
+    let store: SharedStore = Arc::new(apikey_core::MemoryStore::new());
+    let rocket = rocket_with("[default.api_key_lonely]\nkey = \"k\"\n")
+        .attach(ApiKey::with_store(store))
+        .mount("/", routes![my_service::my_service]);
+    let err = Client::tracked(rocket).await.map(|_| ()).unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        rocket::error::ErrorKind::FailedFairings(_)
+    ));
+}
