@@ -462,10 +462,15 @@ mod sqlite {
             let watcher = if in_memory {
                 None
             } else {
-                let conn = SqliteConnection::connect_with(&options)
+                let mut conn = SqliteConnection::connect_with(&options)
                     .await
                     .map_err(unavailable)?;
-                Some(Background(tokio::spawn(watch(conn, changes.clone()))))
+                let start = baseline(&mut conn).await?;
+                Some(Background(tokio::spawn(watch(
+                    conn,
+                    start,
+                    changes.clone(),
+                ))))
             };
             Ok(SqliteStore {
                 pool,
@@ -499,11 +504,27 @@ mod sqlite {
         }
     }
 
-    /// Polls `PRAGMA data_version` (changes when another connection commits) and forwards the
-    /// change log entries it has not seen yet.
-    async fn watch(mut conn: SqliteConnection, changes: broadcast::Sender<Change>) {
-        let mut version: Option<i64> = None;
-        let mut last_id: Option<i64> = None;
+    /// The change log position a new watcher starts from: everything after it is news.
+    async fn baseline(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
+        let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        let last_id =
+            sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM apikey_changes")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+        Ok((version, last_id))
+    }
+
+    /// Polls `PRAGMA data_version` (it changes when another connection commits) and forwards
+    /// the change log entries written since the last poll.
+    async fn watch(
+        mut conn: SqliteConnection,
+        (mut version, mut last_id): (i64, i64),
+        changes: broadcast::Sender<Change>,
+    ) {
         let mut ticker = tokio::time::interval(POLL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -518,38 +539,21 @@ mod sqlite {
                     continue;
                 }
             };
-            if version == Some(v) {
+            if v == version {
                 continue;
             }
-            version = Some(v);
-            let rows: Result<Vec<(i64, String, String)>, _> = match last_id {
-                None => {
-                    sqlx::query_as(
-                        "SELECT id, kind, name FROM apikey_changes ORDER BY id DESC LIMIT 1",
-                    )
-                    .fetch_all(&mut conn)
-                    .await
-                }
-                Some(last) => {
-                    sqlx::query_as(
-                        "SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id",
-                    )
-                    .bind(last)
-                    .fetch_all(&mut conn)
-                    .await
-                }
-            };
+            version = v;
+            let rows: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
+                "SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id",
+            )
+            .bind(last_id)
+            .fetch_all(&mut conn)
+            .await;
             match rows {
                 Ok(rows) => {
-                    let first_poll = last_id.is_none();
                     for (id, kind, name) in rows {
-                        last_id = Some(id);
-                        if !first_poll {
-                            let _ = changes.send(decode_change(&kind, &name));
-                        }
-                    }
-                    if last_id.is_none() {
-                        last_id = Some(0);
+                        last_id = id;
+                        let _ = changes.send(decode_change(&kind, &name));
                     }
                 }
                 Err(e) => {

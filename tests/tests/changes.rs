@@ -1,0 +1,200 @@
+//! Database stores across processes: changes reach other pools, migrations refuse newer
+//! stores, and only digests are at rest.
+
+use std::time::{Duration, Instant};
+
+use apikey_core::store::{PostgresStore, SqliteStore};
+use apikey_core::{ApiKeyConfig, Change, CreateKey, KeyManager, SharedStore, StoreError};
+use apikey_tests::{drop_schema, postgres_url, unique_schema};
+use std::sync::Arc;
+
+fn spec(name: &str) -> CreateKey {
+    CreateKey {
+        name: name.into(),
+        user: "alice".into(),
+        ..Default::default()
+    }
+}
+
+/// Waits for `want` on `rx`; returns the time since `start` (taken before the write).
+async fn seen(
+    rx: &mut tokio::sync::broadcast::Receiver<Change>,
+    want: &Change,
+    start: Instant,
+) -> Duration {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(c)) if c == *want || c == Change::All => return start.elapsed(),
+            Ok(_) => {}
+            Err(_) => panic!("{want:?} never reached the other pool"),
+        }
+    }
+}
+
+/// A change made through one pool reaches a second pool's subscribers.
+async fn changes_cross_pools(writer: SharedStore, reader: SharedStore, label: &str) {
+    let mut rx = reader.subscribe();
+    let m = KeyManager::new(writer.clone(), &ApiKeyConfig::default());
+    let mut delays = Vec::new();
+    for i in 0..5 {
+        let name = format!("k{i}");
+        let start = Instant::now();
+        m.create(spec(&name)).await.unwrap();
+        delays.push(seen(&mut rx, &Change::Key(name.clone()), start).await);
+        let start = Instant::now();
+        writer.set_active(&name, false).await.unwrap();
+        delays.push(seen(&mut rx, &Change::Key(name.clone()), start).await);
+        // The reader's next lookup sees the revocation: no cache holds it.
+        let r = reader.get(&name).await.unwrap().unwrap();
+        assert!(!r.active);
+    }
+    let start = Instant::now();
+    writer.set_user_active("alice", false).await.unwrap();
+    delays.push(seen(&mut rx, &Change::User("alice".into()), start).await);
+    delays.sort();
+    eprintln!(
+        "{label}: change seen by the other pool after p50 {:?}, max {:?}",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_changes_reach_other_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    let a: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let b: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    changes_cross_pools(a, b, "SQLite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_reach_other_pools() {
+    let Some(url) = postgres_url() else {
+        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = unique_schema();
+    let a: SharedStore = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let b: SharedStore = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    changes_cross_pools(a, b, "PostgreSQL").await;
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_newer_than_the_binary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    drop(SqliteStore::connect(&url).await.unwrap());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let err = SqliteStore::connect(&url).await.unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::TooNew {
+            found: 999,
+            supported: apikey_core::store::SCHEMA_VERSION
+        }
+    );
+    assert!(err.to_string().contains("upgrade apikey"), "{err}");
+}
+
+#[tokio::test]
+async fn postgres_store_newer_than_the_binary_is_refused() {
+    let Some(url) = postgres_url() else {
+        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = unique_schema();
+    drop(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO {schema}._sqlx_migrations \
+         (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', TRUE, '\\x00', 0)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let err = PostgresStore::connect_in_schema(&url, &schema)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err}"
+    );
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test]
+async fn sqlite_holds_no_key_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let (_, key) = m.create(spec("at rest")).await.unwrap();
+    let (_, rotated) = m
+        .rotate("at rest", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    drop((m, store));
+    // Every text and blob cell of every table, and then the raw bytes of the database files.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut dump = String::new();
+    for (table, columns) in [
+        (
+            "apikey_keys",
+            "name || tech_name || user_name || group_names || stub",
+        ),
+        ("apikey_secrets", "hex(digest)"),
+        ("apikey_users", "name"),
+        ("apikey_changes", "kind || name"),
+    ] {
+        let cells: Vec<String> = sqlx::query_scalar(&format!("SELECT {columns} FROM {table}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        dump.extend(cells);
+    }
+    let digests: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apikey_secrets")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        digests, 2,
+        "the rotated-out secret is kept, as a digest, for its grace"
+    );
+    pool.close().await;
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let raw = String::from_utf8_lossy(&bytes);
+    for secret in [key.expose(), rotated.expose()] {
+        assert!(!dump.contains(secret));
+        assert!(!raw.contains(secret), "the key is in the database files");
+        // Nor any long run of the secret part.
+        assert!(!raw.contains(&secret[7..30]));
+    }
+}
