@@ -1,0 +1,368 @@
+//! The `apikey` binary as an operator uses it, against a running service on the same store.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::Client;
+
+struct Cli<'a> {
+    url: &'a str,
+    dir: &'a Path,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apikey"));
+        cmd.current_dir(self.dir)
+            .env_remove("APIKEY_CONFIG")
+            .env_remove("APIKEY_DATABASE_URL")
+            .arg("--database-url")
+            .arg(self.url)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run apikey");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed and prints JSON; returns it.
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "apikey {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn service(url: &str) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("apikey.database_url", url))
+        .merge(("log_level", "off"));
+    let (rocket, _) = my_service::app(rocket::custom(figment))
+        .await
+        .expect("demo app");
+    Client::tracked(rocket).await.expect("service starts")
+}
+
+async fn status(client: &Client, key: &str) -> Status {
+    client
+        .get("/my_service")
+        .header(Header::new("API-KEY", key.to_owned()))
+        .dispatch()
+        .await
+        .status()
+}
+
+/// Create, rotate with grace, revoke, activate, expire and delete from the CLI while a service
+/// runs on the same store, then restart the service.
+async fn lifecycle(url: &str, label: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        url,
+        dir: dir.path(),
+    };
+    let client = service(url).await;
+
+    let created = cli.json(&["create", "Robot", "--user", "robot", "--group", "billing"]);
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(created["tech_name"], "robot");
+    assert_eq!(
+        status(&client, &key).await,
+        Status::Ok,
+        "CLI create → service accepts"
+    );
+
+    let rotated = cli.json(&["rotate", "Robot", "--grace", "2s"]);
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    assert_eq!(status(&client, &key).await, Status::Ok, "old key in grace");
+    assert_eq!(status(&client, &new_key).await, Status::Ok);
+
+    let out = cli.run(&["revoke", "Robot"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let revoked_at = Instant::now();
+    assert_eq!(
+        status(&client, &new_key).await,
+        Status::Unauthorized,
+        "the first request after the CLI revoked the key is refused"
+    );
+    eprintln!("{label}: revocation seen after {:?}", revoked_at.elapsed());
+    cli.json(&["activate", "Robot"]);
+    assert_eq!(status(&client, &new_key).await, Status::Ok);
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        status(&client, &key).await,
+        Status::Unauthorized,
+        "grace over"
+    );
+    assert_eq!(status(&client, &new_key).await, Status::Ok);
+
+    let short = cli.json(&["create", "Short", "--user", "robot", "--expires-in", "1s"]);
+    let short_key = short["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        status(&client, &short_key).await,
+        Status::Unauthorized,
+        "expired"
+    );
+    let listed = cli.json(&["list"]);
+    let short = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Short")
+        .unwrap();
+    assert_eq!(short["status"], "expired");
+    assert!(
+        !listed.to_string().contains(&new_key),
+        "list never shows secrets"
+    );
+
+    // Restart: keys survive, no new demo key is made.
+    drop(client);
+    let client = service(url).await;
+    assert_eq!(
+        status(&client, &new_key).await,
+        Status::Ok,
+        "restart keeps keys"
+    );
+    let names: Vec<_> = cli
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, ["Robot", "Short", "demo"]);
+
+    let out = cli.run(&["delete", "Robot"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        status(&client, &new_key).await,
+        Status::Unauthorized,
+        "deleted"
+    );
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("keys.db").display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lifecycle_against_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle(&sqlite_url(dir.path()), "SQLite").await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Option<Self> {
+        let admin_url = std::env::var("APIKEY_TEST_POSTGRES_URL").ok()?;
+        let name = format!("apikey_cli_{}", std::process::id());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .expect("APIKEY_TEST_POSTGRES_URL reachable");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop(self) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url)
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lifecycle_against_a_running_service() {
+    let Some(db) = PgDatabase::create().await else {
+        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    lifecycle(&db.url, "PostgreSQL").await;
+    db.drop().await;
+}
+
+#[test]
+fn errors_are_clear_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cli = Cli {
+        url: &url,
+        dir: dir.path(),
+    };
+    cli.json(&["create", "one", "--user", "u"]);
+
+    let out = cli.run(&["create", "One", "--user", "v"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no key printed on failure");
+
+    for args in [
+        &["show", "nope"][..],
+        &["revoke", "nope"],
+        &["activate", "nope"],
+        &["delete", "nope"],
+        &["rotate", "nope"],
+        &["group", "add", "nope", "g"],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("no key named \"nope\""),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+
+    let out = cli.run(&["create", "two", "--user", "u", "--expires-in", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
+    let out = cli.run(&["rotate", "one", "--grace", "-5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli.run(&["create", "two"]);
+    assert_eq!(out.status.code(), Some(2), "missing --user");
+    let out = cli.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let names = cli.json(&["list"]);
+    assert_eq!(names.as_array().unwrap().len(), 1, "nothing half-written");
+
+    let dead = Cli {
+        url: "postgres://nobody@127.0.0.1:9/none",
+        dir: dir.path(),
+    };
+    let out = dead.run(&["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot open the key store"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = Cli {
+        url: "mysql://x",
+        dir: dir.path(),
+    }
+    .run(&["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unsupported database_url scheme"));
+}
+
+#[test]
+fn verify_reads_the_key_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cli = Cli {
+        url: &url,
+        dir: dir.path(),
+    };
+    let key = cli.json(&["create", "v", "--user", "u"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = cli.run_with_stdin(&["verify"], Some(&format!("{key}\n")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"u\""));
+    let out = cli.run_with_stdin(&["verify"], Some("wrong\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let out = cli.run_with_stdin(&["verify"], Some(""));
+    assert_eq!(out.status.code(), Some(1), "empty input is no key");
+    cli.run(&["user", "disable", "u"]);
+    let out = cli.run_with_stdin(&["verify"], Some(&key));
+    assert_eq!(out.status.code(), Some(1), "disabled user");
+}
+
+#[test]
+fn config_file_and_human_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let config = dir.path().join("ops.toml");
+    std::fs::write(&config, format!("[apikey]\ndatabase_url = \"{url}\"\n")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_apikey"))
+            .current_dir(dir.path())
+            .env_remove("APIKEY_DATABASE_URL")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "create", "Human", "--user", "h", "--group", "b", "--group", "a",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(
+        key.trim().starts_with("ak_"),
+        "only the key on stdout: {key}"
+    );
+    assert!(stderr(&out).contains("shown once"));
+    let out = run(&["list"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("Human") && table.contains("a,b") && table.contains("active"));
+    assert!(!table.contains(key.trim()));
+    let out = run(&["show", "Human"]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("tech_name:    human"));
+    let out = run(&["--config", "/nonexistent.toml", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+}
