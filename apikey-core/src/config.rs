@@ -364,11 +364,13 @@ impl ApiKeyConfig {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its large `Error`: not ours to shrink.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
-    fn load(jail: &figment::Jail) -> Result<ApiKeyConfig, ConfigError> {
-        let _ = jail;
+    /// Loads the configuration from the jail's working directory and environment.
+    fn load(_jail: &figment::Jail) -> Result<ApiKeyConfig, ConfigError> {
         ApiKeyConfig::load(None)
     }
 
