@@ -23,9 +23,18 @@ async fn demo_routes() {
     assert_eq!(res.status(), Status::Ok);
     let body: serde_json::Value = res.into_json().await.unwrap();
     assert_eq!(body, serde_json::json!({"user": "demo", "key": "demo"}));
-    assert_eq!(client.get("/my_service").dispatch().await.status(), Status::Unauthorized);
+    assert_eq!(
+        client.get("/my_service").dispatch().await.status(),
+        Status::Unauthorized
+    );
 
-    let body: serde_json::Value = client.get("/whoami").dispatch().await.into_json().await.unwrap();
+    let body: serde_json::Value = client
+        .get("/whoami")
+        .dispatch()
+        .await
+        .into_json()
+        .await
+        .unwrap();
     assert_eq!(body, serde_json::json!({"user": null, "groups": []}));
     let body: serde_json::Value = client
         .get("/whoami")
@@ -35,10 +44,16 @@ async fn demo_routes() {
         .into_json()
         .await
         .unwrap();
-    assert_eq!(body, serde_json::json!({"user": "demo", "groups": ["billing"]}));
+    assert_eq!(
+        body,
+        serde_json::json!({"user": "demo", "groups": ["billing"]})
+    );
 
     let res = client.get("/health").dispatch().await;
-    assert_eq!((res.status(), res.into_string().await.unwrap()), (Status::Ok, "ok".into()));
+    assert_eq!(
+        (res.status(), res.into_string().await.unwrap()),
+        (Status::Ok, "ok".into())
+    );
 
     let res = client
         .post("/billing")
