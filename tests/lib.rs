@@ -105,6 +105,8 @@ pub struct Probe {
     pub lookups: std::sync::atomic::AtomicUsize,
     /// When true, every call fails with `StoreError::Unavailable`.
     pub down: std::sync::atomic::AtomicBool,
+    /// Milliseconds every lookup by digest waits first (to make lookups overlap).
+    pub delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Probe {
@@ -114,6 +116,7 @@ impl Probe {
             inner,
             lookups: Default::default(),
             down: Default::default(),
+            delay_ms: Default::default(),
         })
     }
 
@@ -140,6 +143,10 @@ impl apikey_core::KeyStore for Probe {
         digest: &apikey_core::Digest,
     ) -> Result<Option<apikey_core::Match>, apikey_core::StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         self.up()?.find_by_digest(digest).await
     }
     async fn get(
@@ -199,7 +206,7 @@ impl apikey_core::KeyStore for Probe {
     async fn user_active(&self, user: &str) -> Result<bool, apikey_core::StoreError> {
         self.up()?.user_active(user).await
     }
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<apikey_core::Change> {
-        self.inner.subscribe()
+    fn changes(&self) -> &apikey_core::ChangeFeed {
+        self.inner.changes()
     }
 }

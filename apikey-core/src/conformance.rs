@@ -370,7 +370,7 @@ async fn next_change(rx: &mut tokio::sync::broadcast::Receiver<Change>, want: &C
 
 #[doc(hidden)]
 pub async fn changes_are_announced(store: SharedStore) {
-    let mut rx = store.subscribe();
+    let mut rx = store.changes().subscribe();
     let key = Change::Key("k".into());
     create(&store, "k", "s").await;
     next_change(&mut rx, &key).await;

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod cache;
 pub mod config;
 mod digest;
 mod key;
@@ -17,6 +18,7 @@ mod model;
 mod secret;
 mod slug;
 pub mod store;
+mod task;
 mod verify;
 
 #[cfg(feature = "conformance")]
@@ -24,13 +26,14 @@ mod verify;
 pub mod conformance;
 
 pub use admin::{CreateKey, KeyManager};
+pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use digest::{Digest, Hasher};
 pub use key::{valid_prefix, GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
 pub use model::{normalize_groups, Caller, Change, KeyRecord, Match, NewKey};
 pub use secret::Secret;
 pub use slug::slugify;
-pub use store::{KeyStore, MemoryStore, SharedStore, StoreError};
+pub use store::{ChangeFeed, ChangeListener, KeyStore, MemoryStore, SharedStore, StoreError};
 pub use verify::{AuthError, SetupError, SharedVerifier, Verifier};
 
 /// Builds everything a service needs from configuration: opens the store named by

@@ -2,13 +2,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
+use crate::cache::{Caches, Valid};
 use crate::config::{ApiKeyConfig, ConfigError, KeySection, Settings};
-use crate::store::{SharedStore, StoreError};
-use crate::{Caller, Digest, Hasher, KeyFormat, Match};
+use crate::store::{ChangeListener, SharedStore, StoreError};
+use crate::{Caller, Digest, Hasher, KeyFormat, KeyRecord, Match};
 
 /// Why a request is not let in. Carries nothing about the presented value: the same
 /// [`AuthError::Invalid`] answers every kind of wrong key, so responses are no oracle.
@@ -47,17 +50,24 @@ struct Sections {
     overridden: HashSet<String>,
 }
 
-/// Verifies keys against config sections and a [`KeyStore`](crate::KeyStore).
+/// Verifies keys against config sections and a [`KeyStore`](crate::KeyStore), with caches in
+/// front of the store.
 ///
 /// Precedence follows Odoo's `server_environment`: a `[api_key_<tech_name>]` section replaces
 /// the stored secret of the key with that tech name (the stored one stops working); a section
 /// with no stored key is a key on its own and names its `user`.
+///
+/// Valid keys are cached for `cache_ttl`, unknown ones (apart, bounded) for
+/// `negative_cache_ttl`. Every change the store announces — made here, by the CLI or by another
+/// instance — drops exactly the entries it affects; expiry is re-checked on every hit.
 pub struct Verifier {
     store: SharedStore,
     hasher: Hasher,
     format: KeyFormat,
     settings: Settings,
     sections: Sections,
+    caches: Arc<Caches>,
+    store_queries: AtomicU64,
 }
 
 impl fmt::Debug for Verifier {
@@ -68,6 +78,17 @@ impl fmt::Debug for Verifier {
             .field("sections", &self.sections.by_digest.len())
             .finish()
     }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn unavailable(e: StoreError) -> AuthError {
+    log::error!("API key lookup failed: {e}");
+    AuthError::Unavailable
 }
 
 impl Verifier {
@@ -95,12 +116,21 @@ impl Verifier {
                 .by_digest
                 .insert(hasher.digest(section.key.expose()), section);
         }
+        let caches = Arc::new(Caches::new(
+            config.settings.cache_ttl,
+            config.settings.negative_cache_ttl,
+        ));
+        // Registered before the first lookup, so no change can slip between.
+        let listener: Arc<dyn ChangeListener> = caches.clone();
+        store.changes().listen(Arc::downgrade(&listener));
         Ok(Verifier {
             store,
             hasher,
             format,
             settings: config.settings,
             sections,
+            caches,
+            store_queries: AtomicU64::new(0),
         })
     }
 
@@ -129,6 +159,11 @@ impl Verifier {
         &self.format
     }
 
+    /// How many store queries verification has made so far (cache misses).
+    pub fn store_queries(&self) -> u64 {
+        self.store_queries.load(Ordering::Relaxed)
+    }
+
     /// Verifies the values of the key header of one request. No value, or only an empty one,
     /// is [`AuthError::Missing`]; several values are [`AuthError::Invalid`].
     pub async fn verify_header<'a, I>(&self, values: I) -> Result<Caller, AuthError>
@@ -149,21 +184,82 @@ impl Verifier {
 
     /// Verifies one key.
     pub async fn verify(&self, key: &str) -> Result<Caller, AuthError> {
+        // Malformed values never reach a cache or the store.
         if let Err(why) = self.format.check(key) {
             log::info!("API key refused before lookup: {why}");
             return Err(AuthError::Invalid);
         }
         let digest = self.hasher.digest(key);
-        let now = OffsetDateTime::now_utc();
-        if let Some(section) = self.sections.by_digest.get(&digest) {
-            return self.verify_section(section, now).await;
+        if let Some(valid) = self.caches.get(&digest).await {
+            return self.accept(&digest, &valid).await;
         }
-        let found = self.store.find_by_digest(&digest).await.map_err(|e| {
-            log::error!("API key lookup failed: {e}");
-            AuthError::Unavailable
-        })?;
+        if self.caches.is_known_unknown(&digest).await {
+            return Err(AuthError::Invalid);
+        }
+        let generation = self.caches.generation();
+        let Some(positive) = self.caches.positive() else {
+            return self.resolve_uncached(digest, generation).await;
+        };
+        // Concurrent misses for one digest share a single store query.
+        let found = positive
+            .try_get_with(digest, async { self.resolve(&digest).await.map(Arc::new) })
+            .await;
         match found {
-            Some(m) if m.digest.ct_eq(&digest) => self.check_match(m, now).await,
+            Ok(valid) if self.caches.generation() == generation => {
+                self.accept(&digest, &valid).await
+            }
+            // A change raced the lookup: what was cached may be stale.
+            Ok(_) => {
+                self.caches.forget(&digest).await;
+                self.resolve(&digest).await.map(|v| v.caller)
+            }
+            Err(e) => {
+                if *e == AuthError::Invalid {
+                    self.caches.remember_unknown(digest, generation).await;
+                }
+                Err(*e)
+            }
+        }
+    }
+
+    async fn resolve_uncached(&self, digest: Digest, generation: u64) -> Result<Caller, AuthError> {
+        match self.resolve(&digest).await {
+            Ok(valid) => self.accept(&digest, &valid).await,
+            Err(AuthError::Invalid) => {
+                self.caches.remember_unknown(digest, generation).await;
+                Err(AuthError::Invalid)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-checks expiry on every hit.
+    async fn accept(&self, digest: &Digest, valid: &Valid) -> Result<Caller, AuthError> {
+        if valid.not_after.is_some_and(|t| t <= unix_now()) {
+            log::info!("API key {:?} refused: expired", valid.caller.key_name());
+            self.caches.forget(digest).await;
+            return Err(AuthError::Invalid);
+        }
+        Ok(valid.caller.clone())
+    }
+
+    /// What the store (and the config sections) say of a digest.
+    async fn resolve(&self, digest: &Digest) -> Result<Valid, AuthError> {
+        let now = OffsetDateTime::now_utc();
+        if let Some((stored, section)) = self.sections.by_digest.get_key_value(digest) {
+            if !stored.ct_eq(digest) {
+                return Err(AuthError::Invalid);
+            }
+            return self.resolve_section(section, now).await;
+        }
+        self.store_queries.fetch_add(1, Ordering::Relaxed);
+        let found = self
+            .store
+            .find_by_digest(digest)
+            .await
+            .map_err(unavailable)?;
+        match found {
+            Some(m) if m.digest.ct_eq(digest) => self.check_match(m, now),
             _ => {
                 log::info!("API key refused: unknown key");
                 Err(AuthError::Invalid)
@@ -171,7 +267,7 @@ impl Verifier {
         }
     }
 
-    async fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Caller, AuthError> {
+    fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Valid, AuthError> {
         let r = &m.record;
         let refused = if self.sections.overridden.contains(&r.tech_name) {
             Some("its secret is replaced by a config section")
@@ -186,25 +282,28 @@ impl Verifier {
         } else {
             None
         };
-        match refused {
-            Some(why) => {
-                log::info!("API key {:?} refused: {why}", r.name);
-                Err(AuthError::Invalid)
-            }
-            None => Ok(Caller::new(&r.user, &r.name, &r.tech_name, &r.groups)),
+        if let Some(why) = refused {
+            log::info!("API key {:?} refused: {why}", r.name);
+            return Err(AuthError::Invalid);
         }
+        let not_after = [r.expires_at, m.valid_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(OffsetDateTime::unix_timestamp);
+        Ok(Valid {
+            caller: Caller::new(&r.user, &r.name, &r.tech_name, &r.groups),
+            not_after,
+        })
     }
 
-    async fn verify_section(
+    async fn resolve_section(
         &self,
         section: &KeySection,
         now: OffsetDateTime,
-    ) -> Result<Caller, AuthError> {
-        let unavailable = |e: StoreError| {
-            log::error!("API key lookup failed: {e}");
-            AuthError::Unavailable
-        };
-        let stored = self
+    ) -> Result<Valid, AuthError> {
+        self.store_queries.fetch_add(1, Ordering::Relaxed);
+        let stored: Option<KeyRecord> = self
             .store
             .get_by_tech_name(&section.tech_name)
             .await
@@ -216,7 +315,7 @@ impl Verifier {
             );
             Err(AuthError::Invalid)
         };
-        let (user, name, groups, user_active) = match &stored {
+        let (user, name, groups, user_active, expires_at) = match &stored {
             Some(r) => {
                 if !r.active {
                     return refuse("the stored key is revoked");
@@ -228,24 +327,32 @@ impl Verifier {
                 let user_active = if user == r.user {
                     r.user_active
                 } else {
-                    self.store.user_active(user).await.map_err(unavailable)?
+                    self.user_active(user).await?
                 };
                 let groups = section.groups.as_deref().unwrap_or(&r.groups);
-                (user, r.name.as_str(), groups, user_active)
+                (user, r.name.as_str(), groups, user_active, r.expires_at)
             }
             None => {
                 let Some(user) = section.user.as_deref() else {
                     return refuse("no stored key of that tech name and no `user`");
                 };
-                let user_active = self.store.user_active(user).await.map_err(unavailable)?;
+                let user_active = self.user_active(user).await?;
                 let groups = section.groups.as_deref().unwrap_or_default();
-                (user, section.tech_name.as_str(), groups, user_active)
+                (user, section.tech_name.as_str(), groups, user_active, None)
             }
         };
         if self.settings.disable_keys_of_inactive_users && !user_active {
             return refuse("its user is disabled");
         }
-        Ok(Caller::new(user, name, &section.tech_name, groups))
+        Ok(Valid {
+            caller: Caller::new(user, name, &section.tech_name, groups),
+            not_after: expires_at.map(OffsetDateTime::unix_timestamp),
+        })
+    }
+
+    async fn user_active(&self, user: &str) -> Result<bool, AuthError> {
+        self.store_queries.fetch_add(1, Ordering::Relaxed);
+        self.store.user_active(user).await.map_err(unavailable)
     }
 }
 

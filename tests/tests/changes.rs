@@ -34,7 +34,7 @@ async fn seen(
 
 /// A change made through one pool reaches a second pool's subscribers.
 async fn changes_cross_pools(writer: SharedStore, reader: SharedStore, label: &str) {
-    let mut rx = reader.subscribe();
+    let mut rx = reader.changes().subscribe();
     let m = KeyManager::new(writer.clone(), &ApiKeyConfig::default());
     let mut delays = Vec::new();
     for i in 0..5 {

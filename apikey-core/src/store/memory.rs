@@ -5,9 +5,8 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
 
-use super::{validate_new, KeyStore, StoreError};
+use super::{validate_new, ChangeFeed, KeyStore, StoreError};
 use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
 
 #[derive(Debug, Clone)]
@@ -47,7 +46,7 @@ impl State {
 #[derive(Debug)]
 pub struct MemoryStore {
     state: RwLock<State>,
-    changes: broadcast::Sender<Change>,
+    changes: ChangeFeed,
 }
 
 impl Default for MemoryStore {
@@ -61,7 +60,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
             state: RwLock::new(State::default()),
-            changes: broadcast::channel(1024).0,
+            changes: ChangeFeed::default(),
         }
     }
 
@@ -76,8 +75,7 @@ impl MemoryStore {
     }
 
     fn announce(&self, change: Change) {
-        // No receiver is not an error: nobody caches.
-        let _ = self.changes.send(change);
+        self.changes.announce(change);
     }
 }
 
@@ -276,7 +274,7 @@ impl KeyStore for MemoryStore {
         Ok(!self.read().inactive_users.contains(user))
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 }

@@ -1,7 +1,7 @@
 //! The storage seam: [`KeyStore`] and the stores that implement it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -97,7 +97,65 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     async fn user_active(&self, user: &str) -> Result<bool, StoreError>;
 
     /// Changes made through this store, and (for database stores) by other processes.
-    fn subscribe(&self) -> broadcast::Receiver<Change>;
+    fn changes(&self) -> &ChangeFeed;
+}
+
+/// Something that must learn of changes synchronously (caches).
+pub trait ChangeListener: Send + Sync {
+    /// Called for every change, before the write that made it returns (for changes made in
+    /// this process) or as soon as it is noticed (for changes made elsewhere).
+    fn on_change(&self, change: &Change);
+}
+
+/// How a store announces changes: synchronously to listeners (so a cache never serves a key
+/// after the call that revoked it returned), then to broadcast subscribers.
+pub struct ChangeFeed {
+    listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
+    broadcast: broadcast::Sender<Change>,
+}
+
+impl fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeFeed").finish_non_exhaustive()
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        ChangeFeed {
+            listeners: Mutex::new(Vec::new()),
+            broadcast: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl ChangeFeed {
+    /// Announces a change to every live listener, then to subscribers.
+    pub fn announce(&self, change: Change) {
+        let listeners: Vec<Arc<dyn ChangeListener>> = {
+            let mut all = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|l| l.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        };
+        for l in listeners {
+            l.on_change(&change);
+        }
+        // No subscriber is not an error.
+        let _ = self.broadcast.send(change);
+    }
+
+    /// Registers a listener for as long as it lives.
+    pub fn listen(&self, listener: Weak<dyn ChangeListener>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    /// A receiver of the changes announced from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.broadcast.subscribe()
+    }
 }
 
 /// A shared, type-erased store.

@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::FromRow;
+use std::sync::Arc;
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
-use super::{validate_new, KeyStore, StoreError};
+use super::{validate_new, ChangeFeed, KeyStore, StoreError};
+use crate::task::Background;
 use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
 
 /// Newest schema version this binary knows (the last migration's number).
@@ -128,16 +128,6 @@ fn decode_change(kind: &str, name: &str) -> Change {
     }
 }
 
-/// Aborts a background task when the store goes away.
-#[derive(Debug)]
-struct Background(JoinHandle<()>);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The store operations, written once for both databases.
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
@@ -167,7 +157,7 @@ macro_rules! sql_store {
             ) -> Result<(), StoreError> {
                 Self::notify(&mut tx, &self.channel, &change).await?;
                 tx.commit().await.map_err(unavailable)?;
-                let _ = self.changes.send(change);
+                self.changes.announce(change);
                 Ok(())
             }
         }
@@ -397,8 +387,8 @@ macro_rules! sql_store {
                 Ok(active.unwrap_or(true))
             }
 
-            fn subscribe(&self) -> broadcast::Receiver<Change> {
-                self.changes.subscribe()
+            fn changes(&self) -> &ChangeFeed {
+                &self.changes
             }
         }
     };
@@ -422,7 +412,7 @@ mod sqlite {
     #[derive(Debug)]
     pub struct SqliteStore {
         pool: SqlitePool,
-        changes: broadcast::Sender<Change>,
+        changes: Arc<ChangeFeed>,
         channel: String,
         _watcher: Option<Background>,
     }
@@ -458,7 +448,7 @@ mod sqlite {
                 .run(&pool)
                 .await
                 .map_err(|e| migrate_error(e, &MIGRATOR))?;
-            let changes = broadcast::channel(1024).0;
+            let changes = Arc::new(ChangeFeed::default());
             let watcher = if in_memory {
                 None
             } else {
@@ -523,7 +513,7 @@ mod sqlite {
     async fn watch(
         mut conn: SqliteConnection,
         (mut version, mut last_id): (i64, i64),
-        changes: broadcast::Sender<Change>,
+        changes: Arc<ChangeFeed>,
     ) {
         let mut ticker = tokio::time::interval(POLL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -553,12 +543,12 @@ mod sqlite {
                 Ok(rows) => {
                     for (id, kind, name) in rows {
                         last_id = id;
-                        let _ = changes.send(decode_change(&kind, &name));
+                        changes.announce(decode_change(&kind, &name));
                     }
                 }
                 Err(e) => {
                     log::warn!("apikey: reading SQLite store changes failed: {e}");
-                    let _ = changes.send(Change::All);
+                    changes.announce(Change::All);
                 }
             }
         }
@@ -583,7 +573,7 @@ mod postgres {
     #[derive(Debug)]
     pub struct PostgresStore {
         pool: PgPool,
-        changes: broadcast::Sender<Change>,
+        changes: Arc<ChangeFeed>,
         channel: String,
         _listener: Background,
     }
@@ -630,10 +620,10 @@ mod postgres {
                 .await
                 .map_err(|e| migrate_error(e, &MIGRATOR))?;
             let channel = format!("apikey_changes_{schema}");
-            let changes = broadcast::channel(1024).0;
+            let changes = Arc::new(ChangeFeed::default());
             let mut listener = PgListener::connect_with(&pool).await.map_err(unavailable)?;
             listener.listen(&channel).await.map_err(unavailable)?;
-            let listener = Background(tokio::spawn(listen(listener, changes.clone())));
+            let listener = Background(tokio::spawn(listen(listener, Arc::clone(&changes))));
             Ok(PostgresStore {
                 pool,
                 changes,
@@ -662,20 +652,20 @@ mod postgres {
 
     /// Forwards notifications; after a lost connection (notifications may have been missed)
     /// announces [`Change::All`].
-    async fn listen(mut listener: PgListener, changes: broadcast::Sender<Change>) {
+    async fn listen(mut listener: PgListener, changes: Arc<ChangeFeed>) {
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) => {
                     let (kind, name) = n.payload().split_once(':').unwrap_or(("*", ""));
-                    let _ = changes.send(decode_change(kind, name));
+                    changes.announce(decode_change(kind, name));
                 }
                 Ok(None) => {
                     log::warn!("apikey: lost the PostgreSQL notification connection; reconnecting");
-                    let _ = changes.send(Change::All);
+                    changes.announce(Change::All);
                 }
                 Err(e) => {
                     log::warn!("apikey: PostgreSQL notifications failed: {e}");
-                    let _ = changes.send(Change::All);
+                    changes.announce(Change::All);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

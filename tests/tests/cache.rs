@@ -1,0 +1,229 @@
+//! The caches in front of every store: hits cost no query, unknown keys cost at most one per
+//! negative TTL, changes drop exactly what they touch, expiry is re-checked on every hit.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apikey_core::config::Settings;
+use apikey_core::{
+    ApiKeyConfig, AuthError, CreateKey, KeyManager, MemoryStore, Secret, SharedStore, Verifier,
+};
+use apikey_tests::Probe;
+
+async fn setup(settings: Settings) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
+    let probe = Probe::new(Arc::new(MemoryStore::new()));
+    let store: SharedStore = probe.clone();
+    let config = ApiKeyConfig {
+        settings,
+        sections: vec![],
+    };
+    let manager = KeyManager::new(store.clone(), &config);
+    let verifier = Arc::new(Verifier::new(config, store).await.unwrap());
+    (verifier, probe, manager)
+}
+
+async fn key(manager: &KeyManager, name: &str, user: &str) -> Secret {
+    manager
+        .create(CreateKey {
+            name: name.into(),
+            user: user.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn hits_cost_no_store_query() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let k = key(&m, "a", "alice").await;
+    for _ in 0..100 {
+        assert_eq!(v.verify(k.expose()).await.unwrap().user(), "alice");
+    }
+    assert_eq!(probe.lookups(), 1);
+    assert_eq!(v.store_queries(), 1);
+}
+
+#[tokio::test]
+async fn unknown_keys_cost_one_query_per_negative_ttl() {
+    let (v, probe, _) = setup(Settings::default()).await;
+    for _ in 0..100 {
+        assert_eq!(v.verify("no-such-key").await, Err(AuthError::Invalid));
+    }
+    assert_eq!(probe.lookups(), 1);
+}
+
+#[tokio::test]
+async fn malformed_keys_cost_no_query() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let good = key(&m, "a", "alice").await;
+    let mut bad = good.expose().to_owned();
+    bad.replace_range(10..11, if &bad[10..11] == "x" { "y" } else { "x" });
+    for value in [bad.as_str(), "ak_short", "bad value", &"k".repeat(600)] {
+        assert_eq!(v.verify(value).await, Err(AuthError::Invalid));
+    }
+    assert_eq!(probe.lookups(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_make_one_query() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let k = key(&m, "a", "alice").await;
+    probe.delay_ms.store(100, Ordering::SeqCst);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let v = v.clone();
+            let k = k.clone();
+            tokio::spawn(async move { v.verify(k.expose()).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().is_ok());
+    }
+    assert_eq!(probe.lookups(), 1);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let v = v.clone();
+            tokio::spawn(async move { v.verify("unknown-but-well-formed").await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Err(AuthError::Invalid));
+    }
+    assert_eq!(probe.lookups(), 2, "one for the unknown key too");
+}
+
+#[tokio::test]
+async fn a_change_drops_exactly_what_it_touches() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let a = key(&m, "a", "alice").await;
+    let b = key(&m, "b", "bob").await;
+    let c = key(&m, "c", "bob").await;
+    for k in [&a, &b, &c] {
+        v.verify(k.expose()).await.unwrap();
+    }
+    assert_eq!(probe.lookups(), 3);
+    m.store().set_active("a", false).await.unwrap();
+    assert_eq!(
+        v.verify(a.expose()).await,
+        Err(AuthError::Invalid),
+        "revoked at once"
+    );
+    assert_eq!(probe.lookups(), 4, "a was looked up again");
+    v.verify(b.expose()).await.unwrap();
+    v.verify(c.expose()).await.unwrap();
+    assert_eq!(probe.lookups(), 4, "b and c stayed cached");
+
+    m.store().set_user_active("bob", false).await.unwrap();
+    assert_eq!(v.verify(b.expose()).await, Err(AuthError::Invalid));
+    assert_eq!(v.verify(c.expose()).await, Err(AuthError::Invalid));
+    m.store().set_user_active("bob", true).await.unwrap();
+    assert!(
+        v.verify(b.expose()).await.is_ok(),
+        "the negative cache was dropped too"
+    );
+
+    m.store().set_active("a", true).await.unwrap();
+    assert!(v.verify(a.expose()).await.is_ok());
+    m.store().delete("a").await.unwrap();
+    assert_eq!(
+        v.verify(a.expose()).await,
+        Err(AuthError::Invalid),
+        "deleted at once"
+    );
+    let (_, rotated) = m.rotate("b", Duration::ZERO).await.unwrap();
+    assert_eq!(
+        v.verify(b.expose()).await,
+        Err(AuthError::Invalid),
+        "rotated out at once"
+    );
+    assert!(v.verify(rotated.expose()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_key_created_after_a_miss_works_at_once() {
+    let (v, _, m) = setup(Settings::default()).await;
+    let secret = Secret::new("imported-key");
+    assert_eq!(v.verify(secret.expose()).await, Err(AuthError::Invalid));
+    m.import(
+        CreateKey {
+            name: "late".into(),
+            user: "u".into(),
+            ..Default::default()
+        },
+        &secret,
+    )
+    .await
+    .unwrap();
+    assert!(v.verify(secret.expose()).await.is_ok());
+}
+
+#[tokio::test]
+async fn expiry_is_rechecked_on_every_hit() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let (_, k) = m
+        .create(CreateKey {
+            name: "short".into(),
+            user: "u".into(),
+            expires_in: Some(Duration::from_secs(2)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(v.verify(k.expose()).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    probe.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        v.verify(k.expose()).await,
+        Err(AuthError::Invalid),
+        "refused from the cache entry itself, without asking the store"
+    );
+}
+
+#[tokio::test]
+async fn cached_keys_survive_an_outage_everything_else_is_unavailable() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let good = key(&m, "a", "alice").await;
+    let other = key(&m, "b", "bob").await;
+    v.verify(good.expose()).await.unwrap();
+    probe.down.store(true, Ordering::SeqCst);
+    assert!(v.verify(good.expose()).await.is_ok());
+    assert_eq!(v.verify(other.expose()).await, Err(AuthError::Unavailable));
+    assert_eq!(v.verify("unknown").await, Err(AuthError::Unavailable));
+    probe.down.store(false, Ordering::SeqCst);
+    assert!(
+        v.verify(other.expose()).await.is_ok(),
+        "no outage is cached"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_keys_does_not_evict_good_ones() {
+    let (v, probe, m) = setup(Settings::default()).await;
+    let good = key(&m, "a", "alice").await;
+    v.verify(good.expose()).await.unwrap();
+    for i in 0..(apikey_core::NEGATIVE_CAPACITY as usize + 1000) {
+        let _ = v.verify(&format!("wrong-{i}")).await;
+    }
+    let before = probe.lookups();
+    assert!(v.verify(good.expose()).await.is_ok());
+    assert_eq!(probe.lookups(), before, "the good key is still cached");
+}
+
+#[tokio::test]
+async fn a_zero_ttl_disables_the_caches() {
+    let settings = Settings {
+        cache_ttl: Duration::ZERO,
+        negative_cache_ttl: Duration::ZERO,
+        ..Settings::default()
+    };
+    let (v, probe, m) = setup(settings).await;
+    let k = key(&m, "a", "alice").await;
+    for _ in 0..3 {
+        v.verify(k.expose()).await.unwrap();
+        let _ = v.verify("unknown").await;
+    }
+    assert_eq!(probe.lookups(), 6);
+}
