@@ -287,7 +287,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     if json {
                         println!(
                             "{}",
-                            json!({ "valid": true, "user": caller.user(), "name": caller.key_name(), "groups": caller.groups() })
+                            json!({ "valid": true, "user": caller.user(), "name": caller.key_name(), "groups": caller.groups().collect::<Vec<_>>() })
                         );
                     } else {
                         println!(

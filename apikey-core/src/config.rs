@@ -336,6 +336,9 @@ impl ApiKeyConfig {
                     "another section has the same `key`; every key must be unique".into(),
                 ));
             }
+            if let Some(groups) = &raw.groups {
+                crate::check_groups(groups).map_err(|m| fail(name, m))?;
+            }
             if raw.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
                 return Err(fail(name, "`user` is empty".into()));
             }

@@ -30,7 +30,7 @@ pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use digest::{Digest, Hasher};
 pub use key::{valid_prefix, GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
-pub use model::{normalize_groups, Caller, Change, KeyRecord, Match, NewKey};
+pub use model::{check_groups, normalize_groups, Caller, Change, KeyRecord, Match, NewKey};
 pub use secret::Secret;
 pub use slug::slugify;
 pub use store::{ChangeFeed, ChangeListener, KeyStore, MemoryStore, SharedStore, StoreError};

@@ -3,10 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 use crate::cache::{Caches, Valid};
 use crate::config::{ApiKeyConfig, ConfigError, KeySection, Settings};
@@ -67,6 +68,7 @@ pub struct Verifier {
     settings: Settings,
     sections: Sections,
     caches: Arc<Caches>,
+    inflight: Mutex<HashMap<Digest, Arc<OnceCell<Result<Valid, AuthError>>>>>,
     store_queries: AtomicU64,
 }
 
@@ -130,6 +132,7 @@ impl Verifier {
             settings: config.settings,
             sections,
             caches,
+            inflight: Mutex::new(HashMap::new()),
             store_queries: AtomicU64::new(0),
         })
     }
@@ -190,43 +193,43 @@ impl Verifier {
             return Err(AuthError::Invalid);
         }
         let digest = self.hasher.digest(key);
-        if let Some(valid) = self.caches.get(&digest).await {
-            return self.accept(&digest, &valid).await;
+        if let Some(valid) = self.caches.get(&digest) {
+            return self.accept(&digest, &valid);
         }
-        if self.caches.is_known_unknown(&digest).await {
+        if self.caches.is_known_unknown(&digest) {
             return Err(AuthError::Invalid);
         }
         let generation = self.caches.generation();
-        let Some(positive) = self.caches.positive() else {
-            return self.resolve_uncached(digest, generation).await;
-        };
         // Concurrent misses for one digest share a single store query.
-        let found = positive
-            .try_get_with(digest, async { self.resolve(&digest).await.map(Arc::new) })
-            .await;
-        match found {
-            Ok(valid) if self.caches.generation() == generation => {
-                self.accept(&digest, &valid).await
-            }
-            // A change raced the lookup: what was cached may be stale.
-            Ok(_) => {
-                self.caches.forget(&digest).await;
-                self.resolve(&digest).await.map(|v| v.caller)
-            }
-            Err(e) => {
-                if *e == AuthError::Invalid {
-                    self.caches.remember_unknown(digest, generation).await;
-                }
-                Err(*e)
+        let cell = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(inflight.entry(digest).or_default())
+        };
+        let mut leader = false;
+        let outcome = cell
+            .get_or_init(|| {
+                leader = true;
+                self.resolve(&digest)
+            })
+            .await
+            .clone();
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if inflight.get(&digest).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                inflight.remove(&digest);
             }
         }
-    }
-
-    async fn resolve_uncached(&self, digest: Digest, generation: u64) -> Result<Caller, AuthError> {
-        match self.resolve(&digest).await {
-            Ok(valid) => self.accept(&digest, &valid).await,
+        match outcome {
+            Ok(valid) => {
+                if leader {
+                    self.caches.remember(digest, valid.clone(), generation);
+                }
+                self.accept(&digest, &valid)
+            }
             Err(AuthError::Invalid) => {
-                self.caches.remember_unknown(digest, generation).await;
+                if leader {
+                    self.caches.remember_unknown(digest, generation);
+                }
                 Err(AuthError::Invalid)
             }
             Err(e) => Err(e),
@@ -234,13 +237,18 @@ impl Verifier {
     }
 
     /// Re-checks expiry on every hit.
-    async fn accept(&self, digest: &Digest, valid: &Valid) -> Result<Caller, AuthError> {
-        if valid.not_after.is_some_and(|t| t <= unix_now()) {
+    fn accept(&self, digest: &Digest, valid: &Valid) -> Result<Caller, AuthError> {
+        if valid.not_after <= unix_now() {
             log::info!("API key {:?} refused: expired", valid.caller.key_name());
-            self.caches.forget(digest).await;
+            self.caches.forget(digest);
             return Err(AuthError::Invalid);
         }
         Ok(valid.caller.clone())
+    }
+
+    /// How many valid keys are cached right now.
+    pub fn cached_keys(&self) -> usize {
+        self.caches.len()
     }
 
     /// What the store (and the config sections) say of a digest.
@@ -291,10 +299,10 @@ impl Verifier {
             .flatten()
             .min()
             .map(OffsetDateTime::unix_timestamp);
-        Ok(Valid {
-            caller: Caller::new(&r.user, &r.name, &r.tech_name, &r.groups),
+        Ok(Valid::new(
+            Caller::new(&r.user, &r.name, &r.tech_name, &r.groups),
             not_after,
-        })
+        ))
     }
 
     async fn resolve_section(
@@ -344,10 +352,10 @@ impl Verifier {
         if self.settings.disable_keys_of_inactive_users && !user_active {
             return refuse("its user is disabled");
         }
-        Ok(Valid {
-            caller: Caller::new(user, name, &section.tech_name, groups),
-            not_after: expires_at.map(OffsetDateTime::unix_timestamp),
-        })
+        Ok(Valid::new(
+            Caller::new(user, name, &section.tech_name, groups),
+            expires_at.map(OffsetDateTime::unix_timestamp),
+        ))
     }
 
     async fn user_active(&self, user: &str) -> Result<bool, AuthError> {

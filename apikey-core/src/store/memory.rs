@@ -25,6 +25,8 @@ struct Entry {
 struct State {
     keys: HashMap<String, Entry>,
     by_digest: HashMap<Digest, String>,
+    /// tech name → name.
+    by_tech: HashMap<String, String>,
     inactive_users: std::collections::HashSet<String>,
 }
 
@@ -108,9 +110,9 @@ impl KeyStore for MemoryStore {
     async fn get_by_tech_name(&self, tech_name: &str) -> Result<Option<KeyRecord>, StoreError> {
         let state = self.read();
         Ok(state
-            .keys
-            .values()
-            .find(|e| e.record.tech_name == tech_name)
+            .by_tech
+            .get(tech_name)
+            .and_then(|name| state.keys.get(name))
             .map(|e| state.record(e)))
     }
 
@@ -125,9 +127,7 @@ impl KeyStore for MemoryStore {
         let tech_name = validate_new(&new)?;
         let record = {
             let mut state = self.write();
-            if state.keys.contains_key(&new.name)
-                || state.keys.values().any(|e| e.record.tech_name == tech_name)
-            {
+            if state.keys.contains_key(&new.name) || state.by_tech.contains_key(&tech_name) {
                 return Err(StoreError::Duplicate(new.name));
             }
             if state.by_digest.contains_key(&new.digest) {
@@ -148,6 +148,9 @@ impl KeyStore for MemoryStore {
                 last_used_at: None,
             };
             state.by_digest.insert(new.digest, new.name.clone());
+            state
+                .by_tech
+                .insert(record.tech_name.clone(), new.name.clone());
             let entry = Entry {
                 record,
                 credentials: vec![Credential {
@@ -184,6 +187,7 @@ impl KeyStore for MemoryStore {
             for c in entry.credentials {
                 state.by_digest.remove(&c.digest);
             }
+            state.by_tech.remove(&entry.record.tech_name);
         }
         self.announce(Change::Key(name.to_owned()));
         Ok(())
@@ -239,6 +243,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn set_groups(&self, name: &str, groups: Vec<String>) -> Result<KeyRecord, StoreError> {
+        crate::check_groups(&groups).map_err(StoreError::Invalid)?;
         let record = {
             let mut state = self.write();
             state.entry_mut(name)?.record.groups = normalize_groups(&groups);

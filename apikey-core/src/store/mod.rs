@@ -173,6 +173,7 @@ pub(crate) fn validate_new(new: &NewKey) -> Result<String, StoreError> {
     if new.user.trim().is_empty() {
         return Err(StoreError::Invalid("a key needs a user".into()));
     }
+    crate::check_groups(&new.groups).map_err(StoreError::Invalid)?;
     Ok(tech)
 }
 

@@ -337,6 +337,7 @@ macro_rules! sql_store {
                 name: &str,
                 groups: Vec<String>,
             ) -> Result<KeyRecord, StoreError> {
+                crate::check_groups(&groups).map_err(StoreError::Invalid)?;
                 let groups = serde_json::to_string(&normalize_groups(&groups))
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;

@@ -43,7 +43,9 @@ pub struct WhoAmI {
 pub fn whoami(caller: Option<&Caller>) -> Json<WhoAmI> {
     Json(WhoAmI {
         user: caller.map(|c| c.user().to_owned()),
-        groups: caller.map(|c| c.groups().to_vec()).unwrap_or_default(),
+        groups: caller
+            .map(|c| c.groups().map(str::to_owned).collect())
+            .unwrap_or_default(),
     })
 }
 
