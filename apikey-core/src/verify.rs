@@ -44,6 +44,9 @@ pub enum SetupError {
     Store(#[from] StoreError),
 }
 
+/// One store lookup in flight, shared by every request that misses on the same digest.
+type Lookup = OnceCell<Result<Valid, AuthError>>;
+
 #[derive(Default)]
 struct Sections {
     by_digest: HashMap<Digest, KeySection>,
@@ -68,7 +71,7 @@ pub struct Verifier {
     settings: Settings,
     sections: Sections,
     caches: Arc<Caches>,
-    inflight: Mutex<HashMap<Digest, Arc<OnceCell<Result<Valid, AuthError>>>>>,
+    inflight: Mutex<HashMap<Digest, Arc<Lookup>>>,
     store_queries: AtomicU64,
 }
 
