@@ -204,7 +204,7 @@ async fn a_flood_of_wrong_keys_does_not_evict_good_ones() {
     let (v, probe, m) = setup(Settings::default()).await;
     let good = key(&m, "a", "alice").await;
     v.verify(good.expose()).await.unwrap();
-    for i in 0..(apikey_core::NEGATIVE_CAPACITY as usize + 1000) {
+    for i in 0..(apikey_core::NEGATIVE_CAPACITY + 1000) {
         let _ = v.verify(&format!("wrong-{i}")).await;
     }
     let before = probe.lookups();
