@@ -22,6 +22,16 @@ impl ApiKeys {
     pub fn header(&self) -> &str {
         self.verifier.header()
     }
+
+    /// Store queries made by verification so far (cache misses), for metrics.
+    pub fn store_queries(&self) -> u64 {
+        self.verifier.store_queries()
+    }
+
+    /// Valid keys cached right now, for metrics.
+    pub fn cached_keys(&self) -> usize {
+        self.verifier.cached_keys()
+    }
 }
 
 impl fmt::Debug for ApiKeys {

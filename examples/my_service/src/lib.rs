@@ -61,6 +61,23 @@ pub fn billing(caller: &Caller) -> Json<Hello> {
     Json(caller.into())
 }
 
+/// What `/stats` answers.
+#[derive(Serialize)]
+#[serde(crate = "rocket::serde")]
+pub struct Stats {
+    store_queries: u64,
+    cached_keys: usize,
+}
+
+/// Verification counters (used by the load benchmark to count store queries).
+#[route("/stats", auth = "none")]
+pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeys>) -> Json<Stats> {
+    Json(Stats {
+        store_queries: keys.store_queries(),
+        cached_keys: keys.cached_keys(),
+    })
+}
+
 /// The demo key created on an empty store.
 pub const DEMO_KEY_NAME: &str = "demo";
 
@@ -99,6 +116,6 @@ pub async fn app(
     let demo_key = seed(&store, &config).await?;
     let rocket = rocket
         .attach(ApiKey::with_store(store))
-        .mount("/", routes![my_service, whoami, health, billing]);
+        .mount("/", routes![my_service, whoami, health, billing, stats]);
     Ok((rocket, demo_key))
 }
