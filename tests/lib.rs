@@ -206,6 +206,20 @@ impl apikey_core::KeyStore for Probe {
     async fn user_active(&self, user: &str) -> Result<bool, apikey_core::StoreError> {
         self.up()?.user_active(user).await
     }
+    async fn set_rate_limit(
+        &self,
+        name: &str,
+        rate_limit: Option<String>,
+    ) -> Result<apikey_core::KeyRecord, apikey_core::StoreError> {
+        self.up()?.set_rate_limit(name, rate_limit).await
+    }
+    async fn touch(
+        &self,
+        names: &[String],
+        at: time::OffsetDateTime,
+    ) -> Result<(), apikey_core::StoreError> {
+        self.up()?.touch(names, at).await
+    }
     fn changes(&self) -> &apikey_core::ChangeFeed {
         self.inner.changes()
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use apikey_core::config::parse_duration;
 use apikey_core::{
-    store, ApiKeyConfig, AuthError, CreateKey, KeyManager, KeyRecord, SharedStore, StoreError,
-    Verifier,
+    store, ApiKeyConfig, AuthError, CreateKey, KeyManager, KeyRecord, RateLimit, SharedStore,
+    StoreError, Verifier,
 };
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -50,6 +50,15 @@ enum Command {
         /// Lifetime: seconds or e.g. 12h, 90d.
         #[arg(long, value_parser = duration, value_name = "DURATION")]
         expires_in: Option<Duration>,
+        /// The key's own rate limit, e.g. 100/1m (else the [apikey] rate_limit default).
+        #[arg(long, value_parser = rate_limit, value_name = "LIMIT")]
+        rate_limit: Option<String>,
+    },
+    /// Set a key's rate limit (e.g. 100/1m), or `none` to use the default.
+    RateLimit {
+        name: String,
+        #[arg(value_parser = rate_limit_or_none, value_name = "LIMIT")]
+        limit: String,
     },
     /// List keys (never secrets).
     List,
@@ -103,6 +112,18 @@ fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
 }
 
+fn rate_limit(text: &str) -> Result<String, String> {
+    text.parse::<RateLimit>().map(|l| l.to_string())
+}
+
+fn rate_limit_or_none(text: &str) -> Result<String, String> {
+    if text == "none" {
+        Ok(String::new())
+    } else {
+        rate_limit(text)
+    }
+}
+
 /// An error that ends the command: message to stderr, exit code.
 struct Failure(String, u8);
 
@@ -142,13 +163,17 @@ fn print_record(r: &KeyRecord) {
     println!("groups:       {}", r.groups.join(", "));
     println!("status:       {}", status(r));
     println!("stub:         {}", r.stub);
+    println!(
+        "rate_limit:   {}",
+        r.rate_limit.as_deref().unwrap_or("- (the default)")
+    );
     println!("expires_at:   {}", when(r.expires_at));
     println!("created_at:   {}", when(Some(r.created_at)));
     println!("last_used_at: {}", when(r.last_used_at));
 }
 
 fn print_list(records: &[KeyRecord]) {
-    let rows: Vec<[String; 6]> = records
+    let rows: Vec<[String; 7]> = records
         .iter()
         .map(|r| {
             [
@@ -157,11 +182,21 @@ fn print_list(records: &[KeyRecord]) {
                 r.groups.join(","),
                 status(r).into(),
                 r.stub.clone(),
+                r.rate_limit.clone().unwrap_or_else(|| "-".into()),
                 when(r.last_used_at),
             ]
         })
         .collect();
-    let header = ["NAME", "USER", "GROUPS", "STATUS", "STUB", "LAST USED"].map(String::from);
+    let header = [
+        "NAME",
+        "USER",
+        "GROUPS",
+        "STATUS",
+        "STUB",
+        "RATE LIMIT",
+        "LAST USED",
+    ]
+    .map(String::from);
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -225,6 +260,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             user,
             groups,
             expires_in,
+            rate_limit,
         } => {
             let (r, key) = manager
                 .create(CreateKey {
@@ -232,6 +268,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     user,
                     groups,
                     expires_in,
+                    rate_limit,
                 })
                 .await?;
             print_secret(json, &r, &key, "Created");
@@ -264,6 +301,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 eprintln!("Deleted key {name:?}.");
             }
+        }
+        Command::RateLimit { name, limit } => {
+            let limit = Some(limit).filter(|l| !l.is_empty());
+            done(json, &store.set_rate_limit(&name, limit).await?, "Updated");
         }
         Command::Rotate { name, grace } => {
             let (r, key) = manager.rotate(&name, grace).await?;

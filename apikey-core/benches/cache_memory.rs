@@ -37,6 +37,7 @@ fn main() {
                     expires_at: None,
                     digest: hasher.digest(g.key.expose()),
                     stub: g.stub,
+                    rate_limit: None,
                 })
                 .await
                 .unwrap();

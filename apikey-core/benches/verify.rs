@@ -33,6 +33,7 @@ fn warm_verifier(rt: &Runtime, n: usize) -> (Arc<Verifier>, Vec<Secret>) {
                     expires_at: None,
                     digest: hasher.digest(g.key.expose()),
                     stub: g.stub,
+                    rate_limit: None,
                 },
             )
             .await

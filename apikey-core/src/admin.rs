@@ -28,6 +28,8 @@ pub struct CreateKey {
     pub groups: Vec<String>,
     /// Lifetime from now; `None` never expires.
     pub expires_in: Option<Duration>,
+    /// Its own rate limit (`100/1m`).
+    pub rate_limit: Option<String>,
 }
 
 fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError> {
@@ -95,6 +97,7 @@ impl KeyManager {
                 expires_at,
                 digest: self.hasher.digest(key.expose()),
                 stub,
+                rate_limit: spec.rate_limit,
             })
             .await
     }

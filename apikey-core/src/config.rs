@@ -54,6 +54,8 @@ pub struct Settings {
     pub key_prefix: String,
     /// Refuse the keys of disabled users (Odoo's company option; on by default).
     pub disable_keys_of_inactive_users: bool,
+    /// Default rate limit of every key without one of its own (`100/1m`); none by default.
+    pub rate_limit: Option<String>,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             pepper: None,
             key_prefix: "ak".into(),
             disable_keys_of_inactive_users: true,
+            rate_limit: None,
         }
     }
 }
@@ -83,6 +86,7 @@ impl fmt::Debug for Settings {
                 "disable_keys_of_inactive_users",
                 &self.disable_keys_of_inactive_users,
             )
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -149,6 +153,7 @@ struct RawSection {
     key: Option<Secret>,
     user: Option<String>,
     groups: Option<Vec<String>>,
+    rate_limit: Option<String>,
 }
 
 /// One `[api_key_<tech_name>]` section.
@@ -162,6 +167,8 @@ pub struct KeySection {
     pub user: Option<String>,
     /// Groups; when absent, the stored key's groups (or none).
     pub groups: Option<Vec<String>>,
+    /// Rate limit; when absent, the stored key's (or the default).
+    pub rate_limit: Option<crate::RateLimit>,
     /// Where the section came from, for messages.
     pub source_name: String,
 }
@@ -301,6 +308,11 @@ impl ApiKeyConfig {
         if settings.database_url.trim().is_empty() {
             return Err(fail("apikey", "database_url is empty".into()));
         }
+        if let Some(limit) = &settings.rate_limit {
+            limit
+                .parse::<crate::RateLimit>()
+                .map_err(|m| fail("apikey", format!("rate_limit: {m}")))?;
+        }
 
         let all: BTreeMap<String, Value> = figment
             .extract()
@@ -342,11 +354,17 @@ impl ApiKeyConfig {
             if raw.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
                 return Err(fail(name, "`user` is empty".into()));
             }
+            let rate_limit = raw
+                .rate_limit
+                .map(|l| l.parse::<crate::RateLimit>())
+                .transpose()
+                .map_err(|m| fail(name, format!("rate_limit: {m}")))?;
             sections.push(KeySection {
                 tech_name: tech_name.to_owned(),
                 key,
                 user: raw.user,
                 groups: raw.groups.map(|g| crate::normalize_groups(&g)),
+                rate_limit,
                 source_name: source_of(figment, name),
             });
         }
@@ -460,6 +478,12 @@ mod tests {
             ("[apikey]\ncache_ttl = \"soon\"\n", "apikey", "duration"),
             ("[apikey]\nheader = \"bad header\"\n", "apikey", "header"),
             ("[apikey]\nkey_prefix = \"A_B\"\n", "apikey", "key_prefix"),
+            ("[apikey]\nrate_limit = \"fast\"\n", "apikey", "rate_limit"),
+            (
+                "[api_key_x]\nkey = \"k\"\nrate_limit = \"0/1m\"\n",
+                "api_key_x",
+                "rate_limit",
+            ),
             ("[api_key_x]\nuser = \"u\"\n", "api_key_x", "no `key`"),
             ("[api_key_x]\nkey = \"\"\n", "api_key_x", "no `key`"),
             (

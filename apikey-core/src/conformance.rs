@@ -64,7 +64,8 @@ macro_rules! store_conformance {
             $crate::store_conformance!(@tests $make;
                 create_and_lookup, unknown_digest, duplicate_names, invalid_new_keys,
                 revoke_and_activate, delete, unknown_names, rotate_without_grace,
-                rotate_with_grace, expiry, groups, users, changes_are_announced,
+                rotate_with_grace, expiry, groups, users, rate_limits, last_used,
+                changes_are_announced,
                 reused_secret, concurrent_writes);
         }
     };
@@ -96,6 +97,7 @@ fn new_key(name: &str, key: &str) -> NewKey {
         expires_at: None,
         digest: digest(key),
         stub: "ak_test".into(),
+        rate_limit: None,
     }
 }
 
@@ -355,6 +357,58 @@ pub async fn users(store: SharedStore) {
         store.set_user_active(" ", false).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+#[doc(hidden)]
+pub async fn rate_limits(store: SharedStore) {
+    let r = store
+        .create(NewKey {
+            rate_limit: Some("100/1m".into()),
+            ..new_key("k", "s")
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.rate_limit.as_deref(), Some("100/1m"));
+    let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
+    assert_eq!(m.record.rate_limit.as_deref(), Some("100/1m"));
+    let r = store.set_rate_limit("k", Some("5/s".into())).await.unwrap();
+    assert_eq!(r.rate_limit.as_deref(), Some("5/s"));
+    assert!(matches!(
+        store.set_rate_limit("k", Some("fast".into())).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .create(NewKey {
+                rate_limit: Some("0/1m".into()),
+                ..new_key("bad", "s2")
+            })
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.get("bad").await.unwrap(), None);
+    let r = store.set_rate_limit("k", None).await.unwrap();
+    assert_eq!(r.rate_limit, None);
+}
+
+#[doc(hidden)]
+pub async fn last_used(store: SharedStore) {
+    create(&store, "k", "s").await;
+    let mut rx = store.changes().subscribe();
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    store
+        .touch(&["k".into(), "missing".into()], at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("k").await.unwrap().unwrap().last_used_at,
+        Some(at)
+    );
+    let earlier = at - Duration::from_secs(60);
+    store.touch(&["k".into()], earlier).await.unwrap();
+    assert!(store.get("k").await.unwrap().unwrap().last_used_at >= Some(earlier));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "touching is not a change");
 }
 
 async fn next_change(rx: &mut tokio::sync::broadcast::Receiver<Change>, want: &Change) {

@@ -14,11 +14,13 @@ mod cache;
 pub mod config;
 mod digest;
 mod key;
+mod limit;
 mod model;
 mod secret;
 mod slug;
 pub mod store;
 mod task;
+mod usage;
 mod verify;
 
 #[cfg(feature = "conformance")]
@@ -30,6 +32,7 @@ pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use digest::{Digest, Hasher};
 pub use key::{valid_prefix, GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
+pub use limit::RateLimit;
 pub use model::{check_groups, normalize_groups, Caller, Change, KeyRecord, Match, NewKey};
 pub use secret::Secret;
 pub use slug::slugify;

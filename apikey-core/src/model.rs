@@ -34,6 +34,8 @@ pub struct KeyRecord {
     /// When a request last used it (updated lazily).
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Its own rate limit (`100/1m`), else the `[apikey] rate_limit` default applies.
+    pub rate_limit: Option<String>,
 }
 
 impl KeyRecord {
@@ -58,6 +60,8 @@ pub struct NewKey {
     pub digest: Digest,
     /// Display stub of the secret.
     pub stub: String,
+    /// Optional rate limit (`100/1m`).
+    pub rate_limit: Option<String>,
 }
 
 /// A digest found in a store: the key record and the life of that particular secret.

@@ -11,8 +11,11 @@ use tokio::sync::OnceCell;
 
 use crate::cache::{Caches, Valid};
 use crate::config::{ApiKeyConfig, ConfigError, KeySection, Settings};
+use crate::limit::Limiter;
 use crate::store::{ChangeListener, SharedStore, StoreError};
-use crate::{Caller, Digest, Hasher, KeyFormat, KeyRecord, Match};
+use crate::task::Background;
+use crate::usage::{Usage, USAGE_FLUSH};
+use crate::{Caller, Digest, Hasher, KeyFormat, KeyRecord, Match, RateLimit};
 
 /// Why a request is not let in. Carries nothing about the presented value: the same
 /// [`AuthError::Invalid`] answers every kind of wrong key, so responses are no oracle.
@@ -31,6 +34,12 @@ pub enum AuthError {
     /// The key store could not be asked. → 503, never the handler.
     #[error("the API key store is unavailable")]
     Unavailable,
+    /// The key is over its rate limit; retry after this many seconds. → 429
+    #[error("the API key is over its rate limit")]
+    RateLimited {
+        /// Seconds until a request would be accepted again (at least 1).
+        retry_after_secs: u32,
+    },
 }
 
 /// A failure to build a [`Verifier`].
@@ -73,6 +82,9 @@ pub struct Verifier {
     caches: Arc<Caches>,
     inflight: Mutex<HashMap<Digest, Arc<Lookup>>>,
     store_queries: AtomicU64,
+    limiter: Limiter,
+    usage: Arc<Usage>,
+    _usage_writer: Background,
 }
 
 impl fmt::Debug for Verifier {
@@ -121,6 +133,23 @@ impl Verifier {
                 .by_digest
                 .insert(hasher.digest(section.key.expose()), section);
         }
+        let default_limit = config
+            .settings
+            .rate_limit
+            .as_deref()
+            .map(str::parse::<RateLimit>)
+            .transpose()
+            .map_err(|message| ConfigError {
+                section: "apikey".into(),
+                source_name: "the configuration".into(),
+                message: format!("rate_limit: {message}"),
+            })?;
+        let usage = Arc::new(Usage::default());
+        let usage_writer = Background(tokio::spawn(Usage::write_every(
+            Arc::clone(&usage),
+            store.clone(),
+            USAGE_FLUSH,
+        )));
         let caches = Arc::new(Caches::new(
             config.settings.cache_ttl,
             config.settings.negative_cache_ttl,
@@ -137,6 +166,9 @@ impl Verifier {
             caches,
             inflight: Mutex::new(HashMap::new()),
             store_queries: AtomicU64::new(0),
+            limiter: Limiter::new(default_limit),
+            usage,
+            _usage_writer: usage_writer,
         })
     }
 
@@ -239,14 +271,33 @@ impl Verifier {
         }
     }
 
-    /// Re-checks expiry on every hit.
+    /// Re-checks expiry on every hit, then counts the request against the key's rate limit
+    /// and notes its use.
     fn accept(&self, digest: &Digest, valid: &Valid) -> Result<Caller, AuthError> {
-        if valid.not_after <= unix_now() {
+        let now = unix_now();
+        if valid.not_after <= now {
             log::info!("API key {:?} refused: expired", valid.caller.key_name());
             self.caches.forget(digest);
             return Err(AuthError::Invalid);
         }
+        if let Err(wait) = self.limiter.check(valid.caller.tech_name()) {
+            log::info!(
+                "API key {:?} refused: over its rate limit",
+                valid.caller.key_name()
+            );
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(AuthError::RateLimited {
+                retry_after_secs: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
+            });
+        }
+        self.usage.note(valid.caller.key_name(), now);
         Ok(valid.caller.clone())
+    }
+
+    /// Writes the pending last-used times now (they are written every minute in the
+    /// background otherwise).
+    pub async fn flush_usage(&self) -> Result<(), StoreError> {
+        self.usage.write(&self.store).await
     }
 
     /// How many valid keys are cached right now.
@@ -297,6 +348,10 @@ impl Verifier {
             log::info!("API key {:?} refused: {why}", r.name);
             return Err(AuthError::Invalid);
         }
+        self.limiter.configure(
+            &r.tech_name,
+            r.rate_limit.as_deref().and_then(|l| l.parse().ok()),
+        );
         let not_after = [r.expires_at, m.valid_until]
             .into_iter()
             .flatten()
@@ -355,6 +410,13 @@ impl Verifier {
         if self.settings.disable_keys_of_inactive_users && !user_active {
             return refuse("its user is disabled");
         }
+        let stored_limit = stored.as_ref().and_then(|r| r.rate_limit.as_deref());
+        self.limiter.configure(
+            &section.tech_name,
+            section
+                .rate_limit
+                .or_else(|| stored_limit.and_then(|l| l.parse().ok())),
+        );
         Ok(Valid::new(
             Caller::new(user, name, &section.tech_name, groups),
             expires_at.map(OffsetDateTime::unix_timestamp),

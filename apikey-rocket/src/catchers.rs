@@ -32,3 +32,8 @@ pub fn forbidden(req: &Request<'_>) -> Problem {
 pub fn unavailable(req: &Request<'_>) -> Problem {
     problem(Status::ServiceUnavailable, req)
 }
+
+#[catch(429)]
+pub fn too_many_requests(req: &Request<'_>) -> Problem {
+    problem(Status::TooManyRequests, req)
+}

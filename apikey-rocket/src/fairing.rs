@@ -111,7 +111,8 @@ impl Fairing for ApiKey {
                 catchers![
                     catchers::unauthorized,
                     catchers::forbidden,
-                    catchers::unavailable
+                    catchers::unavailable,
+                    catchers::too_many_requests
                 ],
             )),
             Err(e) => {

@@ -22,6 +22,8 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip)]
     challenge: Option<String>,
+    #[serde(skip)]
+    retry_after: Option<u32>,
 }
 
 /// The HTTP status for a refusal.
@@ -30,6 +32,7 @@ pub fn status_of(err: AuthError) -> Status {
         AuthError::Missing | AuthError::Invalid => Status::Unauthorized,
         AuthError::Forbidden => Status::Forbidden,
         AuthError::Unavailable => Status::ServiceUnavailable,
+        AuthError::RateLimited { .. } => Status::TooManyRequests,
     }
 }
 
@@ -42,6 +45,7 @@ impl Problem {
             status: status.code,
             detail: detail.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -56,10 +60,16 @@ impl Problem {
             AuthError::Unavailable => {
                 "API keys cannot be checked right now; try again later.".into()
             }
+            AuthError::RateLimited { .. } => {
+                "The API key is over its rate limit; retry after the Retry-After delay.".into()
+            }
         };
         let mut problem = Problem::new(status, detail);
         if status == Status::Unauthorized {
             problem.challenge = Some(format!("ApiKey header=\"{header}\""));
+        }
+        if let AuthError::RateLimited { retry_after_secs } = err {
+            problem.retry_after = Some(retry_after_secs);
         }
         problem
     }
@@ -74,6 +84,9 @@ impl<'r> Responder<'r, 'static> for Problem {
             .sized_body(body.len(), Cursor::new(body));
         if let Some(challenge) = self.challenge {
             res.header(Header::new("WWW-Authenticate", challenge));
+        }
+        if let Some(secs) = self.retry_after {
+            res.header(Header::new("Retry-After", secs.to_string()));
         }
         Ok(res.finalize())
     }

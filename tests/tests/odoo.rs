@@ -35,6 +35,7 @@ async fn record(store: &SharedStore, name: &str, key: &str, user: &str, groups: 
                 user: user.into(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 expires_in: None,
+                rate_limit: None,
             },
             &Secret::new(key),
         )

@@ -86,6 +86,7 @@ async fn keys(store: &SharedStore) -> Keys {
         user: user.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         expires_in: None,
+        rate_limit: None,
     };
     let good = m.create(mk("good", "alice", &[])).await.unwrap().1;
     let billing = m

@@ -6,7 +6,7 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{validate_new, ChangeFeed, KeyStore, StoreError};
+use super::{check_rate_limit, validate_new, ChangeFeed, KeyStore, StoreError};
 use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
 
 #[derive(Debug, Clone)]
@@ -146,6 +146,7 @@ impl KeyStore for MemoryStore {
                 expires_at: new.expires_at,
                 created_at: OffsetDateTime::now_utc(),
                 last_used_at: None,
+                rate_limit: new.rate_limit,
             };
             state.by_digest.insert(new.digest, new.name.clone());
             state
@@ -252,6 +253,32 @@ impl KeyStore for MemoryStore {
         };
         self.announce(Change::Key(name.to_owned()));
         Ok(record)
+    }
+
+    async fn set_rate_limit(
+        &self,
+        name: &str,
+        rate_limit: Option<String>,
+    ) -> Result<KeyRecord, StoreError> {
+        check_rate_limit(rate_limit.as_deref())?;
+        let record = {
+            let mut state = self.write();
+            state.entry_mut(name)?.record.rate_limit = rate_limit;
+            let entry = &state.keys[name];
+            state.record(entry)
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut state = self.write();
+        for name in names {
+            if let Some(entry) = state.keys.get_mut(name) {
+                entry.record.last_used_at = Some(at);
+            }
+        }
+        Ok(())
     }
 
     async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {

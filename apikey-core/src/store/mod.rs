@@ -90,6 +90,16 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// Replaces a key's groups.
     async fn set_groups(&self, name: &str, groups: Vec<String>) -> Result<KeyRecord, StoreError>;
 
+    /// Sets or clears a key's rate limit (validated by the caller).
+    async fn set_rate_limit(
+        &self,
+        name: &str,
+        rate_limit: Option<String>,
+    ) -> Result<KeyRecord, StoreError>;
+
+    /// Records that keys were used at `at`. Not a change: caches are not invalidated.
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError>;
+
     /// Disables or enables a user; returns how many keys the user has.
     async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError>;
 
@@ -174,7 +184,19 @@ pub(crate) fn validate_new(new: &NewKey) -> Result<String, StoreError> {
         return Err(StoreError::Invalid("a key needs a user".into()));
     }
     crate::check_groups(&new.groups).map_err(StoreError::Invalid)?;
+    check_rate_limit(new.rate_limit.as_deref())?;
     Ok(tech)
+}
+
+/// Checks an optional rate limit's syntax.
+pub(crate) fn check_rate_limit(limit: Option<&str>) -> Result<(), StoreError> {
+    match limit {
+        Some(l) => l
+            .parse::<crate::RateLimit>()
+            .map(|_| ())
+            .map_err(StoreError::Invalid),
+        None => Ok(()),
+    }
 }
 
 /// Opens the store named by a URL: `memory:`, `sqlite:…` or `postgres://…`, and brings its

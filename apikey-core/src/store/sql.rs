@@ -16,11 +16,11 @@ use crate::task::Background;
 use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
-     k.last_used_at";
+     k.last_used_at, k.rate_limit";
 const KEY_FROM: &str = "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
 
 #[derive(FromRow)]
@@ -35,6 +35,7 @@ struct KeyRow {
     expires_at: Option<i64>,
     created_at: i64,
     last_used_at: Option<i64>,
+    rate_limit: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -73,6 +74,7 @@ impl KeyRow {
             active: self.active,
             user_active: self.user_active,
             stub: self.stub,
+            rate_limit: self.rate_limit,
         })
     }
 }
@@ -224,8 +226,8 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO apikey_keys \
-                     (name, tech_name, user_name, group_names, active, stub, expires_at, created_at) \
-                     VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7) RETURNING id",
+                     (name, tech_name, user_name, group_names, active, stub, expires_at, created_at, \
+                     rate_limit) VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7, $8) RETURNING id",
                 )
                 .bind(&new.name)
                 .bind(&tech_name)
@@ -234,6 +236,7 @@ macro_rules! sql_store {
                 .bind(&new.stub)
                 .bind(new.expires_at.map(OffsetDateTime::unix_timestamp))
                 .bind(now_secs())
+                .bind(&new.rate_limit)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| write_error(e, &new.name))?;
@@ -352,6 +355,43 @@ macro_rules! sql_store {
                 }
                 self.commit(tx, Change::Key(name.to_owned())).await?;
                 self.record(name).await
+            }
+
+            async fn set_rate_limit(
+                &self,
+                name: &str,
+                rate_limit: Option<String>,
+            ) -> Result<KeyRecord, StoreError> {
+                crate::store::check_rate_limit(rate_limit.as_deref())?;
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let done = sqlx::query("UPDATE apikey_keys SET rate_limit = $1 WHERE name = $2")
+                    .bind(&rate_limit)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(name.to_owned()));
+                }
+                self.commit(tx, Change::Key(name.to_owned())).await?;
+                self.record(name).await
+            }
+
+            async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                for name in names {
+                    sqlx::query(
+                        "UPDATE apikey_keys SET last_used_at = $1 \
+                         WHERE name = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(at.unix_timestamp())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                // Not a change of what verification depends on: no notification.
+                tx.commit().await.map_err(unavailable)
             }
 
             async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {

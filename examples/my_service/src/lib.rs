@@ -96,7 +96,7 @@ pub async fn seed(
             name: DEMO_KEY_NAME.into(),
             user: "demo".into(),
             groups: vec!["billing".into()],
-            expires_in: None,
+            ..CreateKey::default()
         })
         .await;
     match created {

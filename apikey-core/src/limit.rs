@@ -1,0 +1,209 @@
+//! Per-key rate limits: `100/1m` means bursts of up to 100 requests, refilled at 100 per
+//! minute. A GCRA (one timestamp per key) in memory, per instance: no store query, no
+//! coordination between instances (N instances allow up to N times the limit in total).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A rate limit: `count` requests per `period`, in bursts of up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per period (at least 1).
+    pub count: u32,
+    /// The period (at least 1 ms).
+    pub period: Duration,
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+
+    /// `<count>/<period>`: `100/1m`, `10/s`, `5000/1h`, `3/90` (seconds).
+    ///
+    /// ```
+    /// use apikey_core::RateLimit;
+    /// use std::time::Duration;
+    /// let l: RateLimit = "100/1m".parse().unwrap();
+    /// assert_eq!((l.count, l.period), (100, Duration::from_secs(60)));
+    /// assert_eq!("10/s".parse::<RateLimit>().unwrap().period, Duration::from_secs(1));
+    /// assert!("0/1m".parse::<RateLimit>().is_err());
+    /// assert!("lots".parse::<RateLimit>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a rate limit; write e.g. 100/1m, 10/s or 5000/1h");
+        let (count, period) = text.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let period = period.trim();
+        if period.is_empty() {
+            return Err(bad());
+        }
+        let period = if period.starts_with(|c: char| c.is_ascii_digit()) {
+            crate::config::parse_duration(period).map_err(|_| bad())?
+        } else {
+            crate::config::parse_duration(&format!("1{period}")).map_err(|_| bad())?
+        };
+        if count == 0 || period < Duration::from_millis(1) {
+            return Err(bad());
+        }
+        Ok(RateLimit { count, period })
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            humantime::format_duration(self.period)
+        )
+    }
+}
+
+struct KeyState {
+    /// The key's own limit; `None` uses the default.
+    limit: Option<RateLimit>,
+    /// GCRA's theoretical arrival time, in ns since the limiter's epoch.
+    tat: u64,
+}
+
+const SHARDS: usize = 16;
+
+/// The limiter of one verifier.
+pub(crate) struct Limiter {
+    default: Option<RateLimit>,
+    /// Whether any key has a limit of its own (else, without a default, checks are skipped).
+    any: AtomicBool,
+    shards: Vec<Mutex<HashMap<String, KeyState>>>,
+    epoch: Instant,
+}
+
+fn shard_of(key: &str) -> usize {
+    // FNV-1a: cheap and good enough to spread tech names over a few shards.
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % SHARDS as u64) as usize
+}
+
+impl Limiter {
+    pub fn new(default: Option<RateLimit>) -> Self {
+        Limiter {
+            default,
+            any: AtomicBool::new(false),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Records the limit of a key (as just read from the store or config).
+    pub fn configure(&self, key: &str, limit: Option<RateLimit>) {
+        if limit.is_none() && !self.any.load(Ordering::Relaxed) {
+            return;
+        }
+        if limit.is_some() {
+            self.any.store(true, Ordering::Relaxed);
+        }
+        let mut shard = self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match shard.get_mut(key) {
+            Some(state) => state.limit = limit,
+            None => {
+                shard.insert(key.to_owned(), KeyState { limit, tat: 0 });
+            }
+        }
+    }
+
+    /// Counts one request of `key`; `Err(wait)` when over its limit.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        if self.default.is_none() && !self.any.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let mut shard = self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let state = match shard.get_mut(key) {
+            Some(s) => s,
+            None => shard.entry(key.to_owned()).or_insert(KeyState {
+                limit: None,
+                tat: 0,
+            }),
+        };
+        let Some(limit) = state.limit.or(self.default) else {
+            return Ok(());
+        };
+        let period = u64::try_from(limit.period.as_nanos()).unwrap_or(u64::MAX);
+        let interval = (period / u64::from(limit.count)).max(1);
+        let tolerance = period.saturating_sub(interval);
+        let tat = state.tat.max(now);
+        if tat - now > tolerance {
+            return Err(Duration::from_nanos(tat - tolerance - now));
+        }
+        state.tat = tat + interval;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_up_to_the_count_then_waits() {
+        let l = Limiter::new(None);
+        l.configure("k", Some("3/1h".parse().unwrap()));
+        assert!(l.check("k").is_ok());
+        assert!(l.check("k").is_ok());
+        assert!(l.check("k").is_ok());
+        let wait = l.check("k").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(1100) && wait <= Duration::from_secs(1200),
+            "{wait:?}"
+        );
+        assert!(l.check("other").is_ok(), "keys are limited apart");
+    }
+
+    #[test]
+    fn refills_over_the_period() {
+        let l = Limiter::new(Some("2/100ms".parse().unwrap()));
+        assert!(l.check("k").is_ok());
+        assert!(l.check("k").is_ok());
+        assert!(l.check("k").is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(l.check("k").is_ok(), "one refilled after 50 ms");
+        assert!(l.check("k").is_err());
+    }
+
+    #[test]
+    fn a_key_limit_overrides_the_default_and_none_means_unlimited() {
+        let l = Limiter::new(Some("1/1h".parse().unwrap()));
+        l.configure("big", Some("100/1h".parse().unwrap()));
+        for _ in 0..100 {
+            assert!(l.check("big").is_ok());
+        }
+        assert!(l.check("small").is_ok());
+        assert!(l.check("small").is_err());
+        let none = Limiter::new(None);
+        for _ in 0..10_000 {
+            assert!(none.check("k").is_ok());
+        }
+    }
+
+    #[test]
+    fn parses_and_prints() {
+        let l: RateLimit = "5000/1h".parse().unwrap();
+        assert_eq!(l.to_string(), "5000/1h");
+        assert_eq!(
+            "3/90".parse::<RateLimit>().unwrap().period,
+            Duration::from_secs(90)
+        );
+        for bad in ["", "1", "/1m", "1/", "-1/1m", "1/0", "1/soon", "x/1m"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad}");
+        }
+    }
+}
