@@ -129,6 +129,20 @@ async fn lifecycle(url: &str, label: &str) {
     cli.json(&["activate", "Robot"]);
     eventually(&client, &new_key, Status::Ok).await;
 
+    cli.json(&["user", "disable", "robot"]);
+    let delay = eventually(&client, &new_key, Status::Unauthorized).await;
+    eprintln!("{label}: user disabled by the CLI, seen by the service after {delay:?}");
+    cli.json(&["user", "enable", "robot"]);
+    eventually(&client, &new_key, Status::Ok).await;
+
+    let limited = cli.json(&["rate-limit", "Robot", "1/1h"]);
+    assert_eq!(limited["rate_limit"], "1/1h");
+    eventually(&client, &new_key, Status::TooManyRequests).await;
+    cli.json(&["rate-limit", "Robot", "none"]);
+    eventually(&client, &new_key, Status::Ok).await;
+    let out = cli.run(&["rate-limit", "Robot", "lots"]);
+    assert_eq!(out.status.code(), Some(2), "a bad limit is a usage error");
+
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(
         status(&client, &key).await,

@@ -1,0 +1,322 @@
+//! Who may call what, on every store: groups (403), rate limits (429), public routes with a bad
+//! key (401), disabled users, last-used times and CORS preflights.
+
+use std::time::Duration;
+
+use apikey_core::conformance::Fixture;
+use apikey_core::{ApiKeyConfig, CreateKey, KeyManager, Secret, SharedStore};
+use apikey_rocket::ApiKey;
+use apikey_tests::{client, rocket_with};
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket::routes;
+
+async fn serve(store: &SharedStore, toml: &str) -> Client {
+    let rocket = rocket_with(toml)
+        .attach(ApiKey::with_store(store.clone()))
+        .mount(
+            "/",
+            routes![
+                my_service::my_service,
+                my_service::billing,
+                my_service::whoami
+            ],
+        );
+    client(rocket).await
+}
+
+async fn key(
+    store: &SharedStore,
+    name: &str,
+    user: &str,
+    groups: &[&str],
+    limit: Option<&str>,
+) -> Secret {
+    KeyManager::new(store.clone(), &ApiKeyConfig::default())
+        .create(CreateKey {
+            name: name.into(),
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            rate_limit: limit.map(str::to_owned),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .1
+}
+
+fn with(key: &str) -> Header<'static> {
+    Header::new("API-KEY", key.to_owned())
+}
+
+async fn problem_of(res: LocalResponse<'_>) -> serde_json::Value {
+    assert_eq!(
+        res.content_type().map(|c| c.to_string()).as_deref(),
+        Some("application/problem+json")
+    );
+    serde_json::from_str(&res.into_string().await.unwrap()).unwrap()
+}
+
+macro_rules! access_tests {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            access_tests!(@each $make; groups_403, rate_limit_429, default_and_section_limits,
+                public_with_bad_key_401, disabled_user, last_used, cors_preflight);
+        }
+    };
+    (@each $make:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let fixture: Option<Fixture> = $make.await;
+                let Some(fixture) = fixture else {
+                    eprintln!("skipped: store not configured");
+                    return;
+                };
+                super::$test(fixture.store.clone()).await;
+                fixture.finish().await;
+            }
+        )*
+    };
+}
+
+access_tests!(memory, apikey_tests::memory());
+access_tests!(sqlite, apikey_tests::sqlite_file());
+access_tests!(postgres, apikey_tests::postgres());
+
+async fn groups_403(store: SharedStore) {
+    let billing = key(&store, "biller", "bob", &["billing"], None).await;
+    let reader = key(&store, "reader", "rita", &["read"], None).await;
+    let client = serve(&store, "").await;
+    let res = client
+        .post("/billing")
+        .header(with(billing.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    let res = client
+        .post("/billing")
+        .header(with(reader.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Forbidden);
+    assert_eq!(problem_of(res).await["status"], 403);
+    // Adding the key to the group takes effect at once.
+    store
+        .set_groups("reader", vec!["read".into(), "billing".into()])
+        .await
+        .unwrap();
+    let res = client
+        .post("/billing")
+        .header(with(reader.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+}
+
+async fn rate_limit_429(store: SharedStore) {
+    let limited = key(&store, "limited", "lee", &[], Some("3/1h")).await;
+    let free = key(&store, "free", "fay", &[], None).await;
+    let client = serve(&store, "").await;
+    for _ in 0..3 {
+        let res = client
+            .get("/my_service")
+            .header(with(limited.expose()))
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::Ok);
+    }
+    let res = client
+        .get("/my_service")
+        .header(with(limited.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::TooManyRequests);
+    let retry: u64 = res
+        .headers()
+        .get_one("Retry-After")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1100..=1200).contains(&retry), "{retry}");
+    let body = problem_of(res).await;
+    assert_eq!(body["title"], "Too Many Requests");
+    for _ in 0..20 {
+        let res = client
+            .get("/my_service")
+            .header(with(free.expose()))
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::Ok, "other keys are not limited");
+    }
+    // Lifting the limit takes effect at once.
+    store.set_rate_limit("limited", None).await.unwrap();
+    let res = client
+        .get("/my_service")
+        .header(with(limited.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+}
+
+async fn default_and_section_limits(store: SharedStore) {
+    let plain = key(&store, "plain", "pat", &[], None).await;
+    let own = key(&store, "own", "oz", &[], Some("5/1h")).await;
+    let client = serve(
+        &store,
+        "[default.apikey]\nrate_limit = \"2/1h\"\n\
+         [default.api_key_robot]\nkey = \"robot_key\"\nuser = \"robot\"\nrate_limit = \"1/1h\"\n",
+    )
+    .await;
+    let count_ok = |k: String| {
+        let client = &client;
+        async move {
+            let mut ok = 0;
+            for _ in 0..10 {
+                if client
+                    .get("/my_service")
+                    .header(with(&k))
+                    .dispatch()
+                    .await
+                    .status()
+                    == Status::Ok
+                {
+                    ok += 1;
+                }
+            }
+            ok
+        }
+    };
+    assert_eq!(count_ok(plain.expose().into()).await, 2, "the default");
+    assert_eq!(count_ok(own.expose().into()).await, 5, "the key's own");
+    assert_eq!(count_ok("robot_key".into()).await, 1, "the section's");
+}
+
+async fn public_with_bad_key_401(store: SharedStore) {
+    let good = key(&store, "good", "gil", &[], None).await;
+    store.set_active("good", false).await.unwrap();
+    let client = serve(&store, "").await;
+    let res = client.get("/whoami").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    for bad in ["wrong", good.expose()] {
+        let res = client.get("/whoami").header(with(bad)).dispatch().await;
+        assert_eq!(
+            res.status(),
+            Status::Unauthorized,
+            "never silently anonymous"
+        );
+        assert!(res.headers().get_one("WWW-Authenticate").is_some());
+    }
+}
+
+async fn status_of(client: &Client, key: &Secret) -> Status {
+    client
+        .get("/my_service")
+        .header(with(key.expose()))
+        .dispatch()
+        .await
+        .status()
+}
+
+async fn disabled_user(store: SharedStore) {
+    let k = key(&store, "k", "dana", &[], None).await;
+    let client = serve(&store, "").await;
+    assert_eq!(status_of(&client, &k).await, Status::Ok);
+    assert_eq!(store.set_user_active("dana", false).await.unwrap(), 1);
+    assert_eq!(status_of(&client, &k).await, Status::Unauthorized);
+    store.set_user_active("dana", true).await.unwrap();
+    assert_eq!(status_of(&client, &k).await, Status::Ok);
+    let lenient = serve(
+        &store,
+        "[default.apikey]\ndisable_keys_of_inactive_users = false\n",
+    )
+    .await;
+    store.set_user_active("dana", false).await.unwrap();
+    assert_eq!(status_of(&lenient, &k).await, Status::Ok, "option off");
+    assert_eq!(
+        status_of(&client, &k).await,
+        Status::Unauthorized,
+        "option on"
+    );
+}
+
+async fn last_used(store: SharedStore) {
+    let k = key(&store, "used", "uma", &[], None).await;
+    key(&store, "unused", "uma", &[], None).await;
+    let store_for_app = store.clone();
+    let config = ApiKeyConfig::default();
+    let verifier = std::sync::Arc::new(
+        apikey_core::Verifier::new(config, store_for_app)
+            .await
+            .unwrap(),
+    );
+    let rocket = rocket_with("")
+        .attach(ApiKey::with_verifier(verifier.clone()))
+        .mount("/", routes![my_service::my_service]);
+    let client = client(rocket).await;
+    let before = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+    for _ in 0..5 {
+        let res = client
+            .get("/my_service")
+            .header(with(k.expose()))
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::Ok);
+    }
+    assert_eq!(
+        store.get("used").await.unwrap().unwrap().last_used_at,
+        None,
+        "never written on the request path"
+    );
+    verifier.flush_usage().await.unwrap();
+    let used = store
+        .get("used")
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used_at
+        .unwrap();
+    assert!(used >= before);
+    assert_eq!(
+        store.get("unused").await.unwrap().unwrap().last_used_at,
+        None
+    );
+}
+
+async fn cors_preflight(store: SharedStore) {
+    let client = serve(&store, "").await;
+    let res = client
+        .options("/my_service")
+        .header(Header::new("Origin", "https://app.example"))
+        .header(Header::new("Access-Control-Request-Method", "GET"))
+        .header(Header::new(
+            "Access-Control-Request-Headers",
+            "api-key, content-type",
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::NoContent, "answered without a key");
+    let allowed = res
+        .headers()
+        .get_one("Access-Control-Allow-Headers")
+        .unwrap();
+    assert!(
+        allowed
+            .split(',')
+            .any(|h| h.trim().eq_ignore_ascii_case("API-KEY")),
+        "{allowed}"
+    );
+    let res = client
+        .options("/my_service")
+        .header(Header::new("Access-Control-Request-Method", "GET"))
+        .dispatch()
+        .await;
+    assert_eq!(
+        res.headers().get_one("Access-Control-Allow-Headers"),
+        Some("API-KEY")
+    );
+    // A plain OPTIONS (not a preflight) is left alone.
+    let res = client.options("/my_service").dispatch().await;
+    assert_eq!(res.status(), Status::NotFound);
+}
