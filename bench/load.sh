@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Load benchmark of the demo (release build): a no-auth route against the api_key route on the
-# memory, SQLite and PostgreSQL stores, with valid, unknown and malformed keys. Every round runs
-# the no-auth baseline and then each case, so ratios compare runs minutes apart at most.
+# Load benchmark of the demo (release build, `load-server`): a no-auth route against the api_key
+# route on the memory, SQLite and PostgreSQL stores, with valid, unknown and malformed keys.
+# Every round runs the no-auth baselines and then each case, so ratios compare runs seconds
+# apart. Baselines answer the same bytes without auth: `noauth` the same JSON as a valid key
+# gets, `noauth401` the same 401 problem document as a refused key gets (through the same
+# catcher), so ratios measure what apikey costs and nothing else.
 #
 #   bash bench/load.sh                      # 3 rounds of 5 s per case, all stores
 #   ROUNDS=5 DURATION=10 STORES="sqlite" bash bench/load.sh
 #
 # Prints one row per store and case: median req/s, median p99 latency, the median of the
-# per-round ratios to no-auth, and store queries per 1000 requests (from the demo's /stats).
+# per-round ratios to its baseline (noauth for valid keys, noauth401 for refused ones), and
+# store queries per 1000 requests (from the demo's /stats).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +27,8 @@ if ! command -v wrk >/dev/null 2>&1; then
     echo "load: installing wrk" >&2
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -q -p my-service
-BIN=target/release/my-service
+cargo build --release -q -p my-service --bin load-server
+BIN=target/release/load-server
 WORK=$(mktemp -d)
 PID=
 cleanup() {
@@ -53,7 +57,8 @@ stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=;
 run() {
     local url="http://127.0.0.1:$PORT" args=()
     case $2 in
-        noauth) url="$url/health" ;;
+        noauth) url="$url/bench/noauth" ;;
+        noauth401) url="$url/bench/noauth_401" ;;
         valid) url="$url/my_service"; args=(-H "API-KEY: $KEY") ;;
         unknown) url="$url/my_service"; args=(-s bench/unknown.lua) ;;
         fresh) url="$url/my_service"; args=(-s bench/fresh.lua) ;;
@@ -85,6 +90,7 @@ for store in $STORES; do
     start "$store" "$url"
     for round in $(seq 1 "$ROUNDS"); do
         run "$store" noauth "$round"
+        run "$store" noauth401 "$round"
         for c in $CASES; do run "$store" "$c" "$round"; done
     done
     stop
@@ -93,7 +99,7 @@ done
 
 echo "wrk -t1 -c$CONNS, $ROUNDS rounds of ${DURATION}s per case, $(nproc) cores"
 echo
-echo "| store | case | req/s | p99 (µs) | ratio to no-auth | store queries / 1000 req |"
+echo "| store | case | req/s | p99 (µs) | ratio to its no-auth baseline | store queries / 1000 req |"
 echo "|---|---|---:|---:|---:|---:|"
 awk '
     { key = $1 " " $2; rps[key, $3] = $4; p99[key, $3] = $5; q[key, $3] = $6; rounds[$3] = 1;
@@ -105,7 +111,8 @@ awk '
     }
     END {
         for (i = 1; i <= n; i++) {
-            k = order[i]; split(k, parts, " "); base = parts[1] " noauth"
+            k = order[i]; split(k, parts, " ")
+            base = parts[1] (parts[2] == "valid" || parts[2] == "noauth" ? " noauth" : " noauth401")
             for (r in rounds) ratio[k, r] = rps[k, r] / rps[base, r]
             printf "| %s | %s | %.0f | %.0f | %.3f | %.2f |\n", parts[1], parts[2],
                 median(rps, k), median(p99, k), median(ratio, k), median(q, k)

@@ -4,36 +4,33 @@ use rocket::http::Status;
 use rocket::{catch, Request};
 
 use crate::guard::Refusal;
-use crate::problem::Problem;
+use crate::problem::{Answers, Prepared};
 use crate::ApiKeys;
 
-fn problem(status: Status, req: &Request<'_>) -> Problem {
-    let header = req
-        .rocket()
-        .state::<ApiKeys>()
-        .map_or("API-KEY", |k| k.header());
-    match req.local_cache(|| Refusal(None)).0 {
-        Some(err) => Problem::for_auth(err, header),
-        None => Problem::new(status, status.reason_lossy()),
+fn problem(status: Status, req: &Request<'_>) -> Prepared {
+    let refusal = req.local_cache(|| Refusal(None)).0;
+    match req.rocket().state::<ApiKeys>() {
+        Some(keys) => keys.answers.get(refusal, status),
+        None => Answers::new("API-KEY").get(refusal, status),
     }
 }
 
 #[catch(401)]
-pub fn unauthorized(req: &Request<'_>) -> Problem {
+pub fn unauthorized(req: &Request<'_>) -> Prepared {
     problem(Status::Unauthorized, req)
 }
 
 #[catch(403)]
-pub fn forbidden(req: &Request<'_>) -> Problem {
+pub fn forbidden(req: &Request<'_>) -> Prepared {
     problem(Status::Forbidden, req)
 }
 
 #[catch(503)]
-pub fn unavailable(req: &Request<'_>) -> Problem {
+pub fn unavailable(req: &Request<'_>) -> Prepared {
     problem(Status::ServiceUnavailable, req)
 }
 
 #[catch(429)]
-pub fn too_many_requests(req: &Request<'_>) -> Problem {
+pub fn too_many_requests(req: &Request<'_>) -> Prepared {
     problem(Status::TooManyRequests, req)
 }

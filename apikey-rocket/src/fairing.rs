@@ -11,11 +11,13 @@ use rocket::http::{Method, Status};
 use rocket::{catchers, Build, Request, Response, Rocket};
 
 use crate::catchers;
+use crate::problem::Answers;
 
 /// The verification state managed by the fairing. Request handlers can verify with it but
 /// cannot reach the store: key administration is not a request-path capability.
 pub struct ApiKeys {
     pub(crate) verifier: SharedVerifier,
+    pub(crate) answers: Answers,
 }
 
 impl ApiKeys {
@@ -107,15 +109,20 @@ impl Fairing for ApiKey {
             return Err(rocket);
         };
         match Self::build(source, rocket.figment()).await {
-            Ok(verifier) => Ok(rocket.manage(ApiKeys { verifier }).register(
-                "/",
-                catchers![
-                    catchers::unauthorized,
-                    catchers::forbidden,
-                    catchers::unavailable,
-                    catchers::too_many_requests
-                ],
-            )),
+            Ok(verifier) => Ok(rocket
+                .manage(ApiKeys {
+                    answers: Answers::new(verifier.header()),
+                    verifier,
+                })
+                .register(
+                    "/",
+                    catchers![
+                        catchers::unauthorized,
+                        catchers::forbidden,
+                        catchers::unavailable,
+                        catchers::too_many_requests
+                    ],
+                )),
             Err(e) => {
                 log::error!("apikey: {e}");
                 Err(rocket)

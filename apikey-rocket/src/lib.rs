@@ -34,7 +34,7 @@ pub use apikey_core::{AuthError, KeyRecord, KeyStore};
 pub use apikey_macros::route;
 pub use caller::Caller;
 pub use fairing::{load_config, ApiKey, ApiKeys};
-pub use problem::Problem;
+pub use problem::{Prepared, Problem};
 
 /// Paths used by the code `#[route]` generates. Not public API.
 #[doc(hidden)]

@@ -1,6 +1,7 @@
 //! `application/problem+json` responses (RFC 9457) for refused requests.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use apikey_core::AuthError;
 use rocket::http::{ContentType, Header, Status};
@@ -75,13 +76,47 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// Serializes once, for answering many times.
+    pub fn prepare(&self) -> Prepared {
+        Prepared {
+            status: Status::new(self.status),
+            body: serde_json::to_vec(self).unwrap_or_default().into(),
+            challenge: self.challenge.clone(),
+            retry_after: self.retry_after,
+        }
+    }
+}
+
 impl<'r> Responder<'r, 'static> for Problem {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        self.prepare().respond_to(req)
+    }
+}
+
+/// A problem serialized ahead of time: refusals are answered without formatting anything.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    status: Status,
+    body: Arc<[u8]>,
+    challenge: Option<String>,
+    retry_after: Option<u32>,
+}
+
+impl Prepared {
+    /// The same problem with another `Retry-After`.
+    pub fn retry_after(mut self, secs: Option<u32>) -> Self {
+        self.retry_after = secs;
+        self
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Prepared {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let body = serde_json::to_string(&self).map_err(|_| Status::InternalServerError)?;
         let mut res = rocket::Response::build();
-        res.status(Status::new(self.status))
+        res.status(self.status)
             .header(ContentType::new("application", "problem+json"))
-            .sized_body(body.len(), Cursor::new(body));
+            .sized_body(self.body.len(), Cursor::new(self.body));
         if let Some(challenge) = self.challenge {
             res.header(Header::new("WWW-Authenticate", challenge));
         }
@@ -89,5 +124,59 @@ impl<'r> Responder<'r, 'static> for Problem {
             res.header(Header::new("Retry-After", secs.to_string()));
         }
         Ok(res.finalize())
+    }
+}
+
+/// Every answer the catchers give, prepared when the fairing starts.
+#[derive(Debug)]
+pub(crate) struct Answers {
+    missing: Prepared,
+    invalid: Prepared,
+    forbidden: Prepared,
+    unavailable: Prepared,
+    rate_limited: Prepared,
+    unauthorized: Prepared,
+    other_forbidden: Prepared,
+    other_unavailable: Prepared,
+    too_many: Prepared,
+}
+
+impl Answers {
+    pub fn new(header: &str) -> Self {
+        let auth = |e| Problem::for_auth(e, header).prepare();
+        let plain = |s: Status| Problem::new(s, s.reason_lossy()).prepare();
+        Answers {
+            missing: auth(AuthError::Missing),
+            invalid: auth(AuthError::Invalid),
+            forbidden: auth(AuthError::Forbidden),
+            unavailable: auth(AuthError::Unavailable),
+            rate_limited: auth(AuthError::RateLimited {
+                retry_after_secs: 1,
+            }),
+            unauthorized: plain(Status::Unauthorized),
+            other_forbidden: plain(Status::Forbidden),
+            other_unavailable: plain(Status::ServiceUnavailable),
+            too_many: plain(Status::TooManyRequests),
+        }
+    }
+
+    /// The answer for a refusal of ours, or for a status some other guard set.
+    pub fn get(&self, err: Option<AuthError>, status: Status) -> Prepared {
+        match err {
+            Some(AuthError::Missing) => self.missing.clone(),
+            Some(AuthError::Invalid) => self.invalid.clone(),
+            Some(AuthError::Forbidden) => self.forbidden.clone(),
+            Some(AuthError::Unavailable) => self.unavailable.clone(),
+            Some(AuthError::RateLimited { retry_after_secs }) => self
+                .rate_limited
+                .clone()
+                .retry_after(Some(retry_after_secs)),
+            None => match status.code {
+                403 => self.other_forbidden.clone(),
+                503 => self.other_unavailable.clone(),
+                429 => self.too_many.clone(),
+                _ => self.unauthorized.clone(),
+            },
+        }
     }
 }
