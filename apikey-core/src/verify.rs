@@ -214,7 +214,9 @@ impl Verifier {
             log::info!("API key refused: the key header was sent more than once");
             return Err(AuthError::Invalid);
         }
-        match first.map(str::trim) {
+        // Only HTTP's optional white space (space, tab) surrounds a field value; anything
+        // else, a no-break space say, is part of the value and makes it invalid.
+        match first.map(|v| v.trim_matches([' ', '\t'])) {
             None | Some("") => Err(AuthError::Missing),
             Some(value) => self.verify(value).await,
         }

@@ -1,0 +1,227 @@
+//! No key and no digest of a key in any log line (at trace level, every crate), error message,
+//! `Debug` output or response body, across a full scenario.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use apikey_core::{
+    ApiKeyConfig, AuthError, CreateKey, Hasher, KeyManager, MemoryStore, Secret, SharedStore,
+    StoreError, Verifier,
+};
+use apikey_rocket::ApiKey;
+use apikey_tests::Probe;
+use rocket::figment::providers::{Format, Toml};
+use rocket::http::Header;
+use rocket::local::asynchronous::Client;
+use rocket::routes;
+
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        self.0.lock().unwrap().push(format!(
+            "{} {} {}",
+            record.level(),
+            record.target(),
+            record.args()
+        ));
+    }
+    fn flush(&self) {}
+}
+
+fn capture() -> &'static Capture {
+    static LOGS: OnceLock<&'static Capture> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logger: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+        log::set_logger(logger).expect("the only logger");
+        log::set_max_level(log::LevelFilter::Trace);
+        logger
+    })
+}
+
+fn forms(key: &str) -> Vec<String> {
+    let digest = Hasher::new(None).digest(key);
+    let hex: String = digest
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut out = vec![key.to_owned(), hex.clone(), hex.to_uppercase()];
+    // Any long run of the secret part too (a truncated key is still a leak).
+    if key.len() > 20 {
+        out.push(key[3..19].to_owned());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_scenario_leaks_nothing() {
+    let logs = capture();
+    let probe = Probe::new(Arc::new(MemoryStore::new()));
+    let store: SharedStore = probe.clone();
+    let config_key = "config-secret-value-1234567890";
+    let figment = format!("[default.api_key_robot]\nkey = \"{config_key}\"\nuser = \"robot\"\n");
+    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let (_, good) = m
+        .create(CreateKey {
+            name: "good".into(),
+            user: "alice".into(),
+            groups: vec!["billing".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_, limited) = m
+        .create(CreateKey {
+            name: "limited".into(),
+            user: "lee".into(),
+            rate_limit: Some("1/1h".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let imported = Secret::new("imported-legacy-key-abcdef");
+    m.import(
+        CreateKey {
+            name: "legacy".into(),
+            user: "old".into(),
+            ..Default::default()
+        },
+        &imported,
+    )
+    .await
+    .unwrap();
+    let figment = rocket::Config::figment()
+        .merge(Toml::string(&figment).nested())
+        .merge(("log_level", "debug"));
+    let rocket = rocket::custom(figment)
+        .attach(ApiKey::with_store(store.clone()))
+        .mount(
+            "/",
+            routes![
+                my_service::my_service,
+                my_service::billing,
+                my_service::whoami
+            ],
+        );
+    let client = Client::tracked(rocket).await.unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+
+    let mut bodies = Vec::new();
+    let hit = |key: &str, path: &'static str| {
+        let client = &client;
+        let key = key.to_owned();
+        async move {
+            let res = if path == "/billing" {
+                client.post(path)
+            } else {
+                client.get(path)
+            }
+            .header(Header::new("API-KEY", key))
+            .dispatch()
+            .await;
+            let mut text = format!("{} {:?}", res.status(), res.headers());
+            text.push_str(&res.into_string().await.unwrap_or_default());
+            text
+        }
+    };
+    let rotated = good.clone();
+    for (key, path) in [
+        (good.expose(), "/my_service"),
+        (good.expose(), "/billing"),
+        (limited.expose(), "/my_service"),
+        (limited.expose(), "/my_service"),
+        (limited.expose(), "/billing"),
+        (imported.expose(), "/whoami"),
+        (config_key, "/my_service"),
+        ("unknown-but-well-formed-key", "/my_service"),
+    ] {
+        bodies.push(hit(key, path).await);
+    }
+    let mut bad = good.expose().to_owned();
+    bad.pop();
+    bad.push('!');
+    bodies.push(hit(&bad, "/my_service").await);
+    store.set_active("good", false).await.unwrap();
+    bodies.push(hit(rotated.expose(), "/my_service").await);
+    let (_, new_secret) = m.rotate("legacy", Duration::ZERO).await.unwrap();
+    bodies.push(hit(imported.expose(), "/my_service").await);
+    bodies.push(hit(new_secret.expose(), "/my_service").await);
+    probe.down.store(true, Ordering::SeqCst);
+    bodies.push(hit("another-unknown-key-xyz", "/my_service").await);
+    probe.down.store(false, Ordering::SeqCst);
+    store.delete("legacy").await.unwrap();
+    bodies.push(hit(new_secret.expose(), "/my_service").await);
+
+    // Errors and Debug output of everything that holds or touched a key.
+    let verifier = Verifier::new(ApiKeyConfig::default(), store.clone())
+        .await
+        .unwrap();
+    let mut texts = vec![
+        format!("{verifier:?}"),
+        format!("{:?}", ApiKeyConfig::load(None)),
+        format!("{good:?} {good}"),
+        format!("{:?}", Hasher::new(None).digest(good.expose())),
+        format!("{:?}", m),
+    ];
+    for e in [
+        AuthError::Missing,
+        AuthError::Invalid,
+        AuthError::Forbidden,
+        AuthError::Unavailable,
+        AuthError::RateLimited {
+            retry_after_secs: 3,
+        },
+    ] {
+        texts.push(format!("{e} {e:?}"));
+    }
+    let err = m
+        .import(
+            CreateKey {
+                name: "good two".into(),
+                user: "x".into(),
+                ..Default::default()
+            },
+            &Secret::new("has space"),
+        )
+        .await
+        .unwrap_err();
+    texts.push(format!("{err} {err:?}"));
+    let err: StoreError = m
+        .create(CreateKey {
+            name: "limited".into(),
+            user: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    texts.push(format!("{err} {err:?}"));
+    texts.push(format!("{:?}", verifier.verify(bad.as_str()).await));
+
+    let logs = logs.0.lock().unwrap().clone();
+    assert!(
+        logs.iter().any(|l| l.contains("refused")),
+        "logging was captured: {logs:?}"
+    );
+    let everything = [logs.join("\n"), bodies.join("\n"), texts.join("\n")];
+    for key in [
+        good.expose(),
+        limited.expose(),
+        imported.expose(),
+        new_secret.expose(),
+        config_key,
+        bad.as_str(),
+        "unknown-but-well-formed-key",
+        "another-unknown-key-xyz",
+    ] {
+        for form in forms(key) {
+            for (what, text) in ["logs", "bodies", "errors"].iter().zip(&everything) {
+                assert!(!text.contains(&form), "{what} contain {form:?}");
+            }
+        }
+    }
+}
