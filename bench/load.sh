@@ -19,7 +19,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
 PORT=${PORT:-8199}
-STORES=${STORES:-"memory sqlite postgres"}
+# memory-limited: the memory store with a default rate limit on every key (high enough never to
+# refuse), to measure what the limiter costs.
+STORES=${STORES:-"memory memory-limited sqlite postgres"}
 PG_URL=${APIKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 CASES="valid unknown fresh malformed"
 
@@ -39,8 +41,8 @@ trap cleanup EXIT
 
 stats() { curl -s "http://127.0.0.1:$PORT/stats" | sed -E 's/.*"store_queries":([0-9]+).*/\1/'; }
 
-start() { # store url
-    APIKEY_DATABASE_URL="$2" ROCKET_PORT=$PORT ROCKET_LOG_LEVEL=off ROCKET_CLI_COLORS=false \
+start() { # store url [rate limit]
+    env APIKEY_DATABASE_URL="$2" ${3:+APIKEY_RATE_LIMIT="$3"} ROCKET_PORT=$PORT ROCKET_LOG_LEVEL=off ROCKET_CLI_COLORS=false \
         "$BIN" >"$WORK/$1.log" 2>&1 &
     PID=$!
     for _ in $(seq 1 100); do
@@ -80,6 +82,7 @@ run() {
 for store in $STORES; do
     case $store in
         memory) url="memory:" ;;
+        memory-limited) url="memory:" ;;
         sqlite) url="sqlite://$WORK/bench.db?mode=rwc" ;;
         postgres)
             psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS apikey_bench WITH (FORCE)" \
@@ -87,7 +90,9 @@ for store in $STORES; do
             url="${PG_URL%/*}/apikey_bench" ;;
         *) echo "load: unknown store $store" >&2; exit 2 ;;
     esac
-    start "$store" "$url"
+    limit=
+    [ "$store" = memory-limited ] && limit="1000000000/1s"
+    start "$store" "$url" "$limit"
     for round in $(seq 1 "$ROUNDS"); do
         run "$store" noauth "$round"
         run "$store" noauth401 "$round"
