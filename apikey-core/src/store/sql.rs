@@ -649,7 +649,7 @@ mod postgres {
                 .options([("search_path", schema)]);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(3))
                 .connect_with(options)
                 .await
                 .map_err(unavailable)?;
@@ -664,7 +664,12 @@ mod postgres {
             let changes = Arc::new(ChangeFeed::default());
             let mut listener = PgListener::connect_with(&pool).await.map_err(unavailable)?;
             listener.listen(&channel).await.map_err(unavailable)?;
-            let listener = Background(tokio::spawn(listen(listener, Arc::clone(&changes))));
+            let listener = Background(tokio::spawn(listen(
+                listener,
+                pool.clone(),
+                channel.clone(),
+                Arc::clone(&changes),
+            )));
             Ok(PostgresStore {
                 pool,
                 changes,
@@ -691,25 +696,41 @@ mod postgres {
         }
     }
 
-    /// Forwards notifications; after a lost connection (notifications may have been missed)
-    /// announces [`Change::All`].
-    async fn listen(mut listener: PgListener, changes: Arc<ChangeFeed>) {
+    /// Forwards notifications. When the connection is lost, caches keep what they hold (the
+    /// TTL bounds it) and a new listener is tried every second; once it listens again,
+    /// [`Change::All`] is announced, since changes may have been missed meanwhile.
+    async fn listen(
+        mut listener: PgListener,
+        pool: PgPool,
+        channel: String,
+        changes: Arc<ChangeFeed>,
+    ) {
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) => {
                     let (kind, name) = n.payload().split_once(':').unwrap_or(("*", ""));
                     changes.announce(decode_change(kind, name));
+                    continue;
                 }
                 Ok(None) => {
-                    log::warn!("apikey: lost the PostgreSQL notification connection; reconnecting");
-                    changes.announce(Change::All);
+                    log::warn!("apikey: lost the PostgreSQL notification connection");
                 }
-                Err(e) => {
-                    log::warn!("apikey: PostgreSQL notifications failed: {e}");
-                    changes.announce(Change::All);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                Err(e) => log::warn!("apikey: PostgreSQL notifications failed: {e}"),
             }
+            listener = loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let attempt = async {
+                    let mut l = PgListener::connect_with(&pool).await?;
+                    l.listen(&channel).await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                match attempt.await {
+                    Ok(l) => break l,
+                    Err(e) => log::debug!("apikey: PostgreSQL notifications still down: {e}"),
+                }
+            };
+            log::info!("apikey: PostgreSQL notifications restored");
+            changes.announce(Change::All);
         }
     }
 
