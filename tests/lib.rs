@@ -306,3 +306,50 @@ pub fn percentile(sorted: &[std::time::Duration], p: usize) -> std::time::Durati
     }
     sorted[((sorted.len() - 1) * p).div_ceil(100)]
 }
+
+/// The demo's `/my_service`, `/billing` and `/whoami` over `store`, with `toml` merged into the
+/// configuration.
+pub async fn demo_client(store: &SharedStore, toml: &str) -> Client {
+    let rocket = rocket_with(toml)
+        .attach(apikey_rocket::ApiKey::with_store(store.clone()))
+        .mount(
+            "/",
+            rocket::routes![
+                my_service::my_service,
+                my_service::billing,
+                my_service::whoami
+            ],
+        );
+    client(rocket).await
+}
+
+/// Runs each `async fn name(store: SharedStore)` of the calling test file on a fresh memory,
+/// SQLite and PostgreSQL store (the last skipped without `APIKEY_TEST_POSTGRES_URL`), as
+/// `memory::name`, `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! per_store {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $crate::per_store!(@store $crate::memory(); $($test),*);
+        }
+        mod sqlite {
+            $crate::per_store!(@store $crate::sqlite_file(); $($test),*);
+        }
+        mod postgres {
+            $crate::per_store!(@store $crate::postgres(); $($test),*);
+        }
+    };
+    (@store $make:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let Some(fixture) = $make.await else {
+                    eprintln!("skipped: store not configured");
+                    return;
+                };
+                super::$test(fixture.store.clone()).await;
+                fixture.finish().await;
+            }
+        )*
+    };
+}

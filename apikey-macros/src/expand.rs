@@ -2,29 +2,58 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned as _;
-use syn::{FnArg, ItemFn};
+use syn::{Attribute, FnArg, Signature, Visibility};
 
 use crate::args::{Args, Auth};
 use crate::exports;
 use crate::validate::{validate, Route};
 
+/// A function whose body is kept as tokens: only the signature matters here, and parsing a
+/// body (which rustc has already parsed) could only fail or, deeply nested, exhaust the stack.
+pub struct LazyFn {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub sig: Signature,
+    pub body: TokenStream,
+}
+
+impl Parse for LazyFn {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let content;
+        let brace = syn::braced!(content in input);
+        let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, content.parse()?);
+        group.set_span(brace.span.join());
+        let body = proc_macro2::TokenTree::Group(group).into();
+        Ok(LazyFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
 pub fn route(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let func: ItemFn = syn::parse2(item).map_err(|e| {
+    let func: LazyFn = syn::parse2(item).map_err(|e| {
         syn::Error::new(
             e.span(),
             "#[route] goes on a function: #[route(\"/path\", auth = \"api_key\")] fn handler() …",
         )
     })?;
     let args: Args = syn::parse2(attr)?;
-    let route = validate(args, &func)?;
+    let route = validate(args, &func.sig)?;
     Ok(expand(route, func))
 }
 
 /// Pure codegen: Rocket's method attribute with the user's arguments, and the guard for
 /// `auth` injected as the first parameter (Rocket runs guards in order, so an unauthenticated
 /// request is refused before any other guard or the body is looked at).
-pub fn expand(route: Route, mut func: ItemFn) -> TokenStream {
+pub fn expand(route: Route, mut func: LazyFn) -> TokenStream {
     let attr = exports::rocket_attr(&route.method.to_ascii_lowercase());
     let path = &route.path;
     let mut rocket_args = vec![quote!(#path)];
@@ -82,9 +111,42 @@ pub fn expand(route: Route, mut func: ItemFn) -> TokenStream {
         func.sig.inputs.insert(0, param);
     }
 
+    let LazyFn {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = func;
     quote! {
         #[#attr(#(#rocket_args),*)]
-        #func
+        #(#attrs)*
+        #vis #sig #body
         #extra
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn bodies_are_not_parsed() {
+        // Found by fuzzing: syn's expression parser overflowed the stack on a deeply nested
+        // body. Bodies are now passed through as tokens.
+        let body = format!("fn handler() {{ {} () }}", "|| ".repeat(50_000));
+        let item = TokenStream::from_str(&body).unwrap();
+        let attr = TokenStream::from_str(r#""/x", auth = "api_key""#).unwrap();
+        let out = route(attr, item).unwrap().to_string();
+        assert!(out.contains("__apikey_guard"));
+    }
+
+    #[test]
+    fn errors_point_at_tokens() {
+        let attr = TokenStream::from_str(r#""/x", auth = "nope""#).unwrap();
+        let item = TokenStream::from_str("fn handler() {}").unwrap();
+        let err = route(attr, item).unwrap_err();
+        assert!(err.to_string().contains("unknown auth `nope`"));
     }
 }

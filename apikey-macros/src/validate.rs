@@ -1,7 +1,7 @@
 //! Checks across arguments and against the function; every error is spanned at its token.
 
 use proc_macro2::Span;
-use syn::{FnArg, ItemFn, LitInt, LitStr, Pat};
+use syn::{FnArg, LitInt, LitStr, Pat, Signature};
 
 use crate::args::{Args, Auth, Spanned};
 use crate::exports;
@@ -28,7 +28,7 @@ fn combine(errors: Vec<syn::Error>) -> syn::Result<()> {
     }
 }
 
-pub fn validate(args: Args, func: &ItemFn) -> syn::Result<Route> {
+pub fn validate(args: Args, sig: &Signature) -> syn::Result<Route> {
     let mut errors = Vec::new();
 
     if let Some(p) = &args.path {
@@ -51,7 +51,7 @@ pub fn validate(args: Args, func: &ItemFn) -> syn::Result<Route> {
             ));
         }
     }
-    for input in &func.sig.inputs {
+    for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => errors.push(syn::Error::new_spanned(
                 r,
@@ -69,9 +69,9 @@ pub fn validate(args: Args, func: &ItemFn) -> syn::Result<Route> {
             }
         }
     }
-    if func.sig.asyncness.is_none() && func.sig.constness.is_some() {
+    if sig.asyncness.is_none() && sig.constness.is_some() {
         errors.push(syn::Error::new_spanned(
-            func.sig.constness,
+            sig.constness,
             "a route handler cannot be a `const fn`",
         ));
     }

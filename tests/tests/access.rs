@@ -3,27 +3,12 @@
 
 use std::time::Duration;
 
-use apikey_core::conformance::Fixture;
 use apikey_core::{ApiKeyConfig, CreateKey, KeyManager, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{client, rocket_with};
+use apikey_tests::{client, demo_client, rocket_with};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::routes;
-
-async fn serve(store: &SharedStore, toml: &str) -> Client {
-    let rocket = rocket_with(toml)
-        .attach(ApiKey::with_store(store.clone()))
-        .mount(
-            "/",
-            routes![
-                my_service::my_service,
-                my_service::billing,
-                my_service::whoami
-            ],
-        );
-    client(rocket).await
-}
 
 async fn key(
     store: &SharedStore,
@@ -57,38 +42,20 @@ async fn problem_of(res: LocalResponse<'_>) -> serde_json::Value {
     serde_json::from_str(&res.into_string().await.unwrap()).unwrap()
 }
 
-macro_rules! access_tests {
-    ($name:ident, $make:expr) => {
-        mod $name {
-            use super::*;
-            access_tests!(@each $make; groups_403, rate_limit_429, default_and_section_limits,
-                public_with_bad_key_401, disabled_user, last_used, cors_preflight);
-        }
-    };
-    (@each $make:expr; $($test:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                let fixture: Option<Fixture> = $make.await;
-                let Some(fixture) = fixture else {
-                    eprintln!("skipped: store not configured");
-                    return;
-                };
-                super::$test(fixture.store.clone()).await;
-                fixture.finish().await;
-            }
-        )*
-    };
-}
-
-access_tests!(memory, apikey_tests::memory());
-access_tests!(sqlite, apikey_tests::sqlite_file());
-access_tests!(postgres, apikey_tests::postgres());
+apikey_tests::per_store!(
+    groups_403,
+    rate_limit_429,
+    default_and_section_limits,
+    public_with_bad_key_401,
+    disabled_user,
+    last_used,
+    cors_preflight
+);
 
 async fn groups_403(store: SharedStore) {
     let billing = key(&store, "biller", "bob", &["billing"], None).await;
     let reader = key(&store, "reader", "rita", &["read"], None).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     let res = client
         .post("/billing")
         .header(with(billing.expose()))
@@ -118,7 +85,7 @@ async fn groups_403(store: SharedStore) {
 async fn rate_limit_429(store: SharedStore) {
     let limited = key(&store, "limited", "lee", &[], Some("3/1h")).await;
     let free = key(&store, "free", "fay", &[], None).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     for _ in 0..3 {
         let res = client
             .get("/my_service")
@@ -163,7 +130,7 @@ async fn rate_limit_429(store: SharedStore) {
 async fn default_and_section_limits(store: SharedStore) {
     let plain = key(&store, "plain", "pat", &[], None).await;
     let own = key(&store, "own", "oz", &[], Some("5/1h")).await;
-    let client = serve(
+    let client = demo_client(
         &store,
         "[default.apikey]\nrate_limit = \"2/1h\"\n\
          [default.api_key_robot]\nkey = \"robot_key\"\nuser = \"robot\"\nrate_limit = \"1/1h\"\n",
@@ -196,7 +163,7 @@ async fn default_and_section_limits(store: SharedStore) {
 async fn public_with_bad_key_401(store: SharedStore) {
     let good = key(&store, "good", "gil", &[], None).await;
     store.set_active("good", false).await.unwrap();
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     let res = client.get("/whoami").dispatch().await;
     assert_eq!(res.status(), Status::Ok);
     for bad in ["wrong", good.expose()] {
@@ -221,13 +188,13 @@ async fn status_of(client: &Client, key: &Secret) -> Status {
 
 async fn disabled_user(store: SharedStore) {
     let k = key(&store, "k", "dana", &[], None).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     assert_eq!(status_of(&client, &k).await, Status::Ok);
     assert_eq!(store.set_user_active("dana", false).await.unwrap(), 1);
     assert_eq!(status_of(&client, &k).await, Status::Unauthorized);
     store.set_user_active("dana", true).await.unwrap();
     assert_eq!(status_of(&client, &k).await, Status::Ok);
-    let lenient = serve(
+    let lenient = demo_client(
         &store,
         "[default.apikey]\ndisable_keys_of_inactive_users = false\n",
     )
@@ -285,7 +252,7 @@ async fn last_used(store: SharedStore) {
 }
 
 async fn cors_preflight(store: SharedStore) {
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     let res = client
         .options("/my_service")
         .header(Header::new("Origin", "https://app.example"))

@@ -4,27 +4,12 @@
 
 use std::sync::Arc;
 
-use apikey_core::conformance::Fixture;
 use apikey_core::{ApiKeyConfig, CreateKey, Hasher, KeyManager, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{client, rocket_with};
+use apikey_tests::{client, demo_client, rocket_with};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::routes;
-
-async fn serve(store: &SharedStore, toml: &str) -> Client {
-    let rocket = rocket_with(toml)
-        .attach(ApiKey::with_store(store.clone()))
-        .mount(
-            "/",
-            routes![
-                my_service::my_service,
-                my_service::billing,
-                my_service::whoami
-            ],
-        );
-    client(rocket).await
-}
 
 /// Imports a key with a known value, as Odoo records hold plain keys.
 async fn record(store: &SharedStore, name: &str, key: &str, user: &str, groups: &[&str]) {
@@ -57,47 +42,28 @@ async fn user_of(client: &Client, key: &str) -> Result<String, Status> {
     Ok(body["user"].as_str().unwrap().to_owned())
 }
 
-macro_rules! odoo_tests {
-    ($name:ident, $make:expr) => {
-        mod $name {
-            use super::*;
-            odoo_tests!(@each $make; test_lookup_key_from_db, test_wrong_key,
-                test_cache_invalidation, test_lookup_key_from_env, test_config_only_key,
-                test_user_archived_unarchived_with_option_on,
-                test_user_archived_unarchived_with_option_off, test_relations,
-                stricter_delete_and_revoke_take_effect_at_once,
-                stricter_config_key_of_revoked_record_is_refused);
-        }
-    };
-    (@each $make:expr; $($test:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                let fixture: Option<Fixture> = $make.await;
-                let Some(fixture) = fixture else {
-                    eprintln!("skipped: store not configured");
-                    return;
-                };
-                super::$test(fixture.store.clone()).await;
-                fixture.finish().await;
-            }
-        )*
-    };
-}
-
-odoo_tests!(memory, apikey_tests::memory());
-odoo_tests!(sqlite, apikey_tests::sqlite_file());
-odoo_tests!(postgres, apikey_tests::postgres());
+apikey_tests::per_store!(
+    test_lookup_key_from_db,
+    test_wrong_key,
+    test_cache_invalidation,
+    test_lookup_key_from_env,
+    test_config_only_key,
+    test_user_archived_unarchived_with_option_on,
+    test_user_archived_unarchived_with_option_off,
+    test_relations,
+    stricter_delete_and_revoke_take_effect_at_once,
+    stricter_config_key_of_revoked_record_is_refused
+);
 
 async fn test_lookup_key_from_db(store: SharedStore) {
     record(&store, "good", "api_key", "demo", &[]).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
 }
 
 async fn test_wrong_key(store: SharedStore) {
     record(&store, "good", "api_key", "demo", &[]).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     assert_eq!(
         user_of(&client, "api_wrong_key").await,
         Err(Status::Unauthorized)
@@ -106,7 +72,7 @@ async fn test_wrong_key(store: SharedStore) {
 
 async fn test_cache_invalidation(store: SharedStore) {
     record(&store, "good", "api_key", "demo", &[]).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
     // Odoo writes the new value into the record; we give the record a new secret.
     let digest = Hasher::new(None).digest("updated_key");
@@ -120,7 +86,7 @@ async fn test_cache_invalidation(store: SharedStore) {
 
 async fn test_lookup_key_from_env(store: SharedStore) {
     record(&store, "From Env", "dummy", "demo", &[]).await;
-    let client = serve(
+    let client = demo_client(
         &store,
         "[default.api_key_from_env]\nkey = \"api_key_from_env\"\n",
     )
@@ -137,7 +103,7 @@ async fn test_lookup_key_from_env(store: SharedStore) {
 }
 
 async fn test_config_only_key(store: SharedStore) {
-    let client = serve(
+    let client = demo_client(
         &store,
         "[default.api_key_robot]\nkey = \"robot_key\"\nuser = \"robot\"\ngroups = [\"billing\"]\n",
     )
@@ -153,7 +119,7 @@ async fn test_config_only_key(store: SharedStore) {
 
 async fn test_user_archived_unarchived_with_option_on(store: SharedStore) {
     record(&store, "good", "api_key", "demo", &[]).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
     store.set_user_active("demo", false).await.unwrap();
     assert_eq!(user_of(&client, "api_key").await, Err(Status::Unauthorized));
@@ -163,7 +129,7 @@ async fn test_user_archived_unarchived_with_option_on(store: SharedStore) {
 
 async fn test_user_archived_unarchived_with_option_off(store: SharedStore) {
     record(&store, "good", "api_key", "demo", &[]).await;
-    let client = serve(
+    let client = demo_client(
         &store,
         "[default.apikey]\ndisable_keys_of_inactive_users = false\n",
     )
@@ -195,7 +161,7 @@ async fn test_relations(store: SharedStore) {
 async fn stricter_delete_and_revoke_take_effect_at_once(store: SharedStore) {
     record(&store, "a", "key_a", "demo", &[]).await;
     record(&store, "b", "key_b", "demo", &[]).await;
-    let client = serve(&store, "").await;
+    let client = demo_client(&store, "").await;
     assert!(user_of(&client, "key_a").await.is_ok());
     assert!(user_of(&client, "key_b").await.is_ok());
     store.delete("a").await.unwrap();
@@ -209,7 +175,7 @@ async fn stricter_delete_and_revoke_take_effect_at_once(store: SharedStore) {
 /// A config section replaces a record's key, not its life: revoking the record ends it too.
 async fn stricter_config_key_of_revoked_record_is_refused(store: SharedStore) {
     record(&store, "From Env", "dummy", "demo", &[]).await;
-    let client = serve(
+    let client = demo_client(
         &store,
         "[default.api_key_from_env]\nkey = \"from_config\"\n",
     )
