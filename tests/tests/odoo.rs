@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use apikey_core::{ApiKeyConfig, CreateKey, Hasher, KeyManager, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{client, demo_client, rocket_with};
+use apikey_tests::{demo_client, rocket_with};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::routes;
