@@ -490,6 +490,13 @@ mod sqlite {
                 .await
                 .map_err(|e| migrate_error(e, &MIGRATOR))?;
             let changes = Arc::new(ChangeFeed::default());
+            // Tags this store's change-log rows so its watcher skips them (they were announced
+            // when written).
+            let mut id = [0u8; 8];
+            getrandom::getrandom(&mut id).map_err(|e| {
+                StoreError::Unavailable(format!("the OS random generator failed: {e}"))
+            })?;
+            let origin: String = id.iter().map(|b| format!("{b:02x}")).collect();
             let watcher = if in_memory {
                 None
             } else {
@@ -500,31 +507,35 @@ mod sqlite {
                 Some(Background(tokio::spawn(watch(
                     conn,
                     start,
-                    changes.clone(),
+                    origin.clone(),
+                    Arc::clone(&changes),
                 ))))
             };
             Ok(SqliteStore {
                 pool,
                 changes,
-                channel: String::new(),
+                channel: origin,
                 _watcher: watcher,
             })
         }
 
         async fn notify(
             tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-            _channel: &str,
+            origin: &str,
             change: &Change,
         ) -> Result<(), StoreError> {
             let (kind, name) = encode_change(change);
             let now = now_secs();
-            sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
-                .bind(kind)
-                .bind(name)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(unavailable)?;
+            sqlx::query(
+                "INSERT INTO apikey_changes (kind, name, at, origin) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(kind)
+            .bind(name)
+            .bind(now)
+            .bind(origin)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
             // The log only serves processes polling right now; an hour is plenty.
             sqlx::query("DELETE FROM apikey_changes WHERE at < $1")
                 .bind(now - 3600)
@@ -554,6 +565,7 @@ mod sqlite {
     async fn watch(
         mut conn: SqliteConnection,
         (mut version, mut last_id): (i64, i64),
+        origin: String,
         changes: Arc<ChangeFeed>,
     ) {
         let mut ticker = tokio::time::interval(POLL);
@@ -574,17 +586,19 @@ mod sqlite {
                 continue;
             }
             version = v;
-            let rows: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
-                "SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id",
+            let rows: Result<Vec<(i64, String, String, String)>, _> = sqlx::query_as(
+                "SELECT id, kind, name, origin FROM apikey_changes WHERE id > $1 ORDER BY id",
             )
             .bind(last_id)
             .fetch_all(&mut conn)
             .await;
             match rows {
                 Ok(rows) => {
-                    for (id, kind, name) in rows {
+                    for (id, kind, name, from) in rows {
                         last_id = id;
-                        changes.announce(decode_change(&kind, &name));
+                        if from != origin {
+                            changes.announce(decode_change(&kind, &name));
+                        }
                     }
                 }
                 Err(e) => {
