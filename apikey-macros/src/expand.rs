@@ -38,7 +38,54 @@ impl Parse for LazyFn {
     }
 }
 
+/// Most nesting (groups plus `<`) accepted in the attribute or the signature. syn's parsers
+/// recurse once per level; past a few thousand levels they overflow the stack, taking the
+/// compiler down with them (found by fuzzing). No real signature comes near this.
+const MAX_NESTING: usize = 256;
+
+/// Whether `tokens` (outside a function body) nest deeper than [`MAX_NESTING`]. Iterative, so
+/// that the check cannot overflow the stack itself.
+fn too_deep(tokens: &TokenStream) -> bool {
+    let mut stack: Vec<(proc_macro2::token_stream::IntoIter, usize)> =
+        vec![(tokens.clone().into_iter(), 0)];
+    let mut angles = 0usize;
+    while let Some((iter, depth)) = stack.last_mut() {
+        let depth = *depth;
+        match iter.next() {
+            None => {
+                stack.pop();
+            }
+            Some(proc_macro2::TokenTree::Group(g)) => {
+                // The function body is never parsed, so its nesting does not matter.
+                let is_body = depth == 0 && g.delimiter() == proc_macro2::Delimiter::Brace;
+                if !is_body {
+                    if depth + 1 + angles > MAX_NESTING {
+                        return true;
+                    }
+                    stack.push((g.stream().into_iter(), depth + 1));
+                }
+            }
+            Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '<' => {
+                angles += 1;
+                if depth + angles > MAX_NESTING {
+                    return true;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    false
+}
+
 pub fn route(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    for tokens in [&attr, &item] {
+        if too_deep(tokens) {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                format!("#[route]: more than {MAX_NESTING} levels of nesting in the signature or arguments"),
+            ));
+        }
+    }
     let func: LazyFn = syn::parse2(item).map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -140,6 +187,36 @@ mod tests {
         let attr = TokenStream::from_str(r#""/x", auth = "api_key""#).unwrap();
         let out = route(attr, item).unwrap().to_string();
         assert!(out.contains("__apikey_guard"));
+    }
+
+    #[test]
+    fn absurd_nesting_is_an_error_not_a_crash() {
+        // Found by fuzzing: syn's type parser overflowed the stack on deeply nested generics.
+        let deep_generics = format!(
+            "fn handler(x: {}u8{}) {{}}",
+            "Vec<".repeat(5_000),
+            ">".repeat(5_000)
+        );
+        let deep_parens = format!(
+            "fn handler(x: {}u8{}) {{}}",
+            "(".repeat(5_000),
+            ")".repeat(5_000)
+        );
+        let attr = TokenStream::from_str(r#""/x""#).unwrap();
+        for item in [deep_generics, deep_parens] {
+            let err = route(attr.clone(), TokenStream::from_str(&item).unwrap()).unwrap_err();
+            assert!(err.to_string().contains("levels of nesting"));
+        }
+        let deep_attr = TokenStream::from_str(&format!(
+            "\"/x\", auth = a::{}b{}",
+            "<a::".repeat(5_000),
+            ">".repeat(5_000)
+        ))
+        .unwrap();
+        let item = TokenStream::from_str("fn handler() {}").unwrap();
+        assert!(route(deep_attr, item).is_err());
+        let fine = TokenStream::from_str("fn handler(x: Vec<Option<Result<u8, ()>>>) {}").unwrap();
+        assert!(route(attr, fine).is_ok());
     }
 
     #[test]
