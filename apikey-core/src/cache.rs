@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -60,13 +60,21 @@ impl std::hash::Hasher for DigestHasher {
     fn write_usize(&mut self, _: usize) {}
 }
 
-type Map<V> = HashMap<Digest, (V, u64), BuildHasherDefault<DigestHasher>>;
+/// A cached value, when it was cached (seconds since the cache started: 136 years of range)
+/// and the minute its use was last noted (for last-used times). 48 bytes for a `Valid`.
+struct Slot<V> {
+    value: V,
+    inserted: u32,
+    noted: AtomicU32,
+}
+
+type Map<V> = HashMap<Digest, Slot<V>, BuildHasherDefault<DigestHasher>>;
 
 /// A bounded map with a time to live, split in shards to keep lock holds short.
 struct Shards<V> {
     shards: Vec<RwLock<Map<V>>>,
     per_shard: usize,
-    ttl_ms: u64,
+    ttl_secs: u32,
     epoch: Instant,
 }
 
@@ -80,13 +88,18 @@ impl<V: Clone> Shards<V> {
         Shards {
             shards: (0..SHARDS).map(|_| RwLock::new(Map::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            // Whole seconds, at least one: the cache works at a one-second granularity.
+            ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
             epoch: Instant::now(),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now_secs(&self) -> u32 {
+        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn fresh(&self, slot: &Slot<V>, now: u32) -> bool {
+        now.saturating_sub(slot.inserted) < self.ttl_secs
     }
 
     // A panic never leaves a shard half-updated (HashMap operations are atomic with respect
@@ -100,18 +113,28 @@ impl<V: Clone> Shards<V> {
     }
 
     fn get(&self, d: &Digest) -> Option<V> {
-        let now = self.now_ms();
-        let shard = self.read(shard_of(d));
-        let (v, at) = shard.get(d)?;
-        (now.saturating_sub(*at) < self.ttl_ms).then(|| v.clone())
+        self.get_noting(d, 0).map(|(v, _)| v)
     }
 
-    fn insert(&self, d: Digest, v: V) {
-        let now = self.now_ms();
+    /// The value, and whether this is its first use in `minute` (noted atomically, under the
+    /// read lock).
+    fn get_noting(&self, d: &Digest, minute: u32) -> Option<(V, bool)> {
+        let now = self.now_secs();
+        let shard = self.read(shard_of(d));
+        let slot = shard.get(d)?;
+        if !self.fresh(slot, now) {
+            return None;
+        }
+        let first = slot.noted.swap(minute, Ordering::Relaxed) != minute;
+        Some((slot.value.clone(), first))
+    }
+
+    fn insert(&self, d: Digest, v: V, minute: u32) {
+        let now = self.now_secs();
         let mut shard = self.write(shard_of(&d));
         if shard.len() >= self.per_shard && !shard.contains_key(&d) {
-            let ttl = self.ttl_ms;
-            shard.retain(|_, (_, at)| now.saturating_sub(*at) < ttl);
+            let ttl = self.ttl_secs;
+            shard.retain(|_, slot| now.saturating_sub(slot.inserted) < ttl);
             if shard.len() >= self.per_shard {
                 // Still full of live entries: drop one (hash order, so effectively random).
                 if let Some(victim) = shard.keys().next().copied() {
@@ -119,7 +142,14 @@ impl<V: Clone> Shards<V> {
                 }
             }
         }
-        shard.insert(d, (v, now));
+        shard.insert(
+            d,
+            Slot {
+                value: v,
+                inserted: now,
+                noted: AtomicU32::new(minute),
+            },
+        );
     }
 
     fn remove(&self, d: &Digest) {
@@ -128,7 +158,7 @@ impl<V: Clone> Shards<V> {
 
     fn retain(&self, keep: impl Fn(&V) -> bool) {
         for i in 0..SHARDS {
-            self.write(i).retain(|_, (v, _)| keep(v));
+            self.write(i).retain(|_, slot| keep(&slot.value));
         }
     }
 
@@ -167,8 +197,14 @@ impl Caches {
         self.generation.load(Ordering::Acquire)
     }
 
-    pub fn get(&self, digest: &Digest) -> Option<Valid> {
-        self.positive.as_ref()?.get(digest)
+    /// A cached valid key, and whether this is its first use in `minute`.
+    pub fn get(&self, digest: &Digest, minute: u32) -> Option<(Valid, bool)> {
+        self.positive.as_ref()?.get_noting(digest, minute)
+    }
+
+    /// Whether valid keys are cached at all.
+    pub fn enabled(&self) -> bool {
+        self.positive.is_some()
     }
 
     pub fn is_known_unknown(&self, digest: &Digest) -> bool {
@@ -177,11 +213,12 @@ impl Caches {
             .is_some_and(|n| n.get(digest).is_some())
     }
 
-    /// Caches a valid key, unless something changed since `generation`.
-    pub fn remember(&self, digest: Digest, valid: Valid, generation: u64) {
+    /// Caches a valid key (its use noted in `minute`), unless something changed since
+    /// `generation`.
+    pub fn remember(&self, digest: Digest, valid: Valid, generation: u64, minute: u32) {
         if let Some(p) = &self.positive {
             if self.generation() == generation {
-                p.insert(digest, valid);
+                p.insert(digest, valid, minute);
             }
         }
     }
@@ -190,7 +227,7 @@ impl Caches {
     pub fn remember_unknown(&self, digest: Digest, generation: u64) {
         if let Some(n) = &self.negative {
             if self.generation() == generation {
-                n.insert(digest, ());
+                n.insert(digest, (), 0);
             }
         }
     }
@@ -242,18 +279,31 @@ mod tests {
 
     #[test]
     fn entries_expire_after_their_ttl() {
-        let s: Shards<u32> = Shards::new(10, Duration::from_millis(50));
-        s.insert(d(1), 1);
+        let s: Shards<u32> = Shards::new(10, Duration::from_secs(1));
+        s.insert(d(1), 1, 0);
         assert_eq!(s.get(&d(1)), Some(1));
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(2050));
         assert_eq!(s.get(&d(1)), None);
+    }
+
+    #[test]
+    fn uses_are_noted_once_a_minute() {
+        let s: Shards<u32> = Shards::new(10, Duration::from_secs(60));
+        s.insert(d(1), 1, 7);
+        assert_eq!(
+            s.get_noting(&d(1), 7),
+            Some((1, false)),
+            "noted when inserted"
+        );
+        assert_eq!(s.get_noting(&d(1), 8), Some((1, true)));
+        assert_eq!(s.get_noting(&d(1), 8), Some((1, false)));
     }
 
     #[test]
     fn capacity_is_bounded() {
         let s: Shards<u32> = Shards::new(SHARDS * 2, Duration::from_secs(60));
         for i in 0..10_000 {
-            s.insert(d(i), i);
+            s.insert(d(i), i, 0);
         }
         assert!(s.len() <= SHARDS * 2, "{}", s.len());
         assert_eq!(s.get(&d(9_999)), Some(9_999), "the newest entry is kept");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::store::{SharedStore, StoreError};
+use crate::Caller;
 
 /// How often noted uses are written.
 pub(crate) const USAGE_FLUSH: Duration = Duration::from_secs(60);
@@ -16,13 +17,24 @@ pub(crate) const USAGE_FLUSH: Duration = Duration::from_secs(60);
 pub(crate) struct Usage {
     /// Key name → the minute (unix seconds / 60) its use was last noted.
     noted: Mutex<HashMap<String, i64>>,
-    /// Names to write.
-    pending: Mutex<Vec<String>>,
+    /// Keys to write, as callers: cloning one shares its text, so a queued use costs 32 bytes.
+    pending: Mutex<Vec<Caller>>,
 }
 
 impl Usage {
-    /// Notes a use of `name` at `now` (unix seconds); cheap, never touches the store.
-    pub fn note(&self, name: &str, now: i64) {
+    /// Queues a use of `caller`'s key to be written (the caller of this knows it is the
+    /// first this minute).
+    pub fn push(&self, caller: &Caller) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(caller.clone());
+    }
+
+    /// Notes a use at `now` (unix seconds) when no cache entry can track it; cheap, never
+    /// touches the store.
+    pub fn note(&self, caller: &Caller, now: i64) {
+        let name = caller.key_name();
         let minute = now / 60;
         {
             let mut noted = self.noted.lock().unwrap_or_else(|e| e.into_inner());
@@ -34,24 +46,24 @@ impl Usage {
                 }
             }
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(name.to_owned());
+        self.push(caller);
     }
 
     /// Writes the pending uses; on failure they are kept for the next try.
     pub async fn write(&self, store: &SharedStore) -> Result<(), StoreError> {
-        let names = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if names.is_empty() {
+        let queued = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if queued.is_empty() {
             return Ok(());
         }
+        let mut names: Vec<String> = queued.iter().map(|c| c.key_name().to_owned()).collect();
+        names.sort();
+        names.dedup();
         let result = store.touch(&names, OffsetDateTime::now_utc()).await;
         if result.is_err() {
             self.pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(names);
+                .extend(queued);
         }
         result
     }

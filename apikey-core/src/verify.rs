@@ -230,8 +230,10 @@ impl Verifier {
             return Err(AuthError::Invalid);
         }
         let digest = self.hasher.digest(key);
-        if let Some(valid) = self.caches.get(&digest) {
-            return self.accept(&digest, &valid);
+        let now = unix_now();
+        let minute = (now / 60) as u32;
+        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+            return self.accept(&digest, &valid, now, Some(first_this_minute));
         }
         if self.caches.is_known_unknown(&digest) {
             return Err(AuthError::Invalid);
@@ -259,9 +261,12 @@ impl Verifier {
         match outcome {
             Ok(valid) => {
                 if leader {
-                    self.caches.remember(digest, valid.clone(), generation);
+                    self.caches
+                        .remember(digest, valid.clone(), generation, minute);
                 }
-                self.accept(&digest, &valid)
+                // A freshly cached entry is noted as used this minute: note it here.
+                let first = self.caches.enabled().then_some(true);
+                self.accept(&digest, &valid, now, first)
             }
             Err(AuthError::Invalid) => {
                 if leader {
@@ -274,9 +279,15 @@ impl Verifier {
     }
 
     /// Re-checks expiry on every hit, then counts the request against the key's rate limit
-    /// and notes its use.
-    fn accept(&self, digest: &Digest, valid: &Valid) -> Result<Caller, AuthError> {
-        let now = unix_now();
+    /// and notes its use (`first_this_minute` comes from the cache entry; `None` when the
+    /// cache is off).
+    fn accept(
+        &self,
+        digest: &Digest,
+        valid: &Valid,
+        now: i64,
+        first_this_minute: Option<bool>,
+    ) -> Result<Caller, AuthError> {
         if valid.not_after <= now {
             log::info!("API key {:?} refused: expired", valid.caller.key_name());
             self.caches.forget(digest);
@@ -292,7 +303,11 @@ impl Verifier {
                 retry_after_secs: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
             });
         }
-        self.usage.note(valid.caller.key_name(), now);
+        match first_this_minute {
+            Some(true) => self.usage.push(&valid.caller),
+            Some(false) => {}
+            None => self.usage.note(&valid.caller, now),
+        }
         Ok(valid.caller.clone())
     }
 
