@@ -198,3 +198,50 @@ async fn sqlite_holds_no_key_at_rest() {
         assert!(!raw.contains(&secret[7..30]));
     }
 }
+
+#[tokio::test]
+async fn postgres_holds_no_key_at_rest() {
+    let Some(url) = postgres_url() else {
+        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = unique_schema();
+    let store: SharedStore = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let (_, key) = m.create(spec("at rest")).await.unwrap();
+    let (_, rotated) = m
+        .rotate("at rest", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    drop((m, store));
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // Every row of every table of the schema, as text.
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(tables.len() >= 4, "{tables:?}");
+    let mut dump = String::new();
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM {schema}.{table} t"))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        dump.extend(rows);
+    }
+    assert!(dump.contains("at rest"), "the dump holds the rows");
+    for secret in [key.expose(), rotated.expose()] {
+        assert!(!dump.contains(secret));
+        assert!(!dump.contains(&secret[7..30]));
+    }
+    pool.close().await;
+    drop_schema(&url, &schema).await;
+}
