@@ -152,6 +152,30 @@ macro_rules! sql_store {
                     .ok_or_else(|| StoreError::NotFound(name.to_owned()))
             }
 
+            /// Sets one column of the key named `name`, atomically, and announces the change.
+            async fn update_key<T>(
+                &self,
+                name: &str,
+                sql: &'static str,
+                value: T,
+            ) -> Result<KeyRecord, StoreError>
+            where
+                T: for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
+            {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let done = sqlx::query(sql)
+                    .bind(value)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(name.to_owned()));
+                }
+                self.commit(tx, Change::Key(name.to_owned())).await?;
+                self.record(name).await
+            }
+
             async fn commit(
                 &self,
                 mut tx: sqlx::Transaction<'static, $db>,
@@ -251,18 +275,8 @@ macro_rules! sql_store {
             }
 
             async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let done = sqlx::query("UPDATE apikey_keys SET active = $1 WHERE name = $2")
-                    .bind(active)
-                    .bind(name)
-                    .execute(&mut *tx)
+                self.update_key(name, "UPDATE apikey_keys SET active = $1 WHERE name = $2", active)
                     .await
-                    .map_err(unavailable)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(name.to_owned()));
-                }
-                self.commit(tx, Change::Key(name.to_owned())).await?;
-                self.record(name).await
             }
 
             async fn delete(&self, name: &str) -> Result<(), StoreError> {
@@ -343,18 +357,12 @@ macro_rules! sql_store {
                 crate::check_groups(&groups).map_err(StoreError::Invalid)?;
                 let groups = serde_json::to_string(&normalize_groups(&groups))
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let done = sqlx::query("UPDATE apikey_keys SET group_names = $1 WHERE name = $2")
-                    .bind(&groups)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(name.to_owned()));
-                }
-                self.commit(tx, Change::Key(name.to_owned())).await?;
-                self.record(name).await
+                self.update_key(
+                    name,
+                    "UPDATE apikey_keys SET group_names = $1 WHERE name = $2",
+                    groups,
+                )
+                .await
             }
 
             async fn set_rate_limit(
@@ -363,18 +371,12 @@ macro_rules! sql_store {
                 rate_limit: Option<String>,
             ) -> Result<KeyRecord, StoreError> {
                 crate::store::check_rate_limit(rate_limit.as_deref())?;
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let done = sqlx::query("UPDATE apikey_keys SET rate_limit = $1 WHERE name = $2")
-                    .bind(&rate_limit)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(name.to_owned()));
-                }
-                self.commit(tx, Change::Key(name.to_owned())).await?;
-                self.record(name).await
+                self.update_key(
+                    name,
+                    "UPDATE apikey_keys SET rate_limit = $1 WHERE name = $2",
+                    rate_limit,
+                )
+                .await
             }
 
             async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
