@@ -34,6 +34,21 @@ fn with(key: &str) -> Header<'static> {
     Header::new("API-KEY", key.to_owned())
 }
 
+/// One request carrying `key`.
+async fn send<'c>(
+    client: &'c Client,
+    method: &str,
+    uri: &'static str,
+    key: &str,
+) -> LocalResponse<'c> {
+    let req = if method == "POST" {
+        client.post(uri)
+    } else {
+        client.get(uri)
+    };
+    req.header(with(key)).dispatch().await
+}
+
 async fn problem_of(res: LocalResponse<'_>) -> serde_json::Value {
     assert_eq!(
         res.content_type().map(|c| c.to_string()).as_deref(),
@@ -56,17 +71,9 @@ async fn groups_403(store: SharedStore) {
     let billing = key(&store, "biller", "bob", &["billing"], None).await;
     let reader = key(&store, "reader", "rita", &["read"], None).await;
     let client = demo_client(&store, "").await;
-    let res = client
-        .post("/billing")
-        .header(with(billing.expose()))
-        .dispatch()
-        .await;
+    let res = send(&client, "POST", "/billing", billing.expose()).await;
     assert_eq!(res.status(), Status::Ok);
-    let res = client
-        .post("/billing")
-        .header(with(reader.expose()))
-        .dispatch()
-        .await;
+    let res = send(&client, "POST", "/billing", reader.expose()).await;
     assert_eq!(res.status(), Status::Forbidden);
     assert_eq!(problem_of(res).await["status"], 403);
     // Adding the key to the group takes effect at once.
@@ -74,11 +81,7 @@ async fn groups_403(store: SharedStore) {
         .set_groups("reader", vec!["read".into(), "billing".into()])
         .await
         .unwrap();
-    let res = client
-        .post("/billing")
-        .header(with(reader.expose()))
-        .dispatch()
-        .await;
+    let res = send(&client, "POST", "/billing", reader.expose()).await;
     assert_eq!(res.status(), Status::Ok);
 }
 
@@ -87,18 +90,10 @@ async fn rate_limit_429(store: SharedStore) {
     let free = key(&store, "free", "fay", &[], None).await;
     let client = demo_client(&store, "").await;
     for _ in 0..3 {
-        let res = client
-            .get("/my_service")
-            .header(with(limited.expose()))
-            .dispatch()
-            .await;
+        let res = send(&client, "GET", "/my_service", limited.expose()).await;
         assert_eq!(res.status(), Status::Ok);
     }
-    let res = client
-        .get("/my_service")
-        .header(with(limited.expose()))
-        .dispatch()
-        .await;
+    let res = send(&client, "GET", "/my_service", limited.expose()).await;
     assert_eq!(res.status(), Status::TooManyRequests);
     let retry: u64 = res
         .headers()
@@ -110,20 +105,12 @@ async fn rate_limit_429(store: SharedStore) {
     let body = problem_of(res).await;
     assert_eq!(body["title"], "Too Many Requests");
     for _ in 0..20 {
-        let res = client
-            .get("/my_service")
-            .header(with(free.expose()))
-            .dispatch()
-            .await;
+        let res = send(&client, "GET", "/my_service", free.expose()).await;
         assert_eq!(res.status(), Status::Ok, "other keys are not limited");
     }
     // Lifting the limit takes effect at once.
     store.set_rate_limit("limited", None).await.unwrap();
-    let res = client
-        .get("/my_service")
-        .header(with(limited.expose()))
-        .dispatch()
-        .await;
+    let res = send(&client, "GET", "/my_service", limited.expose()).await;
     assert_eq!(res.status(), Status::Ok);
 }
 
@@ -178,10 +165,7 @@ async fn public_with_bad_key_401(store: SharedStore) {
 }
 
 async fn status_of(client: &Client, key: &Secret) -> Status {
-    client
-        .get("/my_service")
-        .header(with(key.expose()))
-        .dispatch()
+    send(client, "GET", "/my_service", key.expose())
         .await
         .status()
 }
@@ -224,11 +208,7 @@ async fn last_used(store: SharedStore) {
     let client = client(rocket).await;
     let before = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
     for _ in 0..5 {
-        let res = client
-            .get("/my_service")
-            .header(with(k.expose()))
-            .dispatch()
-            .await;
+        let res = send(&client, "GET", "/my_service", k.expose()).await;
         assert_eq!(res.status(), Status::Ok);
     }
     assert_eq!(
