@@ -3,9 +3,9 @@
 //! Fills a store with N keys, then reads the process' resident memory before and after
 //! verifying (and so caching) every key once. Linux only (reads /proc/self/statm).
 
-use std::sync::Arc;
+mod common;
 
-use apikey_core::{ApiKeyConfig, Hasher, KeyFormat, KeyStore, MemoryStore, NewKey, Verifier};
+use apikey_core::{ApiKeyConfig, Verifier};
 
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -23,26 +23,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = Arc::new(MemoryStore::new());
-        let format = KeyFormat::default();
-        let hasher = Hasher::new(None);
-        let mut keys = Vec::with_capacity(n);
-        for i in 0..n {
-            let g = format.generate().unwrap();
-            store
-                .create(NewKey {
-                    name: format!("key {i}"),
-                    user: format!("user {}", i % 1000),
-                    groups: vec!["billing".into()],
-                    expires_at: None,
-                    digest: hasher.digest(g.key.expose()),
-                    stub: g.stub,
-                    rate_limit: None,
-                })
-                .await
-                .unwrap();
-            keys.push(g.key);
-        }
+        let (store, keys) = common::filled_store(n, &["billing"]).await;
         let verifier = Verifier::new(ApiKeyConfig::default(), store).await.unwrap();
         let before = rss_bytes();
         for k in &keys {

@@ -4,9 +4,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use apikey_core::config::Settings;
-use apikey_core::{ApiKeyConfig, Hasher, KeyFormat, MemoryStore, NewKey, Secret, Verifier};
+use apikey_core::{ApiKeyConfig, Hasher, KeyFormat, Secret, Verifier};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
+
+mod common;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -18,28 +20,7 @@ fn runtime() -> Runtime {
 /// A verifier over a memory store holding `n` generated keys, every one already cached.
 fn warm_verifier(rt: &Runtime, n: usize) -> (Arc<Verifier>, Vec<Secret>) {
     rt.block_on(async {
-        let store = Arc::new(MemoryStore::new());
-        let format = KeyFormat::default();
-        let hasher = Hasher::new(None);
-        let mut keys = Vec::with_capacity(n);
-        for i in 0..n {
-            let g = format.generate().unwrap();
-            apikey_core::KeyStore::create(
-                &*store,
-                NewKey {
-                    name: format!("key {i}"),
-                    user: format!("user {}", i % 1000),
-                    groups: vec![],
-                    expires_at: None,
-                    digest: hasher.digest(g.key.expose()),
-                    stub: g.stub,
-                    rate_limit: None,
-                },
-            )
-            .await
-            .unwrap();
-            keys.push(g.key);
-        }
+        let (store, keys) = common::filled_store(n, &[]).await;
         let config = ApiKeyConfig {
             settings: Settings::default(),
             sections: vec![],

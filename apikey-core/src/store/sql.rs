@@ -181,7 +181,7 @@ macro_rules! sql_store {
                 mut tx: sqlx::Transaction<'static, $db>,
                 change: Change,
             ) -> Result<(), StoreError> {
-                Self::notify(&mut tx, &self.channel, &change).await?;
+                Self::notify(&mut tx, &self.notify_as, &change).await?;
                 tx.commit().await.map_err(unavailable)?;
                 self.changes.announce(change);
                 Ok(())
@@ -456,7 +456,8 @@ mod sqlite {
     pub struct SqliteStore {
         pool: SqlitePool,
         changes: Arc<ChangeFeed>,
-        channel: String,
+        /// This store's tag on the change-log rows it writes (its watcher skips them).
+        notify_as: String,
         _watcher: Option<Background>,
     }
 
@@ -516,7 +517,7 @@ mod sqlite {
             Ok(SqliteStore {
                 pool,
                 changes,
-                channel: origin,
+                notify_as: origin,
                 _watcher: watcher,
             })
         }
@@ -631,7 +632,8 @@ mod postgres {
     pub struct PostgresStore {
         pool: PgPool,
         changes: Arc<ChangeFeed>,
-        channel: String,
+        /// The `NOTIFY` channel of this schema.
+        notify_as: String,
         _listener: Background,
     }
 
@@ -689,7 +691,7 @@ mod postgres {
             Ok(PostgresStore {
                 pool,
                 changes,
-                channel,
+                notify_as: channel,
                 _listener: listener,
             })
         }
