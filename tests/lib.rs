@@ -107,6 +107,25 @@ pub struct Probe {
     pub down: std::sync::atomic::AtomicBool,
     /// Milliseconds every lookup by digest waits first (to make lookups overlap).
     pub delay_ms: std::sync::atomic::AtomicU64,
+    /// When true, the store says it cannot list digests (the verifier then has no filter).
+    pub hide_digests: std::sync::atomic::AtomicBool,
+    /// A gate for the next lookup by digest: it reads the store, then waits (see
+    /// [`Probe::park_next_lookup`]).
+    gate: std::sync::Mutex<Option<Gate>>,
+}
+
+#[derive(Debug)]
+struct Gate {
+    parked: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// A lookup parked by [`Probe::park_next_lookup`].
+pub struct Parked {
+    /// Resolves once the lookup has read the store and is waiting.
+    pub parked: tokio::sync::oneshot::Receiver<()>,
+    /// Send (or drop) to let it answer.
+    pub release: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Probe {
@@ -117,7 +136,24 @@ impl Probe {
             lookups: Default::default(),
             down: Default::default(),
             delay_ms: Default::default(),
+            hide_digests: Default::default(),
+            gate: Default::default(),
         })
+    }
+
+    /// Makes the next lookup by digest read the store and then wait until released, so a
+    /// test can change the store while an answer from before the change is in flight.
+    pub fn park_next_lookup(&self) -> Parked {
+        let (parked_tx, parked_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        *self.gate.lock().unwrap() = Some(Gate {
+            parked: parked_tx,
+            release: release_rx,
+        });
+        Parked {
+            parked: parked_rx,
+            release: release_tx,
+        }
     }
 
     /// Lookups by digest so far.
@@ -147,7 +183,13 @@ impl apikey_core::KeyStore for Probe {
         if delay > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         }
-        self.up()?.find_by_digest(digest).await
+        let found = self.up()?.find_by_digest(digest).await;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            let _ = gate.parked.send(());
+            let _ = gate.release.await;
+        }
+        found
     }
     async fn get(
         &self,
@@ -220,9 +262,45 @@ impl apikey_core::KeyStore for Probe {
     ) -> Result<(), apikey_core::StoreError> {
         self.up()?.touch(names, at).await
     }
+    async fn edit_groups(
+        &self,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<apikey_core::KeyRecord, apikey_core::StoreError> {
+        self.up()?.edit_groups(name, add, remove).await
+    }
     fn changes(&self) -> &apikey_core::ChangeFeed {
         self.inner.changes()
     }
+    async fn all_digests(
+        &self,
+    ) -> Result<Option<Vec<apikey_core::Digest>>, apikey_core::StoreError> {
+        if self.hide_digests.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.up()?.all_digests().await
+    }
+    async fn digests_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<Vec<apikey_core::Digest>>, apikey_core::StoreError> {
+        if self.hide_digests.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.up()?.digests_of(name).await
+    }
+}
+
+/// Waits (up to 5 s) until the verifier's digest filter is loaded and trusted.
+pub async fn filter_ready(verifier: &apikey_core::Verifier) {
+    for _ in 0..500 {
+        if verifier.filter_stats().trusted {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the digest filter did not load");
 }
 
 /// Two service instances (each with its own store connection, as two processes would have)
@@ -278,8 +356,13 @@ impl Cluster {
             })
             .await
             .expect("create");
+        // Another process' key is accepted once its creation reached each instance.
         for instance in &self.instances {
-            assert_eq!(Self::status(instance, key.expose()).await, Status::Ok);
+            let start = std::time::Instant::now();
+            while Self::status(instance, key.expose()).await != Status::Ok {
+                assert!(start.elapsed() < limit, "the new key never worked");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
         }
         let start = std::time::Instant::now();
         self.admin.set_active(name, false).await.expect("revoke");

@@ -356,17 +356,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 GroupAction::Add { name, group } => (name, group, true),
                 GroupAction::Remove { name, group } => (name, group, false),
             };
-            let r = store
-                .get(&name)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
-            let mut groups = r.groups;
-            if add {
-                groups.push(group);
-            } else {
-                groups.retain(|g| *g != group);
-            }
-            let r = store.set_groups(&name, groups).await?;
+            let group = [group];
+            let (add, remove): (&[String], &[String]) =
+                if add { (&group, &[]) } else { (&[], &group) };
+            let r = store.edit_groups(&name, add, remove).await?;
             if json {
                 println!("{}", record_json(&r));
             } else {

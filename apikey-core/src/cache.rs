@@ -129,9 +129,18 @@ impl<V: Clone> Shards<V> {
         Some((slot.value.clone(), first))
     }
 
-    fn insert(&self, d: Digest, v: V, minute: u32) {
+    /// Inserts unless `still_current()`, asked under the shard's write lock, says no. A change
+    /// ([`Caches::apply`]) bumps the generation before it takes any shard lock to drop entries,
+    /// so an insert either sees the new generation (and gives up) or lands before the change
+    /// drops it: a stale entry can never outlive the change.
+    fn insert_if(&self, d: Digest, v: V, minute: u32, still_current: impl FnOnce() -> bool) {
         let now = self.now_secs();
         let mut shard = self.write(shard_of(&d));
+        if !still_current() {
+            return;
+        }
+        #[cfg(test)]
+        tests::hook::run();
         if shard.len() >= self.per_shard && !shard.contains_key(&d) {
             let ttl = self.ttl_secs;
             shard.retain(|_, slot| now.saturating_sub(slot.inserted) < ttl);
@@ -150,6 +159,11 @@ impl<V: Clone> Shards<V> {
                 noted: AtomicU32::new(minute),
             },
         );
+    }
+
+    #[cfg(test)]
+    fn insert(&self, d: Digest, v: V, minute: u32) {
+        self.insert_if(d, v, minute, || true);
     }
 
     fn remove(&self, d: &Digest) {
@@ -217,18 +231,14 @@ impl Caches {
     /// `generation`.
     pub fn remember(&self, digest: Digest, valid: Valid, generation: u64, minute: u32) {
         if let Some(p) = &self.positive {
-            if self.generation() == generation {
-                p.insert(digest, valid, minute);
-            }
+            p.insert_if(digest, valid, minute, || self.generation() == generation);
         }
     }
 
     /// Remembers an unknown digest, unless something changed since `generation`.
     pub fn remember_unknown(&self, digest: Digest, generation: u64) {
         if let Some(n) = &self.negative {
-            if self.generation() == generation {
-                n.insert(digest, (), 0);
-            }
+            n.insert_if(digest, (), 0, || self.generation() == generation);
         }
     }
 
@@ -272,6 +282,84 @@ impl ChangeListener for Caches {
 mod tests {
     use super::*;
     use crate::Hasher;
+
+    /// A test hook run inside `insert_if`, right after the generation check, with the shard
+    /// lock held: where a change racing the insert must not slip in.
+    pub(super) mod hook {
+        use std::cell::RefCell;
+
+        thread_local! {
+            static HOOK: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+        }
+
+        pub fn set(f: impl FnOnce() + 'static) {
+            HOOK.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+        }
+
+        pub fn run() {
+            if let Some(f) = HOOK.with(|h| h.borrow_mut().take()) {
+                f();
+            }
+        }
+    }
+
+    fn valid(name: &str) -> Valid {
+        Valid::new(Caller::new("u", name, name, &[] as &[&str]), None)
+    }
+
+    #[test]
+    fn an_insert_from_before_a_change_is_refused() {
+        let c = Caches::new(Duration::from_secs(60), Duration::from_secs(60));
+        let g = c.generation();
+        c.apply(&Change::Key("k".into()));
+        c.remember(d(1), valid("k"), g, 0);
+        c.remember_unknown(d(2), g);
+        assert!(c.get(&d(1), 0).is_none());
+        assert!(!c.is_known_unknown(&d(2)));
+    }
+
+    /// The change lands between the generation check and the insert (the window the old
+    /// check-then-lock code had): the change must still win. The hook parks the inserting
+    /// thread right after its check and runs the change on another thread; with the check
+    /// under the shard lock that change waits for the insert and then drops the entry.
+    #[test]
+    fn a_change_racing_an_insert_always_wins() {
+        use std::sync::mpsc;
+        use std::sync::Arc;
+        for negative in [false, true] {
+            let c = Arc::new(Caches::new(
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            ));
+            let g = c.generation();
+            let (done_tx, done_rx) = mpsc::channel();
+            let change_thread = Arc::new(std::sync::Mutex::new(None));
+            let slot = Arc::clone(&change_thread);
+            let racer = Arc::clone(&c);
+            hook::set(move || {
+                let handle = std::thread::spawn(move || {
+                    racer.apply(&Change::Key("k".into()));
+                    let _ = done_tx.send(());
+                });
+                *slot.lock().unwrap() = Some(handle);
+                // With the lock held here the change cannot finish; give it every chance to.
+                let finished_first = done_rx.recv_timeout(Duration::from_millis(200)).is_ok();
+                assert!(
+                    !finished_first,
+                    "the change ran while an insert held its check"
+                );
+            });
+            if negative {
+                c.remember_unknown(d(1), g);
+            } else {
+                c.remember(d(1), valid("k"), g, 0);
+            }
+            let handle = change_thread.lock().unwrap().take().expect("the hook ran");
+            handle.join().unwrap();
+            assert!(c.get(&d(1), 0).is_none(), "stale valid entry");
+            assert!(!c.is_known_unknown(&d(1)), "stale unknown entry");
+        }
+    }
 
     fn d(i: u32) -> Digest {
         Hasher::new(None).digest(&i.to_string())

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::cache::{Caches, Valid};
 use crate::config::{ApiKeyConfig, ConfigError, KeySection, Settings};
+use crate::filter::{DigestFilter, FilterStats};
 use crate::limit::Limiter;
 use crate::store::{ChangeListener, SharedStore, StoreError};
 use crate::task::Background;
@@ -53,7 +54,8 @@ pub enum SetupError {
     Store(#[from] StoreError),
 }
 
-/// One store lookup in flight, shared by every request that misses on the same digest.
+/// One store lookup in flight, shared by every request that misses on the same digest in the
+/// same cache generation.
 type Lookup = OnceCell<Result<Valid, AuthError>>;
 
 #[derive(Default)]
@@ -80,8 +82,12 @@ pub struct Verifier {
     settings: Settings,
     sections: Sections,
     caches: Arc<Caches>,
-    inflight: Mutex<HashMap<Digest, Arc<Lookup>>>,
+    /// Lookups in flight, with the cache generation they started in: a request that arrives
+    /// after a change (a newer generation) never joins a lookup from before it.
+    inflight: Mutex<HashMap<Digest, (u64, Arc<Lookup>)>>,
+    filter: DigestFilter,
     store_queries: AtomicU64,
+    filtered: AtomicU64,
     limiter: Limiter,
     usage: Arc<Usage>,
     _usage_writer: Background,
@@ -157,6 +163,7 @@ impl Verifier {
         // Registered before the first lookup, so no change can slip between.
         let listener: Arc<dyn ChangeListener> = caches.clone();
         store.changes().listen(Arc::downgrade(&listener));
+        let filter = DigestFilter::start(store.clone());
         Ok(Verifier {
             store,
             hasher,
@@ -165,7 +172,9 @@ impl Verifier {
             sections,
             caches,
             inflight: Mutex::new(HashMap::new()),
+            filter,
             store_queries: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
             limiter: Limiter::new(default_limit),
             usage,
             _usage_writer: usage_writer,
@@ -202,6 +211,16 @@ impl Verifier {
         self.store_queries.load(Ordering::Relaxed)
     }
 
+    /// How many unknown keys the digest filter refused without a store query.
+    pub fn filtered(&self) -> u64 {
+        self.filtered.load(Ordering::Relaxed)
+    }
+
+    /// The state of the digest filter.
+    pub fn filter_stats(&self) -> FilterStats {
+        self.filter.stats()
+    }
+
     /// Verifies the values of the key header of one request. No value, or only an empty one,
     /// is [`AuthError::Missing`]; several values are [`AuthError::Invalid`].
     pub async fn verify_header<'a, I>(&self, values: I) -> Result<Caller, AuthError>
@@ -235,14 +254,26 @@ impl Verifier {
         if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
             return self.accept(&digest, &valid, now, Some(first_this_minute));
         }
+        // A digest the store never held (a spray of random keys) costs no store query.
+        if self.filter.excludes(&digest) && !self.sections.by_digest.contains_key(&digest) {
+            self.filtered.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthError::Invalid);
+        }
         if self.caches.is_known_unknown(&digest) {
             return Err(AuthError::Invalid);
         }
         let generation = self.caches.generation();
-        // Concurrent misses for one digest share a single store query.
+        // Concurrent misses for one digest in one generation share a single store query.
         let cell = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(inflight.entry(digest).or_default())
+            match inflight.get(&digest) {
+                Some((g, cell)) if *g == generation => Arc::clone(cell),
+                _ => {
+                    let cell = Arc::new(Lookup::new());
+                    inflight.insert(digest, (generation, Arc::clone(&cell)));
+                    cell
+                }
+            }
         };
         let mut leader = false;
         let outcome = cell
@@ -254,7 +285,10 @@ impl Verifier {
             .clone();
         {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            if inflight.get(&digest).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            if inflight
+                .get(&digest)
+                .is_some_and(|(_, c)| Arc::ptr_eq(c, &cell))
+            {
                 inflight.remove(&digest);
             }
         }

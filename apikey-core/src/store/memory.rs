@@ -6,7 +6,7 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{check_rate_limit, validate_new, ChangeFeed, KeyStore, StoreError};
+use super::{check_rate_limit, edited_groups, validate_new, ChangeFeed, KeyStore, StoreError};
 use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
 
 #[derive(Debug, Clone)]
@@ -255,6 +255,24 @@ impl KeyStore for MemoryStore {
         Ok(record)
     }
 
+    async fn edit_groups(
+        &self,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<KeyRecord, StoreError> {
+        crate::check_groups(add).map_err(StoreError::Invalid)?;
+        let record = {
+            let mut state = self.write();
+            let entry = state.entry_mut(name)?;
+            entry.record.groups = edited_groups(&entry.record.groups, add, remove);
+            let entry = &state.keys[name];
+            state.record(entry)
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
     async fn set_rate_limit(
         &self,
         name: &str,
@@ -308,5 +326,16 @@ impl KeyStore for MemoryStore {
 
     fn changes(&self) -> &ChangeFeed {
         &self.changes
+    }
+
+    async fn all_digests(&self) -> Result<Option<Vec<Digest>>, StoreError> {
+        Ok(Some(self.read().by_digest.keys().copied().collect()))
+    }
+
+    async fn digests_of(&self, name: &str) -> Result<Option<Vec<Digest>>, StoreError> {
+        let state = self.read();
+        Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
+            e.credentials.iter().map(|c| c.digest).collect()
+        })))
     }
 }

@@ -1,6 +1,7 @@
 //! The storage seam: [`KeyStore`] and the stores that implement it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
@@ -90,6 +91,15 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// Replaces a key's groups.
     async fn set_groups(&self, name: &str, groups: Vec<String>) -> Result<KeyRecord, StoreError>;
 
+    /// Adds `add` to and then removes `remove` from a key's groups, in one atomic operation
+    /// (two concurrent edits never lose each other's change).
+    async fn edit_groups(
+        &self,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<KeyRecord, StoreError>;
+
     /// Sets or clears a key's rate limit (validated by the caller).
     async fn set_rate_limit(
         &self,
@@ -108,6 +118,28 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Changes made through this store, and (for database stores) by other processes.
     fn changes(&self) -> &ChangeFeed;
+
+    /// Every digest the store holds (current secrets and those in a rotation grace), for the
+    /// verifier's membership filter. `Ok(None)`: this store cannot list them, and the verifier
+    /// then asks the store about every digest it has not cached.
+    async fn all_digests(&self) -> Result<Option<Vec<Digest>>, StoreError> {
+        Ok(None)
+    }
+
+    /// The digests of one key (empty when there is no such key); `Ok(None)` as for
+    /// [`all_digests`](Self::all_digests).
+    async fn digests_of(&self, name: &str) -> Result<Option<Vec<Digest>>, StoreError> {
+        let _ = name;
+        Ok(None)
+    }
+}
+
+/// Adds and removes groups: the edit every store applies under its write lock.
+pub(crate) fn edited_groups(current: &[String], add: &[String], remove: &[String]) -> Vec<String> {
+    let mut groups: Vec<String> = current.iter().chain(add).cloned().collect();
+    let remove: Vec<&str> = remove.iter().map(|g| g.trim()).collect();
+    groups.retain(|g| !remove.contains(&g.trim()));
+    crate::normalize_groups(&groups)
 }
 
 /// Something that must learn of changes synchronously (caches).
@@ -122,6 +154,9 @@ pub trait ChangeListener: Send + Sync {
 pub struct ChangeFeed {
     listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
     broadcast: broadcast::Sender<Change>,
+    /// False while changes made elsewhere may go unnoticed (notification connection lost,
+    /// change check failing): what is derived from the feed must not be trusted meanwhile.
+    live: AtomicBool,
 }
 
 impl fmt::Debug for ChangeFeed {
@@ -135,6 +170,7 @@ impl Default for ChangeFeed {
         ChangeFeed {
             listeners: Mutex::new(Vec::new()),
             broadcast: broadcast::channel(1024).0,
+            live: AtomicBool::new(true),
         }
     }
 }
@@ -160,6 +196,26 @@ impl ChangeFeed {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(listener);
+    }
+
+    /// Whether every change made elsewhere reaches this feed right now.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Marks the feed as missing changes (`false`) or as complete again (`true`). Going back
+    /// to live announces [`Change::All`] first, since changes may have been missed.
+    pub fn set_live(&self, live: bool) {
+        if live {
+            if !self.live.load(Ordering::Acquire) {
+                self.announce(Change::All);
+                self.live.store(true, Ordering::Release);
+            }
+        } else {
+            // Caches keep what they hold (their TTL bounds it); consumers that need every
+            // change check `is_live`.
+            self.live.store(false, Ordering::Release);
+        }
     }
 
     /// A receiver of the changes announced from now on.

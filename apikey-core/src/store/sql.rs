@@ -11,7 +11,7 @@ use sqlx::FromRow;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-use super::{validate_new, ChangeFeed, KeyStore, StoreError};
+use super::{edited_groups, validate_new, ChangeFeed, KeyStore, StoreError};
 use crate::task::Background;
 use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
 
@@ -134,22 +134,38 @@ fn decode_change(kind: &str, name: &str) -> Change {
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
         impl $store {
-            async fn record(&self, name: &str) -> Result<KeyRecord, StoreError> {
-                self.get(name)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(name.to_owned()))
-            }
-
-            async fn key_id(
+            /// Locks the key named `name` for the rest of the transaction and returns its id.
+            /// A write comes first on purpose: on PostgreSQL it takes the row lock (so concurrent
+            /// read-modify-writes of one key run one after the other, each seeing the last one's
+            /// result), on SQLite the database's write lock (a read first would let two
+            /// transactions read the same state).
+            async fn lock_key(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 name: &str,
             ) -> Result<i64, StoreError> {
-                sqlx::query_scalar::<_, i64>("SELECT id FROM apikey_keys WHERE name = $1")
+                sqlx::query_scalar::<_, i64>(
+                    "UPDATE apikey_keys SET id = id WHERE name = $1 RETURNING id",
+                )
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+            }
+
+            /// The key as this transaction sees it.
+            async fn record_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                name: &str,
+            ) -> Result<KeyRecord, StoreError> {
+                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.name = $1");
+                let row: Option<KeyRow> = sqlx::query_as(&sql)
                     .bind(name)
                     .fetch_optional(&mut **tx)
                     .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+                    .map_err(unavailable)?;
+                row.ok_or_else(|| StoreError::NotFound(name.to_owned()))?
+                    .into_record()
             }
 
             /// Sets one column of the key named `name`, atomically, and announces the change.
@@ -172,19 +188,31 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound(name.to_owned()));
                 }
+                let record = Self::record_in(&mut tx, name).await?;
                 self.commit(tx, Change::Key(name.to_owned())).await?;
-                self.record(name).await
+                Ok(record)
             }
 
+            /// Announces the change to other processes (inside the transaction), commits, and
+            /// announces it in this process. The commit and the announcement run in a task of
+            /// their own, so a caller that stops waiting (a cancelled future) cannot leave a
+            /// committed change unannounced here. The change is announced even when the commit
+            /// reports an error: the commit may have landed all the same, and a needless
+            /// invalidation costs only a lookup.
             async fn commit(
                 &self,
                 mut tx: sqlx::Transaction<'static, $db>,
                 change: Change,
             ) -> Result<(), StoreError> {
                 Self::notify(&mut tx, &self.notify_as, &change).await?;
-                tx.commit().await.map_err(unavailable)?;
-                self.changes.announce(change);
-                Ok(())
+                let changes = Arc::clone(&self.changes);
+                tokio::spawn(async move {
+                    let done = tx.commit().await.map_err(unavailable);
+                    changes.announce(change);
+                    done
+                })
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("committing failed: {e}")))?
             }
         }
 
@@ -270,8 +298,9 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| write_error(e, &new.name))?;
+                let record = Self::record_in(&mut tx, &new.name).await?;
                 self.commit(tx, Change::Key(new.name.clone())).await?;
-                self.record(&new.name).await
+                Ok(record)
             }
 
             async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
@@ -281,7 +310,7 @@ macro_rules! sql_store {
 
             async fn delete(&self, name: &str) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let id = Self::key_id(&mut tx, name).await?;
+                let id = Self::lock_key(&mut tx, name).await?;
                 sqlx::query("DELETE FROM apikey_secrets WHERE key_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
@@ -307,7 +336,7 @@ macro_rules! sql_store {
                     .map(OffsetDateTime::unix_timestamp)
                     .filter(|t| *t > now);
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let id = Self::key_id(&mut tx, name).await?;
+                let id = Self::lock_key(&mut tx, name).await?;
                 match until {
                     // Secrets already in grace keep their own, earlier end.
                     Some(until) => sqlx::query(
@@ -345,8 +374,9 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                let record = Self::record_in(&mut tx, name).await?;
                 self.commit(tx, Change::Key(name.to_owned())).await?;
-                self.record(name).await
+                Ok(record)
             }
 
             async fn set_groups(
@@ -363,6 +393,29 @@ macro_rules! sql_store {
                     groups,
                 )
                 .await
+            }
+
+            async fn edit_groups(
+                &self,
+                name: &str,
+                add: &[String],
+                remove: &[String],
+            ) -> Result<KeyRecord, StoreError> {
+                crate::check_groups(add).map_err(StoreError::Invalid)?;
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let id = Self::lock_key(&mut tx, name).await?;
+                let current = Self::record_in(&mut tx, name).await?;
+                let groups = serde_json::to_string(&edited_groups(&current.groups, add, remove))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                sqlx::query("UPDATE apikey_keys SET group_names = $1 WHERE id = $2")
+                    .bind(groups)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                let record = Self::record_in(&mut tx, name).await?;
+                self.commit(tx, Change::Key(name.to_owned())).await?;
+                Ok(record)
             }
 
             async fn set_rate_limit(
@@ -433,8 +486,37 @@ macro_rules! sql_store {
             fn changes(&self) -> &ChangeFeed {
                 &self.changes
             }
+
+            async fn all_digests(&self) -> Result<Option<Vec<Digest>>, StoreError> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT digest FROM apikey_secrets")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                digests(rows).map(Some)
+            }
+
+            async fn digests_of(&self, name: &str) -> Result<Option<Vec<Digest>>, StoreError> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+                     WHERE k.name = $1",
+                )
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                digests(rows).map(Some)
+            }
         }
     };
+}
+
+fn digests(rows: Vec<Vec<u8>>) -> Result<Vec<Digest>, StoreError> {
+    rows.iter()
+        .map(|d| {
+            Digest::from_slice(d)
+                .ok_or_else(|| StoreError::Unavailable("corrupt digest in the store".into()))
+        })
+        .collect()
 }
 
 #[cfg(feature = "sqlite")]
@@ -510,7 +592,6 @@ mod sqlite {
                 Some(Background(tokio::spawn(watch(
                     conn,
                     start,
-                    origin.clone(),
                     Arc::clone(&changes),
                 ))))
             };
@@ -563,12 +644,39 @@ mod sqlite {
         Ok((version, last_id))
     }
 
+    /// What a poll read from the change log, given the last id seen before it.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum News {
+        /// These changes, in order.
+        Changes(Vec<Change>),
+        /// Ids are missing after the last one seen (pruned while this process was not
+        /// looking): anything may have changed.
+        Gap,
+    }
+
+    /// Reads the rows after `last_id`. Ids are consecutive (AUTOINCREMENT, and a rolled-back
+    /// insert gives its id back), so a hole means rows were pruned before they were read.
+    pub(crate) fn news(last_id: i64, rows: &[(i64, String, String)]) -> News {
+        let mut expected = last_id + 1;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, kind, name) in rows {
+            if *id != expected {
+                return News::Gap;
+            }
+            expected = id + 1;
+            out.push(decode_change(kind, name));
+        }
+        News::Changes(out)
+    }
+
     /// Polls `PRAGMA data_version` (it changes when another connection commits) and forwards
-    /// the change log entries written since the last poll.
+    /// the change log entries written since the last poll, this process' own included (they
+    /// were announced when written; announcing them again costs a lookup and guarantees they
+    /// are seen whatever happened to the writer). A gap in the log, or a failing check, drops
+    /// everything ([`Change::All`]); while the check fails the feed is marked not live.
     async fn watch(
         mut conn: SqliteConnection,
         (mut version, mut last_id): (i64, i64),
-        origin: String,
         changes: Arc<ChangeFeed>,
     ) {
         let mut ticker = tokio::time::interval(POLL);
@@ -581,33 +689,51 @@ mod sqlite {
             {
                 Ok(v) => v,
                 Err(e) => {
-                    log::warn!("apikey: checking the SQLite store for changes failed: {e}");
+                    if changes.is_live() {
+                        log::warn!("apikey: checking the SQLite store for changes failed: {e}");
+                    }
+                    changes.set_live(false);
                     continue;
                 }
             };
-            if v == version {
+            if v == version && changes.is_live() {
                 continue;
             }
-            version = v;
-            let rows: Result<Vec<(i64, String, String, String)>, _> = sqlx::query_as(
-                "SELECT id, kind, name, origin FROM apikey_changes WHERE id > $1 ORDER BY id",
+            let rows: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
+                "SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id",
             )
             .bind(last_id)
             .fetch_all(&mut conn)
             .await;
-            match rows {
-                Ok(rows) => {
-                    for (id, kind, name, from) in rows {
-                        last_id = id;
-                        if from != origin {
-                            changes.announce(decode_change(&kind, &name));
-                        }
-                    }
-                }
+            let rows = match rows {
+                Ok(rows) => rows,
                 Err(e) => {
-                    log::warn!("apikey: reading SQLite store changes failed: {e}");
+                    if changes.is_live() {
+                        log::warn!("apikey: reading SQLite store changes failed: {e}");
+                    }
+                    changes.set_live(false);
+                    continue;
+                }
+            };
+            version = v;
+            // Back to live (announces everything if it was not).
+            changes.set_live(true);
+            match news(last_id, &rows) {
+                News::Gap => {
+                    log::warn!(
+                        "apikey: SQLite store changes were pruned before this process read them; \
+                         dropping every cached verification"
+                    );
                     changes.announce(Change::All);
                 }
+                News::Changes(list) => {
+                    for change in list {
+                        changes.announce(change);
+                    }
+                }
+            }
+            if let Some((id, _, _)) = rows.last() {
+                last_id = *id;
             }
         }
     }
@@ -735,6 +861,9 @@ mod postgres {
                 }
                 Err(e) => log::warn!("apikey: PostgreSQL notifications failed: {e}"),
             }
+            // Cached verifications live on to their TTL; what needs every change (the digest
+            // filter) stops trusting the feed until it is back.
+            changes.set_live(false);
             listener = loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let attempt = async {
@@ -748,7 +877,7 @@ mod postgres {
                 }
             };
             log::info!("apikey: PostgreSQL notifications restored");
-            changes.announce(Change::All);
+            changes.set_live(true);
         }
     }
 

@@ -1,0 +1,175 @@
+//! The digest filter: a spray of never-seen keys costs no store query, while every key the
+//! store holds keeps working — created here (at once) or by another process (within 1 s).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apikey_core::store::{PostgresStore, SqliteStore};
+use apikey_core::{
+    ApiKeyConfig, AuthError, CreateKey, KeyManager, KeyStore, SharedStore, Verifier,
+};
+use apikey_tests::{drop_schema, filter_ready, per_store, postgres_url, unique_schema, Probe};
+
+fn spec(name: &str) -> CreateKey {
+    CreateKey {
+        name: name.into(),
+        user: "alice".into(),
+        ..Default::default()
+    }
+}
+
+async fn verifier_over(store: SharedStore) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
+    let probe = Probe::new(store);
+    let shared: SharedStore = probe.clone();
+    let config = ApiKeyConfig::default();
+    let manager = KeyManager::new(shared.clone(), &config);
+    let verifier = Arc::new(Verifier::new(config, shared).await.unwrap());
+    (verifier, probe, manager)
+}
+
+/// Thousands of random well-formed keys: not one store query, and the stored keys still work.
+async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
+    let (v, probe, m) = verifier_over(store).await;
+    let (_, good) = m.create(spec("good")).await.unwrap();
+    filter_ready(&v).await;
+    let (_, later) = m.create(spec("later")).await.unwrap();
+    assert!(
+        v.verify(later.expose()).await.is_ok(),
+        "created here: at once"
+    );
+    filter_ready(&v).await;
+    let before = probe.lookups();
+    for i in 0..5_000 {
+        let spray = format!("spray-{i}-{}", i * 7919);
+        assert_eq!(v.verify(&spray).await, Err(AuthError::Invalid));
+    }
+    let queries = probe.lookups() - before;
+    // A false positive costs one query; at this size the filter has next to none.
+    assert!(
+        queries <= 5,
+        "{queries} store queries for 5000 unknown keys"
+    );
+    assert!(v.filtered() >= 4_995);
+    assert!(v.verify(good.expose()).await.is_ok());
+    assert!(v.verify(later.expose()).await.is_ok());
+    // A rotated key's new secret and a re-created name work at once too.
+    let (_, rotated) = m.rotate("good", Duration::ZERO).await.unwrap();
+    assert!(v.verify(rotated.expose()).await.is_ok());
+    m.store().delete("later").await.unwrap();
+    let (_, again) = m.create(spec("later")).await.unwrap();
+    assert!(v.verify(again.expose()).await.is_ok());
+}
+
+/// A store that cannot list its digests has no filter: every unknown key is asked for, and
+/// nothing is refused wrongly.
+async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
+    let probe = Probe::new(store);
+    probe.hide_digests.store(true, Ordering::SeqCst);
+    let shared: SharedStore = probe.clone();
+    let config = ApiKeyConfig::default();
+    let m = KeyManager::new(shared.clone(), &config);
+    let (_, good) = m.create(spec("good")).await.unwrap();
+    let v = Verifier::new(config, shared).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!v.filter_stats().trusted);
+    assert_eq!(v.verify("never-seen").await, Err(AuthError::Invalid));
+    assert_eq!(probe.lookups(), 1);
+    assert!(v.verify(good.expose()).await.is_ok());
+}
+
+per_store!(
+    a_spray_of_unknown_keys_costs_no_store_query,
+    without_digest_listing_the_store_is_asked
+);
+
+/// A key created through another connection (as by the CLI or another instance) is accepted
+/// by a running verifier within 1 s, and an unknown key still costs no store query.
+async fn created_elsewhere_works_within_a_second(service: SharedStore, admin: SharedStore) {
+    let (v, probe, _) = verifier_over(service).await;
+    filter_ready(&v).await;
+    let m = KeyManager::new(admin, &ApiKeyConfig::default());
+    let start = Instant::now();
+    let (_, key) = m.create(spec("elsewhere")).await.unwrap();
+    loop {
+        match v.verify(key.expose()).await {
+            Ok(_) => break,
+            Err(AuthError::Invalid) => {
+                assert!(start.elapsed() < Duration::from_secs(1), "not within 1 s");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    eprintln!(
+        "accepted {:?} after its creation elsewhere",
+        start.elapsed()
+    );
+    filter_ready(&v).await;
+    let before = probe.lookups();
+    assert_eq!(v.verify("never-seen-either").await, Err(AuthError::Invalid));
+    assert_eq!(probe.lookups(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_created_elsewhere_works_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let service: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let admin: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    created_elsewhere_works_within_a_second(service, admin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_created_elsewhere_works_within_a_second() {
+    let Some(url) = postgres_url() else {
+        eprintln!("skipped: store not configured");
+        return;
+    };
+    let schema = unique_schema();
+    let service: SharedStore = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let admin: SharedStore = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    created_elsewhere_works_within_a_second(service, admin).await;
+    drop_schema(&url, &schema).await;
+}
+
+/// While the change feed is not live (notifications lost), the filter is not trusted: a key
+/// created elsewhere meanwhile is found in the store at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_feed_that_is_not_live_is_not_trusted() {
+    let Some(url) = postgres_url() else {
+        eprintln!("skipped: store not configured");
+        return;
+    };
+    let schema = unique_schema();
+    let service = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let admin: SharedStore = Arc::new(
+        PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap(),
+    );
+    let (v, probe, _) = verifier_over(service.clone()).await;
+    filter_ready(&v).await;
+    service.changes().set_live(false);
+    assert!(!v.filter_stats().trusted);
+    let m = KeyManager::new(admin, &ApiKeyConfig::default());
+    let (_, key) = m.create(spec("unheard")).await.unwrap();
+    assert!(v.verify(key.expose()).await.is_ok(), "asked the store");
+    assert_eq!(probe.lookups(), 1);
+    service.changes().set_live(true);
+    filter_ready(&v).await;
+    drop((v, probe, service, m));
+    drop_schema(&url, &schema).await;
+}
