@@ -19,7 +19,12 @@ impl Cli<'_> {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_with(args, stdin, &[])
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_apikey"));
+        cmd.envs(env.iter().copied());
         cmd.current_dir(self.dir)
             .env_remove("APIKEY_CONFIG")
             .env_remove("APIKEY_DATABASE_URL")
@@ -301,6 +306,21 @@ fn errors_are_clear_and_write_nothing() {
     assert_eq!(out.status.code(), Some(2), "missing --user");
     let out = cli.run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A key section set from the environment without its field: the error names the variable,
+    // never the value (it is a key).
+    const SECRET: &str = "a-secret-from-the-environment";
+    let out = cli.run_with(&["list"], None, &[("APIKEY_API_KEY_MY_SERVICE", SECRET)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(SECRET), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("APIKEY_API_KEY_MY_SERVICE"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.run_with(&["list"], None, &[("APIKEY_CACHE_TTL", SECRET)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(SECRET), "{}", stderr(&out));
 
     let names = cli.json(&["list"]);
     assert_eq!(names.as_array().unwrap().len(), 1, "nothing half-written");

@@ -6,12 +6,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use figment::value::Value;
 use figment::{Figment, Profile};
 use serde::{Deserialize, Deserializer};
 
-use crate::{slugify, KeyFormat, Secret};
+use crate::{slugify, KeyFormat, RateLimit, Secret};
 
 /// Environment variable naming the standalone config file.
 pub const CONFIG_ENV: &str = "APIKEY_CONFIG";
@@ -143,7 +143,10 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         serde::de::Error::custom("expected a duration: whole seconds or e.g. 30s, 15m, 24h")
     })? {
         Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+        // The message never repeats the value: config errors name the field only.
+        Raw::Text(t) => parse_duration(&t).map_err(|_| {
+            serde::de::Error::custom("expected a duration: whole seconds or e.g. 30s, 15m, 24h")
+        }),
     }
 }
 
@@ -217,7 +220,7 @@ pub fn layered(base: Figment, file: Option<&Path>) -> Result<Figment, ConfigErro
     } else {
         base
     };
-    Ok(with_file.merge(env_provider()))
+    Ok(with_file.merge(EnvProvider))
 }
 
 /// Rocket's config file (`ROCKET_CONFIG` or `Rocket.toml`) with the profile Rocket would pick
@@ -234,24 +237,156 @@ pub fn rocket_toml() -> Figment {
     }
 }
 
+/// Variables with the `APIKEY_` prefix that are not settings: the config file's name, the
+/// CLI's actor, and the test harness' variables.
+fn not_a_setting(name: &str) -> bool {
+    name == "config" || name == "actor" || name.starts_with("test_")
+}
+
+/// Settings whose values are text, taken verbatim from the environment.
+const TEXT_SETTINGS: &[&str] = &[
+    "header",
+    "database_url",
+    "pepper",
+    "key_prefix",
+    "rate_limit",
+    "quota",
+    "limits_url",
+    "admin_group",
+];
+
 /// `APIKEY_<SETTING>` → `apikey.<setting>`; `APIKEY_API_KEY_<TECH>__<FIELD>` →
-/// `api_key_<tech>.<field>`. `APIKEY_CONFIG` and `APIKEY_TEST_*` (test harness variables) are
-/// not settings.
-fn env_provider() -> Env {
-    Env::prefixed("APIKEY_")
-        .filter(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            k != "config" && !k.starts_with("test_")
-        })
-        .map(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            if k.starts_with(SECTION_PREFIX) {
-                k.replacen("__", ".", 1).into()
-            } else {
-                format!("apikey.{k}").into()
+/// `api_key_<tech>.<field>`. Keys, users, groups and text settings are taken verbatim
+/// (`000042` stays `000042`, `true` stays `true`); `groups` is a comma-separated list. Other
+/// settings (numbers, booleans, durations) are parsed as figment's `Env` would.
+struct EnvProvider;
+
+/// Where environment settings come from, in messages.
+const ENV_SOURCE: &str = "APIKEY_* environment variables";
+
+impl figment::Provider for EnvProvider {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(ENV_SOURCE)
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        let mut root = Dict::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            let lower = name.to_ascii_lowercase();
+            let Some(rest) = lower.strip_prefix("apikey_") else {
+                continue;
+            };
+            if not_a_setting(rest) {
+                continue;
             }
+            let Some(value) = value.to_str() else {
+                return Err(format!("{name} is not valid UTF-8").into());
+            };
+            if let Some(section) = rest.strip_prefix(SECTION_PREFIX).map(|_| rest) {
+                let Some((section, field)) = section.split_once("__") else {
+                    return Err(format!(
+                        "{name} names a whole key section; set one of its fields, e.g. \
+                         {name}__KEY or {name}__USER"
+                    )
+                    .into());
+                };
+                let value = if field == "groups" && !value.trim_start().starts_with('[') {
+                    Value::from(
+                        value
+                            .split(',')
+                            .map(|g| g.trim().to_owned())
+                            .filter(|g| !g.is_empty())
+                            .collect::<Vec<String>>(),
+                    )
+                } else if field == "groups" {
+                    value
+                        .parse()
+                        .unwrap_or_else(|_| Value::from(value.to_owned()))
+                } else {
+                    Value::from(value.to_owned())
+                };
+                insert(&mut root, section, field, value);
+            } else {
+                let value = if TEXT_SETTINGS.contains(&rest) {
+                    Value::from(value.to_owned())
+                } else {
+                    value
+                        .parse()
+                        .unwrap_or_else(|_| Value::from(value.to_owned()))
+                };
+                insert(&mut root, "apikey", rest, value);
+            }
+        }
+        Ok(Profile::Global.collect(root))
+    }
+}
+
+fn insert(
+    root: &mut figment::value::Dict,
+    section: &str,
+    field: &str,
+    value: figment::value::Value,
+) {
+    use figment::value::{Dict, Value};
+    let entry = root
+        .entry(section.to_owned())
+        .or_insert_with(|| Value::from(Dict::new()));
+    if let Value::Dict(_, dict) = entry {
+        dict.insert(field.to_owned(), value);
+    }
+}
+
+/// A figment error as a message that names the field and what was expected, never the value
+/// found (it may be a key: `APIKEY_API_KEY_X=<key>` with the `__KEY` forgotten).
+fn describe(error: figment::Error) -> String {
+    use figment::error::{Actual, Kind};
+    let kind_of = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a number",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "another kind of value",
+    };
+    let messages: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let field = e.path.join(".");
+            let at = if field.is_empty() {
+                String::new()
+            } else {
+                format!("`{field}`: ")
+            };
+            let what = match &e.kind {
+                Kind::Message(m) => m.clone(),
+                Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                    format!("expected {expected}, found {}", kind_of(actual))
+                }
+                Kind::InvalidLength(n, expected) => format!("{n} items, expected {expected}"),
+                Kind::UnknownVariant(_, expected) => {
+                    format!("unknown value; expected one of {}", expected.join(", "))
+                }
+                Kind::UnknownField(field, expected) => format!(
+                    "unknown setting `{field}`; expected one of {}",
+                    expected.join(", ")
+                ),
+                Kind::MissingField(f) => format!("`{f}` is missing"),
+                Kind::DuplicateField(f) => format!("`{f}` is set twice"),
+                Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => {
+                    "the number is out of range".into()
+                }
+                Kind::Unsupported(a) | Kind::UnsupportedKey(a, _) => {
+                    format!("{} is not supported here", kind_of(a))
+                }
+            };
+            format!("{at}{what}")
         })
-        .profile(Profile::Global)
+        .collect();
+    messages.join("; ")
 }
 
 fn source_of(figment: &Figment, key: &str) -> String {
@@ -283,26 +418,21 @@ impl ApiKeyConfig {
         let settings: Settings = if figment.find_value("apikey").is_ok() {
             figment
                 .extract_inner("apikey")
-                .map_err(|e| fail("apikey", e.to_string()))?
+                .map_err(|e| fail("apikey", describe(e)))?
         } else {
             Settings::default()
         };
         if !valid_header_name(&settings.header) {
             return Err(fail(
                 "apikey",
-                format!(
-                    "header {:?} is not a valid HTTP header name",
-                    settings.header
-                ),
+                "`header` is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+                    .into(),
             ));
         }
         let format = KeyFormat::new(&settings.key_prefix).ok_or_else(|| {
             fail(
                 "apikey",
-                format!(
-                    "key_prefix {:?} must be 1 to 16 lowercase ASCII letters or digits",
-                    settings.key_prefix
-                ),
+                "`key_prefix` must be 1 to 16 lowercase ASCII letters or digits".into(),
             )
         })?;
         if settings.database_url.trim().is_empty() {
@@ -311,12 +441,11 @@ impl ApiKeyConfig {
         if let Some(limit) = &settings.rate_limit {
             limit
                 .parse::<crate::RateLimit>()
-                .map_err(|m| fail("apikey", format!("rate_limit: {m}")))?;
+                .map_err(|_| fail("apikey", format!("`rate_limit` {}", RateLimit::EXPECTED)))?;
         }
 
-        let all: BTreeMap<String, Value> = figment
-            .extract()
-            .map_err(|e| fail("apikey", e.to_string()))?;
+        let all: BTreeMap<String, Value> =
+            figment.extract().map_err(|e| fail("apikey", describe(e)))?;
         let mut sections = Vec::new();
         let mut seen = HashSet::new();
         for name in all.keys().filter(|k| k.starts_with(SECTION_PREFIX)) {
@@ -334,7 +463,7 @@ impl ApiKeyConfig {
             }
             let raw: RawSection = figment
                 .extract_inner(name)
-                .map_err(|e| fail(name, e.to_string()))?;
+                .map_err(|e| fail(name, describe(e)))?;
             let key = raw
                 .key
                 .filter(|k| !k.is_empty())
@@ -358,7 +487,7 @@ impl ApiKeyConfig {
                 .rate_limit
                 .map(|l| l.parse::<crate::RateLimit>())
                 .transpose()
-                .map_err(|m| fail(name, format!("rate_limit: {m}")))?;
+                .map_err(|_| fail(name, format!("`rate_limit` {}", RateLimit::EXPECTED)))?;
             sections.push(KeySection {
                 tech_name: tech_name.to_owned(),
                 key,
@@ -515,6 +644,77 @@ mod tests {
                 assert!(e.source_name.contains("apikeys.toml"), "{e}");
                 let text = e.to_string();
                 assert!(text.contains(needle), "{file}: {text}");
+                assert!(text.contains("apikeys.toml"), "{text}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn environment_values_are_taken_verbatim() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("APIKEY_API_KEY_BOT__KEY", "000000000000000042");
+            jail.set_env("APIKEY_API_KEY_BOT__USER", "true");
+            jail.set_env("APIKEY_API_KEY_BOT__GROUPS", "billing, 007 ,");
+            jail.set_env("APIKEY_API_KEY_FLAG__KEY", "true");
+            jail.set_env("APIKEY_API_KEY_FLAG__USER", "0042");
+            jail.set_env("APIKEY_API_KEY_FLAG__GROUPS", "[\"a\", \"b\"]");
+            jail.set_env("APIKEY_PEPPER", "000123");
+            jail.set_env("APIKEY_HEADER", "X-Key");
+            jail.set_env("APIKEY_CACHE_TTL", "30");
+            jail.set_env("APIKEY_NEGATIVE_CACHE_TTL", "2m");
+            jail.set_env("APIKEY_DISABLE_KEYS_OF_INACTIVE_USERS", "false");
+            jail.set_env("APIKEY_ACTOR", "someone");
+            let c = load(jail).unwrap();
+            let bot = &c.sections[0];
+            assert_eq!(bot.key.expose(), "000000000000000042");
+            assert_eq!(bot.user.as_deref(), Some("true"));
+            assert_eq!(bot.groups, Some(vec!["007".into(), "billing".into()]));
+            let flag = &c.sections[1];
+            assert_eq!(flag.key.expose(), "true");
+            assert_eq!(flag.user.as_deref(), Some("0042"));
+            assert_eq!(flag.groups, Some(vec!["a".into(), "b".into()]));
+            assert_eq!(
+                c.settings.pepper.as_ref().map(Secret::expose),
+                Some("000123")
+            );
+            assert_eq!(c.settings.header, "X-Key");
+            assert_eq!(c.settings.cache_ttl, Duration::from_secs(30));
+            assert_eq!(c.settings.negative_cache_ttl, Duration::from_secs(120));
+            assert!(!c.settings.disable_keys_of_inactive_users);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_errors_never_repeat_a_value() {
+        const SECRET: &str = "s3cr3t-value-never-shown";
+        // A forgotten `__KEY`: the variable names a whole section.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("APIKEY_API_KEY_MY_SERVICE", SECRET);
+            let e = load(jail).unwrap_err().to_string();
+            assert!(!e.contains(SECRET), "{e}");
+            assert!(e.contains("APIKEY_API_KEY_MY_SERVICE__KEY"), "{e}");
+            Ok(())
+        });
+        for file in [
+            format!("[api_key_x]\nkey = [\"{SECRET}\"]\nuser = \"u\"\n"),
+            format!("[api_key_x]\nkey = \"k\"\nuser = [\"{SECRET}\"]\n"),
+            format!("[api_key_x]\nkey = \"k\"\nrate_limit = \"{SECRET}\"\n"),
+            format!("[api_key_x]\nkey = \"has space {SECRET}\"\n"),
+            format!("api_key_x = \"{SECRET}\"\n"),
+            format!("[apikey]\ncache_ttl = \"{SECRET}\"\n"),
+            format!("[apikey]\nheader = \"bad {SECRET}\"\n"),
+            format!("[apikey]\nkey_prefix = \"{SECRET}\"\n"),
+            format!("[apikey]\nrate_limit = \"{SECRET}\"\n"),
+            format!("[apikey]\npepper = [\"{SECRET}\"]\n"),
+            format!("[apikey]\ndisable_keys_of_inactive_users = \"{SECRET}\"\n"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("apikeys.toml", &file)?;
+                let e = load(jail).unwrap_err();
+                let text = e.to_string();
+                assert!(!text.contains(SECRET), "{file}: {text}");
                 assert!(text.contains("apikeys.toml"), "{text}");
                 Ok(())
             });

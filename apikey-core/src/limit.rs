@@ -18,6 +18,15 @@ pub struct RateLimit {
     pub period: Duration,
 }
 
+/// The longest period a rate limit may have.
+const MAX_PERIOD: Duration = Duration::from_secs(366 * 86_400);
+
+impl RateLimit {
+    /// What a rate limit looks like, for messages.
+    pub const EXPECTED: &'static str =
+        "must be <count>/<period>, e.g. 100/1m, 10/s or 5000/1h (count 1 to 4294967295, period 1ms to 366d)";
+}
+
 impl FromStr for RateLimit {
     type Err = String;
 
@@ -47,6 +56,11 @@ impl FromStr for RateLimit {
         };
         if count == 0 || period < Duration::from_millis(1) {
             return Err(bad());
+        }
+        if period > MAX_PERIOD {
+            return Err(format!(
+                "{text:?} is not a usable rate limit: periods longer than 366 days are not supported"
+            ));
         }
         Ok(RateLimit { count, period })
     }
@@ -137,14 +151,17 @@ impl Limiter {
         let Some(limit) = state.limit.or(self.default) else {
             return Ok(());
         };
+        // Saturating throughout: a limit built by hand with an absurd period must refuse
+        // requests, never overflow.
         let period = u64::try_from(limit.period.as_nanos()).unwrap_or(u64::MAX);
-        let interval = (period / u64::from(limit.count)).max(1);
+        let interval = (period / u64::from(limit.count.max(1))).max(1);
         let tolerance = period.saturating_sub(interval);
         let tat = state.tat.max(now);
-        if tat - now > tolerance {
-            return Err(Duration::from_nanos(tat - tolerance - now));
+        let ahead = tat.saturating_sub(now);
+        if ahead > tolerance {
+            return Err(Duration::from_nanos(ahead - tolerance));
         }
-        state.tat = tat + interval;
+        state.tat = tat.saturating_add(interval);
         Ok(())
     }
 }
@@ -195,6 +212,29 @@ mod tests {
     }
 
     #[test]
+    fn absurd_limits_refuse_and_never_overflow() {
+        let l = Limiter::new(None);
+        for (key, period) in [
+            ("a", Duration::from_secs(1000 * 365 * 86_400)),
+            ("b", Duration::MAX),
+        ] {
+            l.configure(key, Some(RateLimit { count: 1, period }));
+            assert!(l.check(key).is_ok(), "the first request fits");
+            let wait = l.check(key).unwrap_err();
+            assert!(wait > Duration::from_secs(86_400), "{wait:?}");
+            assert!(l.check(key).is_err());
+        }
+        l.configure(
+            "z",
+            Some(RateLimit {
+                count: 0,
+                period: Duration::from_secs(1),
+            }),
+        );
+        assert!(l.check("z").is_ok());
+    }
+
+    #[test]
     fn parses_and_prints() {
         let l: RateLimit = "5000/1h".parse().unwrap();
         assert_eq!(l.to_string(), "5000/1h");
@@ -202,7 +242,19 @@ mod tests {
             "3/90".parse::<RateLimit>().unwrap().period,
             Duration::from_secs(90)
         );
-        for bad in ["", "1", "/1m", "1/", "-1/1m", "1/0", "1/soon", "x/1m"] {
+        for bad in [
+            "",
+            "1",
+            "/1m",
+            "1/",
+            "-1/1m",
+            "1/0",
+            "1/soon",
+            "x/1m",
+            "1/1000y",
+            "1/367d",
+            "99999999999/1s",
+        ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad}");
         }
     }

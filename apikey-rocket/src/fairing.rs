@@ -8,7 +8,7 @@ use apikey_core::{config, ApiKeyConfig, SetupError, SharedStore, SharedVerifier,
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::figment::Figment;
 use rocket::http::{Method, Status};
-use rocket::{catchers, Build, Request, Response, Rocket};
+use rocket::{catchers, Build, Orbit, Request, Response, Rocket};
 
 use crate::catchers;
 use crate::problem::Answers;
@@ -98,7 +98,7 @@ impl Fairing for ApiKey {
     fn info(&self) -> Info {
         Info {
             name: "apikey",
-            kind: Kind::Ignite | Kind::Response,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Response,
         }
     }
 
@@ -127,6 +127,21 @@ impl Fairing for ApiKey {
                 log::error!("apikey: {e}");
                 Err(rocket)
             }
+        }
+    }
+
+    /// Rocket 0.5 prints every request's raw headers at debug level (`received request: …`,
+    /// before any fairing or guard sees the request) and offers no way to redact one: with
+    /// `log_level = "debug"` every API key would be written to the log. Rocket installs its
+    /// logger before any fairing runs, so the only lever left is the global level: while the
+    /// fairing is attached, logging stops at `info`.
+    async fn on_liftoff(&self, _: &Rocket<Orbit>) {
+        if log::max_level() > log::LevelFilter::Info {
+            log::set_max_level(log::LevelFilter::Info);
+            log::warn!(
+                "apikey: Rocket's debug log prints every request's headers, API keys included; \
+                 logging is limited to info while the apikey fairing is attached"
+            );
         }
     }
 

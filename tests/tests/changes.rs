@@ -245,3 +245,29 @@ async fn postgres_holds_no_key_at_rest() {
     pool.close().await;
     drop_schema(&url, &schema).await;
 }
+
+/// SQLite store files (the database and its `-wal` and `-shm` files) are readable by their
+/// owner only, whoever creates them.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    KeyManager::new(store.clone(), &ApiKeyConfig::default())
+        .create(spec("k"))
+        .await
+        .unwrap();
+    let mut seen = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("keys.db{suffix}"));
+        if let Ok(meta) = std::fs::metadata(&file) {
+            seen += 1;
+            let mode = meta.permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+        }
+    }
+    assert!(seen >= 2, "the database and its WAL exist");
+}

@@ -554,6 +554,9 @@ mod sqlite {
             let options = if in_memory {
                 options
             } else {
+                if url.contains("mode=rwc") {
+                    create_private(options.get_filename())?;
+                }
                 options.journal_mode(SqliteJournalMode::Wal)
             };
             // Every connection to an in-memory database is a database of its own: keep one.
@@ -627,6 +630,26 @@ mod sqlite {
                 .await
                 .map_err(unavailable)?;
             Ok(())
+        }
+    }
+
+    /// Creates the database file, readable and writable by its owner only, when it does not
+    /// exist yet. SQLite gives its `-wal` and `-shm` files the permissions of the database
+    /// file, so they are private too. An existing file keeps the permissions it has.
+    fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        match open.open(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // A missing folder: SQLite reports it with its own message.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "cannot create the SQLite file {}: {e}",
+                path.display()
+            ))),
         }
     }
 
