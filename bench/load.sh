@@ -63,8 +63,9 @@ start() { # store url [rate limit]
     done
     KEY=$(grep -o 'ak_[A-Za-z0-9]*' "$WORK/$1.log" | head -n 1)
     [ -n "$KEY" ] || { echo "load: no demo key printed for $1" >&2; cat "$WORK/$1.log" >&2; exit 1; }
-    # The filter of stored digests loads in the background: let it.
+    # The filter of stored digests loads in the background: let it. Then warm up.
     sleep 1
+    wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$PORT/bench/noauth" >/dev/null
 }
 
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }

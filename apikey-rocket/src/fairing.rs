@@ -31,6 +31,17 @@ impl ApiKeys {
         self.verifier.store_queries()
     }
 
+    /// Unknown keys refused by the digest filter without a store query, for metrics.
+    pub fn filtered(&self) -> u64 {
+        self.verifier.filtered()
+    }
+
+    /// The answer apikey gives for `err` (the same bytes its catchers send), for handlers that
+    /// refuse on their own terms.
+    pub fn answer(&self, err: apikey_core::AuthError) -> crate::Prepared {
+        self.answers.get(Some(err), crate::problem::status_of(err))
+    }
+
     /// Valid keys cached right now, for metrics.
     pub fn cached_keys(&self) -> usize {
         self.verifier.cached_keys()

@@ -66,6 +66,7 @@ pub fn billing(caller: &Caller) -> Json<Hello> {
 #[serde(crate = "rocket::serde")]
 pub struct Stats {
     store_queries: u64,
+    filtered: u64,
     cached_keys: usize,
 }
 
@@ -74,6 +75,7 @@ pub struct Stats {
 pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeys>) -> Json<Stats> {
     Json(Stats {
         store_queries: keys.store_queries(),
+        filtered: keys.filtered(),
         cached_keys: keys.cached_keys(),
     })
 }

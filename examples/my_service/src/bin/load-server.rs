@@ -1,14 +1,16 @@
 //! The demo plus two no-auth baselines for `bench/load.sh`: `/bench/noauth` answers exactly
-//! what `/my_service` answers (same JSON, same size), and `/bench/noauth_401` answers the same
-//! kind of 401 problem document through the same catcher, without looking at any key.
+//! what `/my_service` answers (same JSON, same size), and `/bench/noauth_401` answers the very
+//! bytes of apikey's invalid-key 401 (status, headers, body), without looking at any key.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+use apikey_rocket::core::AuthError;
 use apikey_rocket::route;
-use rocket::http::Status;
+use apikey_rocket::{ApiKeys, Prepared};
 use rocket::routes;
 use rocket::serde::json::{json, Value};
+use rocket::State;
 
 #[route("/noauth", auth = "none")]
 fn noauth() -> Value {
@@ -16,8 +18,8 @@ fn noauth() -> Value {
 }
 
 #[route("/noauth_401", auth = "none")]
-fn noauth_401() -> Status {
-    Status::Unauthorized
+fn noauth_401(keys: &State<ApiKeys>) -> Prepared {
+    keys.answer(AuthError::Invalid)
 }
 
 #[rocket::main]
