@@ -284,43 +284,43 @@ impl figment::Provider for EnvProvider {
             let Some(value) = value.to_str() else {
                 return Err(format!("{name} is not valid UTF-8").into());
             };
-            if let Some(section) = rest.strip_prefix(SECTION_PREFIX).map(|_| rest) {
-                let Some((section, field)) = section.split_once("__") else {
+            if rest.starts_with(SECTION_PREFIX) {
+                let Some((section, field)) = rest.split_once("__") else {
                     return Err(format!(
                         "{name} names a whole key section; set one of its fields, e.g. \
                          {name}__KEY or {name}__USER"
                     )
                     .into());
                 };
-                let value = if field == "groups" && !value.trim_start().starts_with('[') {
-                    Value::from(
+                let value = match field {
+                    "groups" if value.trim_start().starts_with('[') => parsed(value),
+                    "groups" => Value::from(
                         value
                             .split(',')
                             .map(|g| g.trim().to_owned())
                             .filter(|g| !g.is_empty())
                             .collect::<Vec<String>>(),
-                    )
-                } else if field == "groups" {
-                    value
-                        .parse()
-                        .unwrap_or_else(|_| Value::from(value.to_owned()))
-                } else {
-                    Value::from(value.to_owned())
+                    ),
+                    _ => Value::from(value.to_owned()),
                 };
                 insert(&mut root, section, field, value);
             } else {
                 let value = if TEXT_SETTINGS.contains(&rest) {
                     Value::from(value.to_owned())
                 } else {
-                    value
-                        .parse()
-                        .unwrap_or_else(|_| Value::from(value.to_owned()))
+                    parsed(value)
                 };
                 insert(&mut root, "apikey", rest, value);
             }
         }
         Ok(Profile::Global.collect(root))
     }
+}
+
+/// A value as figment's `Env` provider reads it (numbers, booleans, lists, else a string).
+fn parsed(text: &str) -> figment::value::Value {
+    text.parse()
+        .unwrap_or_else(|_| figment::value::Value::from(text.to_owned()))
 }
 
 fn insert(

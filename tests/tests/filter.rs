@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apikey_core::store::{PostgresStore, SqliteStore};
-use apikey_core::{
-    ApiKeyConfig, AuthError, CreateKey, KeyManager, KeyStore, SharedStore, Verifier,
-};
+use apikey_core::{ApiKeyConfig, AuthError, CreateKey, KeyManager, SharedStore, Verifier};
 use apikey_tests::{drop_schema, filter_ready, per_store, postgres_url, unique_schema, Probe};
 
 fn spec(name: &str) -> CreateKey {
@@ -120,23 +118,31 @@ async fn sqlite_created_elsewhere_works_within_a_second() {
     created_elsewhere_works_within_a_second(service, admin).await;
 }
 
+/// Two PostgreSQL stores on one fresh schema (a service's and an administrator's, as two
+/// processes would have), with the URL and schema for cleanup; `None` without a server.
+async fn postgres_pair() -> Option<(String, String, SharedStore, SharedStore)> {
+    let url = postgres_url()?;
+    let schema = unique_schema();
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store: SharedStore = Arc::new(
+            PostgresStore::connect_in_schema(&url, &schema)
+                .await
+                .unwrap(),
+        );
+        stores.push(store);
+    }
+    let admin = stores.pop()?;
+    let service = stores.pop()?;
+    Some((url, schema, service, admin))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_created_elsewhere_works_within_a_second() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, service, admin)) = postgres_pair().await else {
         eprintln!("skipped: store not configured");
         return;
     };
-    let schema = unique_schema();
-    let service: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    let admin: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
     created_elsewhere_works_within_a_second(service, admin).await;
     drop_schema(&url, &schema).await;
 }
@@ -145,21 +151,10 @@ async fn postgres_created_elsewhere_works_within_a_second() {
 /// created elsewhere meanwhile is found in the store at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_feed_that_is_not_live_is_not_trusted() {
-    let Some(url) = postgres_url() else {
+    let Some((url, schema, service, admin)) = postgres_pair().await else {
         eprintln!("skipped: store not configured");
         return;
     };
-    let schema = unique_schema();
-    let service = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    let admin: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
     let (v, probe, _) = verifier_over(service.clone()).await;
     filter_ready(&v).await;
     service.changes().set_live(false);

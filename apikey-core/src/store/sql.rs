@@ -188,6 +188,15 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound(name.to_owned()));
                 }
+                self.finish(tx, name).await
+            }
+
+            /// Commits a change of the key `name` and returns the key as the transaction left it.
+            async fn finish(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                name: &str,
+            ) -> Result<KeyRecord, StoreError> {
                 let record = Self::record_in(&mut tx, name).await?;
                 self.commit(tx, Change::Key(name.to_owned())).await?;
                 Ok(record)
@@ -204,7 +213,7 @@ macro_rules! sql_store {
                 mut tx: sqlx::Transaction<'static, $db>,
                 change: Change,
             ) -> Result<(), StoreError> {
-                Self::notify(&mut tx, &self.notify_as, &change).await?;
+                self.notify(&mut tx, &change).await?;
                 let changes = Arc::clone(&self.changes);
                 tokio::spawn(async move {
                     let done = tx.commit().await.map_err(unavailable);
@@ -273,8 +282,7 @@ macro_rules! sql_store {
 
             async fn create(&self, new: NewKey) -> Result<KeyRecord, StoreError> {
                 let tech_name = validate_new(&new)?;
-                let groups = serde_json::to_string(&normalize_groups(&new.groups))
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let groups = groups_json(&normalize_groups(&new.groups))?;
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO apikey_keys \
@@ -298,9 +306,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| write_error(e, &new.name))?;
-                let record = Self::record_in(&mut tx, &new.name).await?;
-                self.commit(tx, Change::Key(new.name.clone())).await?;
-                Ok(record)
+                self.finish(tx, &new.name).await
             }
 
             async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
@@ -374,9 +380,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
-                let record = Self::record_in(&mut tx, name).await?;
-                self.commit(tx, Change::Key(name.to_owned())).await?;
-                Ok(record)
+                self.finish(tx, name).await
             }
 
             async fn set_groups(
@@ -385,8 +389,7 @@ macro_rules! sql_store {
                 groups: Vec<String>,
             ) -> Result<KeyRecord, StoreError> {
                 crate::check_groups(&groups).map_err(StoreError::Invalid)?;
-                let groups = serde_json::to_string(&normalize_groups(&groups))
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let groups = groups_json(&normalize_groups(&groups))?;
                 self.update_key(
                     name,
                     "UPDATE apikey_keys SET group_names = $1 WHERE name = $2",
@@ -405,17 +408,15 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let id = Self::lock_key(&mut tx, name).await?;
                 let current = Self::record_in(&mut tx, name).await?;
-                let groups = serde_json::to_string(&edited_groups(&current.groups, add, remove))
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let groups = edited_groups(&current.groups, add, remove);
                 sqlx::query("UPDATE apikey_keys SET group_names = $1 WHERE id = $2")
-                    .bind(groups)
+                    .bind(groups_json(&groups)?)
                     .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
-                let record = Self::record_in(&mut tx, name).await?;
                 self.commit(tx, Change::Key(name.to_owned())).await?;
-                Ok(record)
+                Ok(KeyRecord { groups, ..current })
             }
 
             async fn set_rate_limit(
@@ -510,6 +511,11 @@ macro_rules! sql_store {
     };
 }
 
+/// Groups as stored: a JSON array of strings.
+fn groups_json(groups: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(groups).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 fn digests(rows: Vec<Vec<u8>>) -> Result<Vec<Digest>, StoreError> {
     rows.iter()
         .map(|d| {
@@ -538,8 +544,6 @@ mod sqlite {
     pub struct SqliteStore {
         pool: SqlitePool,
         changes: Arc<ChangeFeed>,
-        /// This store's tag on the change-log rows it writes (its watcher skips them).
-        notify_as: String,
         _watcher: Option<Background>,
     }
 
@@ -578,13 +582,6 @@ mod sqlite {
                 .await
                 .map_err(|e| migrate_error(e, &MIGRATOR))?;
             let changes = Arc::new(ChangeFeed::default());
-            // Tags this store's change-log rows so its watcher skips them (they were announced
-            // when written).
-            let mut id = [0u8; 8];
-            getrandom::getrandom(&mut id).map_err(|e| {
-                StoreError::Unavailable(format!("the OS random generator failed: {e}"))
-            })?;
-            let origin: String = id.iter().map(|b| format!("{b:02x}")).collect();
             let watcher = if in_memory {
                 None
             } else {
@@ -601,28 +598,25 @@ mod sqlite {
             Ok(SqliteStore {
                 pool,
                 changes,
-                notify_as: origin,
                 _watcher: watcher,
             })
         }
 
+        /// Logs the change for other processes' watchers (and this one's: see [`watch`]).
         async fn notify(
+            &self,
             tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-            origin: &str,
             change: &Change,
         ) -> Result<(), StoreError> {
             let (kind, name) = encode_change(change);
             let now = now_secs();
-            sqlx::query(
-                "INSERT INTO apikey_changes (kind, name, at, origin) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(kind)
-            .bind(name)
-            .bind(now)
-            .bind(origin)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
+            sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
+                .bind(kind)
+                .bind(name)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
             // The log only serves processes polling right now; an hour is plenty.
             sqlx::query("DELETE FROM apikey_changes WHERE at < $1")
                 .bind(now - 3600)
@@ -846,15 +840,15 @@ mod postgres {
         }
 
         async fn notify(
+            &self,
             tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-            channel: &str,
             change: &Change,
         ) -> Result<(), StoreError> {
             let (kind, name) = encode_change(change);
             // Delivered at commit to every listener, ours included (a repeated
             // invalidation is harmless).
             sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
+                .bind(&self.notify_as)
                 .bind(format!("{kind}:{name}"))
                 .execute(&mut **tx)
                 .await
