@@ -1,19 +1,22 @@
-//! Key administration on top of a store: generating secrets, hashing them, rotating them.
+//! Key administration: the one path for every change to stored keys. It generates secrets,
+//! stores only their digests, and checks what people type (groups, limits, lifetimes) before
+//! any store sees it.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::config::ApiKeyConfig;
+use crate::key::{GeneratedKey, KeyFormat, KeyHasher, Secret};
+use crate::model::{Groups, KeyRecord, NewKey, RateLimit};
 use crate::store::{SharedStore, StoreError};
-use crate::{Hasher, KeyFormat, KeyRecord, NewKey, Secret};
 
-/// Creates and rotates keys: generates the secret, stores only its digest and stub, and hands
-/// the secret back once.
+/// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
+/// and hands the secret back once. Every write is one atomic store operation.
 #[derive(Debug, Clone)]
 pub struct KeyManager {
     store: SharedStore,
-    hasher: Hasher,
+    hasher: KeyHasher,
     format: KeyFormat,
 }
 
@@ -24,12 +27,12 @@ pub struct CreateKey {
     pub name: String,
     /// User the key acts for.
     pub user: String,
-    /// Groups.
+    /// Groups (checked and normalised on creation).
     pub groups: Vec<String>,
     /// Lifetime from now; `None` never expires.
     pub expires_in: Option<Duration>,
-    /// Its own rate limit (`100/1m`).
-    pub rate_limit: Option<String>,
+    /// Its own rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError> {
@@ -39,22 +42,88 @@ fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError>
         .ok_or_else(|| StoreError::Invalid(format!("the duration {d:?} is too long")))
 }
 
+fn groups<I>(names: I) -> Result<Groups, StoreError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    Groups::new(names).map_err(StoreError::Invalid)
+}
+
 impl KeyManager {
     /// A manager for `store` with the pepper and prefix of `config`.
     pub fn new(store: SharedStore, config: &ApiKeyConfig) -> Self {
         KeyManager {
             store,
-            hasher: Hasher::new(config.settings.pepper.as_ref()),
+            hasher: KeyHasher::new(config.settings.pepper.as_ref()),
             format: config.key_format(),
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &SharedStore {
-        &self.store
+    /// The key with this name.
+    pub async fn get(&self, name: &str) -> Result<KeyRecord, StoreError> {
+        self.store
+            .get(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))
     }
 
-    fn generate(&self) -> Result<crate::GeneratedKey, StoreError> {
+    /// All keys, sorted by name.
+    pub async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.store.list().await
+    }
+
+    /// Revokes a key: it stops working at once, everywhere.
+    pub async fn revoke(&self, name: &str) -> Result<KeyRecord, StoreError> {
+        self.store.set_active(name, false).await
+    }
+
+    /// Re-activates a revoked key.
+    pub async fn activate(&self, name: &str) -> Result<KeyRecord, StoreError> {
+        self.store.set_active(name, true).await
+    }
+
+    /// Deletes a key and all its secrets.
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.store.delete(name).await
+    }
+
+    /// Replaces a key's groups.
+    pub async fn set_groups<I>(&self, name: &str, names: I) -> Result<KeyRecord, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.store.set_groups(name, groups(names)?).await
+    }
+
+    /// Adds a key to `add` and removes it from `remove`, atomically.
+    pub async fn edit_groups(
+        &self,
+        name: &str,
+        add: &[&str],
+        remove: &[&str],
+    ) -> Result<KeyRecord, StoreError> {
+        self.store
+            .edit_groups(name, &groups(add)?, &groups(remove)?)
+            .await
+    }
+
+    /// Sets a key's own rate limit, or (`None`) lets the default apply.
+    pub async fn set_rate_limit(
+        &self,
+        name: &str,
+        limit: Option<RateLimit>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.store.set_rate_limit(name, limit).await
+    }
+
+    /// Disables or enables a user; returns how many keys the user has.
+    pub async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
+        self.store.set_user_active(user, active).await
+    }
+
+    fn generate(&self) -> Result<GeneratedKey, StoreError> {
         self.format
             .generate()
             .map_err(|e| StoreError::Unavailable(format!("the OS random generator failed: {e}")))
@@ -93,7 +162,7 @@ impl KeyManager {
             .create(NewKey {
                 name: spec.name,
                 user: spec.user,
-                groups: spec.groups,
+                groups: groups(&spec.groups)?,
                 expires_at,
                 digest: self.hasher.digest(key.expose()),
                 stub,

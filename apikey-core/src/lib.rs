@@ -1,49 +1,39 @@
 //! API keys for HTTP services, independent of any web framework.
 //!
-//! - [`KeyFormat`]: generated keys `<prefix>_<secret><checksum>` and the checks that reject
-//!   malformed values before any lookup.
-//! - [`Hasher`] / [`Digest`]: only SHA-256 (or HMAC-SHA256 with a pepper) digests are stored.
-//! - [`KeyStore`]: where keys live ([`MemoryStore`], SQLite and PostgreSQL).
+//! - [`key`]: generated keys `<prefix>_<secret><checksum>`, the checks that reject malformed
+//!   values before any lookup, and the SHA-256 (or HMAC-SHA256 with a pepper) digests that are
+//!   stored instead of keys.
+//! - [`model`]: what stores keep ([`KeyRecord`]), who a verified key speaks for
+//!   ([`Identity`]), and typed values ([`Groups`], [`RateLimit`]) parsed once where they enter.
+//! - [`store`]: where keys live. [`KeyLookup`] is what the request path needs, [`KeyStore`]
+//!   adds administration; [`MemoryStore`], SQLite and PostgreSQL implement both, and
+//!   [`open`] picks one from the settings.
 //! - [`config`]: `[apikey]` settings and `[api_key_<tech_name>]` sections (figment).
-//! - [`Verifier`]: a header value in, a [`Caller`] or an [`AuthError`] out.
+//! - [`verify`]: [`Verifier`], a header value in, an [`Identity`] or an [`AuthError`] out.
+//! - [`admin`]: [`KeyManager`], the one path for every change to stored keys.
+//!
+//! `ARCHITECTURE.md` at the repository's root walks through the layers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admin;
-mod cache;
 pub mod config;
-mod digest;
-mod filter;
-mod key;
-mod limit;
-mod model;
-mod secret;
-mod slug;
+pub mod key;
+pub mod model;
 pub mod store;
 mod task;
-mod usage;
-mod verify;
+pub mod verify;
 
 #[cfg(feature = "conformance")]
 #[doc(hidden)]
 pub mod conformance;
 
 pub use admin::{CreateKey, KeyManager};
-pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
-pub use digest::{Digest, Hasher};
-pub use filter::FilterStats;
-pub use key::{valid_prefix, GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
-pub use limit::RateLimit;
-pub use model::{check_groups, normalize_groups, Caller, Change, KeyRecord, Match, NewKey};
-pub use secret::Secret;
-pub use slug::slugify;
-pub use store::{ChangeFeed, ChangeListener, KeyStore, MemoryStore, SharedStore, StoreError};
-pub use verify::{AuthError, SetupError, SharedVerifier, Verifier};
-
-/// Builds everything a service needs from configuration: opens the store named by
-/// `database_url` (migrating it) and the verifier over it.
-pub async fn setup(config: ApiKeyConfig) -> Result<SharedVerifier, SetupError> {
-    let store = store::open(&config.settings.database_url).await?;
-    Ok(std::sync::Arc::new(Verifier::new(config, store).await?))
-}
+pub use key::{KeyDigest, KeyFormat, KeyHasher, Secret};
+pub use model::{parse_duration, Groups, Identity, KeyRecord, Match, NewKey, RateLimit};
+pub use store::{
+    open, Change, ChangeFeed, ChangeListener, KeyLookup, KeyStore, MemoryStore, SharedLookup,
+    SharedStore, StoreError,
+};
+pub use verify::{AuthError, SetupError, Verifier};

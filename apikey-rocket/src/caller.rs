@@ -5,22 +5,22 @@ use std::ops::Deref;
 use serde::Serialize;
 
 /// The authenticated caller of a request: take `&Caller` (key required) or `Option<&Caller>`
-/// in a handler. Dereferences to [`apikey_core::Caller`]: `user()`, `key_name()`, `groups()`.
+/// in a handler. Dereferences to [`apikey_core::Identity`]: `user()`, `key_name()`, `groups()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct Caller(pub(crate) apikey_core::Caller);
+pub struct Caller(pub(crate) apikey_core::Identity);
 
 impl Caller {
-    /// The framework-independent caller.
-    pub fn into_inner(self) -> apikey_core::Caller {
+    /// The framework-independent identity.
+    pub fn into_inner(self) -> apikey_core::Identity {
         self.0
     }
 }
 
 impl Deref for Caller {
-    type Target = apikey_core::Caller;
+    type Target = apikey_core::Identity;
 
-    fn deref(&self) -> &apikey_core::Caller {
+    fn deref(&self) -> &apikey_core::Identity {
         &self.0
     }
 }

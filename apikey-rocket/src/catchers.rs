@@ -1,17 +1,18 @@
 //! Catchers turning refusals into problem+json.
 
+use apikey_core::config::DEFAULT_HEADER;
 use rocket::http::Status;
 use rocket::{catch, Request};
 
 use crate::guard::Refusal;
 use crate::problem::{Answers, Prepared};
-use crate::ApiKeys;
+use crate::ApiKeyState;
 
 fn problem(status: Status, req: &Request<'_>) -> Prepared {
     let refusal = req.local_cache(|| Refusal(None)).0;
-    match req.rocket().state::<ApiKeys>() {
+    match req.rocket().state::<ApiKeyState>() {
         Some(keys) => keys.answers.get(refusal, status),
-        None => Answers::new("API-KEY").get(refusal, status),
+        None => Answers::new(DEFAULT_HEADER).get(refusal, status),
     }
 }
 

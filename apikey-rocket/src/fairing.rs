@@ -4,23 +4,22 @@
 use std::fmt;
 use std::sync::Arc;
 
-use apikey_core::{config, ApiKeyConfig, SetupError, SharedStore, SharedVerifier, Verifier};
+use apikey_core::{config, ApiKeyConfig, SetupError, SharedStore, Verifier};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::figment::Figment;
-use rocket::http::{Method, Status};
 use rocket::{catchers, Build, Orbit, Request, Response, Rocket};
 
-use crate::catchers;
 use crate::problem::Answers;
+use crate::{catchers, cors};
 
 /// The verification state managed by the fairing. Request handlers can verify with it but
 /// cannot reach the store: key administration is not a request-path capability.
-pub struct ApiKeys {
-    pub(crate) verifier: SharedVerifier,
+pub struct ApiKeyState {
+    pub(crate) verifier: Arc<Verifier>,
     pub(crate) answers: Answers,
 }
 
-impl ApiKeys {
+impl ApiKeyState {
     /// The header that carries keys.
     pub fn header(&self) -> &str {
         self.verifier.header()
@@ -48,9 +47,9 @@ impl ApiKeys {
     }
 }
 
-impl fmt::Debug for ApiKeys {
+impl fmt::Debug for ApiKeyState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeys")
+        f.debug_struct("ApiKeyState")
             .field("header", &self.verifier.header())
             .finish()
     }
@@ -59,7 +58,7 @@ impl fmt::Debug for ApiKeys {
 enum Source {
     Config,
     Store(SharedStore),
-    Verifier(SharedVerifier),
+    Verifier(Arc<Verifier>),
 }
 
 /// The apikey fairing. Attach it once: `rocket::build().attach(ApiKey::fairing())`.
@@ -91,14 +90,18 @@ impl ApiKey {
     }
 
     /// A verifier built by the caller (tests, custom setups).
-    pub fn with_verifier(verifier: SharedVerifier) -> Self {
+    pub fn with_verifier(verifier: Arc<Verifier>) -> Self {
         Self::with(Source::Verifier(verifier))
     }
 
-    async fn build(source: Source, figment: &Figment) -> Result<SharedVerifier, SetupError> {
+    async fn build(source: Source, figment: &Figment) -> Result<Arc<Verifier>, SetupError> {
         Ok(match source {
             Source::Verifier(v) => v,
-            Source::Config => apikey_core::setup(load_config(figment)?).await?,
+            Source::Config => {
+                let config = load_config(figment)?;
+                let store = apikey_core::open(&config.settings).await?;
+                Arc::new(Verifier::new(config, store).await?)
+            }
             Source::Store(store) => Arc::new(Verifier::new(load_config(figment)?, store).await?),
         })
     }
@@ -121,7 +124,7 @@ impl Fairing for ApiKey {
         };
         match Self::build(source, rocket.figment()).await {
             Ok(verifier) => Ok(rocket
-                .manage(ApiKeys {
+                .manage(ApiKeyState {
                     answers: Answers::new(verifier.header()),
                     verifier,
                 })
@@ -156,51 +159,7 @@ impl Fairing for ApiKey {
         }
     }
 
-    /// CORS preflights never need a key (browsers send them without one): a preflight no route
-    /// answered gets `204`, and every preflight answer lists the key header in
-    /// `Access-Control-Allow-Headers`. Origins are left to a CORS fairing, if any.
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        if req.method() != Method::Options {
-            return;
-        }
-        let Some(method) = req.headers().get_one("Access-Control-Request-Method") else {
-            return;
-        };
-        let header = req
-            .rocket()
-            .state::<ApiKeys>()
-            .map_or("API-KEY", |k| k.header());
-        if res.status() == Status::NotFound {
-            res.set_status(Status::NoContent);
-            res.set_sized_body(0, std::io::Cursor::new(""));
-            res.remove_header("Content-Type");
-            res.set_raw_header("Access-Control-Allow-Methods", method.to_owned());
-        }
-        let allowed = res
-            .headers()
-            .get_one("Access-Control-Allow-Headers")
-            .map(str::to_owned);
-        let listed = allowed.as_deref().is_some_and(|a| {
-            a.split(',')
-                .any(|h| h.trim().eq_ignore_ascii_case(header) || h.trim() == "*")
-        });
-        if !listed {
-            let value = match allowed {
-                Some(a) if !a.trim().is_empty() => format!("{a}, {header}"),
-                _ => match req.headers().get_one("Access-Control-Request-Headers") {
-                    Some(asked)
-                        if !asked.trim().is_empty()
-                            && !asked
-                                .split(',')
-                                .any(|h| h.trim().eq_ignore_ascii_case(header)) =>
-                    {
-                        format!("{asked}, {header}")
-                    }
-                    Some(asked) if !asked.trim().is_empty() => asked.to_owned(),
-                    _ => header.to_owned(),
-                },
-            };
-            res.set_raw_header("Access-Control-Allow-Headers", value);
-        }
+        cors::allow_key_header(req, res);
     }
 }

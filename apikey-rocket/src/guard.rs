@@ -7,7 +7,7 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
 
 use crate::problem::status_of;
-use crate::{ApiKeys, Caller};
+use crate::{ApiKeyState, Caller};
 
 /// The outcome of verifying this request's key, computed at most once per request.
 struct Verified(Result<Caller, AuthError>);
@@ -18,7 +18,7 @@ pub(crate) struct Refusal(pub Option<AuthError>);
 /// Verifies the request's key once; later calls return the cached outcome.
 pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, AuthError> {
     &req.local_cache_async(async {
-        match req.rocket().state::<ApiKeys>() {
+        match req.rocket().state::<ApiKeyState>() {
             Some(keys) => Verified(
                 keys.verifier
                     .verify_header(req.headers().get(keys.verifier.header()))
@@ -41,7 +41,7 @@ fn refuse<T>(req: &Request<'_>, err: AuthError) -> Outcome<T, AuthError> {
 }
 
 fn needs_fairing(rocket: &Rocket<Ignite>) -> bool {
-    if rocket.state::<ApiKeys>().is_none() {
+    if rocket.state::<ApiKeyState>().is_none() {
         log::error!(
             "a route needs an API key but the apikey fairing is not attached: \
              add `.attach(apikey_rocket::ApiKey::fairing())`"

@@ -25,6 +25,7 @@
 
 mod caller;
 mod catchers;
+mod cors;
 mod fairing;
 mod guard;
 mod problem;
@@ -33,7 +34,7 @@ pub use apikey_core as core;
 pub use apikey_core::{AuthError, KeyRecord, KeyStore};
 pub use apikey_macros::route;
 pub use caller::Caller;
-pub use fairing::{load_config, ApiKey, ApiKeys};
+pub use fairing::{load_config, ApiKey, ApiKeyState};
 pub use problem::{Prepared, Problem};
 
 /// Paths used by the code `#[route]` generates. Not public API.

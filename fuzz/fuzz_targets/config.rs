@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(config) => {
             for s in &config.sections {
                 assert!(!s.key.is_empty());
-                assert_eq!(apikey_core::slugify(&s.tech_name), s.tech_name);
+                assert_eq!(apikey_core::key::slugify(&s.tech_name), s.tech_name);
             }
         }
         Err(e) => assert!(!e.section.is_empty()),

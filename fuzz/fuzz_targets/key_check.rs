@@ -1,7 +1,7 @@
 //! Key parsing and checksum: never panics; whatever passes as a generated key has its shape.
 #![no_main]
 
-use apikey_core::{KeyFormat, Shape, MAX_KEY_LEN};
+use apikey_core::key::{KeyFormat, Shape, MAX_KEY_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,7 +9,7 @@ use apikey_core::config::Settings;
 use apikey_core::{
     ApiKeyConfig, AuthError, CreateKey, KeyManager, MemoryStore, Secret, SharedStore, Verifier,
 };
-use apikey_tests::Probe;
+use apikey_tests::{spec, Probe};
 
 /// A verifier over a counting store that cannot list digests, so these tests see the caches
 /// alone (the digest filter has tests of its own below).
@@ -27,15 +27,7 @@ async fn setup(settings: Settings) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
 }
 
 async fn key(manager: &KeyManager, name: &str, user: &str) -> Secret {
-    manager
-        .create(CreateKey {
-            name: name.into(),
-            user: user.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .1
+    manager.create(spec(name, user, &[])).await.unwrap().1
 }
 
 #[tokio::test]
@@ -108,7 +100,7 @@ async fn a_change_drops_exactly_what_it_touches() {
         v.verify(k.expose()).await.unwrap();
     }
     assert_eq!(probe.lookups(), 3);
-    m.store().set_active("a", false).await.unwrap();
+    m.revoke("a").await.unwrap();
     assert_eq!(
         v.verify(a.expose()).await,
         Err(AuthError::Invalid),
@@ -119,18 +111,18 @@ async fn a_change_drops_exactly_what_it_touches() {
     v.verify(c.expose()).await.unwrap();
     assert_eq!(probe.lookups(), 4, "b and c stayed cached");
 
-    m.store().set_user_active("bob", false).await.unwrap();
+    m.set_user_active("bob", false).await.unwrap();
     assert_eq!(v.verify(b.expose()).await, Err(AuthError::Invalid));
     assert_eq!(v.verify(c.expose()).await, Err(AuthError::Invalid));
-    m.store().set_user_active("bob", true).await.unwrap();
+    m.set_user_active("bob", true).await.unwrap();
     assert!(
         v.verify(b.expose()).await.is_ok(),
         "the negative cache was dropped too"
     );
 
-    m.store().set_active("a", true).await.unwrap();
+    m.activate("a").await.unwrap();
     assert!(v.verify(a.expose()).await.is_ok());
-    m.store().delete("a").await.unwrap();
+    m.delete("a").await.unwrap();
     assert_eq!(
         v.verify(a.expose()).await,
         Err(AuthError::Invalid),
@@ -150,16 +142,7 @@ async fn a_key_created_after_a_miss_works_at_once() {
     let (v, _, m) = setup(Settings::default()).await;
     let secret = Secret::new("imported-key");
     assert_eq!(v.verify(secret.expose()).await, Err(AuthError::Invalid));
-    m.import(
-        CreateKey {
-            name: "late".into(),
-            user: "u".into(),
-            ..Default::default()
-        },
-        &secret,
-    )
-    .await
-    .unwrap();
+    m.import(spec("late", "u", &[]), &secret).await.unwrap();
     assert!(v.verify(secret.expose()).await.is_ok());
 }
 
@@ -168,10 +151,8 @@ async fn expiry_is_rechecked_on_every_hit() {
     let (v, probe, m) = setup(Settings::default()).await;
     let (_, k) = m
         .create(CreateKey {
-            name: "short".into(),
-            user: "u".into(),
             expires_in: Some(Duration::from_secs(2)),
-            ..Default::default()
+            ..spec("short", "u", &[])
         })
         .await
         .unwrap();
@@ -207,7 +188,7 @@ async fn a_flood_of_wrong_keys_does_not_evict_good_ones() {
     let (v, probe, m) = setup(Settings::default()).await;
     let good = key(&m, "a", "alice").await;
     v.verify(good.expose()).await.unwrap();
-    for i in 0..(apikey_core::NEGATIVE_CAPACITY + 1000) {
+    for i in 0..(apikey_core::verify::NEGATIVE_CAPACITY + 1000) {
         let _ = v.verify(&format!("wrong-{i}")).await;
     }
     let before = probe.lookups();

@@ -4,17 +4,8 @@
 use std::time::{Duration, Instant};
 
 use apikey_core::store::{PostgresStore, SqliteStore};
-use apikey_core::{ApiKeyConfig, Change, CreateKey, KeyManager, SharedStore, StoreError};
-use apikey_tests::{drop_schema, postgres_url, unique_schema};
-use std::sync::Arc;
-
-fn spec(name: &str) -> CreateKey {
-    CreateKey {
-        name: name.into(),
-        user: "alice".into(),
-        ..Default::default()
-    }
-}
+use apikey_core::{Change, Secret, SharedStore, StoreError};
+use apikey_tests::{admin, drop_schema, postgres_url, spec, unique_schema, SharedDb};
 
 /// Waits for `want` on `rx`; returns the time since `start` (taken before the write).
 async fn seen(
@@ -35,22 +26,22 @@ async fn seen(
 /// A change made through one pool reaches a second pool's subscribers.
 async fn changes_cross_pools(writer: SharedStore, reader: SharedStore, label: &str) {
     let mut rx = reader.changes().subscribe();
-    let m = KeyManager::new(writer.clone(), &ApiKeyConfig::default());
+    let m = admin(&writer);
     let mut delays = Vec::new();
     for i in 0..5 {
         let name = format!("k{i}");
         let start = Instant::now();
-        m.create(spec(&name)).await.unwrap();
+        m.create(spec(&name, "alice", &[])).await.unwrap();
         delays.push(seen(&mut rx, &Change::Key(name.clone()), start).await);
         let start = Instant::now();
-        writer.set_active(&name, false).await.unwrap();
+        m.revoke(&name).await.unwrap();
         delays.push(seen(&mut rx, &Change::Key(name.clone()), start).await);
         // The reader's next lookup sees the revocation: no cache holds it.
         let r = reader.get(&name).await.unwrap().unwrap();
         assert!(!r.active);
     }
     let start = Instant::now();
-    writer.set_user_active("alice", false).await.unwrap();
+    m.set_user_active("alice", false).await.unwrap();
     delays.push(seen(&mut rx, &Change::User("alice".into()), start).await);
     delays.sort();
     eprintln!(
@@ -62,32 +53,17 @@ async fn changes_cross_pools(writer: SharedStore, reader: SharedStore, label: &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_changes_reach_other_pools() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
-    let a: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    let b: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    changes_cross_pools(a, b, "SQLite").await;
+    let db = SharedDb::sqlite();
+    changes_cross_pools(db.store().await, db.store().await, "SQLite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_changes_reach_other_pools() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+    let Some(db) = SharedDb::postgres() else {
         return;
     };
-    let schema = unique_schema();
-    let a: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    let b: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    changes_cross_pools(a, b, "PostgreSQL").await;
-    drop_schema(&url, &schema).await;
+    changes_cross_pools(db.store().await, db.store().await, "PostgreSQL").await;
+    db.finish().await;
 }
 
 #[tokio::test]
@@ -146,21 +122,23 @@ async fn postgres_store_newer_than_the_binary_is_refused() {
     drop_schema(&url, &schema).await;
 }
 
-#[tokio::test]
-async fn sqlite_holds_no_key_at_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
-    let (_, key) = m.create(spec("at rest")).await.unwrap();
+/// A key created, then rotated with a grace period, in `db`: the two secrets.
+async fn created_and_rotated(db: &SharedDb) -> [Secret; 2] {
+    let m = admin(&db.store().await);
+    let (_, key) = m.create(spec("at rest", "alice", &[])).await.unwrap();
     let (_, rotated) = m
         .rotate("at rest", Duration::from_secs(3600))
         .await
         .unwrap();
-    drop((m, store));
+    [key, rotated]
+}
+
+#[tokio::test]
+async fn sqlite_holds_no_key_at_rest() {
+    let db = SharedDb::sqlite();
+    let secrets = created_and_rotated(&db).await;
     // Every text and blob cell of every table, and then the raw bytes of the database files.
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
     let mut dump = String::new();
     for (table, columns) in [
         (
@@ -187,11 +165,11 @@ async fn sqlite_holds_no_key_at_rest() {
     );
     pool.close().await;
     let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    for entry in std::fs::read_dir(db.dir().unwrap()).unwrap() {
         bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
     let raw = String::from_utf8_lossy(&bytes);
-    for secret in [key.expose(), rotated.expose()] {
+    for secret in secrets.iter().map(Secret::expose) {
         assert!(!dump.contains(secret));
         assert!(!raw.contains(secret), "the key is in the database files");
         // Nor any long run of the secret part.
@@ -201,24 +179,12 @@ async fn sqlite_holds_no_key_at_rest() {
 
 #[tokio::test]
 async fn postgres_holds_no_key_at_rest() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+    let Some(db) = SharedDb::postgres() else {
         return;
     };
-    let schema = unique_schema();
-    let store: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
-    let (_, key) = m.create(spec("at rest")).await.unwrap();
-    let (_, rotated) = m
-        .rotate("at rest", Duration::from_secs(3600))
-        .await
-        .unwrap();
-    drop((m, store));
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let secrets = created_and_rotated(&db).await;
+    let schema = db.schema.clone().unwrap();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     // Every row of every table of the schema, as text.
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
@@ -238,12 +204,12 @@ async fn postgres_holds_no_key_at_rest() {
         dump.extend(rows);
     }
     assert!(dump.contains("at rest"), "the dump holds the rows");
-    for secret in [key.expose(), rotated.expose()] {
+    for secret in secrets.iter().map(Secret::expose) {
         assert!(!dump.contains(secret));
         assert!(!dump.contains(&secret[7..30]));
     }
     pool.close().await;
-    drop_schema(&url, &schema).await;
+    db.finish().await;
 }
 
 /// SQLite store files (the database and its `-wal` and `-shm` files) are readable by their
@@ -252,17 +218,12 @@ async fn postgres_holds_no_key_at_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    KeyManager::new(store.clone(), &ApiKeyConfig::default())
-        .create(spec("k"))
-        .await
-        .unwrap();
+    let db = SharedDb::sqlite();
+    let store = db.store().await;
+    admin(&store).create(spec("k", "alice", &[])).await.unwrap();
     let mut seen = 0;
     for suffix in ["", "-wal", "-shm"] {
-        let file = dir.path().join(format!("keys.db{suffix}"));
+        let file = db.dir().unwrap().join(format!("keys.db{suffix}"));
         if let Ok(meta) = std::fs::metadata(&file) {
             seen += 1;
             let mode = meta.permissions().mode() & 0o777;

@@ -5,17 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apikey_core::store::{PostgresStore, SqliteStore};
-use apikey_core::{ApiKeyConfig, AuthError, CreateKey, KeyManager, SharedStore, Verifier};
-use apikey_tests::{drop_schema, filter_ready, per_store, postgres_url, unique_schema, Probe};
-
-fn spec(name: &str) -> CreateKey {
-    CreateKey {
-        name: name.into(),
-        user: "alice".into(),
-        ..Default::default()
-    }
-}
+use apikey_core::{ApiKeyConfig, AuthError, KeyManager, SharedStore, Verifier};
+use apikey_tests::{admin, filter_ready, per_store, spec, Probe, SharedDb};
 
 async fn verifier_over(store: SharedStore) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
     let probe = Probe::new(store);
@@ -29,9 +20,9 @@ async fn verifier_over(store: SharedStore) -> (Arc<Verifier>, Arc<Probe>, KeyMan
 /// Thousands of random well-formed keys: not one store query, and the stored keys still work.
 async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     let (v, probe, m) = verifier_over(store).await;
-    let (_, good) = m.create(spec("good")).await.unwrap();
+    let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
     filter_ready(&v).await;
-    let (_, later) = m.create(spec("later")).await.unwrap();
+    let (_, later) = m.create(spec("later", "alice", &[])).await.unwrap();
     assert!(
         v.verify(later.expose()).await.is_ok(),
         "created here: at once"
@@ -54,8 +45,8 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     // A rotated key's new secret and a re-created name work at once too.
     let (_, rotated) = m.rotate("good", Duration::ZERO).await.unwrap();
     assert!(v.verify(rotated.expose()).await.is_ok());
-    m.store().delete("later").await.unwrap();
-    let (_, again) = m.create(spec("later")).await.unwrap();
+    m.delete("later").await.unwrap();
+    let (_, again) = m.create(spec("later", "alice", &[])).await.unwrap();
     assert!(v.verify(again.expose()).await.is_ok());
 }
 
@@ -67,7 +58,7 @@ async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
     let shared: SharedStore = probe.clone();
     let config = ApiKeyConfig::default();
     let m = KeyManager::new(shared.clone(), &config);
-    let (_, good) = m.create(spec("good")).await.unwrap();
+    let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
     let v = Verifier::new(config, shared).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!v.filter_stats().trusted);
@@ -83,12 +74,12 @@ per_store!(
 
 /// A key created through another connection (as by the CLI or another instance) is accepted
 /// by a running verifier within 1 s, and an unknown key still costs no store query.
-async fn created_elsewhere_works_within_a_second(service: SharedStore, admin: SharedStore) {
+async fn created_elsewhere_works_within_a_second(service: SharedStore, other: SharedStore) {
     let (v, probe, _) = verifier_over(service).await;
     filter_ready(&v).await;
-    let m = KeyManager::new(admin, &ApiKeyConfig::default());
+    let m = admin(&other);
     let start = Instant::now();
-    let (_, key) = m.create(spec("elsewhere")).await.unwrap();
+    let (_, key) = m.create(spec("elsewhere", "alice", &[])).await.unwrap();
     loop {
         match v.verify(key.expose()).await {
             Ok(_) => break,
@@ -109,62 +100,42 @@ async fn created_elsewhere_works_within_a_second(service: SharedStore, admin: Sh
     assert_eq!(probe.lookups(), before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_created_elsewhere_works_within_a_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
-    let service: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    let admin: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    created_elsewhere_works_within_a_second(service, admin).await;
+/// A key created by another process (the CLI) on the same database.
+async fn created_elsewhere(db: SharedDb) {
+    created_elsewhere_works_within_a_second(db.store().await, db.store().await).await;
+    db.finish().await;
 }
 
-/// Two PostgreSQL stores on one fresh schema (a service's and an administrator's, as two
-/// processes would have), with the URL and schema for cleanup; `None` without a server.
-async fn postgres_pair() -> Option<(String, String, SharedStore, SharedStore)> {
-    let url = postgres_url()?;
-    let schema = unique_schema();
-    let mut stores = Vec::new();
-    for _ in 0..2 {
-        let store: SharedStore = Arc::new(
-            PostgresStore::connect_in_schema(&url, &schema)
-                .await
-                .unwrap(),
-        );
-        stores.push(store);
-    }
-    let admin = stores.pop()?;
-    let service = stores.pop()?;
-    Some((url, schema, service, admin))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_created_elsewhere_works_within_a_second() {
+    created_elsewhere(SharedDb::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_created_elsewhere_works_within_a_second() {
-    let Some((url, schema, service, admin)) = postgres_pair().await else {
-        eprintln!("skipped: store not configured");
-        return;
-    };
-    created_elsewhere_works_within_a_second(service, admin).await;
-    drop_schema(&url, &schema).await;
+    if let Some(db) = SharedDb::postgres() {
+        created_elsewhere(db).await;
+    }
 }
 
 /// While the change feed is not live (notifications lost), the filter is not trusted: a key
 /// created elsewhere meanwhile is found in the store at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_feed_that_is_not_live_is_not_trusted() {
-    let Some((url, schema, service, admin)) = postgres_pair().await else {
-        eprintln!("skipped: store not configured");
+    let Some(db) = SharedDb::postgres() else {
         return;
     };
+    let service = db.store().await;
     let (v, probe, _) = verifier_over(service.clone()).await;
     filter_ready(&v).await;
     service.changes().set_live(false);
     assert!(!v.filter_stats().trusted);
-    let m = KeyManager::new(admin, &ApiKeyConfig::default());
-    let (_, key) = m.create(spec("unheard")).await.unwrap();
+    let m = admin(&db.store().await);
+    let (_, key) = m.create(spec("unheard", "alice", &[])).await.unwrap();
     assert!(v.verify(key.expose()).await.is_ok(), "asked the store");
     assert_eq!(probe.lookups(), 1);
     service.changes().set_live(true);
     filter_ready(&v).await;
     drop((v, probe, service, m));
-    drop_schema(&url, &schema).await;
+    db.finish().await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apikey_core::store::SqliteStore;
-use apikey_core::{ApiKeyConfig, CreateKey, Hasher, KeyManager, KeyRecord, Secret, SharedStore};
+use apikey_core::{ApiKeyConfig, CreateKey, KeyHasher, KeyManager, KeyRecord, Secret, SharedStore};
 use apikey_rocket::ApiKey;
 use apikey_tests::{client, rocket_with};
 use rocket::http::{Header, Status};
@@ -256,7 +256,7 @@ fn cases(k: &Keys) -> Vec<(&'static str, Sent, Status)> {
 }
 
 fn digest_hex(key: &str) -> String {
-    Hasher::new(None)
+    KeyHasher::new(None)
         .digest(key)
         .as_bytes()
         .iter()

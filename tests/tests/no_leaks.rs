@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use apikey_core::{
-    ApiKeyConfig, AuthError, CreateKey, Hasher, KeyManager, MemoryStore, Secret, SharedStore,
+    ApiKeyConfig, AuthError, CreateKey, KeyHasher, KeyManager, MemoryStore, Secret, SharedStore,
     StoreError, Verifier,
 };
 use apikey_rocket::ApiKey;
-use apikey_tests::Probe;
+use apikey_tests::{spec, Probe};
 use rocket::figment::providers::{Format, Toml};
 use rocket::http::Header;
 use rocket::local::asynchronous::Client;
@@ -44,7 +44,7 @@ fn capture() -> &'static Capture {
 }
 
 fn forms(key: &str) -> Vec<String> {
-    let digest = Hasher::new(None).digest(key);
+    let digest = KeyHasher::new(None).digest(key);
     let hex: String = digest
         .as_bytes()
         .iter()
@@ -66,35 +66,18 @@ async fn a_full_scenario_leaks_nothing() {
     let config_key = "config-secret-value-1234567890";
     let figment = format!("[default.api_key_robot]\nkey = \"{config_key}\"\nuser = \"robot\"\n");
     let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
-    let (_, good) = m
-        .create(CreateKey {
-            name: "good".into(),
-            user: "alice".into(),
-            groups: vec!["billing".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (_, good) = m.create(spec("good", "alice", &["billing"])).await.unwrap();
     let (_, limited) = m
         .create(CreateKey {
-            name: "limited".into(),
-            user: "lee".into(),
-            rate_limit: Some("1/1h".into()),
-            ..Default::default()
+            rate_limit: Some("1/1h".parse().unwrap()),
+            ..spec("limited", "lee", &[])
         })
         .await
         .unwrap();
     let imported = Secret::new("imported-legacy-key-abcdef");
-    m.import(
-        CreateKey {
-            name: "legacy".into(),
-            user: "old".into(),
-            ..Default::default()
-        },
-        &imported,
-    )
-    .await
-    .unwrap();
+    m.import(spec("legacy", "old", &[]), &imported)
+        .await
+        .unwrap();
     let figment = rocket::Config::figment()
         .merge(Toml::string(&figment).nested())
         .merge(("log_level", "debug"));
@@ -163,9 +146,13 @@ async fn a_full_scenario_leaks_nothing() {
         .unwrap();
     let mut texts = vec![
         format!("{verifier:?}"),
-        format!("{:?}", ApiKeyConfig::load(None)),
+        format!(
+            "{:?}",
+            apikey_core::config::layered(rocket::figment::Figment::new(), None)
+                .and_then(|f| ApiKeyConfig::from_figment(&f))
+        ),
         format!("{good:?} {good}"),
-        format!("{:?}", Hasher::new(None).digest(good.expose())),
+        format!("{:?}", KeyHasher::new(None).digest(good.expose())),
         format!("{:?}", m),
     ];
     for e in [

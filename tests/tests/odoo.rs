@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use apikey_core::{ApiKeyConfig, CreateKey, Hasher, KeyManager, Secret, SharedStore};
+use apikey_core::{ApiKeyConfig, CreateKey, KeyHasher, KeyManager, Secret, SharedStore};
 use apikey_rocket::ApiKey;
 use apikey_tests::{demo_client, rocket_with};
 use rocket::http::{Header, Status};
@@ -75,7 +75,7 @@ async fn test_cache_invalidation(store: SharedStore) {
     let client = demo_client(&store, "").await;
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
     // Odoo writes the new value into the record; we give the record a new secret.
-    let digest = Hasher::new(None).digest("updated_key");
+    let digest = KeyHasher::new(None).digest("updated_key");
     store
         .rotate("good", digest, "(custom)".into(), None)
         .await

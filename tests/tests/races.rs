@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use apikey_core::store::{PostgresStore, SqliteStore};
 use apikey_core::{
-    ApiKeyConfig, AuthError, Change, CreateKey, KeyManager, KeyStore, SharedStore, StoreError,
-    Verifier,
+    ApiKeyConfig, AuthError, Change, KeyLookup, KeyManager, SharedStore, StoreError, Verifier,
 };
-use apikey_tests::{drop_schema, per_store, postgres_url, unique_schema, Probe};
+use apikey_tests::{drop_schema, per_store, postgres_url, spec, unique_schema, Probe};
 use sqlx::Connection;
-
-fn spec(name: &str, groups: &[&str]) -> CreateKey {
-    CreateKey {
-        name: name.into(),
-        user: "alice".into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        ..Default::default()
-    }
-}
 
 /// A lookup reads the store while the key is active and is parked before it answers; the key
 /// is revoked; a request arriving after the revocation returned must not share that lookup's
@@ -30,7 +20,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
     let shared: SharedStore = probe.clone();
     let config = ApiKeyConfig::default();
     let manager = KeyManager::new(shared.clone(), &config);
-    let (_, key) = manager.create(spec("k", &[])).await.unwrap();
+    let (_, key) = manager.create(spec("k", "alice", &[])).await.unwrap();
     let verifier = Arc::new(Verifier::new(config, shared.clone()).await.unwrap());
 
     let gate = probe.park_next_lookup();
@@ -65,18 +55,15 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
 /// Two concurrent edits of one key's groups: both land.
 async fn concurrent_group_edits_lose_nothing(store: SharedStore) {
     let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
-    m.create(spec("k", &["billing"])).await.unwrap();
+    m.create(spec("k", "alice", &["billing"])).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let g = [format!("g{i}")];
-                store.edit_groups("k", &g, &[]).await
-            })
+            let m = m.clone();
+            tokio::spawn(async move { m.edit_groups("k", &[&format!("g{i}")], &[]).await })
         })
         .chain(std::iter::once({
-            let store = store.clone();
-            tokio::spawn(async move { store.edit_groups("k", &[], &["billing".into()]).await })
+            let m = m.clone();
+            tokio::spawn(async move { m.edit_groups("k", &[], &["billing"]).await })
         }))
         .collect();
     for t in tasks {
@@ -87,7 +74,7 @@ async fn concurrent_group_edits_lose_nothing(store: SharedStore) {
     want.sort();
     assert_eq!(groups, want);
     assert!(matches!(
-        store.edit_groups("nope", &["x".into()], &[]).await,
+        m.edit_groups("nope", &["x"], &[]).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -165,7 +152,7 @@ async fn postgres_concurrent_rotations_leave_one_valid_key() {
     };
     let config = ApiKeyConfig::default();
     let m = KeyManager::new(store.clone(), &config);
-    let (_, original) = m.create(spec("k", &[])).await.unwrap();
+    let (_, original) = m.create(spec("k", "alice", &[])).await.unwrap();
 
     let mut locker = pg_locker(&url, &schema).await;
     sqlx::query("SELECT 1 FROM apikey_secrets FOR UPDATE")
@@ -216,19 +203,19 @@ async fn postgres_concurrent_group_edits_both_land() {
         return;
     };
     let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
-    m.create(spec("k", &["billing"])).await.unwrap();
+    m.create(spec("k", "alice", &["billing"])).await.unwrap();
     let mut locker = pg_locker(&url, &schema).await;
     sqlx::query("SELECT 1 FROM apikey_keys FOR UPDATE")
         .execute(&mut locker)
         .await
         .unwrap();
     let remove = tokio::spawn({
-        let s = store.clone();
-        async move { s.edit_groups("k", &[], &["billing".into()]).await }
+        let m = m.clone();
+        async move { m.edit_groups("k", &[], &["billing"]).await }
     });
     let add = tokio::spawn({
-        let s = store.clone();
-        async move { s.edit_groups("k", &["reports".into()], &[]).await }
+        let m = m.clone();
+        async move { m.edit_groups("k", &["reports"], &[]).await }
     });
     let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
     pg_waiting(&mut watcher, &schema, 2).await;
@@ -253,7 +240,7 @@ async fn sqlite_concurrent_writers_serialize() {
     let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
     let config = ApiKeyConfig::default();
     let m = KeyManager::new(store.clone(), &config);
-    m.create(spec("k", &["billing"])).await.unwrap();
+    m.create(spec("k", "alice", &["billing"])).await.unwrap();
 
     let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE")
@@ -269,10 +256,8 @@ async fn sqlite_concurrent_writers_serialize() {
     let edits: Vec<_> = [(&["reports"][..], &[][..]), (&[][..], &["billing"][..])]
         .into_iter()
         .map(|(add, remove)| {
-            let s = store.clone();
-            let add: Vec<String> = add.iter().map(|g| g.to_string()).collect();
-            let remove: Vec<String> = remove.iter().map(|g| g.to_string()).collect();
-            tokio::spawn(async move { s.edit_groups("k", &add, &remove).await })
+            let m = m.clone();
+            tokio::spawn(async move { m.edit_groups("k", add, remove).await })
         })
         .collect();
     // Let every writer start and read before the lock goes away (a stale read is what used

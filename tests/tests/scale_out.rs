@@ -1,5 +1,5 @@
 //! Two instances on one store: a revocation made elsewhere reaches both. The bound here is
-//! generous on purpose; `cargo bench -p apikey-tests --bench revocation` measures the delay.
+//! generous on purpose; `cargo bench -p apikey-bench --bench revocation` measures the delay.
 
 use std::sync::Arc;
 use std::time::Duration;

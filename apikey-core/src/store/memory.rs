@@ -6,12 +6,13 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{check_rate_limit, edited_groups, validate_new, ChangeFeed, KeyStore, StoreError};
-use crate::{normalize_groups, Change, Digest, KeyRecord, Match, NewKey};
+use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
+use crate::key::KeyDigest;
+use crate::model::{Groups, KeyRecord, Match, NewKey, RateLimit};
 
 #[derive(Debug, Clone)]
 struct Credential {
-    digest: Digest,
+    digest: KeyDigest,
     valid_until: Option<OffsetDateTime>,
 }
 
@@ -24,7 +25,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     keys: HashMap<String, Entry>,
-    by_digest: HashMap<Digest, String>,
+    by_digest: HashMap<KeyDigest, String>,
     /// tech name → name.
     by_tech: HashMap<String, String>,
     inactive_users: std::collections::HashSet<String>,
@@ -76,14 +77,30 @@ impl MemoryStore {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Changes one key's record under the write lock, then announces it.
+    fn edit(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut KeyRecord),
+    ) -> Result<KeyRecord, StoreError> {
+        let record = {
+            let mut state = self.write();
+            change(&mut state.entry_mut(name)?.record);
+            let entry = &state.keys[name];
+            state.record(entry)
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
     fn announce(&self, change: Change) {
         self.changes.announce(change);
     }
 }
 
 #[async_trait]
-impl KeyStore for MemoryStore {
-    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<Match>, StoreError> {
+impl KeyLookup for MemoryStore {
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Match>, StoreError> {
         let state = self.read();
         let Some(name) = state.by_digest.get(digest) else {
             return Ok(None);
@@ -102,11 +119,6 @@ impl KeyStore for MemoryStore {
             }))
     }
 
-    async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let state = self.read();
-        Ok(state.keys.get(name).map(|e| state.record(e)))
-    }
-
     async fn get_by_tech_name(&self, tech_name: &str) -> Result<Option<KeyRecord>, StoreError> {
         let state = self.read();
         Ok(state
@@ -114,6 +126,43 @@ impl KeyStore for MemoryStore {
             .get(tech_name)
             .and_then(|name| state.keys.get(name))
             .map(|e| state.record(e)))
+    }
+
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut state = self.write();
+        for name in names {
+            if let Some(entry) = state.keys.get_mut(name) {
+                entry.record.last_used_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(!self.read().inactive_users.contains(user))
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
+    async fn all_digests(&self) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+        Ok(Some(self.read().by_digest.keys().copied().collect()))
+    }
+
+    async fn digests_of(&self, name: &str) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+        let state = self.read();
+        Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
+            e.credentials.iter().map(|c| c.digest).collect()
+        })))
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let state = self.read();
+        Ok(state.keys.get(name).map(|e| state.record(e)))
     }
 
     async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -139,7 +188,7 @@ impl KeyStore for MemoryStore {
                 name: new.name.clone(),
                 tech_name,
                 user: new.user,
-                groups: normalize_groups(&new.groups),
+                groups: new.groups.into_vec(),
                 active: true,
                 user_active: true,
                 stub: new.stub,
@@ -168,14 +217,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
-        let record = {
-            let mut state = self.write();
-            state.entry_mut(name)?.record.active = active;
-            let entry = &state.keys[name];
-            state.record(entry)
-        };
-        self.announce(Change::Key(name.to_owned()));
-        Ok(record)
+        self.edit(name, |r| r.active = active)
     }
 
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
@@ -197,7 +239,7 @@ impl KeyStore for MemoryStore {
     async fn rotate(
         &self,
         name: &str,
-        digest: Digest,
+        digest: KeyDigest,
         stub: String,
         old_valid_until: Option<OffsetDateTime>,
     ) -> Result<KeyRecord, StoreError> {
@@ -243,60 +285,29 @@ impl KeyStore for MemoryStore {
         Ok(record)
     }
 
-    async fn set_groups(&self, name: &str, groups: Vec<String>) -> Result<KeyRecord, StoreError> {
-        crate::check_groups(&groups).map_err(StoreError::Invalid)?;
-        let record = {
-            let mut state = self.write();
-            state.entry_mut(name)?.record.groups = normalize_groups(&groups);
-            let entry = &state.keys[name];
-            state.record(entry)
-        };
-        self.announce(Change::Key(name.to_owned()));
-        Ok(record)
+    async fn set_groups(&self, name: &str, groups: Groups) -> Result<KeyRecord, StoreError> {
+        self.edit(name, |r| r.groups = groups.into_vec())
     }
 
     async fn edit_groups(
         &self,
         name: &str,
-        add: &[String],
-        remove: &[String],
+        add: &Groups,
+        remove: &Groups,
     ) -> Result<KeyRecord, StoreError> {
-        crate::check_groups(add).map_err(StoreError::Invalid)?;
-        let record = {
-            let mut state = self.write();
-            let entry = state.entry_mut(name)?;
-            entry.record.groups = edited_groups(&entry.record.groups, add, remove);
-            let entry = &state.keys[name];
-            state.record(entry)
-        };
-        self.announce(Change::Key(name.to_owned()));
-        Ok(record)
+        self.edit(name, |r| {
+            // Stored groups were checked on the way in.
+            let current = Groups::new(&r.groups).unwrap_or_default();
+            r.groups = current.edited(add, remove).into_vec();
+        })
     }
 
     async fn set_rate_limit(
         &self,
         name: &str,
-        rate_limit: Option<String>,
+        rate_limit: Option<RateLimit>,
     ) -> Result<KeyRecord, StoreError> {
-        check_rate_limit(rate_limit.as_deref())?;
-        let record = {
-            let mut state = self.write();
-            state.entry_mut(name)?.record.rate_limit = rate_limit;
-            let entry = &state.keys[name];
-            state.record(entry)
-        };
-        self.announce(Change::Key(name.to_owned()));
-        Ok(record)
-    }
-
-    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
-        let mut state = self.write();
-        for name in names {
-            if let Some(entry) = state.keys.get_mut(name) {
-                entry.record.last_used_at = Some(at);
-            }
-        }
-        Ok(())
+        self.edit(name, |r| r.rate_limit = rate_limit)
     }
 
     async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
@@ -318,24 +329,5 @@ impl KeyStore for MemoryStore {
         };
         self.announce(Change::User(user.to_owned()));
         Ok(count)
-    }
-
-    async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
-        Ok(!self.read().inactive_users.contains(user))
-    }
-
-    fn changes(&self) -> &ChangeFeed {
-        &self.changes
-    }
-
-    async fn all_digests(&self) -> Result<Option<Vec<Digest>>, StoreError> {
-        Ok(Some(self.read().by_digest.keys().copied().collect()))
-    }
-
-    async fn digests_of(&self, name: &str) -> Result<Option<Vec<Digest>>, StoreError> {
-        let state = self.read();
-        Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
-            e.credentials.iter().map(|c| c.digest).collect()
-        })))
     }
 }

@@ -1,7 +1,9 @@
 //! The apikey demo service: one route per kind of `auth`.
 #![forbid(unsafe_code)]
 
-use apikey_rocket::core::{store, CreateKey, KeyManager, Secret, SharedStore};
+use std::sync::Arc;
+
+use apikey_rocket::core::{ApiKeyConfig, CreateKey, KeyManager, Secret, StoreError, Verifier};
 use apikey_rocket::{route, ApiKey, Caller};
 use rocket::serde::json::Json;
 use rocket::serde::Serialize;
@@ -72,7 +74,7 @@ pub struct Stats {
 
 /// Verification counters (used by the load benchmark to count store queries).
 #[route("/stats", auth = "none")]
-pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeys>) -> Json<Stats> {
+pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
     Json(Stats {
         store_queries: keys.store_queries(),
         filtered: keys.filtered(),
@@ -85,15 +87,11 @@ pub const DEMO_KEY_NAME: &str = "demo";
 
 /// Creates the demo key (user `demo`, group `billing`) when the store holds no key; returns
 /// its secret, to be shown once.
-pub async fn seed(
-    store: &SharedStore,
-    config: &apikey_rocket::core::ApiKeyConfig,
-) -> Result<Option<Secret>, apikey_rocket::core::StoreError> {
-    if !store.list().await?.is_empty() {
+pub async fn seed(keys: &KeyManager) -> Result<Option<Secret>, StoreError> {
+    if !keys.list().await?.is_empty() {
         return Ok(None);
     }
-    let manager = KeyManager::new(store.clone(), config);
-    let created = manager
+    let created = keys
         .create(CreateKey {
             name: DEMO_KEY_NAME.into(),
             user: "demo".into(),
@@ -104,20 +102,23 @@ pub async fn seed(
     match created {
         Ok((_, secret)) => Ok(Some(secret)),
         // Another instance seeded the same store first.
-        Err(apikey_rocket::core::StoreError::Duplicate(_)) => Ok(None),
+        Err(StoreError::Duplicate(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
 /// The demo application on `rocket`'s configuration, and the demo key when one was created.
+/// The configuration is read once; the store it names is opened once, seeded, and verified
+/// against.
 pub async fn app(
     rocket: Rocket<Build>,
 ) -> Result<(Rocket<Build>, Option<Secret>), Box<dyn std::error::Error>> {
-    let config = apikey_rocket::load_config(rocket.figment())?;
-    let store = store::open(&config.settings.database_url).await?;
-    let demo_key = seed(&store, &config).await?;
+    let config: ApiKeyConfig = apikey_rocket::load_config(rocket.figment())?;
+    let store = apikey_rocket::core::open(&config.settings).await?;
+    let demo_key = seed(&KeyManager::new(store.clone(), &config)).await?;
+    let verifier = Verifier::new(config, store).await?;
     let rocket = rocket
-        .attach(ApiKey::with_store(store))
+        .attach(ApiKey::with_verifier(Arc::new(verifier)))
         .mount("/", routes![my_service, whoami, health, billing, stats]);
     Ok((rocket, demo_key))
 }

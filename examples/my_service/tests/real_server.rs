@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use apikey_rocket::core::{store, ApiKeyConfig, CreateKey, KeyManager, Secret};
+use apikey_rocket::core::{open, ApiKeyConfig, CreateKey, KeyManager, Secret, Settings};
 
 struct Server {
     child: Child,
@@ -94,7 +94,11 @@ fn seeded(dir: &std::path::Path) -> (String, Secret) {
         .build()
         .unwrap();
     let key = rt.block_on(async {
-        let store = store::open(&url).await.unwrap();
+        let settings = Settings {
+            database_url: url.clone(),
+            ..Settings::default()
+        };
+        let store = open(&settings).await.unwrap();
         let m = KeyManager::new(store, &ApiKeyConfig::default());
         let (_, key) = m
             .create(CreateKey {

@@ -1,0 +1,118 @@
+//! The command line: what `apikey` accepts, parsed into typed values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apikey_core::{parse_duration, RateLimit};
+use clap::{Parser, Subcommand};
+
+/// Administer API keys: create, list, revoke, rotate. Reads the same configuration as the
+/// services (Rocket.toml, apikeys.toml or APIKEY_CONFIG, APIKEY_* variables).
+#[derive(Parser, Debug)]
+#[command(name = "apikey", version, about, long_about = None)]
+pub struct Cli {
+    /// Key store URL (sqlite:…, postgres://…); overrides [apikey] database_url.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Standalone config file (instead of APIKEY_CONFIG or ./apikeys.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a key; prints it once (only its digest is stored).
+    Create {
+        /// Unique name; its config section is [api_key_<slugified name>].
+        name: String,
+        /// The user the key acts for.
+        #[arg(long)]
+        user: String,
+        /// A group of the key (repeat for several).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// Lifetime: seconds or e.g. 12h, 90d.
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        expires_in: Option<Duration>,
+        /// The key's own rate limit, e.g. 100/1m (else the [apikey] rate_limit default).
+        #[arg(long, value_parser = rate_limit, value_name = "LIMIT")]
+        rate_limit: Option<RateLimit>,
+    },
+    /// Set a key's rate limit (e.g. 100/1m), or `none` to use the default.
+    RateLimit {
+        name: String,
+        #[arg(value_parser = rate_limit_or_none, value_name = "LIMIT")]
+        limit: Limit,
+    },
+    /// List keys (never secrets).
+    List,
+    /// Show one key.
+    Show { name: String },
+    /// Revoke a key: it stops working at once.
+    Revoke { name: String },
+    /// Re-activate a revoked key.
+    Activate { name: String },
+    /// Delete a key and all its secrets.
+    Delete { name: String },
+    /// Give a key a new secret; prints it once. The old one works until the grace ends.
+    Rotate {
+        name: String,
+        /// How long the old secret keeps working: seconds or e.g. 24h (default: not at all).
+        #[arg(long, value_parser = duration, value_name = "DURATION", default_value = "0")]
+        grace: Duration,
+    },
+    /// Verify a key read from standard input: exit 0 valid, 1 invalid, 2 on error.
+    Verify,
+    /// Manage a key's groups.
+    Group {
+        #[command(subcommand)]
+        action: GroupAction,
+    },
+    /// Disable or enable a user (a disabled user's keys are refused unless
+    /// disable_keys_of_inactive_users = false).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupAction {
+    /// Add a key to a group.
+    Add { name: String, group: String },
+    /// Remove a key from a group.
+    Remove { name: String, group: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Disable a user.
+    Disable { user: String },
+    /// Enable a user.
+    Enable { user: String },
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+fn rate_limit(text: &str) -> Result<RateLimit, String> {
+    text.parse()
+}
+
+/// A rate limit, or `none`: the default applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(pub Option<RateLimit>);
+
+fn rate_limit_or_none(text: &str) -> Result<Limit, String> {
+    if text == "none" {
+        Ok(Limit(None))
+    } else {
+        rate_limit(text).map(|l| Limit(Some(l)))
+    }
+}

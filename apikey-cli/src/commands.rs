@@ -1,0 +1,131 @@
+//! What each command does: opens the store the services use, runs one [`KeyManager`] call
+//! (every change goes through it) and prints the outcome.
+
+use std::io::{self, BufRead};
+use std::path::Path;
+
+use apikey_core::config::{layered, redact_url};
+use apikey_core::{ApiKeyConfig, AuthError, CreateKey, KeyManager, StoreError, Verifier};
+use figment::providers::{Format, Toml};
+use figment::Figment;
+
+use crate::args::{Cli, Command, GroupAction, UserAction};
+use crate::output;
+
+/// An error that ends the command: message to stderr, exit code.
+pub struct Failure(pub String, pub u8);
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure(e.to_string(), 1)
+    }
+}
+
+/// Rocket's config file (`ROCKET_CONFIG` or `Rocket.toml`) with the profile Rocket would pick
+/// (`ROCKET_PROFILE`, else `default`): the CLI reads the services' configuration as they do.
+fn rocket_toml() -> Figment {
+    let path = std::env::var("ROCKET_CONFIG").unwrap_or_else(|_| "Rocket.toml".into());
+    let profile = std::env::var("ROCKET_PROFILE").unwrap_or_else(|_| "default".into());
+    let figment = Figment::new().select(profile);
+    if Path::new(&path).is_file() {
+        figment.merge(Toml::file_exact(path).nested())
+    } else {
+        figment
+    }
+}
+
+/// The services' configuration: Rocket's file, the standalone file, the environment, then the
+/// `--database-url` flag.
+fn config(cli: &Cli) -> Result<ApiKeyConfig, Failure> {
+    let figment = layered(rocket_toml(), cli.config.as_deref());
+    let mut config = figment
+        .and_then(|f| ApiKeyConfig::from_figment(&f))
+        .map_err(|e| Failure(e.to_string(), 2))?;
+    if let Some(url) = &cli.database_url {
+        config.settings.database_url = url.clone();
+    }
+    Ok(config)
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let config = config(&cli)?;
+    let store = apikey_core::open(&config.settings).await.map_err(|e| {
+        let url = redact_url(&config.settings.database_url);
+        Failure(format!("cannot open the key store {url}: {e}"), 2)
+    })?;
+    let keys = KeyManager::new(store.clone(), &config);
+    let json = cli.json;
+    match cli.command {
+        Command::Create {
+            name,
+            user,
+            groups,
+            expires_in,
+            rate_limit,
+        } => {
+            let spec = CreateKey {
+                name,
+                user,
+                groups,
+                expires_in,
+                rate_limit,
+            };
+            let (r, key) = keys.create(spec).await?;
+            output::print_secret(json, &r, &key, "Created");
+        }
+        Command::List => output::records(json, &keys.list().await?),
+        Command::Show { name } => output::record(json, &keys.get(&name).await?),
+        Command::Revoke { name } => output::done(json, &keys.revoke(&name).await?, "Revoked"),
+        Command::Activate { name } => output::done(json, &keys.activate(&name).await?, "Activated"),
+        Command::Delete { name } => {
+            keys.delete(&name).await?;
+            output::deleted(json, &name);
+        }
+        Command::RateLimit { name, limit } => {
+            output::done(json, &keys.set_rate_limit(&name, limit.0).await?, "Updated")
+        }
+        Command::Rotate { name, grace } => {
+            let (r, key) = keys.rotate(&name, grace).await?;
+            output::print_secret(json, &r, &key, "Rotated");
+        }
+        Command::Verify => {
+            let mut line = String::new();
+            io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure(format!("cannot read the key from stdin: {e}"), 2))?;
+            let verifier = Verifier::new(config, store)
+                .await
+                .map_err(|e| Failure(e.to_string(), 2))?;
+            let outcome = verifier
+                .verify_header([line.trim_end_matches(['\r', '\n'])])
+                .await;
+            if outcome == Err(AuthError::Unavailable) {
+                return Err(Failure("the key store is unavailable".into(), 2));
+            }
+            output::verified(json, &outcome);
+            if outcome.is_err() {
+                return Err(Failure(String::new(), 1));
+            }
+        }
+        Command::Group { action } => {
+            let r = match action {
+                GroupAction::Add { name, group } => keys.edit_groups(&name, &[&group], &[]).await,
+                GroupAction::Remove { name, group } => {
+                    keys.edit_groups(&name, &[], &[&group]).await
+                }
+            }?;
+            output::groups(json, &r);
+        }
+        Command::User { action } => {
+            let (user, active) = match action {
+                UserAction::Disable { user } => (user, false),
+                UserAction::Enable { user } => (user, true),
+            };
+            let count = keys.set_user_active(&user, active).await?;
+            output::user(json, &user, active, count);
+        }
+    }
+    Ok(())
+}

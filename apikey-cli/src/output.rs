@@ -1,0 +1,172 @@
+//! What `apikey` prints: aligned text for people, one JSON document per command with `--json`.
+
+use apikey_core::{AuthError, Identity, KeyRecord, Secret};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+fn when(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn status(r: &KeyRecord) -> &'static str {
+    if !r.active {
+        "revoked"
+    } else if r.is_expired(OffsetDateTime::now_utc()) {
+        "expired"
+    } else if !r.user_active {
+        "user disabled"
+    } else {
+        "active"
+    }
+}
+
+pub(crate) fn record_json(r: &KeyRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["status"] = json!(status(r));
+    v
+}
+
+fn print_record(r: &KeyRecord) {
+    println!("name:         {}", r.name);
+    println!("tech_name:    {}", r.tech_name);
+    println!("user:         {}", r.user);
+    println!("groups:       {}", r.groups.join(", "));
+    println!("status:       {}", status(r));
+    println!("stub:         {}", r.stub);
+    println!(
+        "rate_limit:   {}",
+        r.rate_limit
+            .map_or_else(|| "- (the default)".into(), |l| l.to_string())
+    );
+    println!("expires_at:   {}", when(r.expires_at));
+    println!("created_at:   {}", when(Some(r.created_at)));
+    println!("last_used_at: {}", when(r.last_used_at));
+}
+
+fn print_list(records: &[KeyRecord]) {
+    let rows: Vec<[String; 7]> = records
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.user.clone(),
+                r.groups.join(","),
+                status(r).into(),
+                r.stub.clone(),
+                r.rate_limit.map_or_else(|| "-".into(), |l| l.to_string()),
+                when(r.last_used_at),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "USER",
+        "GROUPS",
+        "STATUS",
+        "STUB",
+        "RATE LIMIT",
+        "LAST USED",
+    ]
+    .map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+pub(crate) fn print_secret(json: bool, r: &KeyRecord, key: &Secret, what: &str) {
+    if json {
+        let mut v = record_json(r);
+        v["key"] = json!(key.expose());
+        println!("{v}");
+    } else {
+        eprintln!(
+            "{what} key {:?} for user {:?}. The key is shown once, store it now:",
+            r.name, r.user
+        );
+        println!("{}", key.expose());
+    }
+}
+
+pub(crate) fn done(json: bool, r: &KeyRecord, what: &str) {
+    if json {
+        println!("{}", record_json(r));
+    } else {
+        eprintln!("{what} key {:?} (now {}).", r.name, status(r));
+    }
+}
+
+/// Prints the outcome of `apikey verify`.
+pub(crate) fn verified(json: bool, caller: &Result<Identity, AuthError>) {
+    match (caller, json) {
+        (Ok(c), true) => println!(
+            "{}",
+            json!({ "valid": true, "user": c.user(), "name": c.key_name(), "groups": c.groups().collect::<Vec<_>>() })
+        ),
+        (Ok(c), false) => println!("valid: key {:?} of user {:?}", c.key_name(), c.user()),
+        (Err(_), true) => println!("{}", json!({ "valid": false })),
+        (Err(e), false) => println!("invalid: {e}"),
+    }
+}
+
+/// Prints a key's groups after an edit.
+pub(crate) fn groups(json: bool, r: &KeyRecord) {
+    if json {
+        println!("{}", record_json(r));
+    } else {
+        eprintln!("Key {:?} is in groups: {}.", r.name, r.groups.join(", "));
+    }
+}
+
+/// Prints a deleted key's name.
+pub(crate) fn deleted(json: bool, name: &str) {
+    if json {
+        println!("{}", json!({ "deleted": name }));
+    } else {
+        eprintln!("Deleted key {name:?}.");
+    }
+}
+
+/// Prints a user's new state.
+pub(crate) fn user(json: bool, user: &str, active: bool, keys: u64) {
+    if json {
+        println!(
+            "{}",
+            json!({ "user": user, "active": active, "keys": keys })
+        );
+    } else {
+        let state = if active { "enabled" } else { "disabled" };
+        eprintln!("User {user:?} {state} ({keys} key(s)).");
+    }
+}
+
+/// Prints every key, or one.
+pub(crate) fn records(json: bool, all: &[KeyRecord]) {
+    if json {
+        let v: Vec<_> = all.iter().map(record_json).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        print_list(all);
+    }
+}
+
+/// Prints one key.
+pub(crate) fn record(json: bool, r: &KeyRecord) {
+    if json {
+        println!("{}", record_json(r));
+    } else {
+        print_record(r);
+    }
+}

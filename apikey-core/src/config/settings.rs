@@ -1,0 +1,102 @@
+//! The `[apikey]` settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::key::Secret;
+use crate::model::{de_duration, RateLimit};
+
+/// The header that carries keys unless `[apikey] header` says otherwise.
+pub const DEFAULT_HEADER: &str = "API-KEY";
+/// Default store: an SQLite file in the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://apikeys.db?mode=rwc";
+
+/// The `[apikey]` settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Request header carrying the key (`API-KEY`); matched case-insensitively.
+    pub header: String,
+    /// Where keys are stored: `sqlite:…`, `postgres://…` or `memory:`.
+    pub database_url: String,
+    /// How long a verified key is cached; `0` disables the cache.
+    #[serde(deserialize_with = "de_duration")]
+    pub cache_ttl: Duration,
+    /// How long an unknown key is remembered as unknown; `0` disables that cache.
+    #[serde(deserialize_with = "de_duration")]
+    pub negative_cache_ttl: Duration,
+    /// Optional secret mixed into every digest (HMAC-SHA256).
+    pub pepper: Option<Secret>,
+    /// Prefix of generated keys (`ak`).
+    pub key_prefix: String,
+    /// Refuse the keys of disabled users (Odoo's company option; on by default).
+    pub disable_keys_of_inactive_users: bool,
+    /// Default rate limit of every key without one of its own (`100/1m`); none by default.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            header: DEFAULT_HEADER.into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            cache_ttl: Duration::from_secs(60),
+            negative_cache_ttl: Duration::from_secs(10),
+            pepper: None,
+            key_prefix: "ak".into(),
+            disable_keys_of_inactive_users: true,
+            rate_limit: None,
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("header", &self.header)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("cache_ttl", &self.cache_ttl)
+            .field("negative_cache_ttl", &self.negative_cache_ttl)
+            .field("pepper", &self.pepper)
+            .field("key_prefix", &self.key_prefix)
+            .field(
+                "disable_keys_of_inactive_users",
+                &self.disable_keys_of_inactive_users,
+            )
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `name` is a usable HTTP header name.
+pub(super) fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}

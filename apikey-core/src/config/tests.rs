@@ -1,0 +1,227 @@
+//! Reading configuration from files and the environment.
+// figment's `Jail` closures return its large `Error`: not ours to shrink.
+#![allow(clippy::result_large_err)]
+
+use std::time::Duration;
+
+use super::*;
+
+/// Loads the configuration from the jail's working directory and environment, on top of a
+/// `Rocket.toml` read as Rocket reads it (`default` profile, nested).
+fn load(_jail: &figment::Jail) -> Result<ApiKeyConfig, ConfigError> {
+    let rocket = Figment::new()
+        .select("default")
+        .merge(Toml::file("Rocket.toml").nested());
+    ApiKeyConfig::from_figment(&layered(rocket, None)?)
+}
+
+#[test]
+fn defaults_without_any_source() {
+    figment::Jail::expect_with(|jail| {
+        let c = load(jail).unwrap();
+        assert_eq!(c.settings.header, "API-KEY");
+        assert_eq!(c.settings.database_url, DEFAULT_DATABASE_URL);
+        assert!(c.settings.disable_keys_of_inactive_users);
+        assert!(c.sections.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn precedence_rocket_then_file_then_env() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "Rocket.toml",
+            r#"
+            [default.apikey]
+            cache_ttl = 5
+            header = "X-From-Rocket"
+            key_prefix = "rk"
+            [default.api_key_my_service]
+            key = "from_rocket"
+            user = "alice"
+            [default.api_key_other]
+            key = "other_key"
+            user = "bob"
+            groups = ["b", "a", "a"]
+            "#,
+        )?;
+        jail.create_file(
+            "apikeys.toml",
+            r#"
+            [apikey]
+            cache_ttl = "2m"
+            header = "X-From-File"
+            [api_key_my_service]
+            key = "from_file"
+            "#,
+        )?;
+        jail.set_env("APIKEY_HEADER", "X-From-Env");
+        jail.set_env("APIKEY_API_KEY_MY_SERVICE__KEY", "from_env");
+        jail.set_env("APIKEY_API_KEY_DIGITS__KEY", "12345678");
+        jail.set_env("APIKEY_API_KEY_DIGITS__USER", "carol");
+        jail.set_env("APIKEY_TEST_POSTGRES_URL", "postgres://ignored");
+        let c = load(jail).unwrap();
+        assert_eq!(c.settings.header, "X-From-Env");
+        assert_eq!(c.settings.cache_ttl, Duration::from_secs(120));
+        assert_eq!(c.settings.key_prefix, "rk");
+        let names: Vec<_> = c.sections.iter().map(|s| s.tech_name.as_str()).collect();
+        assert_eq!(names, ["digits", "my_service", "other"]);
+        let my = &c.sections[1];
+        assert_eq!(my.key.expose(), "from_env");
+        assert_eq!(my.user.as_deref(), Some("alice"));
+        assert_eq!(c.sections[0].key.expose(), "12345678");
+        assert_eq!(c.sections[2].groups, Some(Groups::new(["a", "b"]).unwrap()));
+        Ok(())
+    });
+}
+
+#[test]
+fn apikey_config_names_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("custom.toml", "[api_key_x]\nkey = \"kx\"\nuser = \"u\"\n")?;
+        jail.set_env(CONFIG_ENV, "custom.toml");
+        let c = load(jail).unwrap();
+        assert_eq!(c.sections[0].tech_name, "x");
+        assert!(c.sections[0].source_name.contains("custom.toml"));
+        jail.set_env(CONFIG_ENV, "missing.toml");
+        let e = load(jail).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_config_names_file_and_section() {
+    for (file, section, needle) in [
+        ("[apikey]\nbogus = 1\n", "apikey", "bogus"),
+        ("[apikey]\ncache_ttl = \"soon\"\n", "apikey", "duration"),
+        ("[apikey]\nheader = \"bad header\"\n", "apikey", "header"),
+        ("[apikey]\nkey_prefix = \"A_B\"\n", "apikey", "key_prefix"),
+        ("[apikey]\nrate_limit = \"fast\"\n", "apikey", "rate_limit"),
+        (
+            "[api_key_x]\nkey = \"k\"\nrate_limit = \"0/1m\"\n",
+            "api_key_x",
+            "rate_limit",
+        ),
+        ("[api_key_x]\nuser = \"u\"\n", "api_key_x", "no `key`"),
+        ("[api_key_x]\nkey = \"\"\n", "api_key_x", "no `key`"),
+        (
+            "[api_key_x]\nkey = \"k\"\ncolor = 1\n",
+            "api_key_x",
+            "color",
+        ),
+        (
+            "[api_key_x]\nkey = \"has space\"\n",
+            "api_key_x",
+            "not usable",
+        ),
+        ("[api_key_x]\nkey = \"ak_bad\"\n", "api_key_x", "not usable"),
+        (
+            "[api_key_My_X]\nkey = \"k\"\n",
+            "api_key_My_X",
+            "api_key_my_x",
+        ),
+        (
+            "[api_key_a]\nkey = \"same\"\n[api_key_b]\nkey = \"same\"\n",
+            "api_key_b",
+            "same `key`",
+        ),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("apikeys.toml", file)?;
+            let e = load(jail).unwrap_err();
+            assert_eq!(e.section, section, "{file}");
+            assert!(e.source_name.contains("apikeys.toml"), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(needle), "{file}: {text}");
+            assert!(text.contains("apikeys.toml"), "{text}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn environment_values_are_taken_verbatim() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("APIKEY_API_KEY_BOT__KEY", "000000000000000042");
+        jail.set_env("APIKEY_API_KEY_BOT__USER", "true");
+        jail.set_env("APIKEY_API_KEY_BOT__GROUPS", "billing, 007 ,");
+        jail.set_env("APIKEY_API_KEY_FLAG__KEY", "true");
+        jail.set_env("APIKEY_API_KEY_FLAG__USER", "0042");
+        jail.set_env("APIKEY_API_KEY_FLAG__GROUPS", "[\"a\", \"b\"]");
+        jail.set_env("APIKEY_PEPPER", "000123");
+        jail.set_env("APIKEY_HEADER", "X-Key");
+        jail.set_env("APIKEY_CACHE_TTL", "30");
+        jail.set_env("APIKEY_NEGATIVE_CACHE_TTL", "2m");
+        jail.set_env("APIKEY_DISABLE_KEYS_OF_INACTIVE_USERS", "false");
+        jail.set_env("APIKEY_ACTOR", "someone");
+        let c = load(jail).unwrap();
+        let bot = &c.sections[0];
+        assert_eq!(bot.key.expose(), "000000000000000042");
+        assert_eq!(bot.user.as_deref(), Some("true"));
+        assert_eq!(bot.groups, Some(Groups::new(["007", "billing"]).unwrap()));
+        let flag = &c.sections[1];
+        assert_eq!(flag.key.expose(), "true");
+        assert_eq!(flag.user.as_deref(), Some("0042"));
+        assert_eq!(flag.groups, Some(Groups::new(["a", "b"]).unwrap()));
+        assert_eq!(
+            c.settings.pepper.as_ref().map(Secret::expose),
+            Some("000123")
+        );
+        assert_eq!(c.settings.header, "X-Key");
+        assert_eq!(c.settings.cache_ttl, Duration::from_secs(30));
+        assert_eq!(c.settings.negative_cache_ttl, Duration::from_secs(120));
+        assert!(!c.settings.disable_keys_of_inactive_users);
+        Ok(())
+    });
+}
+
+#[test]
+fn config_errors_never_repeat_a_value() {
+    const SECRET: &str = "s3cr3t-value-never-shown";
+    // A forgotten `__KEY`: the variable names a whole section.
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("APIKEY_API_KEY_MY_SERVICE", SECRET);
+        let e = load(jail).unwrap_err().to_string();
+        assert!(!e.contains(SECRET), "{e}");
+        assert!(e.contains("APIKEY_API_KEY_MY_SERVICE__KEY"), "{e}");
+        Ok(())
+    });
+    for file in [
+        format!("[api_key_x]\nkey = [\"{SECRET}\"]\nuser = \"u\"\n"),
+        format!("[api_key_x]\nkey = \"k\"\nuser = [\"{SECRET}\"]\n"),
+        format!("[api_key_x]\nkey = \"k\"\nrate_limit = \"{SECRET}\"\n"),
+        format!("[api_key_x]\nkey = \"has space {SECRET}\"\n"),
+        format!("api_key_x = \"{SECRET}\"\n"),
+        format!("[apikey]\ncache_ttl = \"{SECRET}\"\n"),
+        format!("[apikey]\nheader = \"bad {SECRET}\"\n"),
+        format!("[apikey]\nkey_prefix = \"{SECRET}\"\n"),
+        format!("[apikey]\nrate_limit = \"{SECRET}\"\n"),
+        format!("[apikey]\npepper = [\"{SECRET}\"]\n"),
+        format!("[apikey]\ndisable_keys_of_inactive_users = \"{SECRET}\"\n"),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("apikeys.toml", &file)?;
+            let e = load(jail).unwrap_err();
+            let text = e.to_string();
+            assert!(!text.contains(SECRET), "{file}: {text}");
+            assert!(text.contains("apikeys.toml"), "{text}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn urls_are_redacted() {
+    assert_eq!(
+        redact_url("postgres://u:pw@host:5432/db?x=1"),
+        "postgres://u:***@host:5432/db?x=1"
+    );
+    assert_eq!(redact_url("postgres://u@host/db"), "postgres://u@host/db");
+    assert_eq!(
+        redact_url("sqlite://apikeys.db?mode=rwc"),
+        "sqlite://apikeys.db?mode=rwc"
+    );
+    assert_eq!(redact_url("memory:"), "memory:");
+}

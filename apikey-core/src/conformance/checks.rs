@@ -1,0 +1,382 @@
+//! The checks of the conformance suite, one public function each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{create, digest, found, new_key};
+use crate::model::{Groups, NewKey, RateLimit};
+use crate::store::{Change, SharedStore, StoreError};
+
+#[doc(hidden)]
+pub async fn create_and_lookup(store: SharedStore) {
+    let before = OffsetDateTime::now_utc() - Duration::from_secs(2);
+    let created = store
+        .create(NewKey {
+            groups: Groups::new(["b", "a", "b"]).unwrap(),
+            ..new_key("My Service", "secret-1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.name, "My Service");
+    assert_eq!(created.tech_name, "my_service");
+    assert_eq!(created.user, "alice");
+    assert_eq!(created.groups, ["a", "b"]);
+    assert!(created.active && created.user_active);
+    assert_eq!(created.stub, "ak_test");
+    assert_eq!(created.expires_at, None);
+    assert_eq!(created.last_used_at, None);
+    assert!(created.created_at >= before);
+    let m = store
+        .find_by_digest(&digest("secret-1"))
+        .await
+        .unwrap()
+        .expect("found by digest");
+    assert_eq!(m.record, created);
+    assert_eq!(m.digest, digest("secret-1"));
+    assert_eq!(m.valid_until, None);
+    assert_eq!(
+        store.get("My Service").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.get_by_tech_name("my_service").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(store.get("my_service").await.unwrap(), None);
+    create(&store, "Another", "secret-2").await;
+    let names: Vec<_> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["Another", "My Service"]);
+}
+
+#[doc(hidden)]
+pub async fn unknown_digest(store: SharedStore) {
+    create(&store, "k", "secret").await;
+    assert_eq!(found(&store, "other").await, None);
+    assert_eq!(found(&store, "").await, None);
+}
+
+#[doc(hidden)]
+pub async fn duplicate_names(store: SharedStore) {
+    create(&store, "My Key", "s1").await;
+    for name in ["My Key", "my key", "MY-KEY"] {
+        let e = store.create(new_key(name, "s2")).await.unwrap_err();
+        assert_eq!(e, StoreError::Duplicate(name.into()));
+    }
+    assert_eq!(found(&store, "s2").await, None, "nothing half-written");
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+#[doc(hidden)]
+pub async fn invalid_new_keys(store: SharedStore) {
+    for (name, user) in [
+        ("", "u"),
+        ("   ", "u"),
+        ("日本", "u"),
+        ("ok", ""),
+        ("ok", " "),
+    ] {
+        let e = store
+            .create(NewKey {
+                user: user.into(),
+                ..new_key(name, "s")
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid(_)),
+            "{name:?}/{user:?}: {e:?}"
+        );
+    }
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+#[doc(hidden)]
+pub async fn revoke_and_activate(store: SharedStore) {
+    create(&store, "k", "s").await;
+    let r = store.set_active("k", false).await.unwrap();
+    assert!(!r.active);
+    let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
+    assert!(!m.record.active, "a revoked key is still found, and marked");
+    assert!(store.set_active("k", true).await.unwrap().active);
+    assert!(store.get("k").await.unwrap().unwrap().active);
+}
+
+#[doc(hidden)]
+pub async fn delete(store: SharedStore) {
+    create(&store, "k", "s").await;
+    store.delete("k").await.unwrap();
+    assert_eq!(found(&store, "s").await, None);
+    assert_eq!(store.get("k").await.unwrap(), None);
+    assert_eq!(
+        store.delete("k").await,
+        Err(StoreError::NotFound("k".into()))
+    );
+    // The name and the secret can be used again.
+    create(&store, "k", "s").await;
+}
+
+#[doc(hidden)]
+pub async fn unknown_names(store: SharedStore) {
+    let nf = Err::<(), _>(StoreError::NotFound("nope".into()));
+    assert_eq!(store.set_active("nope", false).await.map(|_| ()), nf);
+    assert_eq!(store.delete("nope").await, nf);
+    assert_eq!(
+        store
+            .rotate("nope", digest("x"), "ak_x".into(), None)
+            .await
+            .map(|_| ()),
+        nf
+    );
+    assert_eq!(
+        store
+            .set_groups("nope", Groups::default())
+            .await
+            .map(|_| ()),
+        nf
+    );
+    assert_eq!(found(&store, "x").await, None);
+}
+
+#[doc(hidden)]
+pub async fn rotate_without_grace(store: SharedStore) {
+    create(&store, "k", "old").await;
+    let r = store
+        .rotate("k", digest("new"), "ak_new".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(r.stub, "ak_new");
+    assert_eq!(found(&store, "old").await, None);
+    assert_eq!(found(&store, "new").await.as_deref(), Some("k"));
+    let past = OffsetDateTime::now_utc() - Duration::from_secs(60);
+    store
+        .rotate("k", digest("newer"), "ak_nwr".into(), Some(past))
+        .await
+        .unwrap();
+    assert_eq!(
+        found(&store, "new").await,
+        None,
+        "a grace in the past is none"
+    );
+}
+
+#[doc(hidden)]
+pub async fn rotate_with_grace(store: SharedStore) {
+    create(&store, "k", "old").await;
+    let until = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    store
+        .rotate("k", digest("new"), "ak_new".into(), Some(until))
+        .await
+        .unwrap();
+    let old = store.find_by_digest(&digest("old")).await.unwrap().unwrap();
+    let end = old.valid_until.expect("the old secret has a grace end");
+    assert!((end - until).abs() <= time::Duration::seconds(1));
+    let new = store.find_by_digest(&digest("new")).await.unwrap().unwrap();
+    assert_eq!(new.valid_until, None);
+    // A second rotation does not extend the first grace.
+    let later = until + Duration::from_secs(3600);
+    store
+        .rotate("k", digest("newest"), "ak_nst".into(), Some(later))
+        .await
+        .unwrap();
+    let old = store.find_by_digest(&digest("old")).await.unwrap().unwrap();
+    assert!((old.valid_until.unwrap() - until).abs() <= time::Duration::seconds(1));
+    // Rotation without grace ends every old secret.
+    store
+        .rotate("k", digest("final"), "ak_fin".into(), None)
+        .await
+        .unwrap();
+    for gone in ["old", "new", "newest"] {
+        assert_eq!(found(&store, gone).await, None, "{gone}");
+    }
+    // Deleting the key ends its secrets in grace too.
+    store
+        .rotate("k", digest("after"), "ak_aft".into(), Some(until))
+        .await
+        .unwrap();
+    store.delete("k").await.unwrap();
+    assert_eq!(found(&store, "final").await, None);
+}
+
+#[doc(hidden)]
+pub async fn expiry(store: SharedStore) {
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(90);
+    let r = store
+        .create(NewKey {
+            expires_at: Some(at),
+            ..new_key("k", "s")
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.expires_at, Some(at));
+    assert!(!r.is_expired(OffsetDateTime::now_utc()));
+    assert!(r.is_expired(at));
+    let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
+    assert_eq!(m.record.expires_at, Some(at));
+}
+
+#[doc(hidden)]
+pub async fn groups(store: SharedStore) {
+    create(&store, "k", "s").await;
+    let r = store
+        .set_groups("k", Groups::new(["x", " y ", "x", ""]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.groups, ["x", "y"]);
+    let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
+    assert_eq!(m.record.groups, ["x", "y"]);
+    assert!(store
+        .set_groups("k", Groups::default())
+        .await
+        .unwrap()
+        .groups
+        .is_empty());
+}
+
+#[doc(hidden)]
+pub async fn users(store: SharedStore) {
+    create(&store, "k1", "s1").await;
+    create(&store, "k2", "s2").await;
+    assert!(store.user_active("alice").await.unwrap());
+    assert!(store.user_active("nobody").await.unwrap());
+    assert_eq!(store.set_user_active("alice", false).await.unwrap(), 2);
+    assert!(!store.user_active("alice").await.unwrap());
+    let m = store.find_by_digest(&digest("s1")).await.unwrap().unwrap();
+    assert!(!m.record.user_active);
+    assert!(!store.get("k2").await.unwrap().unwrap().user_active);
+    assert!(store.list().await.unwrap().iter().all(|r| !r.user_active));
+    assert_eq!(store.set_user_active("alice", true).await.unwrap(), 2);
+    assert!(store.get("k2").await.unwrap().unwrap().user_active);
+    assert_eq!(store.set_user_active("nobody", false).await.unwrap(), 0);
+    assert!(matches!(
+        store.set_user_active(" ", false).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[doc(hidden)]
+pub async fn rate_limits(store: SharedStore) {
+    let per_minute: RateLimit = "100/1m".parse().unwrap();
+    let r = store
+        .create(NewKey {
+            rate_limit: Some(per_minute),
+            ..new_key("k", "s")
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.rate_limit, Some(per_minute));
+    let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
+    assert_eq!(m.record.rate_limit, Some(per_minute));
+    let per_second: RateLimit = "5/s".parse().unwrap();
+    let r = store.set_rate_limit("k", Some(per_second)).await.unwrap();
+    assert_eq!(r.rate_limit, Some(per_second));
+    assert_eq!(
+        store.get("k").await.unwrap().unwrap().rate_limit,
+        Some(per_second)
+    );
+    let r = store.set_rate_limit("k", None).await.unwrap();
+    assert_eq!(r.rate_limit, None);
+}
+
+#[doc(hidden)]
+pub async fn last_used(store: SharedStore) {
+    create(&store, "k", "s").await;
+    let mut rx = store.changes().subscribe();
+    // Let the creation's own announcements (a database store may relay them late) pass.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while rx.try_recv().is_ok() {}
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    store
+        .touch(&["k".into(), "missing".into()], at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("k").await.unwrap().unwrap().last_used_at,
+        Some(at)
+    );
+    let earlier = at - Duration::from_secs(60);
+    store.touch(&["k".into()], earlier).await.unwrap();
+    assert!(store.get("k").await.unwrap().unwrap().last_used_at >= Some(earlier));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "touching is not a change");
+}
+
+async fn next_change(rx: &mut tokio::sync::broadcast::Receiver<Change>, want: &Change) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(c)) if c == *want || c == Change::All => return,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("no {want:?} announced: {other:?}"),
+        }
+    }
+}
+
+#[doc(hidden)]
+pub async fn changes_are_announced(store: SharedStore) {
+    let mut rx = store.changes().subscribe();
+    let key = Change::Key("k".into());
+    create(&store, "k", "s").await;
+    next_change(&mut rx, &key).await;
+    store.set_active("k", false).await.unwrap();
+    next_change(&mut rx, &key).await;
+    store
+        .rotate("k", digest("s2"), "ak_s2".into(), None)
+        .await
+        .unwrap();
+    next_change(&mut rx, &key).await;
+    store.set_user_active("alice", false).await.unwrap();
+    next_change(&mut rx, &Change::User("alice".into())).await;
+    store.delete("k").await.unwrap();
+    next_change(&mut rx, &key).await;
+}
+
+#[doc(hidden)]
+pub async fn reused_secret(store: SharedStore) {
+    create(&store, "a", "same").await;
+    assert!(matches!(
+        store.create(new_key("b", "same")).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.get("b").await.unwrap(), None, "nothing half-written");
+    create(&store, "b", "other").await;
+    assert!(matches!(
+        store.rotate("b", digest("same"), "ak_x".into(), None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        found(&store, "other").await.as_deref(),
+        Some("b"),
+        "rotation undone"
+    );
+}
+
+#[doc(hidden)]
+pub async fn concurrent_writes(store: SharedStore) {
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let name = format!("key {i}");
+                store.create(new_key(&name, &format!("s{i}"))).await?;
+                if i % 2 == 0 {
+                    store.set_active(&name, false).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = store.list().await.unwrap();
+    assert_eq!(all.len(), 200);
+    assert_eq!(all.iter().filter(|r| !r.active).count(), 100);
+}

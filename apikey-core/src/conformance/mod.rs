@@ -1,0 +1,116 @@
+//! The conformance suite every [`KeyStore`](crate::KeyStore) must pass. Use it through [`store_conformance!`]:
+//!
+//! ```ignore
+//! apikey_core::store_conformance!(memory, async {
+//!     let store = std::sync::Arc::new(apikey_core::MemoryStore::new());
+//!     Some(apikey_core::conformance::Fixture::new(store))
+//! });
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::key::{KeyDigest, KeyHasher};
+use crate::model::{Groups, KeyRecord, NewKey};
+use crate::store::SharedStore;
+
+mod checks;
+
+pub use checks::*;
+
+/// A store under test and what to do when the test is over.
+pub struct Fixture {
+    /// The store.
+    pub store: SharedStore,
+    cleanup: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Fixture {
+    /// A store that needs no cleanup.
+    pub fn new(store: SharedStore) -> Self {
+        Fixture {
+            store,
+            cleanup: None,
+        }
+    }
+
+    /// A store with a cleanup step (drop a schema, delete a file).
+    pub fn with_cleanup(
+        store: SharedStore,
+        cleanup: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        Fixture {
+            store,
+            cleanup: Some(Box::pin(cleanup)),
+        }
+    }
+
+    /// Runs the cleanup step.
+    pub async fn finish(self) {
+        drop(self.store);
+        if let Some(c) = self.cleanup {
+            c.await;
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance check in a module named `$name`.
+/// `$make` is an expression evaluating to a future of an `Option<Fixture>`; `None` skips the
+/// tests (a store whose server is not configured on this machine).
+#[macro_export]
+macro_rules! store_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::store_conformance!(@tests $make;
+                create_and_lookup, unknown_digest, duplicate_names, invalid_new_keys,
+                revoke_and_activate, delete, unknown_names, rotate_without_grace,
+                rotate_with_grace, expiry, groups, users, rate_limits, last_used,
+                changes_are_announced,
+                reused_secret, concurrent_writes);
+        }
+    };
+    (@tests $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let fixture: Option<$crate::conformance::Fixture> = $make.await;
+                let Some(fixture) = fixture else {
+                    eprintln!("skipped: store not configured");
+                    return;
+                };
+                $crate::conformance::$check(fixture.store.clone()).await;
+                fixture.finish().await;
+            }
+        )*
+    };
+}
+
+pub(crate) fn digest(key: &str) -> KeyDigest {
+    KeyHasher::new(None).digest(key)
+}
+
+pub(crate) fn new_key(name: &str, key: &str) -> NewKey {
+    NewKey {
+        name: name.into(),
+        user: "alice".into(),
+        groups: Groups::default(),
+        expires_at: None,
+        digest: digest(key),
+        stub: "ak_test".into(),
+        rate_limit: None,
+    }
+}
+
+pub(crate) async fn create(store: &SharedStore, name: &str, key: &str) -> KeyRecord {
+    store.create(new_key(name, key)).await.expect("create")
+}
+
+pub(crate) async fn found(store: &SharedStore, key: &str) -> Option<String> {
+    store
+        .find_by_digest(&digest(key))
+        .await
+        .expect("lookup")
+        .map(|m| m.record.name)
+}

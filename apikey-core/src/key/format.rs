@@ -1,0 +1,249 @@
+//! The key format: `<prefix>_<secret><checksum>`, and the checks that reject bad keys early.
+
+use std::fmt;
+
+use super::Secret;
+
+/// Length of the random part of a generated key: 32 bytes as two zero-padded base62 `u128`s.
+pub(crate) const SECRET_LEN: usize = 44;
+/// Length of the checksum: CRC32 in zero-padded base62.
+pub(crate) const CHECKSUM_LEN: usize = 6;
+/// Longest header value ever looked up; anything longer is rejected before hashing.
+pub const MAX_KEY_LEN: usize = 512;
+/// Characters of the secret shown in a display stub.
+const STUB_SECRET_CHARS: usize = 4;
+
+/// Why a presented value can never be a valid key. Never carries the value itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Empty after trimming.
+    #[error("the key is empty")]
+    Empty,
+    /// Longer than [`MAX_KEY_LEN`].
+    #[error("the key is longer than {MAX_KEY_LEN} bytes")]
+    TooLong,
+    /// Holds a space, a control character or a non-ASCII character.
+    #[error("the key holds characters that keys never contain")]
+    BadCharacter,
+    /// Carries our prefix but not the length or alphabet of a generated key.
+    #[error("the key carries the generated-key prefix but not its shape")]
+    BadShape,
+    /// Carries our prefix but its checksum does not match.
+    #[error("the key's checksum does not match")]
+    BadChecksum,
+}
+
+/// The shape of a value that passed [`KeyFormat::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A key generated in our format (prefix, secret and valid checksum).
+    Generated,
+    /// Any other printable value: keys migrated from elsewhere, config sections.
+    FreeForm,
+}
+
+/// A newly generated key: the secret (shown once) and its display stub.
+#[derive(Clone)]
+pub struct GeneratedKey {
+    /// The full key. Show it once, then drop it.
+    pub key: Secret,
+    /// Prefix and the first secret characters, safe to display (`ak_3xZq`).
+    pub stub: String,
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("key", &self.key)
+            .field("stub", &self.stub)
+            .finish()
+    }
+}
+
+/// The key format with its prefix (`ak` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFormat {
+    prefix: String,
+}
+
+impl Default for KeyFormat {
+    fn default() -> Self {
+        KeyFormat {
+            prefix: "ak".into(),
+        }
+    }
+}
+
+/// Whether `prefix` is usable: 1 to 16 lowercase ASCII letters or digits.
+pub fn valid_prefix(prefix: &str) -> bool {
+    (1..=16).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn base62_padded(n: u128, width: usize) -> String {
+    let digits = base62::encode(n);
+    format!("{digits:0>width$}")
+}
+
+fn checksum(body: &str) -> String {
+    base62_padded(u128::from(crc32fast::hash(body.as_bytes())), CHECKSUM_LEN)
+}
+
+impl KeyFormat {
+    /// A format with the given prefix; `None` unless [`valid_prefix`].
+    pub fn new(prefix: &str) -> Option<Self> {
+        valid_prefix(prefix).then(|| KeyFormat {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The prefix, without the underscore.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Generates a key from 32 bytes of the operating system's CSPRNG.
+    ///
+    /// ```
+    /// use apikey_core::key::{KeyFormat, Shape};
+    /// let format = KeyFormat::default();
+    /// let generated = format.generate().unwrap();
+    /// assert!(generated.key.expose().starts_with("ak_"));
+    /// assert_eq!(format.check(generated.key.expose()), Ok(Shape::Generated));
+    /// ```
+    pub fn generate(&self) -> Result<GeneratedKey, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes)?;
+        let (hi, lo) = bytes.split_at(16);
+        let mut hi_arr = [0u8; 16];
+        let mut lo_arr = [0u8; 16];
+        hi_arr.copy_from_slice(hi);
+        lo_arr.copy_from_slice(lo);
+        let secret = format!(
+            "{}{}",
+            base62_padded(u128::from_le_bytes(hi_arr), SECRET_LEN / 2),
+            base62_padded(u128::from_le_bytes(lo_arr), SECRET_LEN / 2)
+        );
+        let body = format!("{}_{secret}", self.prefix);
+        let key = format!("{body}{}", checksum(&body));
+        let stub = format!("{}_{}", self.prefix, &secret[..STUB_SECRET_CHARS]);
+        Ok(GeneratedKey {
+            key: Secret::new(key),
+            stub,
+        })
+    }
+
+    /// The display stub of a key: for a generated key its prefix and first secret characters,
+    /// for a free-form key only a fixed marker (a short free-form key would be given away).
+    pub fn stub(&self, key: &str) -> String {
+        match self.check(key) {
+            Ok(Shape::Generated) => {
+                let start = self.prefix.len() + 1;
+                format!("{}_{}", self.prefix, &key[start..start + STUB_SECRET_CHARS])
+            }
+            _ => "(custom)".to_owned(),
+        }
+    }
+
+    /// Checks a presented value without any lookup: printable ASCII, at most
+    /// [`MAX_KEY_LEN`] bytes, and for values carrying our prefix, the exact shape and a valid
+    /// checksum. A value failing here is never hashed or looked up.
+    ///
+    /// ```
+    /// use apikey_core::key::{KeyFormat, Malformed, Shape};
+    /// let f = KeyFormat::default();
+    /// assert_eq!(f.check("my_api_key"), Ok(Shape::FreeForm));
+    /// assert_eq!(f.check("ak_short"), Err(Malformed::BadShape));
+    /// assert_eq!(f.check("has space"), Err(Malformed::BadCharacter));
+    /// ```
+    pub fn check(&self, value: &str) -> Result<Shape, Malformed> {
+        if value.is_empty() {
+            return Err(Malformed::Empty);
+        }
+        if value.len() > MAX_KEY_LEN {
+            return Err(Malformed::TooLong);
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Malformed::BadCharacter);
+        }
+        let Some(rest) = value
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+        else {
+            return Ok(Shape::FreeForm);
+        };
+        if rest.len() != SECRET_LEN + CHECKSUM_LEN
+            || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Malformed::BadShape);
+        }
+        let (body, sum) = value.split_at(value.len() - CHECKSUM_LEN);
+        // Decoding the 6 characters (fixed width, so the encoding is unique) avoids allocating.
+        let expected = u128::from(crc32fast::hash(body.as_bytes()));
+        if base62::decode(sum).is_ok_and(|n| n == expected) {
+            Ok(Shape::Generated)
+        } else {
+            Err(Malformed::BadChecksum)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_documented_shape() {
+        let f = KeyFormat::default();
+        let g = f.generate().unwrap();
+        let k = g.key.expose();
+        assert_eq!(k.len(), 3 + SECRET_LEN + CHECKSUM_LEN);
+        assert!(k[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(g.stub, &k[..7]);
+        assert_eq!(f.stub(k), g.stub);
+        assert_ne!(f.generate().unwrap().key, g.key);
+    }
+
+    #[test]
+    fn every_single_character_change_breaks_the_checksum_or_shape() {
+        let f = KeyFormat::default();
+        let g = f.generate().unwrap();
+        let k = g.key.expose();
+        for i in 3..k.len() {
+            let mut bytes = k.as_bytes().to_vec();
+            bytes[i] = if bytes[i] == b'x' { b'y' } else { b'x' };
+            let changed = String::from_utf8(bytes).unwrap();
+            assert_eq!(
+                f.check(&changed),
+                Err(Malformed::BadChecksum),
+                "position {i}"
+            );
+        }
+        assert_eq!(f.check(&k[..k.len() - 1]), Err(Malformed::BadShape));
+        assert_eq!(f.check(&format!("{k}a")), Err(Malformed::BadShape));
+    }
+
+    #[test]
+    fn other_prefixes_are_free_form_and_bad_values_are_rejected() {
+        let f = KeyFormat::new("myco").unwrap();
+        let ak = KeyFormat::default().generate().unwrap();
+        assert_eq!(f.check(ak.key.expose()), Ok(Shape::FreeForm));
+        assert_eq!(f.check(""), Err(Malformed::Empty));
+        assert_eq!(f.check(&"a".repeat(513)), Err(Malformed::TooLong));
+        assert_eq!(f.check(&"a".repeat(512)), Ok(Shape::FreeForm));
+        assert_eq!(f.check("tab\there"), Err(Malformed::BadCharacter));
+        assert_eq!(f.check("clé"), Err(Malformed::BadCharacter));
+        assert_eq!(f.stub("free"), "(custom)");
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        assert!(KeyFormat::new("ak").is_some());
+        assert!(KeyFormat::new("").is_none());
+        assert!(KeyFormat::new("Ak").is_none());
+        assert!(KeyFormat::new("a_k").is_none());
+        assert!(KeyFormat::new(&"a".repeat(17)).is_none());
+    }
+}

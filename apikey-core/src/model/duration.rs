@@ -1,0 +1,40 @@
+//! Durations as people write them in config files and on the command line.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Durations: whole seconds (`30`) or humantime (`30s`, `24h`, `90d`).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(apikey_core::parse_duration("90"), Ok(Duration::from_secs(90)));
+/// assert_eq!(apikey_core::parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+/// assert!(apikey_core::parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); use whole seconds or e.g. 30s, 15m, 24h, 90d")
+    })
+}
+
+/// Deserializes a duration written as whole seconds or as text (`30s`). The error message
+/// never repeats the value: config errors name the field only.
+pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    let expected =
+        || serde::de::Error::custom("expected a duration: whole seconds or e.g. 30s, 15m, 24h");
+    match Raw::deserialize(d).map_err(|_| expected())? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse_duration(&t).map_err(|_| expected()),
+    }
+}

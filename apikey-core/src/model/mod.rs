@@ -1,0 +1,15 @@
+//! The values every layer speaks: stored records, the identity of a verified key, and the
+//! typed settings of a key (groups, rate limit, durations), parsed once where they enter.
+
+mod duration;
+mod groups;
+mod identity;
+mod rate_limit;
+mod record;
+
+pub(crate) use duration::de_duration;
+pub use duration::parse_duration;
+pub use groups::Groups;
+pub use identity::Identity;
+pub use rate_limit::RateLimit;
+pub use record::{KeyRecord, Match, NewKey};

@@ -1,0 +1,92 @@
+//! The records stores keep.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Groups, RateLimit};
+use crate::key::KeyDigest;
+
+/// A stored key, without its secret: what `apikey list` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    /// Unique human name ("My Service").
+    pub name: String,
+    /// Unique `slugify(name)` ("my_service"); the config section is `[api_key_<tech_name>]`.
+    pub tech_name: String,
+    /// The user the key acts for.
+    pub user: String,
+    /// Groups of the key, sorted and without duplicates.
+    pub groups: Vec<String>,
+    /// False once revoked.
+    pub active: bool,
+    /// False when the key's user is disabled.
+    pub user_active: bool,
+    /// Prefix and first characters of the current secret.
+    pub stub: String,
+    /// After this instant the key is refused.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When the key was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When a request last used it (updated lazily).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Its own rate limit (`100/1m`), else the `[apikey] rate_limit` default applies.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl KeyRecord {
+    /// Whether the key is expired at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// What a store needs to create a key: everything but the secret, which arrives as a digest.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Unique name.
+    pub name: String,
+    /// The user the key acts for.
+    pub user: String,
+    /// Groups of the key.
+    pub groups: Groups,
+    /// Optional expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// KeyDigest of the secret.
+    pub digest: KeyDigest,
+    /// Display stub of the secret.
+    pub stub: String,
+    /// Optional rate limit (`100/1m`).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A digest found in a store: the key record and the life of that particular secret.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// The record the digest belongs to.
+    pub record: KeyRecord,
+    /// The digest as stored, compared in constant time by the verifier.
+    pub digest: KeyDigest,
+    /// For a secret replaced by `rotate`, the end of its grace period.
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+impl NewKey {
+    /// Checks the name and user (the only fields not typed already) and returns the tech name
+    /// the key will have.
+    pub fn tech_name(&self) -> Result<String, String> {
+        let tech = crate::key::slugify(&self.name);
+        if self.name.trim().is_empty() || tech.is_empty() {
+            return Err(format!(
+                "the key name {:?} has no letters or digits to make a tech name from",
+                self.name
+            ));
+        }
+        if self.user.trim().is_empty() {
+            return Err("a key needs a user".into());
+        }
+        Ok(tech)
+    }
+}

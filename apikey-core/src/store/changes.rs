@@ -1,0 +1,101 @@
+//! How stores announce changes: to the caches of this process synchronously, and to other
+//! processes through the database (see each store).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::broadcast;
+
+/// A change to the stored keys, announced to running verifiers so caches drop what it touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The key with this name changed (created, revoked, activated, deleted, rotated).
+    Key(String),
+    /// Keys of this user changed (user disabled or enabled).
+    User(String),
+    /// Anything may have changed (a notification was lost): drop everything.
+    All,
+}
+
+/// Something that must learn of changes synchronously (caches).
+pub trait ChangeListener: Send + Sync {
+    /// Called for every change, before the write that made it returns (for changes made in
+    /// this process) or as soon as it is noticed (for changes made elsewhere).
+    fn on_change(&self, change: &Change);
+}
+
+/// How a store announces changes: synchronously to listeners (so a cache never serves a key
+/// after the call that revoked it returned), then to broadcast subscribers.
+pub struct ChangeFeed {
+    listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
+    broadcast: broadcast::Sender<Change>,
+    /// False while changes made elsewhere may go unnoticed (notification connection lost,
+    /// change check failing): what is derived from the feed must not be trusted meanwhile.
+    live: AtomicBool,
+}
+
+impl fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeFeed").finish_non_exhaustive()
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        ChangeFeed {
+            listeners: Mutex::new(Vec::new()),
+            broadcast: broadcast::channel(1024).0,
+            live: AtomicBool::new(true),
+        }
+    }
+}
+
+impl ChangeFeed {
+    /// Announces a change to every live listener, then to subscribers.
+    pub fn announce(&self, change: Change) {
+        let listeners: Vec<Arc<dyn ChangeListener>> = {
+            let mut all = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|l| l.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        };
+        for l in listeners {
+            l.on_change(&change);
+        }
+        // No subscriber is not an error.
+        let _ = self.broadcast.send(change);
+    }
+
+    /// Registers a listener for as long as it lives.
+    pub fn listen(&self, listener: Weak<dyn ChangeListener>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    /// Whether every change made elsewhere reaches this feed right now.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Marks the feed as missing changes (`false`) or as complete again (`true`). Going back
+    /// to live announces [`Change::All`] first, since changes may have been missed.
+    pub fn set_live(&self, live: bool) {
+        if live {
+            if !self.live.load(Ordering::Acquire) {
+                self.announce(Change::All);
+                self.live.store(true, Ordering::Release);
+            }
+        } else {
+            // Caches keep what they hold (their TTL bounds it); consumers that need every
+            // change check `is_live`.
+            self.live.store(false, Ordering::Release);
+        }
+    }
+
+    /// A receiver of the changes announced from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.broadcast.subscribe()
+    }
+}

@@ -1,0 +1,159 @@
+//! What the SQLite and PostgreSQL stores share: rows, errors, the change encoding, and (in
+//! `queries`) every query, written once.
+//!
+//! The stores are built on sqlx. Both run the same queries (sqlx binds `$n` on both)
+//! and differ only in connection setup, migrations and how other processes are told of
+//! changes: PostgreSQL by `LISTEN`/`NOTIFY`, SQLite by polling `PRAGMA data_version` and a
+//! change log.
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+
+use super::{Change, StoreError};
+use crate::key::KeyDigest;
+use crate::model::{Groups, KeyRecord, RateLimit};
+
+mod queries;
+
+pub(super) use queries::sql_store;
+
+/// Newest schema version this binary knows (the last migration's number).
+pub const SCHEMA_VERSION: i64 = 2;
+
+pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
+     COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
+     k.last_used_at, k.rate_limit";
+pub(super) const KEY_FROM: &str =
+    "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
+
+#[derive(FromRow)]
+pub(super) struct KeyRow {
+    pub(super) name: String,
+    pub(super) tech_name: String,
+    pub(super) user_name: String,
+    pub(super) group_names: String,
+    pub(super) active: bool,
+    pub(super) user_active: bool,
+    pub(super) stub: String,
+    pub(super) expires_at: Option<i64>,
+    pub(super) created_at: i64,
+    pub(super) last_used_at: Option<i64>,
+    pub(super) rate_limit: Option<String>,
+}
+
+#[derive(FromRow)]
+pub(super) struct MatchRow {
+    #[sqlx(flatten)]
+    pub(super) key: KeyRow,
+    pub(super) digest: Vec<u8>,
+    pub(super) valid_until: Option<i64>,
+}
+
+pub(super) fn ts(secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|_| StoreError::Unavailable(format!("corrupt timestamp {secs} in the store")))
+}
+
+pub(super) fn opt_ts(secs: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+    secs.map(ts).transpose()
+}
+
+impl KeyRow {
+    pub(super) fn into_record(self) -> Result<KeyRecord, StoreError> {
+        let groups: Vec<String> = serde_json::from_str(&self.group_names).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "corrupt groups of key {:?} in the store",
+                self.name
+            ))
+        })?;
+        let rate_limit = self
+            .rate_limit
+            .map(|l| l.parse::<RateLimit>())
+            .transpose()
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "corrupt rate limit of key {:?} in the store",
+                    self.name
+                ))
+            })?;
+        Ok(KeyRecord {
+            rate_limit,
+            expires_at: opt_ts(self.expires_at)?,
+            created_at: ts(self.created_at)?,
+            last_used_at: opt_ts(self.last_used_at)?,
+            name: self.name,
+            tech_name: self.tech_name,
+            user: self.user_name,
+            groups,
+            active: self.active,
+            user_active: self.user_active,
+            stub: self.stub,
+        })
+    }
+}
+
+pub(super) fn unavailable(e: sqlx::Error) -> StoreError {
+    // sqlx errors name hosts and SQL, never bound values, so they are safe to show.
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A unique violation on a write: a taken name, or (on the digest) a reused secret.
+pub(super) fn write_error(e: sqlx::Error, name: &str) -> StoreError {
+    if let Some(db) = e.as_database_error() {
+        if db.is_unique_violation() {
+            let on_digest = db.constraint().is_some_and(|c| c.contains("secrets"))
+                || db.message().contains("apikey_secrets");
+            return if on_digest {
+                StoreError::Invalid("that secret is already used by a key".into())
+            } else {
+                StoreError::Duplicate(name.to_owned())
+            };
+        }
+    }
+    unavailable(e)
+}
+
+pub(super) fn migrate_error(e: MigrateError, migrator: &Migrator) -> StoreError {
+    match e {
+        MigrateError::VersionMissing(found) => StoreError::TooNew {
+            found,
+            supported: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        },
+        other => StoreError::Unavailable(format!("migrating the key store failed: {other}")),
+    }
+}
+
+pub(super) fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub(super) fn encode_change(change: &Change) -> (&'static str, &str) {
+    match change {
+        Change::Key(name) => ("k", name),
+        Change::User(name) => ("u", name),
+        Change::All => ("*", ""),
+    }
+}
+
+pub(super) fn decode_change(kind: &str, name: &str) -> Change {
+    match kind {
+        "k" => Change::Key(name.to_owned()),
+        "u" => Change::User(name.to_owned()),
+        _ => Change::All,
+    }
+}
+
+/// Groups as stored: a JSON array of strings.
+pub(super) fn groups_json(groups: &Groups) -> Result<String, StoreError> {
+    serde_json::to_string(groups).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+pub(super) fn digests(rows: Vec<Vec<u8>>) -> Result<Vec<KeyDigest>, StoreError> {
+    rows.iter()
+        .map(|d| {
+            KeyDigest::from_slice(d)
+                .ok_or_else(|| StoreError::Unavailable("corrupt digest in the store".into()))
+        })
+        .collect()
+}

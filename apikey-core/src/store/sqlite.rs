@@ -1,0 +1,245 @@
+//! Keys in an SQLite file: one machine, several processes. Other processes learn of changes
+//! by polling `PRAGMA data_version` and a change log.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use time::OffsetDateTime;
+
+use super::sql::{decode_change, encode_change};
+use super::sql::{
+    digests, groups_json, migrate_error, now_secs, opt_ts, sql_store, unavailable, write_error,
+    KeyRow, MatchRow, KEY_COLUMNS, KEY_FROM,
+};
+use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
+use crate::key::KeyDigest;
+use crate::model::{Groups, KeyRecord, Match, NewKey, RateLimit};
+use crate::task::Background;
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How often other processes' changes are looked for.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Keys in an SQLite file (or `sqlite::memory:`), for services on one machine.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    changes: Arc<ChangeFeed>,
+    _watcher: Option<Background>,
+}
+
+impl SqliteStore {
+    /// Opens (with `mode=rwc`, creates) the database and migrates it. Other processes'
+    /// changes are picked up by polling `PRAGMA data_version` every 100 ms.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad SQLite database_url: {e}")))?
+            .busy_timeout(Duration::from_secs(10));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if in_memory {
+            options
+        } else {
+            if url.contains("mode=rwc") {
+                create_private(options.get_filename())?;
+            }
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        // Every connection to an in-memory database is a database of its own: keep one.
+        let pool_options = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        let pool = pool_options
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| migrate_error(e, &MIGRATOR))?;
+        let changes = Arc::new(ChangeFeed::default());
+        let watcher = if in_memory {
+            None
+        } else {
+            let mut conn = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(unavailable)?;
+            let start = baseline(&mut conn).await?;
+            Some(Background(tokio::spawn(watch(
+                conn,
+                start,
+                Arc::clone(&changes),
+            ))))
+        };
+        Ok(SqliteStore {
+            pool,
+            changes,
+            _watcher: watcher,
+        })
+    }
+
+    /// Logs the change for other processes' watchers (and this one's: see [`watch`]).
+    async fn notify(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let (kind, name) = encode_change(change);
+        let now = now_secs();
+        sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
+            .bind(kind)
+            .bind(name)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        // The log only serves processes polling right now; an hour is plenty.
+        sqlx::query("DELETE FROM apikey_changes WHERE at < $1")
+            .bind(now - 3600)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Creates the database file, readable and writable by its owner only, when it does not
+/// exist yet. SQLite gives its `-wal` and `-shm` files the permissions of the database
+/// file, so they are private too. An existing file keeps the permissions it has.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A missing folder: SQLite reports it with its own message.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create the SQLite file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The change log position a new watcher starts from: everything after it is news.
+async fn baseline(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
+    let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    let last_id = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM apikey_changes")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    Ok((version, last_id))
+}
+
+/// What a poll read from the change log, given the last id seen before it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum News {
+    /// These changes, in order.
+    Changes(Vec<Change>),
+    /// Ids are missing after the last one seen (pruned while this process was not
+    /// looking): anything may have changed.
+    Gap,
+}
+
+/// Reads the rows after `last_id`. Ids are consecutive (AUTOINCREMENT, and a rolled-back
+/// insert gives its id back), so a hole means rows were pruned before they were read.
+pub(crate) fn news(last_id: i64, rows: &[(i64, String, String)]) -> News {
+    let mut expected = last_id + 1;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, kind, name) in rows {
+        if *id != expected {
+            return News::Gap;
+        }
+        expected = id + 1;
+        out.push(decode_change(kind, name));
+    }
+    News::Changes(out)
+}
+
+/// Polls `PRAGMA data_version` (it changes when another connection commits) and forwards
+/// the change log entries written since the last poll, this process' own included (they
+/// were announced when written; announcing them again costs a lookup and guarantees they
+/// are seen whatever happened to the writer). A gap in the log, or a failing check, drops
+/// everything ([`Change::All`]); while the check fails the feed is marked not live.
+async fn watch(
+    mut conn: SqliteConnection,
+    (mut version, mut last_id): (i64, i64),
+    changes: Arc<ChangeFeed>,
+) {
+    let mut ticker = tokio::time::interval(POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let v = match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                if changes.is_live() {
+                    log::warn!("apikey: checking the SQLite store for changes failed: {e}");
+                }
+                changes.set_live(false);
+                continue;
+            }
+        };
+        if v == version && changes.is_live() {
+            continue;
+        }
+        let rows: Result<Vec<(i64, String, String)>, _> =
+            sqlx::query_as("SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id")
+                .bind(last_id)
+                .fetch_all(&mut conn)
+                .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                if changes.is_live() {
+                    log::warn!("apikey: reading SQLite store changes failed: {e}");
+                }
+                changes.set_live(false);
+                continue;
+            }
+        };
+        version = v;
+        // Back to live (announces everything if it was not).
+        changes.set_live(true);
+        match news(last_id, &rows) {
+            News::Gap => {
+                log::warn!(
+                    "apikey: SQLite store changes were pruned before this process read them; \
+                     dropping every cached verification"
+                );
+                changes.announce(Change::All);
+            }
+            News::Changes(list) => {
+                for change in list {
+                    changes.announce(change);
+                }
+            }
+        }
+        if let Some((id, _, _)) = rows.last() {
+            last_id = *id;
+        }
+    }
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite);

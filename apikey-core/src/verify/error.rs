@@ -1,0 +1,40 @@
+//! Why a request is refused, and why a verifier cannot be built.
+
+use crate::config::ConfigError;
+use crate::store::StoreError;
+
+/// Why a request is not let in. Carries nothing about the presented value: the same
+/// [`AuthError::Invalid`] answers every kind of wrong key, so responses are no oracle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No key was sent (header absent or empty). → 401
+    #[error("an API key is required")]
+    Missing,
+    /// The key is not valid: unknown, wrong, malformed, revoked, expired, of a disabled user,
+    /// or sent more than once. → 401
+    #[error("the API key is not valid")]
+    Invalid,
+    /// The key is valid but not in a group this route allows. → 403
+    #[error("the API key is not allowed to use this resource")]
+    Forbidden,
+    /// The key store could not be asked. → 503, never the handler.
+    #[error("the API key store is unavailable")]
+    Unavailable,
+    /// The key is over its rate limit; retry after this many seconds. → 429
+    #[error("the API key is over its rate limit")]
+    RateLimited {
+        /// Seconds until a request would be accepted again (at least 1).
+        retry_after_secs: u32,
+    },
+}
+
+/// A failure to build a [`Verifier`].
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened or asked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

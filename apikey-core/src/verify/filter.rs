@@ -1,0 +1,293 @@
+//! A membership filter of every stored digest, so that a digest the store has never held is
+//! refused without a store query (a spray of random keys costs a hash and a few memory reads).
+//!
+//! A blocked Bloom filter: each digest sets [`PROBES`] bits inside one 512-bit block (one cache
+//! line), all taken from the digest itself (SHA-256 output is already uniformly random). It
+//! never forgets a digest it was told of, so it has no false negatives as long as it is told of
+//! every new digest; deleted or rotated-out digests stay in it until the next rebuild (they only
+//! cost a store query, never a wrong answer).
+//!
+//! It is kept exact through the store's change feed: every change of a key queues a refresh of
+//! that key's digests, [`Change::All`] a full rebuild. The filter is trusted only when it is
+//! complete: after its first load, with no refresh pending and with a live feed. Otherwise the
+//! verifier asks the store, as it would without a filter: availability over speed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::key::KeyDigest;
+use crate::store::{Change, ChangeListener, SharedLookup};
+use crate::task::Background;
+
+/// Bits set per digest.
+const PROBES: usize = 6;
+/// Bits of filter per digest of capacity.
+const BITS_PER_KEY: usize = 16;
+/// The smallest capacity built (digests).
+const MIN_CAPACITY: usize = 1 << 16;
+/// How often a filter that could not be loaded tries again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// The bits: blocks of 8 words (512 bits), a power of two of them.
+struct Bloom {
+    words: Box<[AtomicU64]>,
+    block_mask: u64,
+    capacity: usize,
+    len: AtomicUsize,
+}
+
+fn word(d: &KeyDigest, i: usize) -> u64 {
+    let b = d.as_bytes();
+    u64::from_le_bytes([
+        b[i],
+        b[i + 1],
+        b[i + 2],
+        b[i + 3],
+        b[i + 4],
+        b[i + 5],
+        b[i + 6],
+        b[i + 7],
+    ])
+}
+
+impl Bloom {
+    fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(MIN_CAPACITY);
+        let blocks = (capacity * BITS_PER_KEY).div_ceil(512).next_power_of_two();
+        Bloom {
+            words: (0..blocks * 8).map(|_| AtomicU64::new(0)).collect(),
+            block_mask: blocks as u64 - 1,
+            capacity,
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// The block's first word and the bits to test, from bytes the cache's hashing and
+    /// sharding do not use (8..24).
+    fn positions(&self, d: &KeyDigest) -> (usize, [u16; PROBES]) {
+        let block = (word(d, 8) & self.block_mask) as usize * 8;
+        let bits = word(d, 16);
+        let mut out = [0u16; PROBES];
+        for (i, p) in out.iter_mut().enumerate() {
+            *p = ((bits >> (9 * i)) & 511) as u16;
+        }
+        (block, out)
+    }
+
+    fn insert(&self, d: &KeyDigest) {
+        let (block, bits) = self.positions(d);
+        for b in bits {
+            let w = &self.words[block + usize::from(b / 64)];
+            w.fetch_or(1 << (b % 64), Ordering::Relaxed);
+        }
+        self.len.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn may_contain(&self, d: &KeyDigest) -> bool {
+        let (block, bits) = self.positions(d);
+        bits.iter().all(|&b| {
+            self.words[block + usize::from(b / 64)].load(Ordering::Relaxed) & (1 << (b % 64)) != 0
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+}
+
+enum Work {
+    /// Re-read one key's digests.
+    Key(String),
+    /// Re-read everything.
+    All,
+}
+
+struct State {
+    bloom: RwLock<Bloom>,
+    /// Work queued and not done yet: the filter is not trusted meanwhile.
+    pending: AtomicUsize,
+    /// A full load succeeded and no refresh failed since.
+    complete: AtomicBool,
+    queue: mpsc::UnboundedSender<Work>,
+}
+
+impl State {
+    fn push(&self, work: Work) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(work).is_err() {
+            // The worker is gone (the runtime is shutting down): never trust again.
+            self.complete.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl ChangeListener for State {
+    fn on_change(&self, change: &Change) {
+        match change {
+            Change::Key(name) => self.push(Work::Key(name.clone())),
+            Change::All => {
+                self.complete.store(false, Ordering::Release);
+                self.push(Work::All);
+            }
+            // Users own no digests.
+            Change::User(_) => {}
+        }
+    }
+}
+
+/// The filter of one verifier, with the task that keeps it current.
+pub(crate) struct DigestFilter {
+    state: Arc<State>,
+    store: SharedLookup,
+    _worker: Background,
+}
+
+/// What the filter holds, for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterStats {
+    /// Whether the filter is trusted right now.
+    pub trusted: bool,
+    /// Digests inserted since the last rebuild.
+    pub digests: usize,
+    /// Memory of the bit array, in bytes.
+    pub bytes: usize,
+}
+
+impl DigestFilter {
+    /// A filter over `store`, loaded in the background; registers itself on the store's
+    /// change feed before the load starts, so that no change can slip between.
+    pub fn start(store: SharedLookup) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(State {
+            bloom: RwLock::new(Bloom::with_capacity(MIN_CAPACITY)),
+            pending: AtomicUsize::new(0),
+            complete: AtomicBool::new(false),
+            queue: tx,
+        });
+        let listener: Arc<dyn ChangeListener> = state.clone();
+        store.changes().listen(Arc::downgrade(&listener));
+        state.push(Work::All);
+        let worker = Background(tokio::spawn(work(Arc::clone(&state), store.clone(), rx)));
+        DigestFilter {
+            state,
+            store,
+            _worker: worker,
+        }
+    }
+
+    /// Whether `digest` is certainly not in the store: only when the filter is complete,
+    /// nothing is pending and the store's feed is live.
+    pub fn excludes(&self, digest: &KeyDigest) -> bool {
+        if !self.trusted() {
+            return false;
+        }
+        let bloom = self.state.bloom.read().unwrap_or_else(|e| e.into_inner());
+        !bloom.may_contain(digest)
+    }
+
+    fn trusted(&self) -> bool {
+        self.state.complete.load(Ordering::Acquire)
+            && self.state.pending.load(Ordering::Acquire) == 0
+            && self.store.changes().is_live()
+    }
+
+    /// What the filter holds.
+    pub fn stats(&self) -> FilterStats {
+        let bloom = self.state.bloom.read().unwrap_or_else(|e| e.into_inner());
+        FilterStats {
+            trusted: self.trusted(),
+            digests: bloom.len.load(Ordering::Relaxed),
+            bytes: bloom.bytes(),
+        }
+    }
+}
+
+/// The worker: applies queued work in order. A failure (store down, or a store that cannot
+/// list digests) leaves the filter incomplete; a full load is then retried every few seconds.
+async fn work(state: Arc<State>, store: SharedLookup, mut rx: mpsc::UnboundedReceiver<Work>) {
+    loop {
+        let next = if state.complete.load(Ordering::Acquire) {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(RETRY, rx.recv()).await {
+                Ok(next) => next,
+                // Nothing queued for a while and still incomplete: try a full load again.
+                Err(_) => {
+                    state.pending.fetch_add(1, Ordering::AcqRel);
+                    Some(Work::All)
+                }
+            }
+        };
+        let Some(item) = next else { return };
+        match item {
+            Work::All => load_all(&state, &store).await,
+            Work::Key(name) => match store.digests_of(&name).await {
+                Ok(Some(digests)) => {
+                    let grow = {
+                        let bloom = state.bloom.read().unwrap_or_else(|e| e.into_inner());
+                        for d in &digests {
+                            bloom.insert(d);
+                        }
+                        bloom.len.load(Ordering::Relaxed) > bloom.capacity
+                    };
+                    if grow {
+                        // Past its capacity the false-positive rate climbs: rebuild bigger.
+                        load_all(&state, &store).await;
+                    }
+                }
+                Ok(None) => state.complete.store(false, Ordering::Release),
+                Err(e) => {
+                    log::warn!("apikey: refreshing the digest filter failed: {e}");
+                    state.complete.store(false, Ordering::Release);
+                }
+            },
+        }
+        state.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn load_all(state: &State, store: &SharedLookup) {
+    match store.all_digests().await {
+        Ok(Some(digests)) => {
+            let bloom = Bloom::with_capacity(digests.len() * 2);
+            for d in &digests {
+                bloom.insert(d);
+            }
+            *state.bloom.write().unwrap_or_else(|e| e.into_inner()) = bloom;
+            state.complete.store(true, Ordering::Release);
+        }
+        Ok(None) => state.complete.store(false, Ordering::Release),
+        Err(e) => {
+            log::warn!("apikey: loading the digest filter failed (retrying): {e}");
+            state.complete.store(false, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyHasher;
+
+    #[test]
+    fn no_false_negatives_and_a_low_false_positive_rate_at_capacity() {
+        let h = KeyHasher::new(None);
+        let n = 200_000;
+        let bloom = Bloom::with_capacity(n);
+        for i in 0..n {
+            bloom.insert(&h.digest(&format!("key {i}")));
+        }
+        for i in 0..n {
+            assert!(bloom.may_contain(&h.digest(&format!("key {i}"))));
+        }
+        let trials = 200_000;
+        let hits = (0..trials)
+            .filter(|i| bloom.may_contain(&h.digest(&format!("other {i}"))))
+            .count();
+        let rate = hits as f64 / trials as f64;
+        assert!(rate < 0.005, "false-positive rate {rate}");
+    }
+}

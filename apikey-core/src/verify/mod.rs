@@ -1,0 +1,282 @@
+//! The request path: a header value in, an [`Identity`] or an [`AuthError`] out.
+//!
+//! In order: the format check, the cache of verified keys, the digest filter, the cache of
+//! unknown keys, then one shared store lookup per digest ([`resolve`]); every accepted key is
+//! then counted against its rate limit ([`limit`]) and its use noted ([`usage`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::OnceCell;
+
+use crate::config::ApiKeyConfig;
+use crate::key::{KeyDigest, KeyFormat, KeyHasher};
+use crate::model::Identity;
+use crate::store::{ChangeListener, SharedLookup, StoreError};
+use cache::{Caches, Valid};
+use filter::DigestFilter;
+use limit::Limiter;
+use resolve::Sections;
+use usage::UsageLog;
+
+mod cache;
+mod error;
+mod filter;
+mod limit;
+mod resolve;
+mod usage;
+
+pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
+pub use error::{AuthError, SetupError};
+pub use filter::FilterStats;
+
+/// One store lookup in flight, shared by every request that misses on the same digest in the
+/// same cache generation.
+type Lookup = OnceCell<Result<Valid, AuthError>>;
+
+/// What verification has done, for metrics.
+#[derive(Default)]
+struct Counters {
+    /// Store queries (cache misses).
+    store_queries: AtomicU64,
+    /// Unknown keys the digest filter refused without a store query.
+    filtered: AtomicU64,
+}
+
+/// Verifies keys against config sections and a store's [`KeyLookup`](crate::store::KeyLookup)
+/// side, with caches in front of the store. It holds no way to change keys.
+///
+/// Precedence follows Odoo's `server_environment`: a `[api_key_<tech_name>]` section replaces
+/// the stored secret of the key with that tech name (the stored one stops working); a section
+/// with no stored key is a key on its own and names its `user`.
+///
+/// Valid keys are cached for `cache_ttl`, unknown ones (apart, bounded) for
+/// `negative_cache_ttl`. Every change the store announces — made here, by the CLI or by another
+/// instance — drops exactly the entries it affects; expiry is re-checked on every hit.
+pub struct Verifier {
+    store: SharedLookup,
+    header: String,
+    format: KeyFormat,
+    hasher: KeyHasher,
+    sections: Sections,
+    caches: Arc<Caches>,
+    /// Lookups in flight, with the cache generation they started in: a request that arrives
+    /// after a change (a newer generation) never joins a lookup from before it.
+    inflight: Mutex<HashMap<KeyDigest, (u64, Arc<Lookup>)>>,
+    filter: DigestFilter,
+    limiter: Limiter,
+    usage: UsageLog,
+    counters: Counters,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("store", &self.store)
+            .field("header", &self.header)
+            .field("sections", &self.sections.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn unavailable(e: StoreError) -> AuthError {
+    log::error!("API key lookup failed: {e}");
+    AuthError::Unavailable
+}
+
+impl Verifier {
+    /// Builds a verifier over the lookup side of a store. Every section without `user` must
+    /// match a stored key's tech name.
+    pub async fn new(config: ApiKeyConfig, store: SharedLookup) -> Result<Self, SetupError> {
+        let settings = config.settings;
+        let format = KeyFormat::new(&settings.key_prefix).unwrap_or_default();
+        let hasher = KeyHasher::new(settings.pepper.as_ref());
+        let sections = Sections::new(
+            config.sections,
+            &hasher,
+            &store,
+            settings.disable_keys_of_inactive_users,
+        )
+        .await?;
+        let caches = Arc::new(Caches::new(settings.cache_ttl, settings.negative_cache_ttl));
+        // Registered before the first lookup, so no change can slip between.
+        let listener: Arc<dyn ChangeListener> = caches.clone();
+        store.changes().listen(Arc::downgrade(&listener));
+        Ok(Verifier {
+            filter: DigestFilter::start(store.clone()),
+            usage: UsageLog::start(store.clone()),
+            store,
+            header: settings.header,
+            format,
+            hasher,
+            sections,
+            caches,
+            inflight: Mutex::new(HashMap::new()),
+            limiter: Limiter::new(settings.rate_limit),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The header that carries keys.
+    pub fn header(&self) -> &str {
+        &self.header
+    }
+
+    /// How many store queries verification has made so far (cache misses).
+    pub fn store_queries(&self) -> u64 {
+        self.counters.store_queries.load(Ordering::Relaxed)
+    }
+
+    /// How many unknown keys the digest filter refused without a store query.
+    pub fn filtered(&self) -> u64 {
+        self.counters.filtered.load(Ordering::Relaxed)
+    }
+
+    /// The state of the digest filter.
+    pub fn filter_stats(&self) -> FilterStats {
+        self.filter.stats()
+    }
+
+    /// Verifies the values of the key header of one request. No value, or only an empty one,
+    /// is [`AuthError::Missing`]; several values are [`AuthError::Invalid`].
+    pub async fn verify_header<'a, I>(&self, values: I) -> Result<Identity, AuthError>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut values = values.into_iter();
+        let first = values.next();
+        if values.next().is_some() {
+            log::info!("API key refused: the key header was sent more than once");
+            return Err(AuthError::Invalid);
+        }
+        // Only HTTP's optional white space (space, tab) surrounds a field value; anything
+        // else, a no-break space say, is part of the value and makes it invalid.
+        match first.map(|v| v.trim_matches([' ', '\t'])) {
+            None | Some("") => Err(AuthError::Missing),
+            Some(value) => self.verify(value).await,
+        }
+    }
+
+    /// Verifies one key.
+    pub async fn verify(&self, key: &str) -> Result<Identity, AuthError> {
+        // Malformed values never reach a cache or the store.
+        if let Err(why) = self.format.check(key) {
+            log::info!("API key refused before lookup: {why}");
+            return Err(AuthError::Invalid);
+        }
+        let digest = self.hasher.digest(key);
+        let now = unix_now();
+        let minute = (now / 60) as u32;
+        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+            return self.accept(&digest, &valid, now, Some(first_this_minute));
+        }
+        // A digest the store never held (a spray of random keys) costs no store query.
+        if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
+            self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthError::Invalid);
+        }
+        if self.caches.is_known_unknown(&digest) {
+            return Err(AuthError::Invalid);
+        }
+        let generation = self.caches.generation();
+        // Concurrent misses for one digest in one generation share a single store query.
+        let cell = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            match inflight.get(&digest) {
+                Some((g, cell)) if *g == generation => Arc::clone(cell),
+                _ => {
+                    let cell = Arc::new(Lookup::new());
+                    inflight.insert(digest, (generation, Arc::clone(&cell)));
+                    cell
+                }
+            }
+        };
+        let mut leader = false;
+        let outcome = cell
+            .get_or_init(|| {
+                leader = true;
+                self.resolve(&digest)
+            })
+            .await
+            .clone();
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if inflight
+                .get(&digest)
+                .is_some_and(|(_, c)| Arc::ptr_eq(c, &cell))
+            {
+                inflight.remove(&digest);
+            }
+        }
+        match outcome {
+            Ok(valid) => {
+                if leader {
+                    self.caches
+                        .remember(digest, valid.clone(), generation, minute);
+                }
+                // A freshly cached entry is noted as used this minute: note it here.
+                let first = self.caches.enabled().then_some(true);
+                self.accept(&digest, &valid, now, first)
+            }
+            Err(AuthError::Invalid) => {
+                if leader {
+                    self.caches.remember_unknown(digest, generation);
+                }
+                Err(AuthError::Invalid)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-checks expiry on every hit, then counts the request against the key's rate limit
+    /// and notes its use (`first_this_minute` comes from the cache entry; `None` when the
+    /// cache is off).
+    fn accept(
+        &self,
+        digest: &KeyDigest,
+        valid: &Valid,
+        now: i64,
+        first_this_minute: Option<bool>,
+    ) -> Result<Identity, AuthError> {
+        if valid.not_after <= now {
+            log::info!("API key {:?} refused: expired", valid.identity.key_name());
+            self.caches.forget(digest);
+            return Err(AuthError::Invalid);
+        }
+        if let Err(wait) = self.limiter.check(valid.identity.tech_name()) {
+            log::info!(
+                "API key {:?} refused: over its rate limit",
+                valid.identity.key_name()
+            );
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(AuthError::RateLimited {
+                retry_after_secs: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
+            });
+        }
+        self.usage.record(&valid.identity, now, first_this_minute);
+        Ok(valid.identity.clone())
+    }
+
+    /// Writes the pending last-used times now (they are written every minute in the
+    /// background otherwise).
+    pub async fn flush_usage(&self) -> Result<(), StoreError> {
+        self.usage.flush().await
+    }
+
+    /// How many valid keys are cached right now.
+    pub fn cached_keys(&self) -> usize {
+        self.caches.len()
+    }
+}
+
+/// A verifier shared between threads.
+pub type SharedVerifier = Arc<Verifier>;

@@ -1,0 +1,186 @@
+//! Cache misses: what the config sections and the store say of a digest.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use time::OffsetDateTime;
+
+use super::cache::Valid;
+use super::{unavailable, AuthError, SetupError, Verifier};
+use crate::config::{ConfigError, KeySection};
+use crate::key::{KeyDigest, KeyHasher};
+use crate::model::{Identity, KeyRecord, Match};
+use crate::store::SharedLookup;
+
+/// The config sections by the digest of their key, and what the store's answers must be
+/// held against.
+pub(super) struct Sections {
+    by_digest: HashMap<KeyDigest, KeySection>,
+    /// Tech names whose stored secret is replaced by a config section.
+    overridden: HashSet<String>,
+    /// Refuse the keys of disabled users.
+    refuse_inactive_users: bool,
+}
+
+impl Sections {
+    /// Indexes the sections. Every section without `user` must match a stored key's tech name.
+    pub(super) async fn new(
+        sections: Vec<KeySection>,
+        hasher: &KeyHasher,
+        store: &SharedLookup,
+        refuse_inactive_users: bool,
+    ) -> Result<Self, SetupError> {
+        let mut out = Sections {
+            by_digest: HashMap::new(),
+            overridden: HashSet::new(),
+            refuse_inactive_users,
+        };
+        for section in sections {
+            if section.user.is_none() && store.get_by_tech_name(&section.tech_name).await?.is_none()
+            {
+                return Err(ConfigError {
+                    section: section.section_name(),
+                    source_name: section.source_name.clone(),
+                    message: format!(
+                        "no stored key has the tech name {:?}, so this section is a key on its \
+                         own and needs `user = \"…\"`",
+                        section.tech_name
+                    ),
+                }
+                .into());
+            }
+            out.overridden.insert(section.tech_name.clone());
+            out.by_digest
+                .insert(hasher.digest(section.key.expose()), section);
+        }
+        Ok(out)
+    }
+
+    /// How many sections there are.
+    pub(super) fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    /// Whether a section has a key of this digest.
+    pub(super) fn holds(&self, digest: &KeyDigest) -> bool {
+        self.by_digest.contains_key(digest)
+    }
+}
+
+impl Verifier {
+    /// What the store (and the config sections) say of a digest.
+    pub(super) async fn resolve(&self, digest: &KeyDigest) -> Result<Valid, AuthError> {
+        let now = OffsetDateTime::now_utc();
+        if let Some((stored, section)) = self.sections.by_digest.get_key_value(digest) {
+            if !stored.ct_eq(digest) {
+                return Err(AuthError::Invalid);
+            }
+            return self.resolve_section(section, now).await;
+        }
+        self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
+        let found = self
+            .store
+            .find_by_digest(digest)
+            .await
+            .map_err(unavailable)?;
+        match found {
+            Some(m) if m.digest.ct_eq(digest) => self.check_match(m, now),
+            _ => {
+                log::info!("API key refused: unknown key");
+                Err(AuthError::Invalid)
+            }
+        }
+    }
+
+    fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Valid, AuthError> {
+        let r = &m.record;
+        let refused = if self.sections.overridden.contains(&r.tech_name) {
+            Some("its secret is replaced by a config section")
+        } else if !r.active {
+            Some("revoked")
+        } else if r.is_expired(now) {
+            Some("expired")
+        } else if m.valid_until.is_some_and(|t| t <= now) {
+            Some("a rotated-out secret whose grace period ended")
+        } else if self.sections.refuse_inactive_users && !r.user_active {
+            Some("its user is disabled")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            log::info!("API key {:?} refused: {why}", r.name);
+            return Err(AuthError::Invalid);
+        }
+        self.limiter.configure(&r.tech_name, r.rate_limit);
+        let not_after = [r.expires_at, m.valid_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(OffsetDateTime::unix_timestamp);
+        Ok(Valid::new(
+            Identity::new(&r.user, &r.name, &r.tech_name, &r.groups),
+            not_after,
+        ))
+    }
+
+    async fn resolve_section(
+        &self,
+        section: &KeySection,
+        now: OffsetDateTime,
+    ) -> Result<Valid, AuthError> {
+        self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
+        let stored: Option<KeyRecord> = self
+            .store
+            .get_by_tech_name(&section.tech_name)
+            .await
+            .map_err(unavailable)?;
+        let refuse = |why: &str| {
+            log::info!(
+                "API key of section [{}] refused: {why}",
+                section.section_name()
+            );
+            Err(AuthError::Invalid)
+        };
+        let (user, name, groups, user_active, expires_at) = match &stored {
+            Some(r) => {
+                if !r.active {
+                    return refuse("the stored key is revoked");
+                }
+                if r.is_expired(now) {
+                    return refuse("the stored key is expired");
+                }
+                let user = section.user.as_deref().unwrap_or(&r.user);
+                let user_active = if user == r.user {
+                    r.user_active
+                } else {
+                    self.user_active(user).await?
+                };
+                let groups = section.groups.as_deref().unwrap_or(&r.groups);
+                (user, r.name.as_str(), groups, user_active, r.expires_at)
+            }
+            None => {
+                let Some(user) = section.user.as_deref() else {
+                    return refuse("no stored key of that tech name and no `user`");
+                };
+                let user_active = self.user_active(user).await?;
+                let groups: &[String] = section.groups.as_deref().unwrap_or_default();
+                (user, section.tech_name.as_str(), groups, user_active, None)
+            }
+        };
+        if self.sections.refuse_inactive_users && !user_active {
+            return refuse("its user is disabled");
+        }
+        let stored_limit = stored.as_ref().and_then(|r| r.rate_limit);
+        self.limiter
+            .configure(&section.tech_name, section.rate_limit.or(stored_limit));
+        Ok(Valid::new(
+            Identity::new(user, name, &section.tech_name, groups),
+            expires_at.map(OffsetDateTime::unix_timestamp),
+        ))
+    }
+
+    async fn user_active(&self, user: &str) -> Result<bool, AuthError> {
+        self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
+        self.store.user_active(user).await.map_err(unavailable)
+    }
+}

@@ -1,0 +1,6 @@
+//! The helpers, by what they help with.
+
+pub mod cluster;
+pub mod http;
+pub mod probe;
+pub mod stores;

@@ -1,0 +1,176 @@
+//! A store wrapper that counts, delays, parks and fails lookups.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use apikey_core::{
+    ChangeFeed, Groups, KeyDigest, KeyLookup, KeyRecord, KeyStore, Match, NewKey, RateLimit,
+    SharedStore, StoreError,
+};
+use time::OffsetDateTime;
+
+/// A store wrapper that counts lookups and can be switched off (every call then fails as an
+/// unreachable database would).
+#[derive(Debug)]
+pub struct Probe {
+    inner: SharedStore,
+    /// Lookups by digest so far.
+    pub lookups: std::sync::atomic::AtomicUsize,
+    /// When true, every call fails with `StoreError::Unavailable`.
+    pub down: std::sync::atomic::AtomicBool,
+    /// Milliseconds every lookup by digest waits first (to make lookups overlap).
+    pub delay_ms: std::sync::atomic::AtomicU64,
+    /// When true, the store says it cannot list digests (the verifier then has no filter).
+    pub hide_digests: std::sync::atomic::AtomicBool,
+    /// A gate for the next lookup by digest: it reads the store, then waits (see
+    /// [`Probe::park_next_lookup`]).
+    gate: std::sync::Mutex<Option<Gate>>,
+}
+
+#[derive(Debug)]
+struct Gate {
+    parked: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// A lookup parked by [`Probe::park_next_lookup`].
+pub struct Parked {
+    /// Resolves once the lookup has read the store and is waiting.
+    pub parked: tokio::sync::oneshot::Receiver<()>,
+    /// Send (or drop) to let it answer.
+    pub release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Probe {
+    /// Wraps `inner`.
+    pub fn new(inner: SharedStore) -> Arc<Self> {
+        Arc::new(Probe {
+            inner,
+            lookups: Default::default(),
+            down: Default::default(),
+            delay_ms: Default::default(),
+            hide_digests: Default::default(),
+            gate: Default::default(),
+        })
+    }
+
+    /// Makes the next lookup by digest read the store and then wait until released, so a
+    /// test can change the store while an answer from before the change is in flight.
+    pub fn park_next_lookup(&self) -> Parked {
+        let (parked_tx, parked_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        *self.gate.lock().unwrap() = Some(Gate {
+            parked: parked_tx,
+            release: release_rx,
+        });
+        Parked {
+            parked: parked_rx,
+            release: release_tx,
+        }
+    }
+
+    /// Lookups by digest so far.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    fn up(&self) -> Result<&SharedStore, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("connection refused".into()))
+        } else {
+            Ok(&self.inner)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyLookup for Probe {
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Match>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        let found = self.up()?.find_by_digest(digest).await;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            let _ = gate.parked.send(());
+            let _ = gate.release.await;
+        }
+        found
+    }
+    async fn get_by_tech_name(&self, tech_name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.up()?.get_by_tech_name(tech_name).await
+    }
+    async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
+        self.up()?.user_active(user).await
+    }
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
+        self.up()?.touch(names, at).await
+    }
+    fn changes(&self) -> &ChangeFeed {
+        self.inner.changes()
+    }
+    async fn all_digests(&self) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+        if self.hide_digests.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.up()?.all_digests().await
+    }
+    async fn digests_of(&self, name: &str) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+        if self.hide_digests.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.up()?.digests_of(name).await
+    }
+}
+
+/// Administration passes through (failing while the probe is down).
+#[async_trait::async_trait]
+impl KeyStore for Probe {
+    async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.up()?.get(name).await
+    }
+    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.up()?.list().await
+    }
+    async fn create(&self, new: NewKey) -> Result<KeyRecord, StoreError> {
+        self.up()?.create(new).await
+    }
+    async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
+        self.up()?.set_active(name, active).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.up()?.delete(name).await
+    }
+    async fn rotate(
+        &self,
+        name: &str,
+        digest: KeyDigest,
+        stub: String,
+        old_valid_until: Option<OffsetDateTime>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.up()?.rotate(name, digest, stub, old_valid_until).await
+    }
+    async fn set_groups(&self, name: &str, groups: Groups) -> Result<KeyRecord, StoreError> {
+        self.up()?.set_groups(name, groups).await
+    }
+    async fn edit_groups(
+        &self,
+        name: &str,
+        add: &Groups,
+        remove: &Groups,
+    ) -> Result<KeyRecord, StoreError> {
+        self.up()?.edit_groups(name, add, remove).await
+    }
+    async fn set_rate_limit(
+        &self,
+        name: &str,
+        rate_limit: Option<RateLimit>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.up()?.set_rate_limit(name, rate_limit).await
+    }
+    async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
+        self.up()?.set_user_active(user, active).await
+    }
+}

@@ -1,0 +1,410 @@
+//! The `apikey` binary as an operator uses it, against a running service on the same store.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::Client;
+
+struct Cli<'a> {
+    url: &'a str,
+    dir: &'a Path,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_with(args, stdin, &[])
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_apikey-under-test"));
+        cmd.envs(env.iter().copied());
+        cmd.current_dir(self.dir)
+            .env_remove("APIKEY_CONFIG")
+            .env_remove("APIKEY_DATABASE_URL")
+            .arg("--database-url")
+            .arg(self.url)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run apikey");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed and prints JSON; returns it.
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "apikey {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn service(url: &str) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("apikey.database_url", url))
+        .merge(("log_level", "off"));
+    let (rocket, _) = my_service::app(rocket::custom(figment))
+        .await
+        .expect("demo app");
+    Client::tracked(rocket).await.expect("service starts")
+}
+
+async fn status(client: &Client, key: &str) -> Status {
+    client
+        .get("/my_service")
+        .header(Header::new("API-KEY", key.to_owned()))
+        .dispatch()
+        .await
+        .status()
+}
+
+/// Polls until `key` gets `want`; returns how long that took. A change made by another process
+/// reaches a running service's cache through notifications (PostgreSQL) or polling (SQLite,
+/// every 100 ms); the SPEC's bound is 1 s, and the generous 3 s here keeps a loaded CI machine
+/// from failing (the benchmark holds the measured number).
+async fn eventually(client: &Client, key: &str, want: Status) -> Duration {
+    let start = Instant::now();
+    loop {
+        if status(client, key).await == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "still not {want} after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Create, rotate with grace, revoke, activate, expire and delete from the CLI while a service
+/// runs on the same store, then restart the service.
+async fn lifecycle(url: &str, label: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        url,
+        dir: dir.path(),
+    };
+    let client = service(url).await;
+
+    let created = cli.json(&["create", "Robot", "--user", "robot", "--group", "billing"]);
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(created["tech_name"], "robot");
+    // A key created by another process is accepted once its creation reached the service
+    // (the service's digest filter refuses digests it has not heard of): within the 1 s bound.
+    let delay = eventually(&client, &key, Status::Ok).await;
+    eprintln!("{label}: creation by the CLI seen by the service after {delay:?}");
+
+    let rotated = cli.json(&["rotate", "Robot", "--grace", "2s"]);
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    eventually(&client, &new_key, Status::Ok).await;
+    assert_eq!(status(&client, &key).await, Status::Ok, "old key in grace");
+
+    let out = cli.run(&["revoke", "Robot"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let delay = eventually(&client, &new_key, Status::Unauthorized).await;
+    eprintln!("{label}: revocation by the CLI seen by the service after {delay:?}");
+    cli.json(&["activate", "Robot"]);
+    eventually(&client, &new_key, Status::Ok).await;
+
+    cli.json(&["user", "disable", "robot"]);
+    let delay = eventually(&client, &new_key, Status::Unauthorized).await;
+    eprintln!("{label}: user disabled by the CLI, seen by the service after {delay:?}");
+    cli.json(&["user", "enable", "robot"]);
+    eventually(&client, &new_key, Status::Ok).await;
+
+    let limited = cli.json(&["rate-limit", "Robot", "1/1h"]);
+    assert_eq!(limited["rate_limit"], "1/1h");
+    eventually(&client, &new_key, Status::TooManyRequests).await;
+    cli.json(&["rate-limit", "Robot", "none"]);
+    eventually(&client, &new_key, Status::Ok).await;
+    let out = cli.run(&["rate-limit", "Robot", "lots"]);
+    assert_eq!(out.status.code(), Some(2), "a bad limit is a usage error");
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        status(&client, &key).await,
+        Status::Unauthorized,
+        "grace over"
+    );
+    assert_eq!(status(&client, &new_key).await, Status::Ok);
+
+    let short = cli.json(&["create", "Short", "--user", "robot", "--expires-in", "1s"]);
+    let short_key = short["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        status(&client, &short_key).await,
+        Status::Unauthorized,
+        "expired"
+    );
+    let listed = cli.json(&["list"]);
+    let short = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Short")
+        .unwrap();
+    assert_eq!(short["status"], "expired");
+    assert!(
+        !listed.to_string().contains(&new_key),
+        "list never shows secrets"
+    );
+
+    // Restart: keys survive, no new demo key is made.
+    drop(client);
+    let client = service(url).await;
+    assert_eq!(
+        status(&client, &new_key).await,
+        Status::Ok,
+        "restart keeps keys"
+    );
+    let names: Vec<_> = cli
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, ["Robot", "Short", "demo"]);
+
+    let out = cli.run(&["delete", "Robot"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(&client, &new_key, Status::Unauthorized).await;
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("keys.db").display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lifecycle_against_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle(&sqlite_url(dir.path()), "SQLite").await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Option<Self> {
+        let admin_url = std::env::var("APIKEY_TEST_POSTGRES_URL").ok()?;
+        let name = format!("apikey_cli_{}", std::process::id());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .expect("APIKEY_TEST_POSTGRES_URL reachable");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop(self) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url)
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lifecycle_against_a_running_service() {
+    let Some(db) = PgDatabase::create().await else {
+        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    lifecycle(&db.url, "PostgreSQL").await;
+    db.drop().await;
+}
+
+#[test]
+fn errors_are_clear_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cli = Cli {
+        url: &url,
+        dir: dir.path(),
+    };
+    cli.json(&["create", "one", "--user", "u"]);
+
+    let out = cli.run(&["create", "One", "--user", "v"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no key printed on failure");
+
+    for args in [
+        &["show", "nope"][..],
+        &["revoke", "nope"],
+        &["activate", "nope"],
+        &["delete", "nope"],
+        &["rotate", "nope"],
+        &["group", "add", "nope", "g"],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("no key named \"nope\""),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+
+    let out = cli.run(&["create", "two", "--user", "u", "--expires-in", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
+    let out = cli.run(&["rotate", "one", "--grace", "-5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli.run(&["create", "two"]);
+    assert_eq!(out.status.code(), Some(2), "missing --user");
+    let out = cli.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A key section set from the environment without its field: the error names the variable,
+    // never the value (it is a key).
+    const SECRET: &str = "a-secret-from-the-environment";
+    let out = cli.run_with(&["list"], None, &[("APIKEY_API_KEY_MY_SERVICE", SECRET)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(SECRET), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("APIKEY_API_KEY_MY_SERVICE"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.run_with(&["list"], None, &[("APIKEY_CACHE_TTL", SECRET)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(SECRET), "{}", stderr(&out));
+
+    let names = cli.json(&["list"]);
+    assert_eq!(names.as_array().unwrap().len(), 1, "nothing half-written");
+
+    let dead = Cli {
+        url: "postgres://nobody@127.0.0.1:9/none",
+        dir: dir.path(),
+    };
+    let out = dead.run(&["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot open the key store"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = Cli {
+        url: "mysql://x",
+        dir: dir.path(),
+    }
+    .run(&["list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unsupported database_url scheme"));
+}
+
+#[test]
+fn verify_reads_the_key_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cli = Cli {
+        url: &url,
+        dir: dir.path(),
+    };
+    let key = cli.json(&["create", "v", "--user", "u"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = cli.run_with_stdin(&["verify"], Some(&format!("{key}\n")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"u\""));
+    let out = cli.run_with_stdin(&["verify"], Some("wrong\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let out = cli.run_with_stdin(&["verify"], Some(""));
+    assert_eq!(out.status.code(), Some(1), "empty input is no key");
+    cli.run(&["user", "disable", "u"]);
+    let out = cli.run_with_stdin(&["verify"], Some(&key));
+    assert_eq!(out.status.code(), Some(1), "disabled user");
+}
+
+#[test]
+fn config_file_and_human_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let config = dir.path().join("ops.toml");
+    std::fs::write(&config, format!("[apikey]\ndatabase_url = \"{url}\"\n")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+            .current_dir(dir.path())
+            .env_remove("APIKEY_DATABASE_URL")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "create", "Human", "--user", "h", "--group", "b", "--group", "a",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(
+        key.trim().starts_with("ak_"),
+        "only the key on stdout: {key}"
+    );
+    assert!(stderr(&out).contains("shown once"));
+    let out = run(&["list"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("Human") && table.contains("a,b") && table.contains("active"));
+    assert!(!table.contains(key.trim()));
+    let out = run(&["show", "Human"]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("tech_name:    human"));
+    let out = run(&["--config", "/nonexistent.toml", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+}
