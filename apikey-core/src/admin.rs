@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyFormat, KeyHasher, Secret};
-use crate::model::{Groups, KeyRecord, NewKey, RateLimit};
+use crate::model::{GroupEdit, Groups, KeyRecord, NewKey, NewSecret, RateLimit};
 use crate::store::{SharedStore, StoreError};
 
 /// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
@@ -105,7 +105,13 @@ impl KeyManager {
         remove: &[&str],
     ) -> Result<KeyRecord, StoreError> {
         self.store
-            .edit_groups(name, &groups(add)?, &groups(remove)?)
+            .edit_groups(
+                name,
+                &GroupEdit {
+                    add: groups(add)?,
+                    remove: groups(remove)?,
+                },
+            )
             .await
     }
 
@@ -183,15 +189,9 @@ impl KeyManager {
         } else {
             Some(after(OffsetDateTime::now_utc(), grace)?)
         };
-        let record = self
-            .store
-            .rotate(
-                name,
-                self.hasher.digest(generated.key.expose()),
-                generated.stub,
-                until,
-            )
-            .await?;
+        let digest = self.hasher.digest(generated.key.expose());
+        let secret = NewSecret::new(digest, generated.stub, until);
+        let record = self.store.rotate(name, secret).await?;
         Ok((record, generated.key))
     }
 }

@@ -31,9 +31,11 @@ pub mod conformance;
 pub use admin::{CreateKey, KeyManager};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use key::{KeyDigest, KeyFormat, KeyHasher, Secret};
-pub use model::{parse_duration, Groups, Identity, KeyRecord, Match, NewKey, RateLimit};
+pub use model::{
+    parse_duration, GroupEdit, Groups, Identity, KeyRecord, Match, NewKey, NewSecret, RateLimit,
+};
 pub use store::{
-    open, Change, ChangeFeed, ChangeListener, KeyLookup, KeyStore, MemoryStore, SharedLookup,
-    SharedStore, StoreError,
+    open, Change, ChangeFeed, KeyLookup, KeyStore, MemoryStore, SharedLookup, SharedStore,
+    StoreError,
 };
 pub use verify::{AuthError, SetupError, Verifier};

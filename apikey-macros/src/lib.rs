@@ -1,6 +1,7 @@
 //! The `#[route]` attribute of apikey. Use it through `apikey_rocket::route`; the code
 //! generation itself lives in `apikey-codegen`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use proc_macro::TokenStream;
 

@@ -15,11 +15,7 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .next()
         .unwrap_or(1_000_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = apikey_bench::runtime();
     rt.block_on(async {
         let (store, _keys) = common::filled_store(n, &[]).await;
         let verifier = Verifier::new(ApiKeyConfig::default(), store).await.unwrap();

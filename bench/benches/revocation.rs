@@ -34,11 +34,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = apikey_bench::runtime();
     rt.block_on(async {
         let url = std::env::var(POSTGRES_ENV)
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

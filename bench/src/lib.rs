@@ -32,3 +32,12 @@ pub async fn filled_store(n: usize, groups: &[&str]) -> (Arc<MemoryStore>, Vec<S
     }
     (store, keys)
 }
+
+/// The runtime the benchmarks run on: two worker threads, as the machine has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use apikey_core::{
-    ChangeFeed, Groups, KeyDigest, KeyLookup, KeyRecord, KeyStore, Match, NewKey, RateLimit,
-    SharedStore, StoreError,
+    ChangeFeed, GroupEdit, Groups, KeyDigest, KeyLookup, KeyRecord, KeyStore, Match, NewKey,
+    NewSecret, RateLimit, SharedStore, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -143,25 +143,14 @@ impl KeyStore for Probe {
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
         self.up()?.delete(name).await
     }
-    async fn rotate(
-        &self,
-        name: &str,
-        digest: KeyDigest,
-        stub: String,
-        old_valid_until: Option<OffsetDateTime>,
-    ) -> Result<KeyRecord, StoreError> {
-        self.up()?.rotate(name, digest, stub, old_valid_until).await
+    async fn rotate(&self, name: &str, secret: NewSecret) -> Result<KeyRecord, StoreError> {
+        self.up()?.rotate(name, secret).await
     }
     async fn set_groups(&self, name: &str, groups: Groups) -> Result<KeyRecord, StoreError> {
         self.up()?.set_groups(name, groups).await
     }
-    async fn edit_groups(
-        &self,
-        name: &str,
-        add: &Groups,
-        remove: &Groups,
-    ) -> Result<KeyRecord, StoreError> {
-        self.up()?.edit_groups(name, add, remove).await
+    async fn edit_groups(&self, name: &str, edit: &GroupEdit) -> Result<KeyRecord, StoreError> {
+        self.up()?.edit_groups(name, edit).await
     }
     async fn set_rate_limit(
         &self,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use apikey_core::{ApiKeyConfig, CreateKey, KeyHasher, KeyManager, Secret, SharedStore};
+use apikey_core::{ApiKeyConfig, CreateKey, KeyHasher, KeyManager, NewSecret, Secret, SharedStore};
 use apikey_rocket::ApiKey;
 use apikey_tests::{demo_client, rocket_with};
 use rocket::http::{Header, Status};
@@ -77,7 +77,7 @@ async fn test_cache_invalidation(store: SharedStore) {
     // Odoo writes the new value into the record; we give the record a new secret.
     let digest = KeyHasher::new(None).digest("updated_key");
     store
-        .rotate("good", digest, "(custom)".into(), None)
+        .rotate("good", NewSecret::new(digest, "(custom)", None))
         .await
         .unwrap();
     assert_eq!(user_of(&client, "updated_key").await, Ok("demo".into()));

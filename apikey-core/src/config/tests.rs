@@ -15,6 +15,13 @@ fn load(_jail: &figment::Jail) -> Result<ApiKeyConfig, ConfigError> {
     ApiKeyConfig::from_figment(&layered(rocket, None)?)
 }
 
+/// Sets every variable of `vars` in the jail.
+fn set_all(jail: &mut figment::Jail, vars: &[(&str, &str)]) {
+    for (name, value) in vars {
+        jail.set_env(name, value);
+    }
+}
+
 #[test]
 fn defaults_without_any_source() {
     figment::Jail::expect_with(|jail| {
@@ -56,11 +63,16 @@ fn precedence_rocket_then_file_then_env() {
             key = "from_file"
             "#,
         )?;
-        jail.set_env("APIKEY_HEADER", "X-From-Env");
-        jail.set_env("APIKEY_API_KEY_MY_SERVICE__KEY", "from_env");
-        jail.set_env("APIKEY_API_KEY_DIGITS__KEY", "12345678");
-        jail.set_env("APIKEY_API_KEY_DIGITS__USER", "carol");
-        jail.set_env("APIKEY_TEST_POSTGRES_URL", "postgres://ignored");
+        set_all(
+            jail,
+            &[
+                ("APIKEY_HEADER", "X-From-Env"),
+                ("APIKEY_API_KEY_MY_SERVICE__KEY", "from_env"),
+                ("APIKEY_API_KEY_DIGITS__KEY", "12345678"),
+                ("APIKEY_API_KEY_DIGITS__USER", "carol"),
+                ("APIKEY_TEST_POSTGRES_URL", "postgres://ignored"),
+            ],
+        );
         let c = load(jail).unwrap();
         assert_eq!(c.settings.header, "X-From-Env");
         assert_eq!(c.settings.cache_ttl, Duration::from_secs(120));
@@ -144,18 +156,23 @@ fn bad_config_names_file_and_section() {
 #[test]
 fn environment_values_are_taken_verbatim() {
     figment::Jail::expect_with(|jail| {
-        jail.set_env("APIKEY_API_KEY_BOT__KEY", "000000000000000042");
-        jail.set_env("APIKEY_API_KEY_BOT__USER", "true");
-        jail.set_env("APIKEY_API_KEY_BOT__GROUPS", "billing, 007 ,");
-        jail.set_env("APIKEY_API_KEY_FLAG__KEY", "true");
-        jail.set_env("APIKEY_API_KEY_FLAG__USER", "0042");
-        jail.set_env("APIKEY_API_KEY_FLAG__GROUPS", "[\"a\", \"b\"]");
-        jail.set_env("APIKEY_PEPPER", "000123");
-        jail.set_env("APIKEY_HEADER", "X-Key");
-        jail.set_env("APIKEY_CACHE_TTL", "30");
-        jail.set_env("APIKEY_NEGATIVE_CACHE_TTL", "2m");
-        jail.set_env("APIKEY_DISABLE_KEYS_OF_INACTIVE_USERS", "false");
-        jail.set_env("APIKEY_ACTOR", "someone");
+        set_all(
+            jail,
+            &[
+                ("APIKEY_API_KEY_BOT__KEY", "000000000000000042"),
+                ("APIKEY_API_KEY_BOT__USER", "true"),
+                ("APIKEY_API_KEY_BOT__GROUPS", "billing, 007 ,"),
+                ("APIKEY_API_KEY_FLAG__KEY", "true"),
+                ("APIKEY_API_KEY_FLAG__USER", "0042"),
+                ("APIKEY_API_KEY_FLAG__GROUPS", "[\"a\", \"b\"]"),
+                ("APIKEY_PEPPER", "000123"),
+                ("APIKEY_HEADER", "X-Key"),
+                ("APIKEY_CACHE_TTL", "30"),
+                ("APIKEY_NEGATIVE_CACHE_TTL", "2m"),
+                ("APIKEY_DISABLE_KEYS_OF_INACTIVE_USERS", "false"),
+                ("APIKEY_ACTOR", "someone"),
+            ],
+        );
         let c = load(jail).unwrap();
         let bot = &c.sections[0];
         assert_eq!(bot.key.expose(), "000000000000000042");

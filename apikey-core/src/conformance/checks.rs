@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{create, digest, found, new_key};
-use crate::model::{Groups, NewKey, RateLimit};
+use crate::model::{Groups, NewKey, NewSecret, RateLimit};
 use crate::store::{Change, SharedStore, StoreError};
 
 #[doc(hidden)]
@@ -130,7 +130,7 @@ pub async fn unknown_names(store: SharedStore) {
     assert_eq!(store.delete("nope").await, nf);
     assert_eq!(
         store
-            .rotate("nope", digest("x"), "ak_x".into(), None)
+            .rotate("nope", NewSecret::new(digest("x"), "ak_x", None))
             .await
             .map(|_| ()),
         nf
@@ -149,7 +149,7 @@ pub async fn unknown_names(store: SharedStore) {
 pub async fn rotate_without_grace(store: SharedStore) {
     create(&store, "k", "old").await;
     let r = store
-        .rotate("k", digest("new"), "ak_new".into(), None)
+        .rotate("k", NewSecret::new(digest("new"), "ak_new", None))
         .await
         .unwrap();
     assert_eq!(r.stub, "ak_new");
@@ -157,7 +157,7 @@ pub async fn rotate_without_grace(store: SharedStore) {
     assert_eq!(found(&store, "new").await.as_deref(), Some("k"));
     let past = OffsetDateTime::now_utc() - Duration::from_secs(60);
     store
-        .rotate("k", digest("newer"), "ak_nwr".into(), Some(past))
+        .rotate("k", NewSecret::new(digest("newer"), "ak_nwr", Some(past)))
         .await
         .unwrap();
     assert_eq!(
@@ -172,7 +172,7 @@ pub async fn rotate_with_grace(store: SharedStore) {
     create(&store, "k", "old").await;
     let until = OffsetDateTime::now_utc() + Duration::from_secs(3600);
     store
-        .rotate("k", digest("new"), "ak_new".into(), Some(until))
+        .rotate("k", NewSecret::new(digest("new"), "ak_new", Some(until)))
         .await
         .unwrap();
     let old = store.find_by_digest(&digest("old")).await.unwrap().unwrap();
@@ -183,14 +183,14 @@ pub async fn rotate_with_grace(store: SharedStore) {
     // A second rotation does not extend the first grace.
     let later = until + Duration::from_secs(3600);
     store
-        .rotate("k", digest("newest"), "ak_nst".into(), Some(later))
+        .rotate("k", NewSecret::new(digest("newest"), "ak_nst", Some(later)))
         .await
         .unwrap();
     let old = store.find_by_digest(&digest("old")).await.unwrap().unwrap();
     assert!((old.valid_until.unwrap() - until).abs() <= time::Duration::seconds(1));
     // Rotation without grace ends every old secret.
     store
-        .rotate("k", digest("final"), "ak_fin".into(), None)
+        .rotate("k", NewSecret::new(digest("final"), "ak_fin", None))
         .await
         .unwrap();
     for gone in ["old", "new", "newest"] {
@@ -198,7 +198,7 @@ pub async fn rotate_with_grace(store: SharedStore) {
     }
     // Deleting the key ends its secrets in grace too.
     store
-        .rotate("k", digest("after"), "ak_aft".into(), Some(until))
+        .rotate("k", NewSecret::new(digest("after"), "ak_aft", Some(until)))
         .await
         .unwrap();
     store.delete("k").await.unwrap();
@@ -328,7 +328,7 @@ pub async fn changes_are_announced(store: SharedStore) {
     store.set_active("k", false).await.unwrap();
     next_change(&mut rx, &key).await;
     store
-        .rotate("k", digest("s2"), "ak_s2".into(), None)
+        .rotate("k", NewSecret::new(digest("s2"), "ak_s2", None))
         .await
         .unwrap();
     next_change(&mut rx, &key).await;
@@ -348,7 +348,9 @@ pub async fn reused_secret(store: SharedStore) {
     assert_eq!(store.get("b").await.unwrap(), None, "nothing half-written");
     create(&store, "b", "other").await;
     assert!(matches!(
-        store.rotate("b", digest("same"), "ak_x".into(), None).await,
+        store
+            .rotate("b", NewSecret::new(digest("same"), "ak_x", None))
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(

@@ -75,7 +75,7 @@ impl Default for KeyFormat {
 }
 
 /// Whether `prefix` is usable: 1 to 16 lowercase ASCII letters or digits.
-pub fn valid_prefix(prefix: &str) -> bool {
+fn valid_prefix(prefix: &str) -> bool {
     (1..=16).contains(&prefix.len())
         && prefix
             .bytes()

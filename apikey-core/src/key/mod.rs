@@ -7,6 +7,6 @@ mod secret;
 mod slug;
 
 pub use digest::{KeyDigest, KeyHasher};
-pub use format::{valid_prefix, GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
+pub use format::{GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
 pub use secret::Secret;
 pub use slug::slugify;

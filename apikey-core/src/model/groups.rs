@@ -54,14 +54,25 @@ impl Groups {
     pub fn into_vec(self) -> Vec<String> {
         self.0
     }
+}
 
-    /// These groups with `add` added and `remove` removed.
-    pub fn edited(&self, add: &Groups, remove: &Groups) -> Groups {
-        let mut out: Vec<String> = self
-            .0
+/// Groups to add to a key and groups to remove from it: one edit, applied atomically by a
+/// store, so two concurrent edits never lose each other's change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupEdit {
+    /// Groups to add.
+    pub add: Groups,
+    /// Groups to remove (after adding).
+    pub remove: Groups,
+}
+
+impl GroupEdit {
+    /// A key's stored groups after this edit.
+    pub fn apply(&self, current: &[String]) -> Groups {
+        let mut out: Vec<String> = current
             .iter()
-            .chain(&add.0)
-            .filter(|g| !remove.0.contains(g))
+            .chain(&self.add.0)
+            .filter(|g| !self.remove.0.contains(g))
             .cloned()
             .collect();
         out.sort();

@@ -9,7 +9,7 @@ mod record;
 
 pub(crate) use duration::de_duration;
 pub use duration::parse_duration;
-pub use groups::Groups;
+pub use groups::{GroupEdit, Groups};
 pub use identity::Identity;
 pub use rate_limit::RateLimit;
-pub use record::{KeyRecord, Match, NewKey};
+pub use record::{KeyRecord, Match, NewKey, NewSecret};

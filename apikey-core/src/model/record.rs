@@ -90,3 +90,30 @@ impl NewKey {
         Ok(tech)
     }
 }
+
+/// A new secret for an existing key: what [`rotate`](crate::KeyStore::rotate) stores.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    /// Digest of the new secret.
+    pub digest: KeyDigest,
+    /// Display stub of the new secret.
+    pub stub: String,
+    /// Until when the key's previous secrets keep working (`None`, or an instant already past:
+    /// not at all).
+    pub old_valid_until: Option<OffsetDateTime>,
+}
+
+impl NewSecret {
+    /// A new secret; the previous ones keep working until `old_valid_until`.
+    pub fn new(
+        digest: KeyDigest,
+        stub: impl Into<String>,
+        old_valid_until: Option<OffsetDateTime>,
+    ) -> Self {
+        NewSecret {
+            digest,
+            stub: stub.into(),
+            old_valid_until,
+        }
+    }
+}

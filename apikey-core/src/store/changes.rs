@@ -19,7 +19,7 @@ pub enum Change {
 }
 
 /// Something that must learn of changes synchronously (caches).
-pub trait ChangeListener: Send + Sync {
+pub(crate) trait ChangeListener: Send + Sync {
     /// Called for every change, before the write that made it returns (for changes made in
     /// this process) or as soon as it is noticed (for changes made elsewhere).
     fn on_change(&self, change: &Change);
@@ -67,7 +67,7 @@ impl ChangeFeed {
     }
 
     /// Registers a listener for as long as it lives.
-    pub fn listen(&self, listener: Weak<dyn ChangeListener>) {
+    pub(crate) fn listen(&self, listener: Weak<dyn ChangeListener>) {
         self.listeners
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
 use crate::key::KeyDigest;
-use crate::model::{Groups, KeyRecord, Match, NewKey, RateLimit};
+use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
 
 #[derive(Debug, Clone)]
 struct Credential {
@@ -236,15 +236,10 @@ impl KeyStore for MemoryStore {
         Ok(())
     }
 
-    async fn rotate(
-        &self,
-        name: &str,
-        digest: KeyDigest,
-        stub: String,
-        old_valid_until: Option<OffsetDateTime>,
-    ) -> Result<KeyRecord, StoreError> {
+    async fn rotate(&self, name: &str, secret: NewSecret) -> Result<KeyRecord, StoreError> {
+        let digest = secret.digest;
         let now = OffsetDateTime::now_utc();
-        let old_valid_until = old_valid_until.filter(|t| *t > now);
+        let old_valid_until = secret.old_valid_until.filter(|t| *t > now);
         let record = {
             let mut state = self.write();
             state.entry_mut(name)?;
@@ -273,7 +268,7 @@ impl KeyStore for MemoryStore {
                 digest,
                 valid_until: None,
             });
-            entry.record.stub = stub;
+            entry.record.stub = secret.stub;
             for d in dropped {
                 state.by_digest.remove(&d);
             }
@@ -289,17 +284,8 @@ impl KeyStore for MemoryStore {
         self.edit(name, |r| r.groups = groups.into_vec())
     }
 
-    async fn edit_groups(
-        &self,
-        name: &str,
-        add: &Groups,
-        remove: &Groups,
-    ) -> Result<KeyRecord, StoreError> {
-        self.edit(name, |r| {
-            // Stored groups were checked on the way in.
-            let current = Groups::new(&r.groups).unwrap_or_default();
-            r.groups = current.edited(add, remove).into_vec();
-        })
+    async fn edit_groups(&self, name: &str, edit: &GroupEdit) -> Result<KeyRecord, StoreError> {
+        self.edit(name, |r| r.groups = edit.apply(&r.groups).into_vec())
     }
 
     async fn set_rate_limit(

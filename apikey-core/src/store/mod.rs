@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::key::KeyDigest;
-use crate::model::{Groups, KeyRecord, Match, NewKey, RateLimit};
+use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
 
 mod changes;
 mod memory;
@@ -20,7 +20,8 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use changes::{Change, ChangeFeed, ChangeListener};
+pub(crate) use changes::ChangeListener;
+pub use changes::{Change, ChangeFeed};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -116,27 +117,16 @@ pub trait KeyStore: KeyLookup {
     /// Deletes a key and all its secrets.
     async fn delete(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Gives a key a new secret. The secrets it had keep working until `old_valid_until`
-    /// (never again when `None` or in the past).
-    async fn rotate(
-        &self,
-        name: &str,
-        digest: KeyDigest,
-        stub: String,
-        old_valid_until: Option<OffsetDateTime>,
-    ) -> Result<KeyRecord, StoreError>;
+    /// Gives a key a new secret. The secrets it had keep working until
+    /// `secret.old_valid_until` (never again when `None` or in the past).
+    async fn rotate(&self, name: &str, secret: NewSecret) -> Result<KeyRecord, StoreError>;
 
     /// Replaces a key's groups.
     async fn set_groups(&self, name: &str, groups: Groups) -> Result<KeyRecord, StoreError>;
 
-    /// Adds `add` to and then removes `remove` from a key's groups, in one atomic operation
-    /// (two concurrent edits never lose each other's change).
-    async fn edit_groups(
-        &self,
-        name: &str,
-        add: &Groups,
-        remove: &Groups,
-    ) -> Result<KeyRecord, StoreError>;
+    /// Edits a key's groups in one atomic operation (two concurrent edits never lose each
+    /// other's change).
+    async fn edit_groups(&self, name: &str, edit: &GroupEdit) -> Result<KeyRecord, StoreError>;
 
     /// Sets or clears a key's rate limit.
     async fn set_rate_limit(

@@ -15,13 +15,16 @@ use time::OffsetDateTime;
 
 use super::sql::{decode_change, encode_change};
 use super::sql::{
-    digests, groups_json, migrate_error, now_secs, opt_ts, sql_store, unavailable, write_error,
-    KeyRow, MatchRow, KEY_COLUMNS, KEY_FROM,
+    digests, groups_json, migrated, now_secs, opt_ts, sql_store, unavailable, write_error, KeyRow,
+    MatchRow, KEY_COLUMNS, KEY_FROM,
 };
 use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
 use crate::key::KeyDigest;
-use crate::model::{Groups, KeyRecord, Match, NewKey, RateLimit};
+use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
 use crate::task::Background;
+
+/// A transaction on this store's database.
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -73,10 +76,7 @@ impl PostgresStore {
         pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
             .await
             .map_err(unavailable)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| migrate_error(e, &MIGRATOR))?;
+        migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
         let channel = format!("apikey_changes_{schema}");
         let changes = Arc::new(ChangeFeed::default());
         let mut listener = PgListener::connect_with(&pool).await.map_err(unavailable)?;
@@ -95,11 +95,7 @@ impl PostgresStore {
         })
     }
 
-    async fn notify(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        change: &Change,
-    ) -> Result<(), StoreError> {
+    async fn notify(&self, tx: &mut Tx, change: &Change) -> Result<(), StoreError> {
         let (kind, name) = encode_change(change);
         // Delivered at commit to every listener, ours included (a repeated
         // invalidation is harmless).

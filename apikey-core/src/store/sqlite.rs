@@ -15,13 +15,16 @@ use time::OffsetDateTime;
 
 use super::sql::{decode_change, encode_change};
 use super::sql::{
-    digests, groups_json, migrate_error, now_secs, opt_ts, sql_store, unavailable, write_error,
-    KeyRow, MatchRow, KEY_COLUMNS, KEY_FROM,
+    digests, groups_json, migrated, now_secs, opt_ts, sql_store, unavailable, write_error, KeyRow,
+    MatchRow, KEY_COLUMNS, KEY_FROM,
 };
 use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
 use crate::key::KeyDigest;
-use crate::model::{Groups, KeyRecord, Match, NewKey, RateLimit};
+use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
 use crate::task::Background;
+
+/// A transaction on this store's database.
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -66,10 +69,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| migrate_error(e, &MIGRATOR))?;
+        migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
         let changes = Arc::new(ChangeFeed::default());
         let watcher = if in_memory {
             None
@@ -92,11 +92,7 @@ impl SqliteStore {
     }
 
     /// Logs the change for other processes' watchers (and this one's: see [`watch`]).
-    async fn notify(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        change: &Change,
-    ) -> Result<(), StoreError> {
+    async fn notify(&self, tx: &mut Tx, change: &Change) -> Result<(), StoreError> {
         let (kind, name) = encode_change(change);
         let now = now_secs();
         sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")

@@ -114,14 +114,18 @@ pub(super) fn write_error(e: sqlx::Error, name: &str) -> StoreError {
     unavailable(e)
 }
 
-pub(super) fn migrate_error(e: MigrateError, migrator: &Migrator) -> StoreError {
-    match e {
+/// The outcome of running `migrator`: a store too new for this binary is named as such.
+pub(super) fn migrated(
+    result: Result<(), MigrateError>,
+    migrator: &Migrator,
+) -> Result<(), StoreError> {
+    result.map_err(|e| match e {
         MigrateError::VersionMissing(found) => StoreError::TooNew {
             found,
             supported: migrator.iter().map(|m| m.version).max().unwrap_or(0),
         },
         other => StoreError::Unavailable(format!("migrating the key store failed: {other}")),
-    }
+    })
 }
 
 pub(super) fn now_secs() -> i64 {

@@ -256,13 +256,12 @@ macro_rules! sql_store {
                 self.commit(tx, Change::Key(name.to_owned())).await
             }
 
-            async fn rotate(
-                &self,
-                name: &str,
-                digest: KeyDigest,
-                stub: String,
-                old_valid_until: Option<OffsetDateTime>,
-            ) -> Result<KeyRecord, StoreError> {
+            async fn rotate(&self, name: &str, secret: NewSecret) -> Result<KeyRecord, StoreError> {
+                let NewSecret {
+                    digest,
+                    stub,
+                    old_valid_until,
+                } = secret;
                 let now = now_secs();
                 let until = old_valid_until
                     .map(OffsetDateTime::unix_timestamp)
@@ -323,18 +322,11 @@ macro_rules! sql_store {
                 .await
             }
 
-            async fn edit_groups(
-                &self,
-                name: &str,
-                add: &Groups,
-                remove: &Groups,
-            ) -> Result<KeyRecord, StoreError> {
+            async fn edit_groups(&self, name: &str, edit: &GroupEdit) -> Result<KeyRecord, StoreError> {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let id = Self::lock_key(&mut tx, name).await?;
                 let current = Self::record_in(&mut tx, name).await?;
-                let groups = Groups::new(&current.groups)
-                    .map_err(StoreError::Unavailable)?
-                    .edited(add, remove);
+                let groups = edit.apply(&current.groups);
                 sqlx::query("UPDATE apikey_keys SET group_names = $1 WHERE id = $2")
                     .bind(groups_json(&groups)?)
                     .bind(id)
