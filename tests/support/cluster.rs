@@ -42,12 +42,7 @@ impl Cluster {
     }
 
     async fn status(client: &Client, key: &str) -> rocket::http::Status {
-        client
-            .get("/my_service")
-            .header(rocket::http::Header::new("API-KEY", key.to_owned()))
-            .dispatch()
-            .await
-            .status()
+        crate::get(client, "/my_service", Some(key)).await.0
     }
 
     /// Creates a key, has both instances cache it, revokes it through the administrator's

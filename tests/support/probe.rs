@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use apikey_core::{
-    ChangeFeed, GroupEdit, Groups, KeyDigest, KeyLookup, KeyRecord, KeyStore, Match, NewKey,
-    NewSecret, RateLimit, SharedStore, StoreError,
+    ApiKeyConfig, ChangeFeed, GroupEdit, Groups, KeyDigest, KeyLookup, KeyManager, KeyRecord,
+    KeyStore, Match, NewKey, NewSecret, RateLimit, Settings, SharedStore, StoreError, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -67,6 +67,18 @@ impl Probe {
             parked: parked_rx,
             release: release_tx,
         }
+    }
+
+    /// A verifier over this probe with `settings`, and an administrator of the same store.
+    pub async fn verifier(self: &Arc<Self>, settings: Settings) -> (Arc<Verifier>, KeyManager) {
+        let store: SharedStore = self.clone();
+        let config = ApiKeyConfig {
+            settings,
+            sections: vec![],
+        };
+        let admin = KeyManager::new(store.clone(), &config);
+        let verifier = Verifier::new(config, store).await.expect("a verifier");
+        (Arc::new(verifier), admin)
     }
 
     /// Lookups by digest so far.

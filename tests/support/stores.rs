@@ -137,6 +137,17 @@ impl SharedDb {
         }
     }
 
+    /// A new PostgreSQL store on this schema, reached through `url` (another route to the same
+    /// server: a proxy, other connection options).
+    pub async fn postgres_store_at(&self, url: &str) -> SharedStore {
+        let schema = self.schema.as_deref().expect("a PostgreSQL database");
+        Arc::new(
+            PostgresStore::connect_in_schema(url, schema)
+                .await
+                .expect("connect to the test PostgreSQL"),
+        )
+    }
+
     /// Removes the database (the schema; the file goes with the value).
     pub async fn finish(self) {
         if let Some(schema) = &self.schema {

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apikey_core::config::Settings;
-use apikey_core::{
-    ApiKeyConfig, AuthError, CreateKey, KeyManager, MemoryStore, Secret, SharedStore, Verifier,
-};
+use apikey_core::{AuthError, CreateKey, KeyManager, MemoryStore, Secret, Verifier};
 use apikey_tests::{spec, Probe};
 
 /// A verifier over a counting store that cannot list digests, so these tests see the caches
@@ -16,13 +14,7 @@ use apikey_tests::{spec, Probe};
 async fn setup(settings: Settings) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
     let probe = Probe::new(Arc::new(MemoryStore::new()));
     probe.hide_digests.store(true, Ordering::SeqCst);
-    let store: SharedStore = probe.clone();
-    let config = ApiKeyConfig {
-        settings,
-        sections: vec![],
-    };
-    let manager = KeyManager::new(store.clone(), &config);
-    let verifier = Arc::new(Verifier::new(config, store).await.unwrap());
+    let (verifier, manager) = probe.verifier(settings).await;
     (verifier, probe, manager)
 }
 

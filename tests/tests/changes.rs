@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use apikey_core::store::{PostgresStore, SqliteStore};
 use apikey_core::{Change, Secret, SharedStore, StoreError};
-use apikey_tests::{admin, drop_schema, postgres_url, spec, unique_schema, SharedDb};
+use apikey_tests::{admin, spec, SharedDb};
 
 /// Waits for `want` on `rx`; returns the time since `start` (taken before the write).
 async fn seen(
@@ -68,9 +68,9 @@ async fn postgres_changes_reach_other_pools() {
 
 #[tokio::test]
 async fn sqlite_store_newer_than_the_binary_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
-    drop(SqliteStore::connect(&url).await.unwrap());
+    let db = SharedDb::sqlite();
+    let url = db.url.clone();
+    drop(db.store().await);
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
@@ -93,16 +93,11 @@ async fn sqlite_store_newer_than_the_binary_is_refused() {
 
 #[tokio::test]
 async fn postgres_store_newer_than_the_binary_is_refused() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+    let Some(db) = SharedDb::postgres() else {
         return;
     };
-    let schema = unique_schema();
-    drop(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
+    let (url, schema) = (db.url.clone(), db.schema.clone().unwrap());
+    drop(db.store().await);
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query(&format!(
         "INSERT INTO {schema}._sqlx_migrations \
@@ -119,7 +114,8 @@ async fn postgres_store_newer_than_the_binary_is_refused() {
         matches!(err, StoreError::TooNew { found: 999, .. }),
         "{err}"
     );
-    drop_schema(&url, &schema).await;
+    pool.close().await;
+    db.finish().await;
 }
 
 /// A key created, then rotated with a grace period, in `db`: the two secrets.

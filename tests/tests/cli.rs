@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rocket::http::{Header, Status};
+use apikey_tests::get;
+use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 
 struct Cli<'a> {
@@ -76,12 +77,7 @@ async fn service(url: &str) -> Client {
 }
 
 async fn status(client: &Client, key: &str) -> Status {
-    client
-        .get("/my_service")
-        .header(Header::new("API-KEY", key.to_owned()))
-        .dispatch()
-        .await
-        .status()
+    get(client, "/my_service", Some(key)).await.0
 }
 
 /// Polls until `key` gets `want`; returns how long that took. A change made by another process

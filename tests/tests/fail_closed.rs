@@ -5,12 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apikey_core::store::PostgresStore;
-use apikey_core::{ApiKeyConfig, CreateKey, KeyManager, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{client, drop_schema, postgres_url, rocket_with, unique_schema};
-use rocket::http::{Header, Status};
-use rocket::local::asynchronous::Client;
+use apikey_tests::{admin, client, get, rocket_with, spec, SharedDb};
+use rocket::http::Status;
 use rocket::routes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -72,21 +69,12 @@ impl Drop for Proxy {
     }
 }
 
-async fn get(client: &Client, key: &str) -> (Status, String) {
-    let res = client
-        .get("/my_service")
-        .header(Header::new("API-KEY", key.to_owned()))
-        .dispatch()
-        .await;
-    (res.status(), res.into_string().await.unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_fails_closed_and_recovers() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
+    let Some(db) = SharedDb::postgres() else {
         return;
     };
+    let url = db.url.clone();
     let authority = url
         .split("://")
         .nth(1)
@@ -106,25 +94,10 @@ async fn postgres_outage_fails_closed_and_recovers() {
     } else {
         proxied
     };
-    let schema = unique_schema();
-    let admin: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&url, &schema)
-            .await
-            .unwrap(),
-    );
-    let service: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&proxied, &schema)
-            .await
-            .unwrap(),
-    );
-    let m = KeyManager::new(admin.clone(), &ApiKeyConfig::default());
-    let mk = |name: &str| CreateKey {
-        name: name.into(),
-        user: "u".into(),
-        ..Default::default()
-    };
-    let (_, cached) = m.create(mk("cached")).await.unwrap();
-    let (_, uncached) = m.create(mk("uncached")).await.unwrap();
+    let m = admin(&db.store().await);
+    let service = db.postgres_store_at(&proxied).await;
+    let (_, cached) = m.create(spec("cached", "u", &[])).await.unwrap();
+    let (_, uncached) = m.create(spec("uncached", "u", &[])).await.unwrap();
     let client = client(
         rocket_with("")
             .attach(ApiKey::with_store(service))
@@ -133,24 +106,27 @@ async fn postgres_outage_fails_closed_and_recovers() {
     .await;
     // Let the notifications of the two creations arrive first (each drops what it touches).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(get(&client, cached.expose()).await.0, Status::Ok);
+    assert_eq!(
+        get(&client, "/my_service", Some(cached.expose())).await.0,
+        Status::Ok
+    );
 
     proxy.cut();
     assert_eq!(
-        get(&client, cached.expose()).await.0,
+        get(&client, "/my_service", Some(cached.expose())).await.0,
         Status::Ok,
         "cached keys keep working"
     );
     // A key the digest filter has never heard of is refused without the store (401) while
     // the filter is trusted, and 503 once the lost notifications make it untrusted: never the
     // handler either way.
-    let (status, _) = get(&client, "unknown-key").await;
+    let (status, _) = get(&client, "/my_service", Some("unknown-key")).await;
     assert!(
         status == Status::Unauthorized || status == Status::ServiceUnavailable,
         "{status}"
     );
     {
-        let (status, body) = get(&client, uncached.expose()).await;
+        let (status, body) = get(&client, "/my_service", Some(uncached.expose())).await;
         assert_eq!(status, Status::ServiceUnavailable, "fail closed");
         assert!(
             !body.contains("127.0.0.1") && !body.contains("pool"),
@@ -161,7 +137,7 @@ async fn postgres_outage_fails_closed_and_recovers() {
 
     proxy.heal();
     let start = Instant::now();
-    while get(&client, uncached.expose()).await.0 != Status::Ok {
+    while get(&client, "/my_service", Some(uncached.expose())).await.0 != Status::Ok {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "did not recover by itself"
@@ -170,9 +146,9 @@ async fn postgres_outage_fails_closed_and_recovers() {
     }
     // Notifications come back too: a revocation made elsewhere reaches the service again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    admin.set_active("cached", false).await.unwrap();
+    m.revoke("cached").await.unwrap();
     let start = Instant::now();
-    while get(&client, cached.expose()).await.0 != Status::Unauthorized {
+    while get(&client, "/my_service", Some(cached.expose())).await.0 != Status::Unauthorized {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "revocation not seen after recovery"
@@ -181,5 +157,5 @@ async fn postgres_outage_fails_closed_and_recovers() {
     }
     drop(client);
     drop(proxy);
-    drop_schema(&url, &schema).await;
+    db.finish().await;
 }

@@ -5,16 +5,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apikey_core::{ApiKeyConfig, AuthError, KeyManager, SharedStore, Verifier};
+use apikey_core::{AuthError, KeyManager, Settings, SharedStore, Verifier};
 use apikey_tests::{admin, filter_ready, per_store, spec, Probe, SharedDb};
 
 async fn verifier_over(store: SharedStore) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
     let probe = Probe::new(store);
-    let shared: SharedStore = probe.clone();
-    let config = ApiKeyConfig::default();
-    let manager = KeyManager::new(shared.clone(), &config);
-    let verifier = Arc::new(Verifier::new(config, shared).await.unwrap());
-    (verifier, probe, manager)
+    let (verifier, admin) = probe.verifier(Settings::default()).await;
+    (verifier, probe, admin)
 }
 
 /// Thousands of random well-formed keys: not one store query, and the stored keys still work.
@@ -55,11 +52,8 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
 async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
     let probe = Probe::new(store);
     probe.hide_digests.store(true, Ordering::SeqCst);
-    let shared: SharedStore = probe.clone();
-    let config = ApiKeyConfig::default();
-    let m = KeyManager::new(shared.clone(), &config);
+    let (v, m) = probe.verifier(Settings::default()).await;
     let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
-    let v = Verifier::new(config, shared).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!v.filter_stats().trusted);
     assert_eq!(v.verify("never-seen").await, Err(AuthError::Invalid));

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apikey_core::store::SqliteStore;
-use apikey_core::{ApiKeyConfig, CreateKey, KeyHasher, KeyManager, KeyRecord, Secret, SharedStore};
+use apikey_core::{CreateKey, KeyHasher, KeyRecord, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{client, rocket_with};
+use apikey_tests::{admin, client, rocket_with};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::routes;
@@ -28,7 +28,7 @@ struct Keys {
 async fn setup(dir: &std::path::Path) -> (SharedStore, Keys) {
     let url = format!("sqlite://{}?mode=rwc", dir.join("k.db").display());
     let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
-    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let m = admin(&store);
     let mk = |name: &str, user: &str| CreateKey {
         name: name.into(),
         user: user.into(),

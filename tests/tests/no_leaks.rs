@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use apikey_core::{
-    ApiKeyConfig, AuthError, CreateKey, KeyHasher, KeyManager, MemoryStore, Secret, SharedStore,
-    StoreError, Verifier,
+    ApiKeyConfig, AuthError, CreateKey, KeyHasher, MemoryStore, Secret, SharedStore, StoreError,
+    Verifier,
 };
 use apikey_rocket::ApiKey;
-use apikey_tests::{spec, Probe};
+use apikey_tests::{admin, api_key, spec, Probe};
 use rocket::figment::providers::{Format, Toml};
-use rocket::http::Header;
 use rocket::local::asynchronous::Client;
 use rocket::routes;
 
@@ -65,7 +64,7 @@ async fn a_full_scenario_leaks_nothing() {
     let store: SharedStore = probe.clone();
     let config_key = "config-secret-value-1234567890";
     let figment = format!("[default.api_key_robot]\nkey = \"{config_key}\"\nuser = \"robot\"\n");
-    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let m = admin(&store);
     let (_, good) = m.create(spec("good", "alice", &["billing"])).await.unwrap();
     let (_, limited) = m
         .create(CreateKey {
@@ -104,7 +103,7 @@ async fn a_full_scenario_leaks_nothing() {
             } else {
                 client.get(path)
             }
-            .header(Header::new("API-KEY", key))
+            .header(api_key(&key))
             .dispatch()
             .await;
             let mut text = format!("{} {:?}", res.status(), res.headers());

@@ -4,41 +4,28 @@
 
 use std::sync::Arc;
 
-use apikey_core::{ApiKeyConfig, CreateKey, KeyHasher, KeyManager, NewSecret, Secret, SharedStore};
+use apikey_core::{KeyHasher, NewSecret, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{demo_client, rocket_with};
-use rocket::http::{Header, Status};
+use apikey_tests::{admin, api_key, demo_client, get, rocket_with, spec};
+use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 use rocket::routes;
 
 /// Imports a key with a known value, as Odoo records hold plain keys.
 async fn record(store: &SharedStore, name: &str, key: &str, user: &str, groups: &[&str]) {
-    KeyManager::new(store.clone(), &ApiKeyConfig::default())
-        .import(
-            CreateKey {
-                name: name.into(),
-                user: user.into(),
-                groups: groups.iter().map(|g| g.to_string()).collect(),
-                expires_in: None,
-                rate_limit: None,
-            },
-            &Secret::new(key),
-        )
+    admin(store)
+        .import(spec(name, user, groups), &Secret::new(key))
         .await
         .unwrap();
 }
 
 /// The user the service sees for `key`, or the refusal status.
 async fn user_of(client: &Client, key: &str) -> Result<String, Status> {
-    let res = client
-        .get("/my_service")
-        .header(Header::new("API-KEY", key.to_owned()))
-        .dispatch()
-        .await;
-    if res.status() != Status::Ok {
-        return Err(res.status());
+    let (status, body) = get(client, "/my_service", Some(key)).await;
+    if status != Status::Ok {
+        return Err(status);
     }
-    let body: serde_json::Value = serde_json::from_str(&res.into_string().await.unwrap()).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     Ok(body["user"].as_str().unwrap().to_owned())
 }
 
@@ -111,7 +98,7 @@ async fn test_config_only_key(store: SharedStore) {
     assert_eq!(user_of(&client, "robot_key").await, Ok("robot".into()));
     let res = client
         .post("/billing")
-        .header(Header::new("API-KEY", "robot_key"))
+        .header(api_key("robot_key"))
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::Ok, "config groups apply");

@@ -2,14 +2,14 @@
 //! lookups, and between two changes, each forced into its worst interleaving by a gate or a
 //! lock held from outside (no sleeps as synchronisation).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use apikey_core::store::{PostgresStore, SqliteStore};
+use apikey_core::store::SqliteStore;
 use apikey_core::{
-    ApiKeyConfig, AuthError, Change, KeyLookup, KeyManager, SharedStore, StoreError, Verifier,
+    ApiKeyConfig, AuthError, Change, KeyLookup, KeyManager, Settings, SharedStore, StoreError,
+    Verifier,
 };
-use apikey_tests::{drop_schema, per_store, postgres_url, spec, unique_schema, Probe};
+use apikey_tests::{admin, per_store, spec, Probe, SharedDb};
 use sqlx::Connection;
 
 /// A lookup reads the store while the key is active and is parked before it answers; the key
@@ -17,11 +17,8 @@ use sqlx::Connection;
 /// old answer (it did when in-flight lookups were shared by digest alone).
 async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: SharedStore) {
     let probe = Probe::new(store);
-    let shared: SharedStore = probe.clone();
-    let config = ApiKeyConfig::default();
-    let manager = KeyManager::new(shared.clone(), &config);
+    let (verifier, manager) = probe.verifier(Settings::default()).await;
     let (_, key) = manager.create(spec("k", "alice", &[])).await.unwrap();
-    let verifier = Arc::new(Verifier::new(config, shared.clone()).await.unwrap());
 
     let gate = probe.park_next_lookup();
     let early = tokio::spawn({
@@ -29,7 +26,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
         async move { v.verify(k.expose()).await }
     });
     gate.parked.await.expect("the first lookup read the store");
-    shared.set_active("k", false).await.unwrap();
+    manager.revoke("k").await.unwrap();
 
     // The late request runs first in this join, so it would find and join the parked lookup
     // before the gate opens.
@@ -54,7 +51,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
 
 /// Two concurrent edits of one key's groups: both land.
 async fn concurrent_group_edits_lose_nothing(store: SharedStore) {
-    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let m = admin(&store);
     m.create(spec("k", "alice", &["billing"])).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
@@ -85,18 +82,15 @@ per_store!(
 );
 
 /// A PostgreSQL store in a fresh schema whose connections carry the schema as their
-/// application name (so a test can see them wait), and the schema.
-async fn pg_store() -> Option<(String, String, SharedStore)> {
-    let url = postgres_url()?;
-    let schema = unique_schema();
+/// application name (so a test can see them wait), its URL and its schema.
+async fn pg_store() -> Option<(SharedDb, String, String, SharedStore)> {
+    let db = SharedDb::postgres()?;
+    let (url, schema) = (db.url.clone(), db.schema.clone()?);
     let sep = if url.contains('?') { '&' } else { '?' };
-    let tagged = format!("{url}{sep}application_name={schema}");
-    let store: SharedStore = Arc::new(
-        PostgresStore::connect_in_schema(&tagged, &schema)
-            .await
-            .expect("connect to the test PostgreSQL"),
-    );
-    Some((url, schema, store))
+    let store = db
+        .postgres_store_at(&format!("{url}{sep}application_name={schema}"))
+        .await;
+    Some((db, url, schema, store))
 }
 
 /// Opens a connection in `schema` and begins a transaction there.
@@ -146,8 +140,7 @@ async fn pg_live_secrets(conn: &mut sqlx::PgConnection, name: &str) -> i64 {
 /// on the key, each deleted the secrets it saw and both new secrets survived.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_rotations_leave_one_valid_key() {
-    let Some((url, schema, store)) = pg_store().await else {
-        eprintln!("skipped: store not configured");
+    let Some((db, url, schema, store)) = pg_store().await else {
         return;
     };
     let config = ApiKeyConfig::default();
@@ -190,7 +183,7 @@ async fn postgres_concurrent_rotations_leave_one_valid_key() {
     assert_eq!(accepted, 1, "exactly one key works after two rotations");
     drop(verifier);
     drop((m, store));
-    drop_schema(&url, &schema).await;
+    db.finish().await;
 }
 
 /// `group remove k billing` and `group add k reports` at the same time, both queued behind a
@@ -198,11 +191,10 @@ async fn postgres_concurrent_rotations_leave_one_valid_key() {
 /// lost the removal.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_group_edits_both_land() {
-    let Some((url, schema, store)) = pg_store().await else {
-        eprintln!("skipped: store not configured");
+    let Some((db, url, schema, store)) = pg_store().await else {
         return;
     };
-    let m = KeyManager::new(store.clone(), &ApiKeyConfig::default());
+    let m = admin(&store);
     m.create(spec("k", "alice", &["billing"])).await.unwrap();
     let mut locker = pg_locker(&url, &schema).await;
     sqlx::query("SELECT 1 FROM apikey_keys FOR UPDATE")
@@ -227,17 +219,16 @@ async fn postgres_concurrent_group_edits_both_land() {
         vec!["reports".to_owned()]
     );
     drop((m, store));
-    drop_schema(&url, &schema).await;
+    db.finish().await;
 }
 
 /// SQLite: rotations and group edits queued behind another connection's write transaction
 /// all succeed (none fails on a stale snapshot) and leave one working secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_concurrent_writers_serialize() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let db = SharedDb::sqlite();
+    let url = db.url.clone();
+    let store = db.store().await;
     let config = ApiKeyConfig::default();
     let m = KeyManager::new(store.clone(), &config);
     m.create(spec("k", "alice", &["billing"])).await.unwrap();
@@ -285,8 +276,8 @@ async fn sqlite_concurrent_writers_serialize() {
 /// everything instead of trusting what it has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_change_log_gap_drops_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let db = SharedDb::sqlite();
+    let url = db.url.clone();
     let watcher = SqliteStore::connect(&url).await.unwrap();
     let mut rx = watcher.changes().subscribe();
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
