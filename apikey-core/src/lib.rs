@@ -32,10 +32,11 @@ pub use admin::{CreateKey, KeyManager};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use key::{KeyDigest, KeyFormat, KeyHasher, Secret};
 pub use model::{
-    parse_duration, GroupEdit, Groups, Identity, KeyRecord, Match, NewKey, NewSecret, RateLimit,
+    parse_duration, Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Identity, Imported,
+    ImportedKey, KeyRecord, Match, NewKey, NewSecret, RateLimit,
 };
 pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyStore, MemoryStore, SharedLookup, SharedStore,
-    StoreError,
+    StoreError, StoreResult,
 };
 pub use verify::{AuthError, SetupError, Verifier};

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use apikey_core::{Groups, KeyFormat, KeyHasher, KeyStore, MemoryStore, NewKey, Secret};
+use apikey_core::{Actor, Groups, KeyFormat, KeyHasher, KeyStore, MemoryStore, NewKey, Secret};
 
 /// A memory store holding `n` generated keys (users `user 0` … `user 999`, the given groups),
 /// and the keys.
@@ -13,19 +13,23 @@ pub async fn filled_store(n: usize, groups: &[&str]) -> (Arc<MemoryStore>, Vec<S
     let format = KeyFormat::default();
     let hasher = KeyHasher::new(None);
     let groups = Groups::new(groups).expect("benchmark groups are valid");
+    let by = Actor::new("bench").expect("a valid actor");
     let mut keys = Vec::with_capacity(n);
     for i in 0..n {
         let g = format.generate().expect("the OS random generator works");
         store
-            .create(NewKey {
-                name: format!("key {i}"),
-                user: format!("user {}", i % 1000),
-                groups: groups.clone(),
-                expires_at: None,
-                digest: hasher.digest(g.key.expose()),
-                stub: g.stub,
-                rate_limit: None,
-            })
+            .create(
+                NewKey {
+                    name: format!("key {i}"),
+                    user: format!("user {}", i % 1000),
+                    groups: groups.clone(),
+                    expires_at: None,
+                    digest: hasher.digest(g.key.expose()),
+                    stub: g.stub,
+                    rate_limit: None,
+                },
+                &by,
+            )
             .await
             .expect("a memory store accepts the key");
         keys.push(g.key);

@@ -73,7 +73,7 @@ impl Cluster {
             }
         }
         let start = std::time::Instant::now();
-        self.admin.set_active(name, false).await.expect("revoke");
+        manager.revoke(name).await.expect("revoke");
         let mut refused = [false, false];
         while start.elapsed() < limit {
             for (i, instance) in self.instances.iter().enumerate() {

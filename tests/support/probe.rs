@@ -4,8 +4,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use apikey_core::{
-    ApiKeyConfig, ChangeFeed, GroupEdit, Groups, KeyDigest, KeyLookup, KeyManager, KeyRecord,
-    KeyStore, Match, NewKey, NewSecret, RateLimit, Settings, SharedStore, StoreError, Verifier,
+    Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups, Imported,
+    ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyRecord, KeyStore, Match, NewKey, NewSecret,
+    RateLimit, Settings, SharedStore, StoreError, StoreResult, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -86,7 +87,7 @@ impl Probe {
         self.lookups.load(Ordering::SeqCst)
     }
 
-    fn up(&self) -> Result<&SharedStore, StoreError> {
+    fn up(&self) -> StoreResult<&SharedStore> {
         if self.down.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable("connection refused".into()))
         } else {
@@ -97,7 +98,7 @@ impl Probe {
 
 #[async_trait::async_trait]
 impl KeyLookup for Probe {
-    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Match>, StoreError> {
+    async fn find_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<Match>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let delay = self.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
@@ -111,25 +112,25 @@ impl KeyLookup for Probe {
         }
         found
     }
-    async fn get_by_tech_name(&self, tech_name: &str) -> Result<Option<KeyRecord>, StoreError> {
+    async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>> {
         self.up()?.get_by_tech_name(tech_name).await
     }
-    async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
+    async fn user_active(&self, user: &str) -> StoreResult<bool> {
         self.up()?.user_active(user).await
     }
-    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
         self.up()?.touch(names, at).await
     }
     fn changes(&self) -> &ChangeFeed {
         self.inner.changes()
     }
-    async fn all_digests(&self) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
         if self.hide_digests.load(Ordering::SeqCst) {
             return Ok(None);
         }
         self.up()?.all_digests().await
     }
-    async fn digests_of(&self, name: &str) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
         if self.hide_digests.load(Ordering::SeqCst) {
             return Ok(None);
         }
@@ -140,38 +141,48 @@ impl KeyLookup for Probe {
 /// Administration passes through (failing while the probe is down).
 #[async_trait::async_trait]
 impl KeyStore for Probe {
-    async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+    async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>> {
         self.up()?.get(name).await
     }
-    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+    async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
         self.up()?.list().await
     }
-    async fn create(&self, new: NewKey) -> Result<KeyRecord, StoreError> {
-        self.up()?.create(new).await
+    async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.create(new, by).await
     }
-    async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError> {
-        self.up()?.set_active(name, active).await
+    async fn set_active(&self, name: &str, on: bool, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.set_active(name, on, by).await
     }
-    async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.up()?.delete(name).await
+    async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()> {
+        self.up()?.delete(name, by).await
     }
-    async fn rotate(&self, name: &str, secret: NewSecret) -> Result<KeyRecord, StoreError> {
-        self.up()?.rotate(name, secret).await
+    async fn rotate(&self, name: &str, s: NewSecret, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.rotate(name, s, by).await
     }
-    async fn set_groups(&self, name: &str, groups: Groups) -> Result<KeyRecord, StoreError> {
-        self.up()?.set_groups(name, groups).await
+    async fn set_groups(&self, name: &str, g: Groups, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.set_groups(name, g, by).await
     }
-    async fn edit_groups(&self, name: &str, edit: &GroupEdit) -> Result<KeyRecord, StoreError> {
-        self.up()?.edit_groups(name, edit).await
+    async fn edit_groups(&self, name: &str, e: &GroupEdit, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.edit_groups(name, e, by).await
     }
     async fn set_rate_limit(
         &self,
         name: &str,
-        rate_limit: Option<RateLimit>,
-    ) -> Result<KeyRecord, StoreError> {
-        self.up()?.set_rate_limit(name, rate_limit).await
+        l: Option<RateLimit>,
+        by: &Actor,
+    ) -> StoreResult<KeyRecord> {
+        self.up()?.set_rate_limit(name, l, by).await
     }
-    async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
-        self.up()?.set_user_active(user, active).await
+    async fn set_user_active(&self, user: &str, on: bool, by: &Actor) -> StoreResult<u64> {
+        self.up()?.set_user_active(user, on, by).await
+    }
+    async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported> {
+        self.up()?.import(key, by).await
+    }
+    async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {
+        self.up()?.deactivate_all(by).await
+    }
+    async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        self.up()?.audit(filter).await
     }
 }

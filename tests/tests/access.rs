@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use apikey_core::{ApiKeyConfig, CreateKey, Groups, Secret, SharedStore};
+use apikey_core::{ApiKeyConfig, CreateKey, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{api_key, client, create_key, demo_client, get, problem, rocket_with, spec};
+use apikey_tests::{
+    admin, api_key, client, create_key, demo_client, get, problem, rocket_with, spec,
+};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::routes;
@@ -66,8 +68,8 @@ async fn groups_403(store: SharedStore) {
     let res = client.post("/billing").dispatch().await;
     assert_eq!(res.status(), Status::Unauthorized, "no key is 401, not 403");
     // Adding the key to the group takes effect at once.
-    store
-        .set_groups("reader", Groups::new(["read", "billing"]).unwrap())
+    admin(&store)
+        .set_groups("reader", ["read", "billing"])
         .await
         .unwrap();
     let res = send(&client, "POST", "/billing", reader.expose()).await;
@@ -99,7 +101,7 @@ async fn rate_limit_429(store: SharedStore) {
         );
     }
     // Lifting the limit takes effect at once.
-    store.set_rate_limit("limited", None).await.unwrap();
+    admin(&store).set_rate_limit("limited", None).await.unwrap();
     assert_eq!(status_of(&client, &limited).await, Status::Ok);
 }
 
@@ -137,16 +139,19 @@ async fn disabled_user(store: SharedStore) {
     let k = key(&store, "k", "dana", &[], None).await;
     let client = demo_client(&store, "").await;
     assert_eq!(status_of(&client, &k).await, Status::Ok);
-    assert_eq!(store.set_user_active("dana", false).await.unwrap(), 1);
+    assert_eq!(
+        admin(&store).set_user_active("dana", false).await.unwrap(),
+        1
+    );
     assert_eq!(status_of(&client, &k).await, Status::Unauthorized);
-    store.set_user_active("dana", true).await.unwrap();
+    admin(&store).set_user_active("dana", true).await.unwrap();
     assert_eq!(status_of(&client, &k).await, Status::Ok);
     let lenient = demo_client(
         &store,
         "[default.apikey]\ndisable_keys_of_inactive_users = false\n",
     )
     .await;
-    store.set_user_active("dana", false).await.unwrap();
+    admin(&store).set_user_active("dana", false).await.unwrap();
     assert_eq!(status_of(&lenient, &k).await, Status::Ok, "option off");
     assert_eq!(
         status_of(&client, &k).await,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use apikey_core::store::SqliteStore;
 use apikey_core::{CreateKey, KeyHasher, KeyRecord, Secret, SharedStore};
 use apikey_rocket::ApiKey;
-use apikey_tests::{admin, client, rocket_with};
+use apikey_tests::{admin, client, rocket_with, spec};
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::routes;
@@ -29,14 +29,10 @@ async fn setup(dir: &std::path::Path) -> (SharedStore, Keys) {
     let url = format!("sqlite://{}?mode=rwc", dir.join("k.db").display());
     let store: SharedStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
     let m = admin(&store);
-    let mk = |name: &str, user: &str| CreateKey {
-        name: name.into(),
-        user: user.into(),
-        ..Default::default()
-    };
+    let mk = |name: &str, user: &str| spec(name, user, &[]);
     let good = m.create(mk("good", "alice")).await.unwrap().1;
     let revoked = m.create(mk("revoked", "alice")).await.unwrap().1;
-    store.set_active("revoked", false).await.unwrap();
+    m.revoke("revoked").await.unwrap();
     let expired = m
         .create(CreateKey {
             expires_in: Some(Duration::from_secs(1)),
@@ -46,9 +42,9 @@ async fn setup(dir: &std::path::Path) -> (SharedStore, Keys) {
         .unwrap()
         .1;
     let deleted = m.create(mk("deleted", "alice")).await.unwrap().1;
-    store.delete("deleted").await.unwrap();
+    m.delete("deleted").await.unwrap();
     let disabled = m.create(mk("disabled", "dora")).await.unwrap().1;
-    store.set_user_active("dora", false).await.unwrap();
+    m.set_user_active("dora", false).await.unwrap();
     let rotated_out = m.create(mk("rotated", "alice")).await.unwrap().1;
     m.rotate("rotated", Duration::from_secs(1)).await.unwrap();
     let replaced = m.create(mk("From Env", "alice")).await.unwrap().1;

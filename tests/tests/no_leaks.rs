@@ -128,7 +128,7 @@ async fn a_full_scenario_leaks_nothing() {
     bad.pop();
     bad.push('!');
     bodies.push(hit(&bad, "/my_service").await);
-    store.set_active("good", false).await.unwrap();
+    admin(&store).revoke("good").await.unwrap();
     bodies.push(hit(rotated.expose(), "/my_service").await);
     let (_, new_secret) = m.rotate("legacy", Duration::ZERO).await.unwrap();
     bodies.push(hit(imported.expose(), "/my_service").await);
@@ -136,7 +136,7 @@ async fn a_full_scenario_leaks_nothing() {
     probe.down.store(true, Ordering::SeqCst);
     bodies.push(hit("another-unknown-key-xyz", "/my_service").await);
     probe.down.store(false, Ordering::SeqCst);
-    store.delete("legacy").await.unwrap();
+    admin(&store).delete("legacy").await.unwrap();
     bodies.push(hit(new_secret.expose(), "/my_service").await);
 
     // Errors and Debug output of everything that holds or touched a key.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use apikey_core::{KeyHasher, NewSecret, Secret, SharedStore};
+use apikey_core::{Actor, KeyHasher, NewSecret, Secret, SharedStore};
 use apikey_rocket::ApiKey;
 use apikey_tests::{admin, api_key, demo_client, get, rocket_with, spec};
 use rocket::http::Status;
@@ -64,7 +64,11 @@ async fn test_cache_invalidation(store: SharedStore) {
     // Odoo writes the new value into the record; we give the record a new secret.
     let digest = KeyHasher::new(None).digest("updated_key");
     store
-        .rotate("good", NewSecret::new(digest, "(custom)", None))
+        .rotate(
+            "good",
+            NewSecret::new(digest, "(custom)", None),
+            &Actor::from_env(),
+        )
         .await
         .unwrap();
     assert_eq!(user_of(&client, "updated_key").await, Ok("demo".into()));
@@ -108,9 +112,9 @@ async fn test_user_archived_unarchived_with_option_on(store: SharedStore) {
     record(&store, "good", "api_key", "demo", &[]).await;
     let client = demo_client(&store, "").await;
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
-    store.set_user_active("demo", false).await.unwrap();
+    admin(&store).set_user_active("demo", false).await.unwrap();
     assert_eq!(user_of(&client, "api_key").await, Err(Status::Unauthorized));
-    store.set_user_active("demo", true).await.unwrap();
+    admin(&store).set_user_active("demo", true).await.unwrap();
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
 }
 
@@ -121,7 +125,7 @@ async fn test_user_archived_unarchived_with_option_off(store: SharedStore) {
         "[default.apikey]\ndisable_keys_of_inactive_users = false\n",
     )
     .await;
-    store.set_user_active("demo", false).await.unwrap();
+    admin(&store).set_user_active("demo", false).await.unwrap();
     assert_eq!(user_of(&client, "api_key").await, Ok("demo".into()));
 }
 
@@ -151,11 +155,11 @@ async fn stricter_delete_and_revoke_take_effect_at_once(store: SharedStore) {
     let client = demo_client(&store, "").await;
     assert!(user_of(&client, "key_a").await.is_ok());
     assert!(user_of(&client, "key_b").await.is_ok());
-    store.delete("a").await.unwrap();
-    store.set_active("b", false).await.unwrap();
+    admin(&store).delete("a").await.unwrap();
+    admin(&store).revoke("b").await.unwrap();
     assert_eq!(user_of(&client, "key_a").await, Err(Status::Unauthorized));
     assert_eq!(user_of(&client, "key_b").await, Err(Status::Unauthorized));
-    store.set_active("b", true).await.unwrap();
+    admin(&store).activate("b").await.unwrap();
     assert!(user_of(&client, "key_b").await.is_ok());
 }
 
@@ -168,7 +172,7 @@ async fn stricter_config_key_of_revoked_record_is_refused(store: SharedStore) {
     )
     .await;
     assert!(user_of(&client, "from_config").await.is_ok());
-    store.set_active("From Env", false).await.unwrap();
+    admin(&store).revoke("From Env").await.unwrap();
     assert_eq!(
         user_of(&client, "from_config").await,
         Err(Status::Unauthorized)

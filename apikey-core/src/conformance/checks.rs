@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{create, digest, found, new_key};
+use super::{by, create, digest, found, new_key};
 use crate::model::{Groups, NewKey, NewSecret, RateLimit};
 use crate::store::{Change, SharedStore, StoreError};
 
@@ -13,10 +13,13 @@ use crate::store::{Change, SharedStore, StoreError};
 pub async fn create_and_lookup(store: SharedStore) {
     let before = OffsetDateTime::now_utc() - Duration::from_secs(2);
     let created = store
-        .create(NewKey {
-            groups: Groups::new(["b", "a", "b"]).unwrap(),
-            ..new_key("My Service", "secret-1")
-        })
+        .create(
+            NewKey {
+                groups: Groups::new(["b", "a", "b"]).unwrap(),
+                ..new_key("My Service", "secret-1")
+            },
+            &by(),
+        )
         .await
         .unwrap();
     assert_eq!(created.name, "My Service");
@@ -67,7 +70,7 @@ pub async fn unknown_digest(store: SharedStore) {
 pub async fn duplicate_names(store: SharedStore) {
     create(&store, "My Key", "s1").await;
     for name in ["My Key", "my key", "MY-KEY"] {
-        let e = store.create(new_key(name, "s2")).await.unwrap_err();
+        let e = store.create(new_key(name, "s2"), &by()).await.unwrap_err();
         assert_eq!(e, StoreError::Duplicate(name.into()));
     }
     assert_eq!(found(&store, "s2").await, None, "nothing half-written");
@@ -84,10 +87,13 @@ pub async fn invalid_new_keys(store: SharedStore) {
         ("ok", " "),
     ] {
         let e = store
-            .create(NewKey {
-                user: user.into(),
-                ..new_key(name, "s")
-            })
+            .create(
+                NewKey {
+                    user: user.into(),
+                    ..new_key(name, "s")
+                },
+                &by(),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -101,22 +107,22 @@ pub async fn invalid_new_keys(store: SharedStore) {
 #[doc(hidden)]
 pub async fn revoke_and_activate(store: SharedStore) {
     create(&store, "k", "s").await;
-    let r = store.set_active("k", false).await.unwrap();
+    let r = store.set_active("k", false, &by()).await.unwrap();
     assert!(!r.active);
     let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
     assert!(!m.record.active, "a revoked key is still found, and marked");
-    assert!(store.set_active("k", true).await.unwrap().active);
+    assert!(store.set_active("k", true, &by()).await.unwrap().active);
     assert!(store.get("k").await.unwrap().unwrap().active);
 }
 
 #[doc(hidden)]
 pub async fn delete(store: SharedStore) {
     create(&store, "k", "s").await;
-    store.delete("k").await.unwrap();
+    store.delete("k", &by()).await.unwrap();
     assert_eq!(found(&store, "s").await, None);
     assert_eq!(store.get("k").await.unwrap(), None);
     assert_eq!(
-        store.delete("k").await,
+        store.delete("k", &by()).await,
         Err(StoreError::NotFound("k".into()))
     );
     // The name and the secret can be used again.
@@ -126,18 +132,18 @@ pub async fn delete(store: SharedStore) {
 #[doc(hidden)]
 pub async fn unknown_names(store: SharedStore) {
     let nf = Err::<(), _>(StoreError::NotFound("nope".into()));
-    assert_eq!(store.set_active("nope", false).await.map(|_| ()), nf);
-    assert_eq!(store.delete("nope").await, nf);
+    assert_eq!(store.set_active("nope", false, &by()).await.map(|_| ()), nf);
+    assert_eq!(store.delete("nope", &by()).await, nf);
     assert_eq!(
         store
-            .rotate("nope", NewSecret::new(digest("x"), "ak_x", None))
+            .rotate("nope", NewSecret::new(digest("x"), "ak_x", None), &by())
             .await
             .map(|_| ()),
         nf
     );
     assert_eq!(
         store
-            .set_groups("nope", Groups::default())
+            .set_groups("nope", Groups::default(), &by())
             .await
             .map(|_| ()),
         nf
@@ -149,7 +155,7 @@ pub async fn unknown_names(store: SharedStore) {
 pub async fn rotate_without_grace(store: SharedStore) {
     create(&store, "k", "old").await;
     let r = store
-        .rotate("k", NewSecret::new(digest("new"), "ak_new", None))
+        .rotate("k", NewSecret::new(digest("new"), "ak_new", None), &by())
         .await
         .unwrap();
     assert_eq!(r.stub, "ak_new");
@@ -157,7 +163,11 @@ pub async fn rotate_without_grace(store: SharedStore) {
     assert_eq!(found(&store, "new").await.as_deref(), Some("k"));
     let past = OffsetDateTime::now_utc() - Duration::from_secs(60);
     store
-        .rotate("k", NewSecret::new(digest("newer"), "ak_nwr", Some(past)))
+        .rotate(
+            "k",
+            NewSecret::new(digest("newer"), "ak_nwr", Some(past)),
+            &by(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -172,7 +182,11 @@ pub async fn rotate_with_grace(store: SharedStore) {
     create(&store, "k", "old").await;
     let until = OffsetDateTime::now_utc() + Duration::from_secs(3600);
     store
-        .rotate("k", NewSecret::new(digest("new"), "ak_new", Some(until)))
+        .rotate(
+            "k",
+            NewSecret::new(digest("new"), "ak_new", Some(until)),
+            &by(),
+        )
         .await
         .unwrap();
     let old = store.find_by_digest(&digest("old")).await.unwrap().unwrap();
@@ -183,14 +197,18 @@ pub async fn rotate_with_grace(store: SharedStore) {
     // A second rotation does not extend the first grace.
     let later = until + Duration::from_secs(3600);
     store
-        .rotate("k", NewSecret::new(digest("newest"), "ak_nst", Some(later)))
+        .rotate(
+            "k",
+            NewSecret::new(digest("newest"), "ak_nst", Some(later)),
+            &by(),
+        )
         .await
         .unwrap();
     let old = store.find_by_digest(&digest("old")).await.unwrap().unwrap();
     assert!((old.valid_until.unwrap() - until).abs() <= time::Duration::seconds(1));
     // Rotation without grace ends every old secret.
     store
-        .rotate("k", NewSecret::new(digest("final"), "ak_fin", None))
+        .rotate("k", NewSecret::new(digest("final"), "ak_fin", None), &by())
         .await
         .unwrap();
     for gone in ["old", "new", "newest"] {
@@ -198,10 +216,14 @@ pub async fn rotate_with_grace(store: SharedStore) {
     }
     // Deleting the key ends its secrets in grace too.
     store
-        .rotate("k", NewSecret::new(digest("after"), "ak_aft", Some(until)))
+        .rotate(
+            "k",
+            NewSecret::new(digest("after"), "ak_aft", Some(until)),
+            &by(),
+        )
         .await
         .unwrap();
-    store.delete("k").await.unwrap();
+    store.delete("k", &by()).await.unwrap();
     assert_eq!(found(&store, "final").await, None);
 }
 
@@ -209,10 +231,13 @@ pub async fn rotate_with_grace(store: SharedStore) {
 pub async fn expiry(store: SharedStore) {
     let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::from_secs(90);
     let r = store
-        .create(NewKey {
-            expires_at: Some(at),
-            ..new_key("k", "s")
-        })
+        .create(
+            NewKey {
+                expires_at: Some(at),
+                ..new_key("k", "s")
+            },
+            &by(),
+        )
         .await
         .unwrap();
     assert_eq!(r.expires_at, Some(at));
@@ -226,14 +251,14 @@ pub async fn expiry(store: SharedStore) {
 pub async fn groups(store: SharedStore) {
     create(&store, "k", "s").await;
     let r = store
-        .set_groups("k", Groups::new(["x", " y ", "x", ""]).unwrap())
+        .set_groups("k", Groups::new(["x", " y ", "x", ""]).unwrap(), &by())
         .await
         .unwrap();
     assert_eq!(r.groups, ["x", "y"]);
     let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
     assert_eq!(m.record.groups, ["x", "y"]);
     assert!(store
-        .set_groups("k", Groups::default())
+        .set_groups("k", Groups::default(), &by())
         .await
         .unwrap()
         .groups
@@ -246,17 +271,26 @@ pub async fn users(store: SharedStore) {
     create(&store, "k2", "s2").await;
     assert!(store.user_active("alice").await.unwrap());
     assert!(store.user_active("nobody").await.unwrap());
-    assert_eq!(store.set_user_active("alice", false).await.unwrap(), 2);
+    assert_eq!(
+        store.set_user_active("alice", false, &by()).await.unwrap(),
+        2
+    );
     assert!(!store.user_active("alice").await.unwrap());
     let m = store.find_by_digest(&digest("s1")).await.unwrap().unwrap();
     assert!(!m.record.user_active);
     assert!(!store.get("k2").await.unwrap().unwrap().user_active);
     assert!(store.list().await.unwrap().iter().all(|r| !r.user_active));
-    assert_eq!(store.set_user_active("alice", true).await.unwrap(), 2);
+    assert_eq!(
+        store.set_user_active("alice", true, &by()).await.unwrap(),
+        2
+    );
     assert!(store.get("k2").await.unwrap().unwrap().user_active);
-    assert_eq!(store.set_user_active("nobody", false).await.unwrap(), 0);
+    assert_eq!(
+        store.set_user_active("nobody", false, &by()).await.unwrap(),
+        0
+    );
     assert!(matches!(
-        store.set_user_active(" ", false).await,
+        store.set_user_active(" ", false, &by()).await,
         Err(StoreError::Invalid(_))
     ));
 }
@@ -265,23 +299,29 @@ pub async fn users(store: SharedStore) {
 pub async fn rate_limits(store: SharedStore) {
     let per_minute: RateLimit = "100/1m".parse().unwrap();
     let r = store
-        .create(NewKey {
-            rate_limit: Some(per_minute),
-            ..new_key("k", "s")
-        })
+        .create(
+            NewKey {
+                rate_limit: Some(per_minute),
+                ..new_key("k", "s")
+            },
+            &by(),
+        )
         .await
         .unwrap();
     assert_eq!(r.rate_limit, Some(per_minute));
     let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
     assert_eq!(m.record.rate_limit, Some(per_minute));
     let per_second: RateLimit = "5/s".parse().unwrap();
-    let r = store.set_rate_limit("k", Some(per_second)).await.unwrap();
+    let r = store
+        .set_rate_limit("k", Some(per_second), &by())
+        .await
+        .unwrap();
     assert_eq!(r.rate_limit, Some(per_second));
     assert_eq!(
         store.get("k").await.unwrap().unwrap().rate_limit,
         Some(per_second)
     );
-    let r = store.set_rate_limit("k", None).await.unwrap();
+    let r = store.set_rate_limit("k", None, &by()).await.unwrap();
     assert_eq!(r.rate_limit, None);
 }
 
@@ -325,16 +365,16 @@ pub async fn changes_are_announced(store: SharedStore) {
     let key = Change::Key("k".into());
     create(&store, "k", "s").await;
     next_change(&mut rx, &key).await;
-    store.set_active("k", false).await.unwrap();
+    store.set_active("k", false, &by()).await.unwrap();
     next_change(&mut rx, &key).await;
     store
-        .rotate("k", NewSecret::new(digest("s2"), "ak_s2", None))
+        .rotate("k", NewSecret::new(digest("s2"), "ak_s2", None), &by())
         .await
         .unwrap();
     next_change(&mut rx, &key).await;
-    store.set_user_active("alice", false).await.unwrap();
+    store.set_user_active("alice", false, &by()).await.unwrap();
     next_change(&mut rx, &Change::User("alice".into())).await;
-    store.delete("k").await.unwrap();
+    store.delete("k", &by()).await.unwrap();
     next_change(&mut rx, &key).await;
 }
 
@@ -342,14 +382,14 @@ pub async fn changes_are_announced(store: SharedStore) {
 pub async fn reused_secret(store: SharedStore) {
     create(&store, "a", "same").await;
     assert!(matches!(
-        store.create(new_key("b", "same")).await,
+        store.create(new_key("b", "same"), &by()).await,
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(store.get("b").await.unwrap(), None, "nothing half-written");
     create(&store, "b", "other").await;
     assert!(matches!(
         store
-            .rotate("b", NewSecret::new(digest("same"), "ak_x", None))
+            .rotate("b", NewSecret::new(digest("same"), "ak_x", None), &by())
             .await,
         Err(StoreError::Invalid(_))
     ));
@@ -367,9 +407,11 @@ pub async fn concurrent_writes(store: SharedStore) {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 let name = format!("key {i}");
-                store.create(new_key(&name, &format!("s{i}"))).await?;
+                store
+                    .create(new_key(&name, &format!("s{i}")), &by())
+                    .await?;
                 if i % 2 == 0 {
-                    store.set_active(&name, false).await?;
+                    store.set_active(&name, false, &by()).await?;
                 }
                 Ok::<_, StoreError>(())
             })

@@ -11,11 +11,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::key::{KeyDigest, KeyHasher};
-use crate::model::{Groups, KeyRecord, NewKey};
+use crate::model::{Actor, Groups, KeyRecord, NewKey};
 use crate::store::SharedStore;
 
+mod admin;
 mod checks;
 
+pub use admin::*;
 pub use checks::*;
 
 /// A store under test and what to do when the test is over.
@@ -68,7 +70,8 @@ macro_rules! store_conformance {
                 revoke_and_activate, delete, unknown_names, rotate_without_grace,
                 rotate_with_grace, expiry, groups, users, rate_limits, last_used,
                 changes_are_announced,
-                reused_secret, concurrent_writes);
+                reused_secret, concurrent_writes, audit_trail, import_is_idempotent,
+                deactivate_all);
         }
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -85,6 +88,11 @@ macro_rules! store_conformance {
             }
         )*
     };
+}
+
+/// The actor of the suite's changes.
+pub(crate) fn by() -> Actor {
+    Actor::new("conformance").expect("a valid actor")
 }
 
 pub(crate) fn digest(key: &str) -> KeyDigest {
@@ -104,7 +112,10 @@ pub(crate) fn new_key(name: &str, key: &str) -> NewKey {
 }
 
 pub(crate) async fn create(store: &SharedStore, name: &str, key: &str) -> KeyRecord {
-    store.create(new_key(name, key)).await.expect("create")
+    store
+        .create(new_key(name, key), &by())
+        .await
+        .expect("create")
 }
 
 pub(crate) async fn found(store: &SharedStore, key: &str) -> Option<String> {

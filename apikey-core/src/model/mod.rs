@@ -1,15 +1,17 @@
 //! The values every layer speaks: stored records, the identity of a verified key, and the
 //! typed settings of a key (groups, rate limit, durations), parsed once where they enter.
 
+mod audit;
 mod duration;
 mod groups;
 mod identity;
 mod rate_limit;
 mod record;
 
+pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
 pub(crate) use duration::de_duration;
 pub use duration::parse_duration;
 pub use groups::{GroupEdit, Groups};
 pub use identity::Identity;
 pub use rate_limit::RateLimit;
-pub use record::{KeyRecord, Match, NewKey, NewSecret};
+pub use record::{Imported, ImportedKey, KeyRecord, Match, NewKey, NewSecret};

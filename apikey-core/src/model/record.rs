@@ -117,3 +117,25 @@ impl NewSecret {
         }
     }
 }
+
+/// A key brought over from another system with its plain value (an Odoo import): created when
+/// new, brought in line when it differs, left alone when it is the same.
+#[derive(Debug, Clone)]
+pub struct ImportedKey {
+    /// The key as it should be (its digest from the plain value).
+    pub key: NewKey,
+    /// Whether it is active.
+    pub active: bool,
+}
+
+/// What an import did to one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Imported {
+    /// The key was new.
+    Created,
+    /// The key existed and was brought in line (secret, user, groups or active flag).
+    Updated,
+    /// The key existed exactly so.
+    Unchanged,
+}

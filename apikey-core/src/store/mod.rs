@@ -9,7 +9,10 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::key::KeyDigest;
-use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
+use crate::model::{
+    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, Match,
+    NewKey, NewSecret, RateLimit,
+};
 
 mod changes;
 mod memory;
@@ -19,6 +22,7 @@ mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod summary;
 
 pub(crate) use changes::ChangeListener;
 pub use changes::{Change, ChangeFeed};
@@ -66,16 +70,16 @@ pub enum StoreError {
 #[async_trait]
 pub trait KeyLookup: Send + Sync + fmt::Debug + 'static {
     /// The key whose current (or rotated, still in grace) secret has this digest.
-    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<Match>, StoreError>;
+    async fn find_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<Match>>;
 
     /// The key with this tech name.
-    async fn get_by_tech_name(&self, tech_name: &str) -> Result<Option<KeyRecord>, StoreError>;
+    async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>>;
 
     /// Whether a user is active (users never disabled are).
-    async fn user_active(&self, user: &str) -> Result<bool, StoreError>;
+    async fn user_active(&self, user: &str) -> StoreResult<bool>;
 
     /// Records that keys were used at `at`. Not a change: caches are not invalidated.
-    async fn touch(&self, names: &[String], at: OffsetDateTime) -> Result<(), StoreError>;
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()>;
 
     /// Changes made through this store, and (for database stores) by other processes.
     fn changes(&self) -> &ChangeFeed;
@@ -83,61 +87,77 @@ pub trait KeyLookup: Send + Sync + fmt::Debug + 'static {
     /// Every digest the store holds (current secrets and those in a rotation grace), for the
     /// verifier's membership filter. `Ok(None)`: this store cannot list them, and the verifier
     /// then asks the store about every digest it has not cached.
-    async fn all_digests(&self) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
         Ok(None)
     }
 
     /// The digests of one key (empty when there is no such key); `Ok(None)` as for
     /// [`all_digests`](Self::all_digests).
-    async fn digests_of(&self, name: &str) -> Result<Option<Vec<KeyDigest>>, StoreError> {
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
         let _ = name;
         Ok(None)
     }
 }
 
 /// Key administration: reads for people and every write. Writes are atomic (on error nothing
-/// was changed) and announce their [`Change`] before they return. Values arrive typed and
-/// checked ([`Groups`], [`RateLimit`]); a store checks only what it alone can know (a name
-/// being taken).
+/// was changed), announce their [`Change`] before they return, and record who made them (`by`)
+/// in the audit trail in the same transaction. Values arrive typed and checked ([`Groups`],
+/// [`RateLimit`]); a store checks only what it alone can know (a name being taken).
 #[async_trait]
 pub trait KeyStore: KeyLookup {
     /// The key with this name.
-    async fn get(&self, name: &str) -> Result<Option<KeyRecord>, StoreError>;
+    async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>>;
 
     /// All keys, sorted by name.
-    async fn list(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn list(&self) -> StoreResult<Vec<KeyRecord>>;
 
     /// Stores a new key. Fails with [`StoreError::Duplicate`] when the name or tech name is
     /// taken.
-    async fn create(&self, new: NewKey) -> Result<KeyRecord, StoreError>;
+    async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// Revokes (`false`) or re-activates (`true`) a key.
-    async fn set_active(&self, name: &str, active: bool) -> Result<KeyRecord, StoreError>;
+    async fn set_active(&self, name: &str, active: bool, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// Deletes a key and all its secrets.
-    async fn delete(&self, name: &str) -> Result<(), StoreError>;
+    async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()>;
 
     /// Gives a key a new secret. The secrets it had keep working until
     /// `secret.old_valid_until` (never again when `None` or in the past).
-    async fn rotate(&self, name: &str, secret: NewSecret) -> Result<KeyRecord, StoreError>;
+    async fn rotate(&self, name: &str, secret: NewSecret, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// Replaces a key's groups.
-    async fn set_groups(&self, name: &str, groups: Groups) -> Result<KeyRecord, StoreError>;
+    async fn set_groups(&self, name: &str, groups: Groups, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// Edits a key's groups in one atomic operation (two concurrent edits never lose each
     /// other's change).
-    async fn edit_groups(&self, name: &str, edit: &GroupEdit) -> Result<KeyRecord, StoreError>;
+    async fn edit_groups(&self, name: &str, edit: &GroupEdit, by: &Actor)
+        -> StoreResult<KeyRecord>;
 
     /// Sets or clears a key's rate limit.
     async fn set_rate_limit(
         &self,
         name: &str,
-        rate_limit: Option<RateLimit>,
-    ) -> Result<KeyRecord, StoreError>;
+        l: Option<RateLimit>,
+        by: &Actor,
+    ) -> StoreResult<KeyRecord>;
 
     /// Disables or enables a user; returns how many keys the user has.
-    async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError>;
+    async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64>;
+
+    /// Creates a key brought over from another system, or brings the existing key of that
+    /// name in line with it (secret, user, groups, active flag), in one transaction.
+    async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported>;
+
+    /// Deactivates every key in one transaction (a store restored into another environment);
+    /// returns how many were active.
+    async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64>;
+
+    /// The audit trail entries `filter` selects, oldest first.
+    async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
 }
+
+/// What a store call gives: the value, or why there is none.
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A shared, type-erased store.
 pub type SharedStore = Arc<dyn KeyStore>;
@@ -146,14 +166,14 @@ pub type SharedStore = Arc<dyn KeyStore>;
 pub type SharedLookup = Arc<dyn KeyLookup>;
 
 /// Checks a new key's name and user; returns its tech name.
-pub(crate) fn validate_new(new: &NewKey) -> Result<String, StoreError> {
+pub(crate) fn validate_new(new: &NewKey) -> StoreResult<String> {
     new.tech_name().map_err(StoreError::Invalid)
 }
 
 /// Opens the store named by `settings.database_url` (`memory:`, `sqlite:…` or
 /// `postgres://…`) and brings its schema up to date. The one way services, the demo and the
 /// CLI open a store.
-pub async fn open(settings: &Settings) -> Result<SharedStore, StoreError> {
+pub async fn open(settings: &Settings) -> StoreResult<SharedStore> {
     let url = settings.database_url.as_str();
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {

@@ -6,22 +6,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use sqlx::migrate::Migrator;
-use time::OffsetDateTime;
-
-use super::sql::{decode_change, encode_change};
-use super::sql::{
-    digests, groups_json, migrated, now_secs, opt_ts, sql_store, unavailable, write_error, KeyRow,
-    MatchRow, KEY_COLUMNS, KEY_FROM,
-};
-use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
-use crate::key::KeyDigest;
-use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
-use crate::task::Background;
+use super::sql::prelude::*;
 
 /// A transaction on this store's database.
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
@@ -52,13 +37,13 @@ fn valid_schema(schema: &str) -> bool {
 impl PostgresStore {
     /// Connects, creates the `apikey` schema if needed, migrates it and starts listening
     /// for other processes' changes.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
         Self::connect_in_schema(url, "apikey").await
     }
 
     /// Like [`connect`](Self::connect), with the tables in `schema` (lowercase letters,
     /// digits and `_`).
-    pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+    pub async fn connect_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
         if !valid_schema(schema) {
             return Err(StoreError::Invalid(format!(
                 "schema name {schema:?} must be lowercase letters, digits and _"
@@ -95,7 +80,7 @@ impl PostgresStore {
         })
     }
 
-    async fn notify(&self, tx: &mut Tx, change: &Change) -> Result<(), StoreError> {
+    async fn notify(&self, tx: &mut Tx, change: &Change) -> StoreResult<()> {
         let (kind, name) = encode_change(change);
         // Delivered at commit to every listener, ours included (a repeated
         // invalidation is harmless).

@@ -6,22 +6,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use sqlx::migrate::Migrator;
-use time::OffsetDateTime;
-
-use super::sql::{decode_change, encode_change};
-use super::sql::{
-    digests, groups_json, migrated, now_secs, opt_ts, sql_store, unavailable, write_error, KeyRow,
-    MatchRow, KEY_COLUMNS, KEY_FROM,
-};
-use super::{validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError};
-use crate::key::KeyDigest;
-use crate::model::{GroupEdit, Groups, KeyRecord, Match, NewKey, NewSecret, RateLimit};
-use crate::task::Background;
+use super::sql::prelude::*;
 
 /// A transaction on this store's database.
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
@@ -42,7 +27,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (with `mode=rwc`, creates) the database and migrates it. Other processes'
     /// changes are picked up by polling `PRAGMA data_version` every 100 ms.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("bad SQLite database_url: {e}")))?
             .busy_timeout(Duration::from_secs(10));
@@ -92,7 +77,7 @@ impl SqliteStore {
     }
 
     /// Logs the change for other processes' watchers (and this one's: see [`watch`]).
-    async fn notify(&self, tx: &mut Tx, change: &Change) -> Result<(), StoreError> {
+    async fn notify(&self, tx: &mut Tx, change: &Change) -> StoreResult<()> {
         let (kind, name) = encode_change(change);
         let now = now_secs();
         sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
@@ -115,7 +100,7 @@ impl SqliteStore {
 /// Creates the database file, readable and writable by its owner only, when it does not
 /// exist yet. SQLite gives its `-wal` and `-shm` files the permissions of the database
 /// file, so they are private too. An existing file keeps the permissions it has.
-fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
     let mut open = std::fs::OpenOptions::new();
     open.write(true).create_new(true);
     #[cfg(unix)]
@@ -133,7 +118,7 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
 }
 
 /// The change log position a new watcher starts from: everything after it is news.
-async fn baseline(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
+async fn baseline(conn: &mut SqliteConnection) -> StoreResult<(i64, i64)> {
     let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
         .fetch_one(&mut *conn)
         .await

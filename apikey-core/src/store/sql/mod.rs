@@ -10,16 +10,58 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::FromRow;
 use time::OffsetDateTime;
 
-use super::{Change, StoreError};
+use super::{Change, StoreError, StoreResult};
 use crate::key::KeyDigest;
-use crate::model::{Groups, KeyRecord, RateLimit};
+use crate::model::{AuditRecord, Groups, KeyRecord, RateLimit};
 
-mod queries;
+mod admin;
+mod lookup;
+mod tx;
 
-pub(super) use queries::sql_store;
+pub(super) use admin::sql_admin;
+pub(super) use lookup::sql_lookup;
+pub(super) use tx::sql_tx;
+
+/// Implements [`KeyLookup`](crate::store::KeyLookup) and [`KeyStore`](crate::store::KeyStore)
+/// for `$store`, a struct with a `pool` of database `$db`, a `changes` feed and a
+/// `notify(tx, change)` method that tells other processes.
+macro_rules! sql_store {
+    ($store:ident, $db:ty) => {
+        sql_tx!($store, $db);
+        sql_lookup!($store);
+        sql_admin!($store);
+    };
+}
+
+pub(super) use sql_store;
+
+/// Everything the SQL stores and the queries they expand need in scope.
+pub(super) mod prelude {
+    pub(in crate::store) use std::sync::Arc;
+    pub(in crate::store) use std::time::Duration;
+
+    pub(in crate::store) use async_trait::async_trait;
+    pub(in crate::store) use sqlx::migrate::Migrator;
+    pub(in crate::store) use time::OffsetDateTime;
+
+    pub(in crate::store) use super::{
+        decode_change, digests, encode_change, groups_json, migrated, now_secs, opt_ts, sql_admin,
+        sql_lookup, sql_store, sql_tx, unavailable, write_error, AuditRow, KeyRow, MatchRow,
+        KEY_COLUMNS, KEY_FROM,
+    };
+    pub(in crate::store) use crate::key::KeyDigest;
+    pub(in crate::store) use crate::model::{
+        Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
+        Match, NewKey, NewSecret, RateLimit,
+    };
+    pub(in crate::store) use crate::store::{
+        summary, validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError, StoreResult,
+    };
+    pub(in crate::store) use crate::task::Background;
+}
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
@@ -42,6 +84,28 @@ pub(super) struct KeyRow {
     pub(super) rate_limit: Option<String>,
 }
 
+/// An audit trail row.
+#[derive(FromRow)]
+pub(super) struct AuditRow {
+    at: i64,
+    actor: String,
+    action: String,
+    name: String,
+    summary: String,
+}
+
+impl AuditRow {
+    pub(super) fn into_record(self) -> StoreResult<AuditRecord> {
+        Ok(AuditRecord {
+            at: ts(self.at)?,
+            actor: self.actor,
+            action: self.action,
+            name: self.name,
+            summary: self.summary,
+        })
+    }
+}
+
 #[derive(FromRow)]
 pub(super) struct MatchRow {
     #[sqlx(flatten)]
@@ -50,17 +114,17 @@ pub(super) struct MatchRow {
     pub(super) valid_until: Option<i64>,
 }
 
-pub(super) fn ts(secs: i64) -> Result<OffsetDateTime, StoreError> {
+pub(super) fn ts(secs: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(secs)
         .map_err(|_| StoreError::Unavailable(format!("corrupt timestamp {secs} in the store")))
 }
 
-pub(super) fn opt_ts(secs: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+pub(super) fn opt_ts(secs: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
     secs.map(ts).transpose()
 }
 
 impl KeyRow {
-    pub(super) fn into_record(self) -> Result<KeyRecord, StoreError> {
+    pub(super) fn into_record(self) -> StoreResult<KeyRecord> {
         let groups: Vec<String> = serde_json::from_str(&self.group_names).map_err(|_| {
             StoreError::Unavailable(format!(
                 "corrupt groups of key {:?} in the store",
@@ -115,10 +179,7 @@ pub(super) fn write_error(e: sqlx::Error, name: &str) -> StoreError {
 }
 
 /// The outcome of running `migrator`: a store too new for this binary is named as such.
-pub(super) fn migrated(
-    result: Result<(), MigrateError>,
-    migrator: &Migrator,
-) -> Result<(), StoreError> {
+pub(super) fn migrated(result: Result<(), MigrateError>, migrator: &Migrator) -> StoreResult<()> {
     result.map_err(|e| match e {
         MigrateError::VersionMissing(found) => StoreError::TooNew {
             found,
@@ -149,11 +210,11 @@ pub(super) fn decode_change(kind: &str, name: &str) -> Change {
 }
 
 /// Groups as stored: a JSON array of strings.
-pub(super) fn groups_json(groups: &Groups) -> Result<String, StoreError> {
+pub(super) fn groups_json(groups: &Groups) -> StoreResult<String> {
     serde_json::to_string(groups).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
-pub(super) fn digests(rows: Vec<Vec<u8>>) -> Result<Vec<KeyDigest>, StoreError> {
+pub(super) fn digests(rows: Vec<Vec<u8>>) -> StoreResult<Vec<KeyDigest>> {
     rows.iter()
         .map(|d| {
             KeyDigest::from_slice(d)

@@ -8,7 +8,10 @@ use time::OffsetDateTime;
 
 use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyFormat, KeyHasher, Secret};
-use crate::model::{GroupEdit, Groups, KeyRecord, NewKey, NewSecret, RateLimit};
+use crate::model::{
+    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
+    NewSecret, RateLimit,
+};
 use crate::store::{SharedStore, StoreError};
 
 /// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
@@ -18,6 +21,7 @@ pub struct KeyManager {
     store: SharedStore,
     hasher: KeyHasher,
     format: KeyFormat,
+    actor: Actor,
 }
 
 /// What to create.
@@ -57,7 +61,20 @@ impl KeyManager {
             store,
             hasher: KeyHasher::new(config.settings.pepper.as_ref()),
             format: config.key_format(),
+            actor: Actor::from_env(),
         }
+    }
+
+    /// The same manager recording its changes as made by `actor` (else `APIKEY_ACTOR`, else
+    /// the OS user).
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who this manager's changes are recorded as made by.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
     }
 
     /// The key with this name.
@@ -75,17 +92,17 @@ impl KeyManager {
 
     /// Revokes a key: it stops working at once, everywhere.
     pub async fn revoke(&self, name: &str) -> Result<KeyRecord, StoreError> {
-        self.store.set_active(name, false).await
+        self.store.set_active(name, false, &self.actor).await
     }
 
     /// Re-activates a revoked key.
     pub async fn activate(&self, name: &str) -> Result<KeyRecord, StoreError> {
-        self.store.set_active(name, true).await
+        self.store.set_active(name, true, &self.actor).await
     }
 
     /// Deletes a key and all its secrets.
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.store.delete(name).await
+        self.store.delete(name, &self.actor).await
     }
 
     /// Replaces a key's groups.
@@ -94,7 +111,9 @@ impl KeyManager {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.store.set_groups(name, groups(names)?).await
+        self.store
+            .set_groups(name, groups(names)?, &self.actor)
+            .await
     }
 
     /// Adds a key to `add` and removes it from `remove`, atomically.
@@ -111,6 +130,7 @@ impl KeyManager {
                     add: groups(add)?,
                     remove: groups(remove)?,
                 },
+                &self.actor,
             )
             .await
     }
@@ -121,12 +141,12 @@ impl KeyManager {
         name: &str,
         limit: Option<RateLimit>,
     ) -> Result<KeyRecord, StoreError> {
-        self.store.set_rate_limit(name, limit).await
+        self.store.set_rate_limit(name, limit, &self.actor).await
     }
 
     /// Disables or enables a user; returns how many keys the user has.
     pub async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
-        self.store.set_user_active(user, active).await
+        self.store.set_user_active(user, active, &self.actor).await
     }
 
     fn generate(&self) -> Result<GeneratedKey, StoreError> {
@@ -165,15 +185,18 @@ impl KeyManager {
             .map(|d| after(OffsetDateTime::now_utc(), d))
             .transpose()?;
         self.store
-            .create(NewKey {
-                name: spec.name,
-                user: spec.user,
-                groups: groups(&spec.groups)?,
-                expires_at,
-                digest: self.hasher.digest(key.expose()),
-                stub,
-                rate_limit: spec.rate_limit,
-            })
+            .create(
+                NewKey {
+                    name: spec.name,
+                    user: spec.user,
+                    groups: groups(&spec.groups)?,
+                    expires_at,
+                    digest: self.hasher.digest(key.expose()),
+                    stub,
+                    rate_limit: spec.rate_limit,
+                },
+                &self.actor,
+            )
             .await
     }
 
@@ -191,7 +214,49 @@ impl KeyManager {
         };
         let digest = self.hasher.digest(generated.key.expose());
         let secret = NewSecret::new(digest, generated.stub, until);
-        let record = self.store.rotate(name, secret).await?;
+        let record = self.store.rotate(name, secret, &self.actor).await?;
         Ok((record, generated.key))
+    }
+
+    /// Brings over a key from another system with its plain value (which must pass the format
+    /// check, like [`import`](Self::import)): created when new, brought in line (secret, user,
+    /// groups, active flag) when it differs, left alone when it is the same.
+    pub async fn import_key(
+        &self,
+        spec: CreateKey,
+        key: &Secret,
+        active: bool,
+    ) -> Result<Imported, StoreError> {
+        self.format
+            .check(key.expose())
+            .map_err(|why| StoreError::Invalid(format!("the key is not usable: {why}")))?;
+        let new = NewKey {
+            stub: self.format.stub(key.expose()),
+            digest: self.hasher.digest(key.expose()),
+            name: spec.name,
+            user: spec.user,
+            groups: groups(&spec.groups)?,
+            expires_at: None,
+            rate_limit: spec.rate_limit,
+        };
+        self.store
+            .import(ImportedKey { key: new, active }, &self.actor)
+            .await
+    }
+
+    /// Deactivates every stored key in one transaction (a store restored into another
+    /// environment, like Odoo's neutralize); returns how many were active.
+    pub async fn neutralize(&self) -> Result<u64, StoreError> {
+        self.store.deactivate_all(&self.actor).await
+    }
+
+    /// Whether a user is active (users never disabled are).
+    pub async fn user_active(&self, user: &str) -> Result<bool, StoreError> {
+        self.store.user_active(user).await
+    }
+
+    /// The audit trail entries `filter` selects, oldest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.store.audit(filter).await
     }
 }

@@ -1,0 +1,178 @@
+//! An in-process store: for tests, demos and keys that come only from config.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{summary, Change, ChangeFeed, KeyLookup, StoreError, StoreResult};
+use crate::key::KeyDigest;
+use crate::model::{Actor, AuditRecord, KeyRecord, Match};
+
+mod admin;
+
+#[derive(Debug, Clone)]
+struct Credential {
+    digest: KeyDigest,
+    valid_until: Option<OffsetDateTime>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: KeyRecord,
+    credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    keys: HashMap<String, Entry>,
+    by_digest: HashMap<KeyDigest, String>,
+    /// tech name → name.
+    by_tech: HashMap<String, String>,
+    inactive_users: std::collections::HashSet<String>,
+    /// The audit trail, oldest first.
+    audit: Vec<AuditRecord>,
+}
+
+impl State {
+    fn entry_mut(&mut self, name: &str) -> StoreResult<&mut Entry> {
+        self.keys
+            .get_mut(name)
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+    }
+
+    fn audit(&mut self, by: &Actor, action: &str, name: &str, summary: String) {
+        self.audit.push(AuditRecord {
+            at: OffsetDateTime::now_utc(),
+            actor: by.as_str().to_owned(),
+            action: action.to_owned(),
+            name: name.to_owned(),
+            summary,
+        });
+    }
+
+    fn record(&self, entry: &Entry) -> KeyRecord {
+        let mut record = entry.record.clone();
+        record.user_active = !self.inactive_users.contains(&record.user);
+        record
+    }
+}
+
+/// Keys held in memory: fast, shared by clones of one process only, gone on exit.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+    changes: ChangeFeed,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore {
+            state: RwLock::new(State::default()),
+            changes: ChangeFeed::default(),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave `State` half-written (every write
+        // validates first, then mutates), so a poisoned lock is still consistent.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes one key's record under the write lock, records `action` in the audit trail,
+    /// then announces the change.
+    fn edit(
+        &self,
+        name: &str,
+        by: &Actor,
+        action: &str,
+        change: impl FnOnce(&mut KeyRecord),
+    ) -> StoreResult<KeyRecord> {
+        let record = {
+            let mut state = self.write();
+            change(&mut state.entry_mut(name)?.record);
+            let entry = &state.keys[name];
+            let record = state.record(entry);
+            state.audit(by, action, name, summary::of(action, &record));
+            record
+        };
+        self.announce(Change::Key(name.to_owned()));
+        Ok(record)
+    }
+
+    fn announce(&self, change: Change) {
+        self.changes.announce(change);
+    }
+}
+
+#[async_trait]
+impl KeyLookup for MemoryStore {
+    async fn find_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<Match>> {
+        let state = self.read();
+        let Some(name) = state.by_digest.get(digest) else {
+            return Ok(None);
+        };
+        let Some(entry) = state.keys.get(name) else {
+            return Ok(None);
+        };
+        Ok(entry
+            .credentials
+            .iter()
+            .find(|c| c.digest == *digest)
+            .map(|c| Match {
+                record: state.record(entry),
+                digest: c.digest,
+                valid_until: c.valid_until,
+            }))
+    }
+
+    async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>> {
+        let state = self.read();
+        Ok(state
+            .by_tech
+            .get(tech_name)
+            .and_then(|name| state.keys.get(name))
+            .map(|e| state.record(e)))
+    }
+
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
+        let mut state = self.write();
+        for name in names {
+            if let Some(entry) = state.keys.get_mut(name) {
+                entry.record.last_used_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn user_active(&self, user: &str) -> StoreResult<bool> {
+        Ok(!self.read().inactive_users.contains(user))
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
+    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+        Ok(Some(self.read().by_digest.keys().copied().collect()))
+    }
+
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+        let state = self.read();
+        Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
+            e.credentials.iter().map(|c| c.digest).collect()
+        })))
+    }
+}

@@ -1,0 +1,93 @@
+//! The request path's queries, written once for both databases (sqlx binds `$n` on both).
+
+/// Implements [`KeyLookup`](crate::store::KeyLookup) for `$store`.
+macro_rules! sql_lookup {
+    ($store:ident) => {
+        #[async_trait]
+        impl KeyLookup for $store {
+            async fn find_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<Match>> {
+                let sql = format!(
+                    "SELECT {KEY_COLUMNS}, s.digest, s.valid_until FROM apikey_secrets s \
+                     JOIN apikey_keys k ON k.id = s.key_id \
+                     LEFT JOIN apikey_users u ON u.name = k.user_name WHERE s.digest = $1"
+                );
+                let row: Option<MatchRow> = sqlx::query_as(&sql)
+                    .bind(digest.as_bytes().to_vec())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                let Some(row) = row else { return Ok(None) };
+                let digest = KeyDigest::from_slice(&row.digest)
+                    .ok_or_else(|| StoreError::Unavailable("corrupt digest in the store".into()))?;
+                Ok(Some(Match {
+                    valid_until: opt_ts(row.valid_until)?,
+                    record: row.key.into_record()?,
+                    digest,
+                }))
+            }
+
+            async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>> {
+                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.tech_name = $1");
+                let row: Option<KeyRow> = sqlx::query_as(&sql)
+                    .bind(tech_name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.map(KeyRow::into_record).transpose()
+            }
+
+            async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                for name in names {
+                    sqlx::query(
+                        "UPDATE apikey_keys SET last_used_at = $1 \
+                         WHERE name = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(at.unix_timestamp())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                // Not a change of what verification depends on: no notification.
+                tx.commit().await.map_err(unavailable)
+            }
+
+            async fn user_active(&self, user: &str) -> StoreResult<bool> {
+                let active: Option<bool> =
+                    sqlx::query_scalar("SELECT active FROM apikey_users WHERE name = $1")
+                        .bind(user)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                Ok(active.unwrap_or(true))
+            }
+
+            fn changes(&self) -> &ChangeFeed {
+                &self.changes
+            }
+
+            async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT digest FROM apikey_secrets")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                digests(rows).map(Some)
+            }
+
+            async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+                     WHERE k.name = $1",
+                )
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                digests(rows).map(Some)
+            }
+        }
+    };
+}
+
+pub(in crate::store) use sql_lookup;
