@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use apikey_core::{parse_duration, RateLimit};
+use apikey_core::{parse_duration, Actor, RateLimit};
 use clap::{Parser, Subcommand};
 
 /// Administer API keys: create, list, revoke, rotate. Reads the same configuration as the
@@ -14,9 +14,13 @@ pub struct Cli {
     /// Key store URL (sqlite:…, postgres://…); overrides [apikey] database_url.
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Standalone config file (instead of APIKEY_CONFIG or ./apikeys.toml).
+    /// Standalone config file (instead of APIKEY_CONFIG or ./apikeys.toml): TOML, or an Odoo
+    /// server_environment INI file (.conf, .cfg, .ini).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Who makes the change, for the audit trail (else APIKEY_ACTOR, else the OS user).
+    #[arg(long, global = true, value_name = "NAME", value_parser = actor)]
+    pub actor: Option<Actor>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -50,7 +54,11 @@ pub enum Command {
         limit: Limit,
     },
     /// List keys (never secrets).
-    List,
+    List {
+        /// Only keys that expire within this window, e.g. 14d.
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        expiring: Option<Duration>,
+    },
     /// Show one key.
     Show { name: String },
     /// Revoke a key: it stops working at once.
@@ -68,6 +76,22 @@ pub enum Command {
     },
     /// Verify a key read from standard input: exit 0 valid, 1 invalid, 2 on error.
     Verify,
+    /// Show the audit trail: who changed which key, when (never a secret).
+    Audit {
+        /// Only the entries of this key (or user).
+        name: Option<String>,
+        /// Only entries from this long ago on, e.g. 7d.
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        since: Option<Duration>,
+    },
+    /// Import keys from another system.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+    /// Deactivate every stored key in one transaction: for a store restored into staging, like
+    /// Odoo's neutralize. With a per-environment pepper a restored store accepts no key anyway.
+    Neutralize,
     /// Manage a key's groups.
     Group {
         #[command(subcommand)]
@@ -78,6 +102,22 @@ pub enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportSource {
+    /// Import the keys of an Odoo database (OCA auth_api_key, and auth_api_key_group when
+    /// installed): same names, users (logins), groups (codes) and active flags; plain values
+    /// are digested, never printed or stored. Archived Odoo users become disabled users.
+    /// Running it again changes nothing.
+    Odoo {
+        /// The Odoo PostgreSQL database, e.g. postgres://odoo@db/odoo.
+        #[arg(value_name = "ODOO_DATABASE_URL")]
+        url: String,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -95,6 +135,10 @@ pub enum UserAction {
     Disable { user: String },
     /// Enable a user.
     Enable { user: String },
+}
+
+fn actor(text: &str) -> Result<Actor, String> {
+    Actor::new(text)
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

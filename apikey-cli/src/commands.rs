@@ -5,11 +5,14 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
-use apikey_core::{ApiKeyConfig, AuthError, CreateKey, KeyManager, StoreError, Verifier};
+use apikey_core::{
+    ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, StoreError, Verifier,
+};
 use figment::providers::{Format, Toml};
 use figment::Figment;
+use time::OffsetDateTime;
 
-use crate::args::{Cli, Command, GroupAction, UserAction};
+use crate::args::{Cli, Command, GroupAction, ImportSource, UserAction};
 use crate::output;
 
 /// An error that ends the command: message to stderr, exit code.
@@ -54,7 +57,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         let url = redact_url(&config.settings.database_url);
         Failure(format!("cannot open the key store {url}: {e}"), 2)
     })?;
-    let keys = KeyManager::new(store.clone(), &config);
+    let mut keys = KeyManager::new(store.clone(), &config);
+    if let Some(actor) = cli.actor {
+        keys = keys.with_actor(actor);
+    }
     let json = cli.json;
     match cli.command {
         Command::Create {
@@ -74,7 +80,15 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let (r, key) = keys.create(spec).await?;
             output::print_secret(json, &r, &key, "Created");
         }
-        Command::List => output::records(json, &keys.list().await?),
+        Command::List { expiring } => {
+            let mut all = keys.list().await?;
+            if let Some(window) = expiring {
+                let until = OffsetDateTime::now_utc()
+                    .saturating_add(window.try_into().unwrap_or(time::Duration::MAX));
+                all.retain(|r| r.expires_at.is_some_and(|t| t <= until));
+            }
+            output::records(json, &all)
+        }
         Command::Show { name } => output::record(json, &keys.get(&name).await?),
         Command::Revoke { name } => output::done(json, &keys.revoke(&name).await?, "Revoked"),
         Command::Activate { name } => output::done(json, &keys.activate(&name).await?, "Activated"),
@@ -109,6 +123,23 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure(String::new(), 1));
             }
         }
+        Command::Audit { name, since } => {
+            let since = since.map(|d| {
+                OffsetDateTime::now_utc()
+                    .saturating_sub(d.try_into().unwrap_or(time::Duration::MAX))
+            });
+            output::audit(json, &keys.audit(&AuditFilter { name, since }).await?);
+        }
+        Command::Import {
+            source: ImportSource::Odoo { url, dry_run },
+        } => {
+            let report = keys
+                .import_odoo(&url, dry_run)
+                .await
+                .map_err(|e| Failure(e.to_string(), 2))?;
+            output::imported(json, &report);
+        }
+        Command::Neutralize => output::neutralized(json, keys.neutralize().await?),
         Command::Group { action } => {
             let r = match action {
                 GroupAction::Add { name, group } => keys.edit_groups(&name, &[&group], &[]).await,

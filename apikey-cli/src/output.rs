@@ -1,6 +1,7 @@
 //! What `apikey` prints: aligned text for people, one JSON document per command with `--json`.
 
-use apikey_core::{AuthError, Identity, KeyRecord, Secret};
+use apikey_core::admin::OdooReport;
+use apikey_core::{AuditRecord, AuthError, Identity, KeyRecord, Secret};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -45,8 +46,27 @@ fn print_record(r: &KeyRecord) {
     println!("last_used_at: {}", when(r.last_used_at));
 }
 
+/// Prints rows under a header, in columns.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = header.map(String::from);
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
 fn print_list(records: &[KeyRecord]) {
-    let rows: Vec<[String; 7]> = records
+    let rows: Vec<[String; 8]> = records
         .iter()
         .map(|r| {
             [
@@ -56,6 +76,7 @@ fn print_list(records: &[KeyRecord]) {
                 status(r).into(),
                 r.stub.clone(),
                 r.rate_limit.map_or_else(|| "-".into(), |l| l.to_string()),
+                when(r.expires_at),
                 when(r.last_used_at),
             ]
         })
@@ -67,22 +88,69 @@ fn print_list(records: &[KeyRecord]) {
         "STATUS",
         "STUB",
         "RATE LIMIT",
+        "EXPIRES",
         "LAST USED",
-    ]
-    .map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    ];
+    table(header, &rows);
+}
+
+/// Prints the audit trail.
+pub(crate) fn audit(json: bool, entries: &[AuditRecord]) {
+    if json {
+        println!("{}", json!(entries));
+        return;
     }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
+    let rows: Vec<[String; 5]> = entries
+        .iter()
+        .map(|a| {
+            [
+                when(Some(a.at)),
+                a.actor.clone(),
+                a.action.clone(),
+                a.name.clone(),
+                a.summary.clone(),
+            ]
+        })
+        .collect();
+    table(["AT", "ACTOR", "ACTION", "NAME", "SUMMARY"], &rows);
+}
+
+/// Prints what an Odoo import did (or would do); warnings go to stderr.
+pub(crate) fn imported(json: bool, r: &OdooReport) {
+    if json {
+        println!("{}", json!(r));
+        return;
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    let (lead, verbs) = if r.dry_run {
+        (
+            "Dry run, nothing written: would have",
+            ["created", "updated", "disabled"],
+        )
+    } else {
+        ("Imported from Odoo:", ["created", "updated", "disabled"])
+    };
+    println!(
+        "{lead} {} {}, {} {}, {} unchanged, {} skipped; {} user(s) {}.",
+        r.created,
+        verbs[0],
+        r.updated,
+        verbs[1],
+        r.unchanged,
+        r.skipped,
+        r.users_disabled,
+        verbs[2]
+    );
+}
+
+/// Prints how many keys neutralize deactivated.
+pub(crate) fn neutralized(json: bool, count: u64) {
+    if json {
+        println!("{}", json!({ "deactivated": count }));
+    } else {
+        eprintln!("Deactivated {count} key(s); every stored key is now inactive.");
     }
 }
 

@@ -14,6 +14,12 @@ use crate::model::{
 };
 use crate::store::{SharedStore, StoreError};
 
+#[cfg(feature = "postgres")]
+mod odoo;
+
+#[cfg(feature = "postgres")]
+pub use odoo::{OdooError, OdooReport};
+
 /// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
 /// and hands the secret back once. Every write is one atomic store operation.
 #[derive(Debug, Clone)]

@@ -1,0 +1,278 @@
+//! Bringing the keys of an Odoo database over: OCA `auth_api_key` (and `auth_api_key_group`
+//! when installed), read through the module's own tables. Each Odoo key becomes one of ours
+//! with the same name, user (the Odoo login), groups (the group codes) and active flag; its
+//! plain value is digested as a free-form key, so clients keep working unchanged. The value is
+//! never printed or stored.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Row};
+
+use super::{CreateKey, KeyManager};
+use crate::config::redact_url;
+use crate::key::Secret;
+use crate::model::Imported;
+use crate::store::StoreError;
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OdooReport {
+    /// Keys that were new.
+    pub created: usize,
+    /// Keys brought in line (value, user, groups or active flag).
+    pub updated: usize,
+    /// Keys already exactly so.
+    pub unchanged: usize,
+    /// Odoo keys not imported (empty or unusable value, a value another key has, a name
+    /// clash); each has a line in `warnings`.
+    pub skipped: usize,
+    /// Archived Odoo users that became disabled users here.
+    pub users_disabled: usize,
+    /// Why keys were skipped: key ids and names, never values.
+    pub warnings: Vec<String>,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+}
+
+/// An import that could not start: the Odoo database cannot be read as one.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot import from the Odoo database {url}: {why}")]
+pub struct OdooError {
+    url: String,
+    why: String,
+}
+
+/// One `auth_api_key` row with what it joins to.
+struct OdooKey {
+    id: i64,
+    name: String,
+    value: Option<String>,
+    login: String,
+    user_active: bool,
+    active: bool,
+    groups: Vec<String>,
+}
+
+fn failed(url: &str) -> impl Fn(String) -> OdooError + '_ {
+    move |why| OdooError {
+        url: redact_url(url),
+        why,
+    }
+}
+
+async fn exists(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
+        .fetch_one(conn)
+        .await
+}
+
+async fn has_column(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns \
+         WHERE table_name = $1 AND column_name = $2 AND table_schema = ANY (current_schemas(false)))",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(conn)
+    .await
+}
+
+/// Reads every Odoo key, lowest id first, with its user and group codes.
+async fn read_keys(conn: &mut PgConnection) -> Result<Vec<OdooKey>, String> {
+    let e = |e: sqlx::Error| e.to_string();
+    if !exists(conn, "auth_api_key").await.map_err(e)? {
+        return Err(
+            "it has no auth_api_key table (is the OCA auth_api_key module installed?)".into(),
+        );
+    }
+    // `active` on keys came with the module's 14.0 branch; before it every key was active.
+    let active = if has_column(conn, "auth_api_key", "active")
+        .await
+        .map_err(e)?
+    {
+        "k.active"
+    } else {
+        "TRUE"
+    };
+    let sql = format!(
+        "SELECT k.id::bigint AS id, k.name::text AS name, k.key::text AS value, \
+         u.login::text AS login, COALESCE(u.active, TRUE) AS user_active, \
+         COALESCE({active}, TRUE) AS active \
+         FROM auth_api_key k JOIN res_users u ON u.id = k.user_id ORDER BY k.id"
+    );
+    let mut groups: HashMap<i64, Vec<String>> = HashMap::new();
+    let grouped = exists(conn, "auth_api_key_group").await.map_err(e)?
+        && exists(conn, "auth_api_key_group_rel").await.map_err(e)?;
+    if grouped {
+        let rows = sqlx::query(
+            "SELECT r.key_id::bigint AS key_id, g.code::text AS code \
+             FROM auth_api_key_group_rel r JOIN auth_api_key_group g ON g.id = r.group_id \
+             WHERE g.code IS NOT NULL",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(e)?;
+        for row in rows {
+            groups
+                .entry(row.try_get("key_id").map_err(e)?)
+                .or_default()
+                .push(row.try_get("code").map_err(e)?);
+        }
+    }
+    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await.map_err(e)?;
+    rows.into_iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id").map_err(e)?;
+            Ok(OdooKey {
+                id,
+                name: row.try_get("name").map_err(e)?,
+                value: row.try_get("value").map_err(e)?,
+                login: row.try_get("login").map_err(e)?,
+                user_active: row.try_get("user_active").map_err(e)?,
+                active: row.try_get("active").map_err(e)?,
+                groups: groups.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+impl KeyManager {
+    /// Imports the keys of the Odoo database at `odoo_url` into this manager's store;
+    /// `dry_run` reads both sides and writes nothing. Idempotent: a second run reports every
+    /// key unchanged. Odoo matches the lowest id first, so when several keys share one value
+    /// the lowest id is imported and the others are reported.
+    pub async fn import_odoo(
+        &self,
+        odoo_url: &str,
+        dry_run: bool,
+    ) -> Result<OdooReport, OdooError> {
+        let fail = failed(odoo_url);
+        let options = PgConnectOptions::from_str(odoo_url)
+            .map_err(|e| fail(format!("bad URL: {e}")))?
+            .disable_statement_logging();
+        let mut conn = options.connect().await.map_err(|e| fail(e.to_string()))?;
+        let keys = read_keys(&mut conn).await.map_err(&fail)?;
+        let mut report = OdooReport {
+            dry_run,
+            ..OdooReport::default()
+        };
+        let mut seen: BTreeMap<String, (i64, String)> = BTreeMap::new();
+        // In a dry run: keys whose value this run replaces, so a later key may take it over.
+        let mut moving: HashSet<String> = HashSet::new();
+        let mut archived: Vec<String> = Vec::new();
+        for key in keys {
+            let label = format!("Odoo key #{} {:?}", key.id, key.name);
+            let Some(value) = key.value.filter(|v| !v.trim().is_empty()) else {
+                report.skip(format!("{label}: no value (Odoo never matches it)"));
+                continue;
+            };
+            if let Some((first, first_name)) = seen.get(&value) {
+                report.skip(format!(
+                    "{label}: same value as Odoo key #{first} {first_name:?}, which Odoo matches \
+                     first"
+                ));
+                continue;
+            }
+            seen.insert(value.clone(), (key.id, key.name.clone()));
+            if !key.user_active && !archived.contains(&key.login) {
+                archived.push(key.login.clone());
+            }
+            let spec = CreateKey {
+                name: key.name,
+                user: key.login,
+                groups: key.groups,
+                ..CreateKey::default()
+            };
+            let secret = Secret::new(value);
+            let outcome = if dry_run {
+                self.preview(&spec, &secret, key.active, &mut moving).await
+            } else {
+                self.import_key(spec, &secret, key.active).await
+            };
+            match outcome {
+                Ok(Imported::Created) => report.created += 1,
+                Ok(Imported::Updated) => report.updated += 1,
+                Ok(Imported::Unchanged) => report.unchanged += 1,
+                Err(e @ StoreError::Unavailable(_)) => return Err(fail(e.to_string())),
+                Err(e) => report.skip(format!("{label}: {e}")),
+            }
+        }
+        for login in archived {
+            let active = self
+                .user_active(&login)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if active {
+                if !dry_run {
+                    self.set_user_active(&login, false)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                report.users_disabled += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// What [`import_key`](Self::import_key) would do, without doing it.
+    /// `moving` holds the keys whose value the run replaces before this one.
+    async fn preview(
+        &self,
+        spec: &CreateKey,
+        key: &Secret,
+        active: bool,
+        moving: &mut HashSet<String>,
+    ) -> Result<Imported, StoreError> {
+        self.format
+            .check(key.expose())
+            .map_err(|why| StoreError::Invalid(format!("the key is not usable: {why}")))?;
+        let digest = self.hasher.digest(key.expose());
+        let holder = self
+            .store
+            .find_by_digest(&digest)
+            .await?
+            .map(|m| m.record.name);
+        let taken = holder.is_some_and(|h| h != spec.name && !moving.contains(&h));
+        if taken {
+            return Err(StoreError::Invalid(
+                "that secret is already used by another key".into(),
+            ));
+        }
+        let Some(current) = self.store.get(&spec.name).await? else {
+            return Ok(Imported::Created);
+        };
+        let same_secret = self
+            .store
+            .digests_of(&spec.name)
+            .await?
+            .is_some_and(|d| d == [digest]);
+        if !same_secret {
+            moving.insert(spec.name.clone());
+        }
+        let groups = super::groups(&spec.groups)?;
+        let same = same_secret
+            && current.user == spec.user
+            && current.groups == groups.as_slice()
+            && current.active == active;
+        Ok(if same {
+            Imported::Unchanged
+        } else {
+            Imported::Updated
+        })
+    }
+}
+
+impl OdooReport {
+    fn skip(&mut self, why: String) {
+        self.skipped += 1;
+        self.warnings.push(why);
+    }
+}

@@ -1,0 +1,332 @@
+//! `apikey import odoo`: a real PostgreSQL database built with OCA `auth_api_key`'s tables and
+//! constraints, imported into SQLite and PostgreSQL stores: values, users, groups, active
+//! flags, archived users, empty and duplicate values, idempotence, dry runs.
+
+use std::process::Command;
+
+use apikey_core::{Actor, ApiKeyConfig, AuditFilter, AuthError, KeyManager, SharedStore, Verifier};
+use apikey_tests::{postgres_url, unique_schema, SharedDb};
+use sqlx::{Connection, Executor, PgConnection};
+
+/// A fresh Odoo database on the test server, dropped with the value.
+struct OdooDb {
+    server: String,
+    name: String,
+    url: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE res_users (
+    id     serial PRIMARY KEY,
+    login  varchar NOT NULL UNIQUE,
+    active boolean DEFAULT true
+);
+CREATE TABLE auth_api_key (
+    id      serial PRIMARY KEY,
+    name    varchar NOT NULL,
+    key     varchar NOT NULL,
+    user_id integer NOT NULL REFERENCES res_users (id) ON DELETE CASCADE,
+    active  boolean DEFAULT true,
+    CONSTRAINT auth_api_key_name_uniq UNIQUE (name)
+);
+";
+
+const GROUPS: &str = "
+CREATE TABLE auth_api_key_group (
+    id   serial PRIMARY KEY,
+    name varchar NOT NULL,
+    code varchar
+);
+CREATE TABLE auth_api_key_group_rel (
+    key_id   integer NOT NULL REFERENCES auth_api_key (id) ON DELETE CASCADE,
+    group_id integer NOT NULL REFERENCES auth_api_key_group (id) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, group_id)
+);
+";
+
+const DATA: &str = "
+INSERT INTO res_users (id, login, active) VALUES
+    (1, 'admin', true), (2, 'demo', true), (3, 'gone', false);
+INSERT INTO auth_api_key (id, name, key, user_id, active) VALUES
+    (1, 'Good', 'good_value', 2, true),
+    (2, 'Inactive', 'inactive_value', 2, false),
+    (3, 'Empty', '', 2, true),
+    (4, 'Copy', 'good_value', 1, true),
+    (5, 'Archived User', 'gone_value', 3, true),
+    (6, 'Two Groups', 'two_value', 1, true);
+";
+
+const GROUP_DATA: &str = "
+INSERT INTO auth_api_key_group (id, name, code) VALUES (1, 'G One', 'g-one'), (2, 'G Two', 'g-two');
+INSERT INTO auth_api_key_group_rel (key_id, group_id) VALUES (1, 1), (6, 1), (6, 2);
+";
+
+impl OdooDb {
+    /// A database with the module's tables, with the group tables or without.
+    async fn new(with_groups: bool) -> Option<Self> {
+        let server = postgres_url()?;
+        let name = format!("odoo_{}", unique_schema());
+        let mut admin = PgConnection::connect(&server).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        conn.execute(SCHEMA).await.unwrap();
+        conn.execute(DATA).await.unwrap();
+        if with_groups {
+            conn.execute(GROUPS).await.unwrap();
+            conn.execute(GROUP_DATA).await.unwrap();
+        }
+        Some(OdooDb { server, name, url })
+    }
+
+    async fn run(&self, sql: &str) {
+        let mut conn = PgConnection::connect(&self.url).await.unwrap();
+        conn.execute(sql).await.unwrap();
+    }
+
+    async fn drop(self) {
+        let mut admin = PgConnection::connect(&self.server).await.unwrap();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        admin.execute(sql.as_str()).await.unwrap();
+    }
+}
+
+fn manager(store: &SharedStore) -> KeyManager {
+    KeyManager::new(store.clone(), &ApiKeyConfig::default())
+        .with_actor(Actor::new("migration").unwrap())
+}
+
+async fn verify(store: &SharedStore, key: &str) -> Result<(String, Vec<String>), AuthError> {
+    let verifier = Verifier::new(ApiKeyConfig::default(), store.clone())
+        .await
+        .unwrap();
+    let id = verifier.verify(key).await?;
+    Ok((
+        id.user().to_owned(),
+        id.groups().map(str::to_owned).collect(),
+    ))
+}
+
+async fn import_into(db: SharedDb) {
+    let Some(odoo) = OdooDb::new(true).await else {
+        eprintln!("skipped: the Odoo database needs APIKEY_TEST_POSTGRES_URL");
+        return;
+    };
+    let store = db.store().await;
+    let m = manager(&store);
+
+    // A dry run reads both sides and writes nothing.
+    let dry = m.import_odoo(&odoo.url, true).await.unwrap();
+    assert!(dry.dry_run);
+    assert_eq!(
+        (dry.created, dry.updated, dry.unchanged, dry.skipped),
+        (4, 0, 0, 2)
+    );
+    assert_eq!(dry.users_disabled, 1);
+    assert!(
+        m.list().await.unwrap().is_empty(),
+        "a dry run writes nothing"
+    );
+    assert!(m.audit(&AuditFilter::default()).await.unwrap().is_empty());
+
+    let first = m.import_odoo(&odoo.url, false).await.unwrap();
+    assert_eq!(
+        (first.created, first.updated, first.unchanged, first.skipped),
+        (4, 0, 0, 2)
+    );
+    assert_eq!(first.users_disabled, 1);
+    let warnings = first.warnings.join("\n");
+    assert!(warnings.contains("#3 \"Empty\": no value"), "{warnings}");
+    assert!(
+        warnings.contains("#4 \"Copy\": same value as Odoo key #1"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("good_value"), "values are never printed");
+
+    // Existing clients keep working with the values they hold.
+    assert_eq!(
+        verify(&store, "good_value").await,
+        Ok(("demo".into(), vec!["g-one".into()]))
+    );
+    assert_eq!(
+        verify(&store, "two_value").await,
+        Ok(("admin".into(), vec!["g-one".into(), "g-two".into()]))
+    );
+    assert_eq!(
+        verify(&store, "inactive_value").await,
+        Err(AuthError::Invalid),
+        "inactive in Odoo, inactive here"
+    );
+    assert_eq!(
+        verify(&store, "gone_value").await,
+        Err(AuthError::Invalid),
+        "the archived user is disabled"
+    );
+    assert!(!m.user_active("gone").await.unwrap());
+    let names: Vec<String> = m
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["Archived User", "Good", "Inactive", "Two Groups"]);
+    let good = m.get("Good").await.unwrap();
+    assert_eq!(good.tech_name, "good");
+    let trail = m.audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(trail.iter().filter(|a| a.action == "import").count(), 4);
+    assert!(trail.iter().all(|a| a.actor == "migration"));
+    assert!(trail
+        .iter()
+        .any(|a| a.action == "user-disable" && a.name == "gone"));
+    assert!(
+        !format!("{trail:?}").contains("_value"),
+        "no value in the trail"
+    );
+
+    // Idempotent: a second run changes nothing and records nothing.
+    let again = m.import_odoo(&odoo.url, false).await.unwrap();
+    assert_eq!(
+        (again.created, again.updated, again.unchanged, again.skipped),
+        (0, 0, 4, 2)
+    );
+    assert_eq!(again.users_disabled, 0);
+    assert_eq!(m.audit(&AuditFilter::default()).await.unwrap(), trail);
+
+    // A value changed and a key archived in Odoo: brought in line.
+    odoo.run("UPDATE auth_api_key SET key = 'new_value' WHERE id = 1")
+        .await;
+    odoo.run("UPDATE auth_api_key SET active = false WHERE id = 6")
+        .await;
+    let dry = m.import_odoo(&odoo.url, true).await.unwrap();
+    // "Copy" (#4) held the same value as #1; now that #1 moved on, it is the one Odoo matches.
+    assert_eq!((dry.created, dry.updated, dry.unchanged), (1, 2, 2));
+    assert_eq!(
+        verify(&store, "good_value").await.map(|v| v.0),
+        Ok("demo".into())
+    );
+    let changed = m.import_odoo(&odoo.url, false).await.unwrap();
+    assert_eq!(
+        (
+            changed.created,
+            changed.updated,
+            changed.unchanged,
+            changed.skipped
+        ),
+        (1, 2, 2, 1)
+    );
+    assert_eq!(
+        verify(&store, "good_value").await,
+        Ok(("admin".into(), vec![])),
+        "as in Odoo: the value now belongs to \"Copy\""
+    );
+    assert_eq!(
+        verify(&store, "new_value").await.map(|v| v.0),
+        Ok("demo".into())
+    );
+    assert_eq!(verify(&store, "two_value").await, Err(AuthError::Invalid));
+
+    drop((m, store));
+    odoo.drop().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_imports_an_odoo_database() {
+    import_into(SharedDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_imports_an_odoo_database() {
+    if let Some(db) = SharedDb::postgres() {
+        import_into(db).await;
+    }
+}
+
+/// Without `auth_api_key_group`, keys come over without groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_without_group_tables_is_fine() {
+    let Some(odoo) = OdooDb::new(false).await else {
+        return;
+    };
+    let db = SharedDb::sqlite();
+    let store = db.store().await;
+    let report = manager(&store).import_odoo(&odoo.url, false).await.unwrap();
+    assert_eq!(report.created, 4);
+    assert_eq!(
+        verify(&store, "two_value").await,
+        Ok(("admin".into(), vec![]))
+    );
+    odoo.drop().await;
+}
+
+fn apikey(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("keys.db").display());
+    Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+        .current_dir(dir)
+        .env_remove("APIKEY_CONFIG")
+        .env_remove("APIKEY_DATABASE_URL")
+        .args(["--database-url", &url])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The command: JSON counts, a clear error (exit 2) for a database that is not Odoo's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_reports_counts_and_refuses_other_databases() {
+    let Some(odoo) = OdooDb::new(true).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = apikey(
+        dir.path(),
+        &[
+            "--json",
+            "--actor",
+            "ops",
+            "import",
+            "odoo",
+            &odoo.url,
+            "--dry-run",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["created"], 4);
+    assert_eq!(report["dry_run"], true);
+    let out = apikey(dir.path(), &["--actor", "ops", "import", "odoo", &odoo.url]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("4 created") && text.contains("2 skipped"),
+        "{text}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: Odoo key #3"), "{stderr}");
+    assert!(!stderr.contains("good_value") && !text.contains("good_value"));
+    let out = apikey(dir.path(), &["--json", "audit", "Good"]);
+    let trail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(trail[0]["action"], "import");
+    assert_eq!(trail[0]["actor"], "ops");
+
+    // The test server's own database has no auth_api_key table.
+    let plain = postgres_url().unwrap();
+    let out = apikey(dir.path(), &["import", "odoo", &plain]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no auth_api_key table"), "{stderr}");
+    let out = apikey(
+        dir.path(),
+        &["import", "odoo", "postgres://nobody@127.0.0.1:1/none"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    odoo.drop().await;
+}
