@@ -11,5 +11,5 @@ pub use support::http::{
 pub use support::probe::{Parked, Probe};
 pub use support::stores::{
     drop_schema, memory, postgres, postgres_url, sqlite_file, sqlite_memory, unique_schema,
-    SharedDb, POSTGRES_ENV,
+    PgDatabase, SharedDb, POSTGRES_ENV,
 };

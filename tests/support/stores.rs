@@ -7,6 +7,7 @@ use std::sync::Arc;
 use apikey_core::conformance::Fixture;
 use apikey_core::store::{PostgresStore, SqliteStore};
 use apikey_core::{MemoryStore, SharedStore};
+use sqlx::Connection;
 
 /// The variable naming the PostgreSQL server for tests; tests needing it are skipped when unset.
 pub const POSTGRES_ENV: &str = "APIKEY_TEST_POSTGRES_URL";
@@ -33,7 +34,6 @@ pub fn unique_schema() -> String {
 
 /// Drops a test schema.
 pub async fn drop_schema(url: &str, schema: &str) {
-    use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .expect("connect to drop the test schema");
@@ -153,6 +153,58 @@ impl SharedDb {
         if let Some(schema) = &self.schema {
             drop_schema(&self.url, schema).await;
         }
+    }
+}
+
+/// A fresh PostgreSQL database on the test server (for what needs a whole database: the CLI's
+/// default `apikey` schema, an Odoo database), dropped by [`PgDatabase::drop`].
+pub struct PgDatabase {
+    server: String,
+    name: String,
+    /// The database's URL.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates it; `None` (the test is skipped) without a server.
+    pub async fn create(prefix: &str) -> Option<Self> {
+        let server = postgres_url()?;
+        let name = format!("{prefix}_{}", unique_schema());
+        let mut conn = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Some(PgDatabase { server, name, url })
+    }
+
+    /// Runs SQL statements in it.
+    pub async fn run(&self, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .expect("run SQL in the test database");
+    }
+
+    /// Drops it.
+    pub async fn drop(self) {
+        let mut conn = sqlx::PgConnection::connect(&self.server)
+            .await
+            .expect("connect to drop the test database");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("drop the test database");
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use apikey_tests::get;
+use apikey_tests::{get, PgDatabase};
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 
@@ -205,55 +205,9 @@ async fn sqlite_lifecycle_against_a_running_service() {
 }
 
 /// A fresh PostgreSQL database for one test, dropped afterwards.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Option<Self> {
-        let admin_url = std::env::var("APIKEY_TEST_POSTGRES_URL").ok()?;
-        let name = format!("apikey_cli_{}", std::process::id());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-            .await
-            .expect("APIKEY_TEST_POSTGRES_URL reachable");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        Some(PgDatabase {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn drop(self) {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url)
-            .await
-            .unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_lifecycle_against_a_running_service() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some(db) = PgDatabase::create("apikey_cli").await else {
         eprintln!("skipped: APIKEY_TEST_POSTGRES_URL is not set");
         return;
     };

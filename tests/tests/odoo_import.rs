@@ -5,15 +5,7 @@
 use std::process::Command;
 
 use apikey_core::{Actor, ApiKeyConfig, AuditFilter, AuthError, KeyManager, SharedStore, Verifier};
-use apikey_tests::{postgres_url, unique_schema, SharedDb};
-use sqlx::{Connection, Executor, PgConnection};
-
-/// A fresh Odoo database on the test server, dropped with the value.
-struct OdooDb {
-    server: String,
-    name: String,
-    url: String,
-}
+use apikey_tests::{postgres_url, PgDatabase, SharedDb};
 
 const SCHEMA: &str = "
 CREATE TABLE res_users (
@@ -61,37 +53,16 @@ INSERT INTO auth_api_key_group (id, name, code) VALUES (1, 'G One', 'g-one'), (2
 INSERT INTO auth_api_key_group_rel (key_id, group_id) VALUES (1, 1), (6, 1), (6, 2);
 ";
 
-impl OdooDb {
-    /// A database with the module's tables, with the group tables or without.
-    async fn new(with_groups: bool) -> Option<Self> {
-        let server = postgres_url()?;
-        let name = format!("odoo_{}", unique_schema());
-        let mut admin = PgConnection::connect(&server).await.unwrap();
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-        let mut conn = PgConnection::connect(&url).await.unwrap();
-        conn.execute(SCHEMA).await.unwrap();
-        conn.execute(DATA).await.unwrap();
-        if with_groups {
-            conn.execute(GROUPS).await.unwrap();
-            conn.execute(GROUP_DATA).await.unwrap();
-        }
-        Some(OdooDb { server, name, url })
+/// A fresh database with the module's tables, with the group tables or without.
+async fn odoo_db(with_groups: bool) -> Option<PgDatabase> {
+    let db = PgDatabase::create("odoo").await?;
+    db.run(SCHEMA).await;
+    db.run(DATA).await;
+    if with_groups {
+        db.run(GROUPS).await;
+        db.run(GROUP_DATA).await;
     }
-
-    async fn run(&self, sql: &str) {
-        let mut conn = PgConnection::connect(&self.url).await.unwrap();
-        conn.execute(sql).await.unwrap();
-    }
-
-    async fn drop(self) {
-        let mut admin = PgConnection::connect(&self.server).await.unwrap();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        admin.execute(sql.as_str()).await.unwrap();
-    }
+    Some(db)
 }
 
 fn manager(store: &SharedStore) -> KeyManager {
@@ -111,7 +82,7 @@ async fn verify(store: &SharedStore, key: &str) -> Result<(String, Vec<String>),
 }
 
 async fn import_into(db: SharedDb) {
-    let Some(odoo) = OdooDb::new(true).await else {
+    let Some(odoo) = odoo_db(true).await else {
         eprintln!("skipped: the Odoo database needs APIKEY_TEST_POSTGRES_URL");
         return;
     };
@@ -249,7 +220,7 @@ async fn postgres_store_imports_an_odoo_database() {
 /// Without `auth_api_key_group`, keys come over without groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_without_group_tables_is_fine() {
-    let Some(odoo) = OdooDb::new(false).await else {
+    let Some(odoo) = odoo_db(false).await else {
         return;
     };
     let db = SharedDb::sqlite();
@@ -278,7 +249,7 @@ fn apikey(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 /// The command: JSON counts, a clear error (exit 2) for a database that is not Odoo's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_reports_counts_and_refuses_other_databases() {
-    let Some(odoo) = OdooDb::new(true).await else {
+    let Some(odoo) = odoo_db(true).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

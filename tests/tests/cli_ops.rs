@@ -1,0 +1,204 @@
+//! Running keys for real from the command line, on SQLite and PostgreSQL: the audit trail and
+//! who is named in it, `list --expiring`, `neutralize`, and the help of each command.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use apikey_tests::{PgDatabase, SharedDb};
+
+/// Runs `apikey` on `url` in `dir` with `env`; returns the output.
+fn apikey(dir: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+        .current_dir(dir)
+        .env_remove("APIKEY_CONFIG")
+        .env_remove("APIKEY_DATABASE_URL")
+        .env_remove("APIKEY_ACTOR")
+        .envs(env.iter().copied())
+        .args(["--database-url", url])
+        .args(args)
+        .output()
+        .expect("run apikey")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+async fn operate(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| apikey(dir.path(), url, env, args);
+
+    // Who: --actor, else APIKEY_ACTOR, else the OS user.
+    let created = json(&run(
+        &[],
+        &[
+            "--json",
+            "--actor",
+            "alice",
+            "create",
+            "soon",
+            "--user",
+            "u",
+            "--expires-in",
+            "3d",
+        ],
+    ));
+    let secret = created["key"].as_str().unwrap().to_owned();
+    json(&run(
+        &[("APIKEY_ACTOR", "ci-bot")],
+        &[
+            "--json",
+            "create",
+            "later",
+            "--user",
+            "u",
+            "--expires-in",
+            "60d",
+        ],
+    ));
+    json(&run(
+        &[
+            ("APIKEY_ACTOR", ""),
+            ("USER", "os-user"),
+            ("LOGNAME", "os-user"),
+        ],
+        &["--json", "create", "never", "--user", "u"],
+    ));
+    json(&run(&[], &["--json", "--actor", "bob", "revoke", "later"]));
+    json(&run(
+        &[],
+        &[
+            "--json", "--actor", "bob", "group", "add", "soon", "billing",
+        ],
+    ));
+    json(&run(
+        &[],
+        &["--json", "--actor", "bob", "user", "disable", "u"],
+    ));
+
+    let trail = json(&run(&[], &["--json", "audit"]));
+    let rows: Vec<(String, String, String)> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap().to_owned();
+            (s("actor"), s("action"), s("name"))
+        })
+        .collect();
+    let want = [
+        ("alice", "create", "soon"),
+        ("ci-bot", "create", "later"),
+        ("os-user", "create", "never"),
+        ("bob", "revoke", "later"),
+        ("bob", "groups", "soon"),
+        ("bob", "user-disable", "u"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(rows, want);
+    assert!(
+        !trail.to_string().contains(&secret),
+        "no secret in the trail"
+    );
+    let of_soon = json(&run(&[], &["--json", "audit", "soon"]));
+    assert_eq!(of_soon.as_array().unwrap().len(), 2);
+    let recent = json(&run(&[], &["--json", "audit", "--since", "1h"]));
+    assert_eq!(recent.as_array().unwrap().len(), 6);
+    let text = run(&[], &["audit", "later"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("AT"), "{text}");
+    assert!(text.contains("ci-bot") && text.contains("revoke"), "{text}");
+
+    // Only the keys that expire within the window.
+    let expiring = json(&run(&[], &["--json", "list", "--expiring", "14d"]));
+    let names: Vec<&str> = expiring
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["soon"]);
+    let all = json(&run(&[], &["--json", "list"]));
+    assert_eq!(all.as_array().unwrap().len(), 3);
+
+    // Neutralize: every key inactive, in the trail.
+    json(&run(&[], &["--json", "user", "enable", "u"]));
+    let done = json(&run(&[], &["--json", "--actor", "restore", "neutralize"]));
+    assert_eq!(done["deactivated"], 2, "two keys were active");
+    let all = json(&run(&[], &["--json", "list"]));
+    assert!(all.as_array().unwrap().iter().all(|r| r["active"] == false));
+    let verify = Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+        .current_dir(dir.path())
+        .args(["--database-url", url, "verify"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(secret.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(1),
+        "a neutralized key is refused"
+    );
+    let last = json(&run(&[], &["--json", "audit", "*"]));
+    assert_eq!(last[0]["action"], "neutralize");
+    assert_eq!(last[0]["actor"], "restore");
+
+    // A bad actor or window is a clear error, and nothing is written.
+    let bad = run(&[], &["--actor", " ", "revoke", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = run(&[], &["list", "--expiring", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_audit_expiring_and_neutralize() {
+    let db = SharedDb::sqlite();
+    operate(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_audit_expiring_and_neutralize() {
+    // The CLI's own schema (`apikey`), in a database of the test's own.
+    if let Some(pg) = PgDatabase::create("apikey_ops").await {
+        operate(&pg.url).await;
+        pg.drop().await;
+    }
+}
+
+#[test]
+fn every_new_command_has_help() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&[]);
+    for word in ["audit", "import", "neutralize", "--actor"] {
+        assert!(top.contains(word), "{word}: {top}");
+    }
+    assert!(help(&["audit"]).contains("--since"));
+    assert!(help(&["list"]).contains("--expiring"));
+    let odoo = help(&["import", "odoo"]);
+    assert!(
+        odoo.contains("--dry-run") && odoo.contains("ODOO_DATABASE_URL"),
+        "{odoo}"
+    );
+    assert!(help(&["neutralize"]).contains("pepper"));
+}
