@@ -1,5 +1,6 @@
 //! Running keys for real from the command line, on SQLite and PostgreSQL: the audit trail and
-//! who is named in it, `list --expiring`, `neutralize`, and the help of each command.
+//! who is named in it, `list --expiring`, an Odoo config file, `neutralize`, and the help of
+//! each new command.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -18,6 +19,29 @@ fn apikey(dir: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Output 
         .args(args)
         .output()
         .expect("run apikey")
+}
+
+/// `apikey verify` of `key` (on stdin), with `args` before the command.
+fn verify_with(dir: &Path, url: &str, args: &[&str], key: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+        .current_dir(dir)
+        .env_remove("APIKEY_CONFIG")
+        .args(["--database-url", url])
+        .args(args)
+        .arg("verify")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run apikey verify");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(key.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -129,8 +153,29 @@ async fn operate(url: &str) {
     let all = json(&run(&[], &["--json", "list"]));
     assert_eq!(all.as_array().unwrap().len(), 3);
 
-    // Neutralize: every key inactive, in the trail.
+    // An Odoo config file as it is: its section replaces the stored key's value.
+    std::fs::write(
+        dir.path().join("odoo.conf"),
+        "[options]\ndb_host = localhost\n\n[api_key_never]\nkey = from_odoo_conf\n",
+    )
+    .unwrap();
+    let with_conf = |key: &str| {
+        verify_with(dir.path(), url, &["--config", "odoo.conf"], key)
+            .status
+            .code()
+    };
     json(&run(&[], &["--json", "user", "enable", "u"]));
+    assert_eq!(with_conf("from_odoo_conf"), Some(0), "the file's key works");
+    let never = json(&run(&[], &["--json", "rotate", "never"]));
+    let stored = never["key"].as_str().unwrap().to_owned();
+    assert_eq!(with_conf(&stored), Some(1), "the stored key is replaced");
+    assert_eq!(
+        verify_with(dir.path(), url, &[], &stored).status.code(),
+        Some(0),
+        "without the file the stored key works"
+    );
+
+    // Neutralize: every key inactive, in the trail.
     let done = json(&run(&[], &["--json", "--actor", "restore", "neutralize"]));
     assert_eq!(done["deactivated"], 2, "two keys were active");
     let all = json(&run(&[], &["--json", "list"]));

@@ -15,6 +15,7 @@ use crate::model::{Groups, RateLimit};
 
 mod env;
 mod errors;
+mod odoo_ini;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -79,7 +80,9 @@ pub struct ApiKeyConfig {
 /// working directory) and then `APIKEY_…` environment variables. Both land in the global
 /// profile, so they override every Rocket profile, later sources winning.
 ///
-/// A file named explicitly (argument or `APIKEY_CONFIG`) must exist.
+/// A file named explicitly (argument or `APIKEY_CONFIG`) must exist. One ending in `.conf`,
+/// `.cfg` or `.ini` is read as an Odoo `server_environment` file: its `[api_key_*]` sections
+/// only, values verbatim, `groups = a, b`.
 pub fn layered(base: Figment, file: Option<&Path>) -> Result<Figment, ConfigError> {
     let explicit = file
         .map(Path::to_path_buf)
@@ -97,10 +100,12 @@ pub fn layered(base: Figment, file: Option<&Path>) -> Result<Figment, ConfigErro
         }
         None => PathBuf::from(CONFIG_FILE),
     };
-    let with_file = if path.is_file() {
-        base.merge(Toml::file_exact(path).profile(Profile::Global))
-    } else {
+    let with_file = if !path.is_file() {
         base
+    } else if odoo_ini::is_ini(&path) {
+        base.merge(odoo_ini::OdooIni(path))
+    } else {
+        base.merge(Toml::file_exact(path).profile(Profile::Global))
     };
     Ok(with_file.merge(EnvProvider))
 }

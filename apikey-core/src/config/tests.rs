@@ -242,3 +242,67 @@ fn urls_are_redacted() {
     );
     assert_eq!(redact_url("memory:"), "memory:");
 }
+
+#[test]
+fn an_odoo_config_file_works_as_it_is() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "odoo.conf",
+            "[options]\n\
+             db_host = localhost\n\
+             addons_path = /opt/odoo/addons,\n    /opt/extra\n\
+             admin_passwd = x\"y;z\n\
+             \n\
+             ; a comment\n\
+             [api_key_from_env]\n\
+             key = api_key_from_env\n\
+             \n\
+             [api_key_robot]\n\
+             KEY = \"quoted\";not#a\\comment\n\
+             user = robot\n\
+             groups = billing, reports ,\n",
+        )?;
+        jail.set_env(CONFIG_ENV, "odoo.conf");
+        let c = load(jail).unwrap();
+        let names: Vec<_> = c.sections.iter().map(|s| s.tech_name.as_str()).collect();
+        assert_eq!(names, ["from_env", "robot"], "[options] is Odoo's");
+        assert_eq!(c.sections[0].key.expose(), "api_key_from_env");
+        assert_eq!(c.sections[0].user, None);
+        let robot = &c.sections[1];
+        assert_eq!(robot.key.expose(), "\"quoted\";not#a\\comment", "verbatim");
+        assert_eq!(robot.user.as_deref(), Some("robot"));
+        assert_eq!(
+            robot.groups,
+            Some(Groups::new(["billing", "reports"]).unwrap())
+        );
+        assert!(
+            robot.source_name.contains("odoo.conf"),
+            "{}",
+            robot.source_name
+        );
+        // The environment still overrides the file.
+        jail.set_env("APIKEY_API_KEY_ROBOT__USER", "other");
+        assert_eq!(
+            load(jail).unwrap().sections[1].user.as_deref(),
+            Some("other")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_odoo_config_file_names_the_place_never_a_value() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("bad.cfg", "[api_key_x]\nkey = s3cr3t\n[unclosed\n")?;
+        jail.set_env(CONFIG_ENV, "bad.cfg");
+        let e = load(jail).unwrap_err().to_string();
+        assert!(e.contains("bad.cfg") && e.contains("line "), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        jail.create_file("odd.ini", "[api_key_x]\nkey = s3cr3t\ncolour = blue\n")?;
+        jail.set_env(CONFIG_ENV, "odd.ini");
+        let e = load(jail).unwrap_err().to_string();
+        assert!(e.contains("colour") && e.contains("odd.ini"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        Ok(())
+    });
+}
