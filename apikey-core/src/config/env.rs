@@ -61,13 +61,7 @@ impl figment::Provider for EnvProvider {
                 };
                 let value = match field {
                     "groups" if value.trim_start().starts_with('[') => parsed(value),
-                    "groups" => Value::from(
-                        value
-                            .split(',')
-                            .map(|g| g.trim().to_owned())
-                            .filter(|g| !g.is_empty())
-                            .collect::<Vec<String>>(),
-                    ),
+                    "groups" => comma_list(value),
                     _ => Value::from(value.to_owned()),
                 };
                 insert(&mut root, section, field, value);
@@ -82,6 +76,16 @@ impl figment::Provider for EnvProvider {
         }
         Ok(Profile::Global.collect(root))
     }
+}
+
+/// `a, b, ,c` as the list `[a, b, c]`: how group lists are written outside TOML.
+pub(super) fn comma_list(text: &str) -> Value {
+    Value::from(
+        text.split(',')
+            .map(|g| g.trim().to_owned())
+            .filter(|g| !g.is_empty())
+            .collect::<Vec<String>>(),
+    )
 }
 
 /// A value as figment's `Env` provider reads it (numbers, booleans, lists, else a string).

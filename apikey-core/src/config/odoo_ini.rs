@@ -9,6 +9,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Source};
 use ini::{Ini, ParseOption};
 
+use super::env::comma_list;
 use super::SECTION_PREFIX;
 
 /// Whether `path` names an INI file by its extension (`.conf`, `.cfg`, `.ini`).
@@ -55,13 +56,7 @@ impl figment::Provider for OdooIni {
             for (field, value) in properties.iter() {
                 let field = field.trim().to_ascii_lowercase();
                 let value = match field.as_str() {
-                    "groups" => Value::from(
-                        value
-                            .split(',')
-                            .map(|g| g.trim().to_owned())
-                            .filter(|g| !g.is_empty())
-                            .collect::<Vec<String>>(),
-                    ),
+                    "groups" => comma_list(value),
                     _ => Value::from(value.to_owned()),
                 };
                 section.insert(field, value);
