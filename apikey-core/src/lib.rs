@@ -39,4 +39,4 @@ pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyStore, MemoryStore, SharedLookup, SharedStore,
     StoreError, StoreResult,
 };
-pub use verify::{AuthError, SetupError, Verifier};
+pub use verify::{AuthError, SetupError, Verified, Verifier};

@@ -12,7 +12,7 @@ fn problem(status: Status, req: &Request<'_>) -> Prepared {
     let refusal = req.local_cache(|| Refusal(None)).0;
     match req.rocket().state::<ApiKeyState>() {
         Some(keys) => keys.answers.get(refusal, status),
-        None => Answers::new(DEFAULT_HEADER).get(refusal, status),
+        None => Answers::new(DEFAULT_HEADER, false).get(refusal, status),
     }
 }
 

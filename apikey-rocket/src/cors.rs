@@ -16,40 +16,35 @@ pub(crate) fn allow_key_header<'r>(req: &'r Request<'_>, res: &mut Response<'r>)
     let Some(method) = req.headers().get_one("Access-Control-Request-Method") else {
         return;
     };
-    let header = req
-        .rocket()
-        .state::<ApiKeyState>()
-        .map_or(DEFAULT_HEADER, |k| k.header());
+    let keys = req.rocket().state::<ApiKeyState>();
+    let header = keys.map_or(DEFAULT_HEADER, |k| k.header());
+    let mut needed = vec![header];
+    if keys.is_some_and(ApiKeyState::accepts_bearer) {
+        needed.push("Authorization");
+    }
     if res.status() == Status::NotFound {
         res.set_status(Status::NoContent);
         res.set_sized_body(0, std::io::Cursor::new(""));
         res.remove_header("Content-Type");
         res.set_raw_header("Access-Control-Allow-Methods", method.to_owned());
     }
-    let allowed = res
+    // What the route's own CORS answer allows, else what the browser asked for.
+    let base = res
         .headers()
         .get_one("Access-Control-Allow-Headers")
-        .map(str::to_owned);
-    let listed = allowed.as_deref().is_some_and(|a| {
-        a.split(',')
-            .any(|h| h.trim().eq_ignore_ascii_case(header) || h.trim() == "*")
-    });
-    if !listed {
-        let value = match allowed {
-            Some(a) if !a.trim().is_empty() => format!("{a}, {header}"),
-            _ => match req.headers().get_one("Access-Control-Request-Headers") {
-                Some(asked)
-                    if !asked.trim().is_empty()
-                        && !asked
-                            .split(',')
-                            .any(|h| h.trim().eq_ignore_ascii_case(header)) =>
-                {
-                    format!("{asked}, {header}")
-                }
-                Some(asked) if !asked.trim().is_empty() => asked.to_owned(),
-                _ => header.to_owned(),
-            },
-        };
-        res.set_raw_header("Access-Control-Allow-Headers", value);
-    }
+        .or_else(|| req.headers().get_one("Access-Control-Request-Headers"))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    let lists = |name: &str| {
+        base.split(',')
+            .any(|h| h.trim().eq_ignore_ascii_case(name) || h.trim() == "*")
+    };
+    let missing: Vec<&str> = needed.into_iter().filter(|h| !lists(h)).collect();
+    let value = match (base.is_empty(), missing.is_empty()) {
+        (true, _) => missing.join(", "),
+        (false, true) => base,
+        (false, false) => format!("{base}, {}", missing.join(", ")),
+    };
+    res.set_raw_header("Access-Control-Allow-Headers", value);
 }

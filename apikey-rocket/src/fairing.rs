@@ -10,7 +10,7 @@ use rocket::figment::Figment;
 use rocket::{catchers, Build, Orbit, Request, Response, Rocket};
 
 use crate::problem::Answers;
-use crate::{catchers, cors};
+use crate::{catchers, cors, sunset};
 
 /// The verification state managed by the fairing. Request handlers can verify with it but
 /// cannot reach the store: key administration is not a request-path capability.
@@ -23,6 +23,11 @@ impl ApiKeyState {
     /// The header that carries keys.
     pub fn header(&self) -> &str {
         self.verifier.header()
+    }
+
+    /// Whether `Authorization: Bearer <key>` is accepted too.
+    pub fn accepts_bearer(&self) -> bool {
+        self.verifier.accepts_bearer()
     }
 
     /// Store queries made by verification so far (cache misses), for metrics.
@@ -125,7 +130,7 @@ impl Fairing for ApiKey {
         match Self::build(source, rocket.figment()).await {
             Ok(verifier) => Ok(rocket
                 .manage(ApiKeyState {
-                    answers: Answers::new(verifier.header()),
+                    answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
                     verifier,
                 })
                 .register(
@@ -161,5 +166,6 @@ impl Fairing for ApiKey {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         cors::allow_key_header(req, res);
+        sunset::announce(req, res);
     }
 }

@@ -5,12 +5,16 @@ use std::marker::PhantomData;
 use apikey_core::AuthError;
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
+use time::OffsetDateTime;
 
 use crate::problem::status_of;
 use crate::{ApiKeyState, Caller};
 
 /// The outcome of verifying this request's key, computed at most once per request.
 struct Verified(Result<Caller, AuthError>);
+
+/// When this request's (valid) key stops working, if soon: the `Sunset` of the response.
+pub(crate) struct Sunset(pub Option<OffsetDateTime>);
 
 /// Why this request was refused, for the catchers.
 pub(crate) struct Refusal(pub Option<AuthError>);
@@ -19,12 +23,20 @@ pub(crate) struct Refusal(pub Option<AuthError>);
 pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, AuthError> {
     &req.local_cache_async(async {
         match req.rocket().state::<ApiKeyState>() {
-            Some(keys) => Verified(
-                keys.verifier
-                    .verify_header(req.headers().get(keys.verifier.header()))
-                    .await
-                    .map(Caller),
-            ),
+            Some(keys) => {
+                let headers = req.headers();
+                let outcome = keys
+                    .verifier
+                    .verify_request(
+                        headers.get(keys.verifier.header()),
+                        headers.get("Authorization"),
+                    )
+                    .await;
+                Verified(outcome.map(|v| {
+                    req.local_cache(|| Sunset(v.sunset));
+                    Caller(v.identity)
+                }))
+            }
             None => {
                 log::error!("apikey: the ApiKey fairing is not attached; refusing the request");
                 Verified(Err(AuthError::Unavailable))

@@ -29,6 +29,7 @@ mod cors;
 mod fairing;
 mod guard;
 mod problem;
+mod sunset;
 
 pub use apikey_core as core;
 pub use apikey_core::{AuthError, KeyRecord, KeyStore};

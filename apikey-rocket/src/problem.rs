@@ -142,8 +142,18 @@ pub(crate) struct Answers {
 }
 
 impl Answers {
-    pub fn new(header: &str) -> Self {
-        let auth = |e| Problem::for_auth(e, header).prepare();
+    /// The answers for keys in `header` (and, with `bearer`, in `Authorization: Bearer`: the
+    /// 401 challenge then names both schemes).
+    pub fn new(header: &str, bearer: bool) -> Self {
+        let auth = |e| {
+            let mut problem = Problem::for_auth(e, header);
+            if bearer {
+                if let Some(challenge) = &mut problem.challenge {
+                    challenge.push_str(", Bearer");
+                }
+            }
+            problem.prepare()
+        };
         let plain = |s: Status| Problem::new(s, s.reason_lossy()).prepare();
         Answers {
             missing: auth(AuthError::Missing),

@@ -63,7 +63,10 @@ async fn a_full_scenario_leaks_nothing() {
     let probe = Probe::new(Arc::new(MemoryStore::new()));
     let store: SharedStore = probe.clone();
     let config_key = "config-secret-value-1234567890";
-    let figment = format!("[default.api_key_robot]\nkey = \"{config_key}\"\nuser = \"robot\"\n");
+    let figment = format!(
+        "[default.apikey]\naccept_bearer = true\n\
+         [default.api_key_robot]\nkey = \"{config_key}\"\nuser = \"robot\"\n"
+    );
     let m = admin(&store);
     let (_, good) = m.create(spec("good", "alice", &["billing"])).await.unwrap();
     let (_, limited) = m
@@ -111,6 +114,19 @@ async fn a_full_scenario_leaks_nothing() {
             text
         }
     };
+    for key in [good.expose(), "unknown-bearer-credential-xyz"] {
+        let res = client
+            .get("/my_service")
+            .header(rocket::http::Header::new(
+                "Authorization",
+                format!("Bearer {key}"),
+            ))
+            .dispatch()
+            .await;
+        let mut text = format!("{} {:?}", res.status(), res.headers());
+        text.push_str(&res.into_string().await.unwrap_or_default());
+        bodies.push(text);
+    }
     let rotated = good.clone();
     for (key, path) in [
         (good.expose(), "/my_service"),
@@ -203,6 +219,7 @@ async fn a_full_scenario_leaks_nothing() {
         bad.as_str(),
         "unknown-but-well-formed-key",
         "another-unknown-key-xyz",
+        "unknown-bearer-credential-xyz",
     ] {
         for form in forms(key) {
             for (what, text) in ["logs", "bodies", "errors"].iter().zip(&everything) {

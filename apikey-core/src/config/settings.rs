@@ -35,6 +35,12 @@ pub struct Settings {
     pub disable_keys_of_inactive_users: bool,
     /// Default rate limit of every key without one of its own (`100/1m`); none by default.
     pub rate_limit: Option<RateLimit>,
+    /// Responses to a key expiring within this window carry `Sunset` (RFC 8594); `0` turns
+    /// the expiry warning off (a rotated-out secret in its grace is always announced).
+    #[serde(deserialize_with = "de_duration")]
+    pub expiry_warning: Duration,
+    /// Also accept `Authorization: Bearer <key>` (off by default, as in Odoo).
+    pub accept_bearer: bool,
 }
 
 impl Default for Settings {
@@ -48,6 +54,8 @@ impl Default for Settings {
             key_prefix: "ak".into(),
             disable_keys_of_inactive_users: true,
             rate_limit: None,
+            expiry_warning: Duration::from_secs(14 * 86_400),
+            accept_bearer: false,
         }
     }
 }
@@ -66,6 +74,8 @@ impl fmt::Debug for Settings {
                 &self.disable_keys_of_inactive_users,
             )
             .field("rate_limit", &self.rate_limit)
+            .field("expiry_warning", &self.expiry_warning)
+            .field("accept_bearer", &self.accept_bearer)
             .finish()
     }
 }

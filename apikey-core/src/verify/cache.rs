@@ -25,20 +25,36 @@ pub const NEGATIVE_CAPACITY: usize = 1 << 16;
 const SHARDS: usize = 64;
 
 /// A verified key as cached: the identity and the instant (unix seconds) after which it must no
-/// longer be accepted (`i64::MAX`: never), re-checked on every hit. A plain `i64` rather than an
-/// `Option` keeps the entry at 80 bytes.
+/// longer be accepted, re-checked on every hit. One `i64` holds both that instant and whether
+/// it ends a rotation grace (stored negated), so the entry stays at 80 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Valid {
     pub identity: Identity,
-    pub not_after: i64,
+    /// `i64::MAX`: never; negative: `-until`, the end of a rotated-out secret's grace.
+    until: i64,
 }
 
 impl Valid {
-    pub fn new(identity: Identity, not_after: Option<i64>) -> Self {
-        Valid {
-            identity,
-            not_after: not_after.unwrap_or(i64::MAX),
-        }
+    /// A key valid until `not_after` (never when `None`); `grace` when that instant ends a
+    /// rotated-out secret's grace period.
+    pub fn new(identity: Identity, not_after: Option<i64>, grace: bool) -> Self {
+        let until = match not_after {
+            None => i64::MAX,
+            // Instants before 1970 are long past: clamp them to "already over".
+            Some(t) if grace => -(t.max(1)),
+            Some(t) => t.max(1),
+        };
+        Valid { identity, until }
+    }
+
+    /// The instant (unix seconds) after which the key is refused; `i64::MAX` when never.
+    pub fn not_after(&self) -> i64 {
+        self.until.abs()
+    }
+
+    /// Whether [`not_after`](Self::not_after) ends a rotation grace period.
+    pub fn in_grace(&self) -> bool {
+        self.until < 0
     }
 }
 
@@ -305,7 +321,7 @@ mod tests {
     }
 
     fn valid(name: &str) -> Valid {
-        Valid::new(Identity::new("u", name, name, &[] as &[&str]), None)
+        Valid::new(Identity::new("u", name, name, &[] as &[&str]), None, false)
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::config::ApiKeyConfig;
@@ -17,12 +18,14 @@ use crate::key::{KeyDigest, KeyFormat, KeyHasher};
 use crate::model::Identity;
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
+use credentials::{one_value, Credentials};
 use filter::DigestFilter;
 use limit::Limiter;
 use resolve::Sections;
 use usage::UsageLog;
 
 mod cache;
+mod credentials;
 mod error;
 mod filter;
 mod limit;
@@ -32,6 +35,17 @@ mod usage;
 pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use error::{AuthError, SetupError};
 pub use filter::FilterStats;
+
+/// A key that passed: who it speaks for, and when it stops working if that is soon (a key
+/// expiring within `expiry_warning`, a rotated-out secret in its grace): services announce it
+/// with a `Sunset` header (RFC 8594).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Who the key speaks for.
+    pub identity: Identity,
+    /// When the key stops working, when that is soon.
+    pub sunset: Option<OffsetDateTime>,
+}
 
 /// One store lookup in flight, shared by every request that misses on the same digest in the
 /// same cache generation.
@@ -58,7 +72,9 @@ struct Counters {
 /// instance — drops exactly the entries it affects; expiry is re-checked on every hit.
 pub struct Verifier {
     store: SharedLookup,
-    header: String,
+    credentials: Credentials,
+    /// Keys expiring within this many seconds get a `Sunset` warning.
+    expiry_warning: i64,
     format: KeyFormat,
     hasher: KeyHasher,
     sections: Sections,
@@ -76,7 +92,7 @@ impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
             .field("store", &self.store)
-            .field("header", &self.header)
+            .field("header", &self.credentials.header)
             .field("sections", &self.sections.len())
             .finish_non_exhaustive()
     }
@@ -115,7 +131,11 @@ impl Verifier {
             filter: DigestFilter::start(store.clone()),
             usage: UsageLog::start(store.clone()),
             store,
-            header: settings.header,
+            credentials: Credentials {
+                header: settings.header,
+                bearer: settings.accept_bearer,
+            },
+            expiry_warning: i64::try_from(settings.expiry_warning.as_secs()).unwrap_or(i64::MAX),
             format,
             hasher,
             sections,
@@ -128,7 +148,12 @@ impl Verifier {
 
     /// The header that carries keys.
     pub fn header(&self) -> &str {
-        &self.header
+        &self.credentials.header
+    }
+
+    /// Whether `Authorization: Bearer <key>` is accepted too (`accept_bearer`).
+    pub fn accepts_bearer(&self) -> bool {
+        self.credentials.bearer
     }
 
     /// How many store queries verification has made so far (cache misses).
@@ -152,22 +177,32 @@ impl Verifier {
     where
         I: IntoIterator<Item = &'a str>,
     {
-        let mut values = values.into_iter();
-        let first = values.next();
-        if values.next().is_some() {
-            log::info!("API key refused: the key header was sent more than once");
-            return Err(AuthError::Invalid);
-        }
-        // Only HTTP's optional white space (space, tab) surrounds a field value; anything
-        // else, a no-break space say, is part of the value and makes it invalid.
-        match first.map(|v| v.trim_matches([' ', '\t'])) {
-            None | Some("") => Err(AuthError::Missing),
-            Some(value) => self.verify(value).await,
-        }
+        self.verify(one_value(values)?).await
+    }
+
+    /// Verifies a request from its key-header values and its `Authorization` values (used
+    /// only with `accept_bearer`; a Bearer credential next to a key header is
+    /// [`AuthError::Invalid`]).
+    pub async fn verify_request<'a, I, J>(
+        &self,
+        api_key: I,
+        authorization: J,
+    ) -> Result<Verified, AuthError>
+    where
+        I: IntoIterator<Item = &'a str>,
+        J: IntoIterator<Item = &'a str>,
+    {
+        self.check(self.credentials.select(api_key, authorization)?)
+            .await
     }
 
     /// Verifies one key.
     pub async fn verify(&self, key: &str) -> Result<Identity, AuthError> {
+        self.check(key).await.map(|v| v.identity)
+    }
+
+    /// Verifies one key; the outcome tells when a valid key stops working, if soon.
+    pub async fn check(&self, key: &str) -> Result<Verified, AuthError> {
         // Malformed values never reach a cache or the store.
         if let Err(why) = self.format.check(key) {
             log::info!("API key refused before lookup: {why}");
@@ -246,8 +281,9 @@ impl Verifier {
         valid: &Valid,
         now: i64,
         first_this_minute: Option<bool>,
-    ) -> Result<Identity, AuthError> {
-        if valid.not_after <= now {
+    ) -> Result<Verified, AuthError> {
+        let not_after = valid.not_after();
+        if not_after <= now {
             log::info!("API key {:?} refused: expired", valid.identity.key_name());
             self.caches.forget(digest);
             return Err(AuthError::Invalid);
@@ -263,7 +299,15 @@ impl Verifier {
             });
         }
         self.usage.record(&valid.identity, now, first_this_minute);
-        Ok(valid.identity.clone())
+        // Warn of the end: a rotated-out secret always, a key expiring within the window.
+        let warn =
+            not_after != i64::MAX && (valid.in_grace() || not_after - now <= self.expiry_warning);
+        Ok(Verified {
+            identity: valid.identity.clone(),
+            sunset: warn
+                .then(|| OffsetDateTime::from_unix_timestamp(not_after).ok())
+                .flatten(),
+        })
     }
 
     /// Writes the pending last-used times now (they are written every minute in the
@@ -277,6 +321,3 @@ impl Verifier {
         self.caches.len()
     }
 }
-
-/// A verifier shared between threads.
-pub type SharedVerifier = Arc<Verifier>;

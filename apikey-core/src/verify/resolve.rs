@@ -112,14 +112,13 @@ impl Verifier {
             return Err(AuthError::Invalid);
         }
         self.limiter.configure(&r.tech_name, r.rate_limit);
-        let not_after = [r.expires_at, m.valid_until]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(OffsetDateTime::unix_timestamp);
+        let not_after = [r.expires_at, m.valid_until].into_iter().flatten().min();
+        // The grace of a rotated-out secret, unless the key itself expires first.
+        let grace = m.valid_until.is_some() && not_after == m.valid_until;
         Ok(Valid::new(
             Identity::new(&r.user, &r.name, &r.tech_name, &r.groups),
-            not_after,
+            not_after.map(OffsetDateTime::unix_timestamp),
+            grace,
         ))
     }
 
@@ -176,6 +175,7 @@ impl Verifier {
         Ok(Valid::new(
             Identity::new(user, name, &section.tech_name, groups),
             expires_at.map(OffsetDateTime::unix_timestamp),
+            false,
         ))
     }
 

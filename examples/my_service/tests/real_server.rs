@@ -118,7 +118,14 @@ fn seeded(dir: &std::path::Path) -> (String, Secret) {
 fn no_key_in_the_log_at_debug_level() {
     let dir = tempfile::tempdir().unwrap();
     let (url, key) = seeded(dir.path());
-    let server = Server::start(dir.path(), &url, &[("ROCKET_LOG_LEVEL", "debug")]);
+    let server = Server::start(
+        dir.path(),
+        &url,
+        &[
+            ("ROCKET_LOG_LEVEL", "debug"),
+            ("APIKEY_ACCEPT_BEARER", "true"),
+        ],
+    );
     let k = key.expose();
     let unknown = "never-stored-free-form-key-0123456789";
     let mut bad_sum = k.to_owned();
@@ -136,6 +143,16 @@ fn no_key_in_the_log_at_debug_level() {
     );
     assert_eq!(
         status(&server.get("/my_service", &[&header(k), &header(unknown)])),
+        "401"
+    );
+    let bearer = |v: &str| format!("Authorization: Bearer {v}").into_bytes();
+    assert_eq!(status(&server.get("/my_service", &[&bearer(k)])), "200");
+    assert_eq!(
+        status(&server.get("/my_service", &[&bearer(unknown)])),
+        "401"
+    );
+    assert_eq!(
+        status(&server.get("/my_service", &[&bearer(k), &header(k)])),
         "401"
     );
     let lower = format!("api-key: {k}").into_bytes();
