@@ -130,6 +130,7 @@ fn expand(route: Route, mut func: LazyFn) -> TokenStream {
         func.sig.inputs.insert(0, param);
     }
 
+    extra.extend(declaration(&route, &func));
     let LazyFn {
         attrs,
         vis,
@@ -141,6 +142,41 @@ fn expand(route: Route, mut func: LazyFn) -> TokenStream {
         #(#attrs)*
         #vis #sig #body
         #extra
+    }
+}
+
+/// The route's registration in the route inventory: its handler, method, path, auth mode,
+/// groups and custom guard, for `apikey_rocket::route_inventory` and the OpenAPI addon.
+fn declaration(route: &Route, func: &LazyFn) -> TokenStream {
+    let p = exports::private();
+    let name = func.sig.ident.to_string();
+    let method = &route.method;
+    let path = &route.path;
+    let groups = &route.groups;
+    let (auth, guard) = match &route.auth {
+        Auth::ApiKey => (quote!(ApiKey), quote!(::core::option::Option::None)),
+        Auth::Public => (quote!(Public), quote!(::core::option::Option::None)),
+        Auth::None => (quote!(None), quote!(::core::option::Option::None)),
+        Auth::Guard(path) => {
+            let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+            let written = written.join("::");
+            (
+                quote!(Custom),
+                quote!(::core::option::Option::Some(#written)),
+            )
+        }
+    };
+    quote! {
+        #p::inventory::submit! {
+            #p::Declared {
+                name: #name,
+                method: #method,
+                path: #path,
+                auth: #p::RouteAuth::#auth,
+                groups: &[#(#groups),*],
+                guard: #guard,
+            }
+        }
     }
 }
 

@@ -17,12 +17,18 @@ use crate::{catchers, cors, sunset};
 pub struct ApiKeyState {
     pub(crate) verifier: Arc<Verifier>,
     pub(crate) answers: Answers,
+    pub(crate) routes: crate::RouteInventory,
 }
 
 impl ApiKeyState {
     /// The header that carries keys.
     pub fn header(&self) -> &str {
         self.verifier.header()
+    }
+
+    /// Every route mounted when the service started, and who may call it.
+    pub fn routes(&self) -> &crate::RouteInventory {
+        &self.routes
     }
 
     /// Whether `Authorization: Bearer <key>` is accepted too.
@@ -112,6 +118,31 @@ impl ApiKey {
     }
 }
 
+/// With `require_route_auth`, every mounted route must be a `#[route]` (or be listed in
+/// `allow_unguarded`).
+fn check_routes(rocket: &Rocket<Build>) -> Result<(), String> {
+    let settings = load_config(rocket.figment())
+        .map_err(|e| e.to_string())?
+        .settings;
+    if !settings.require_route_auth {
+        return Ok(());
+    }
+    let inventory = crate::route_inventory(rocket);
+    let open = inventory.unguarded_except(&settings.allow_unguarded);
+    if open.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = open
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    Err(format!(
+        "require_route_auth is on and these routes are not declared with #[route]: {}; \
+         declare them with #[route(…, auth = …)] or list their paths in allow_unguarded",
+        list.join(", ")
+    ))
+}
+
 #[rocket::async_trait]
 impl Fairing for ApiKey {
     fn info(&self) -> Info {
@@ -127,21 +158,29 @@ impl Fairing for ApiKey {
             log::error!("apikey: the ApiKey fairing was ignited twice");
             return Err(rocket);
         };
+        if let Err(why) = check_routes(&rocket) {
+            log::error!("apikey: {why}");
+            return Err(rocket);
+        }
         match Self::build(source, rocket.figment()).await {
-            Ok(verifier) => Ok(rocket
-                .manage(ApiKeyState {
-                    answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
-                    verifier,
-                })
-                .register(
-                    "/",
-                    catchers![
-                        catchers::unauthorized,
-                        catchers::forbidden,
-                        catchers::unavailable,
-                        catchers::too_many_requests
-                    ],
-                )),
+            Ok(verifier) => {
+                let routes = crate::route_inventory(&rocket);
+                Ok(rocket
+                    .manage(ApiKeyState {
+                        routes,
+                        answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
+                        verifier,
+                    })
+                    .register(
+                        "/",
+                        catchers![
+                            catchers::unauthorized,
+                            catchers::forbidden,
+                            catchers::unavailable,
+                            catchers::too_many_requests
+                        ],
+                    ))
+            }
             Err(e) => {
                 log::error!("apikey: {e}");
                 Err(rocket)
@@ -154,7 +193,11 @@ impl Fairing for ApiKey {
     /// `log_level = "debug"` every API key would be written to the log. Rocket installs its
     /// logger before any fairing runs, so the only lever left is the global level: while the
     /// fairing is attached, logging stops at `info`.
-    async fn on_liftoff(&self, _: &Rocket<Orbit>) {
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        log::info!(
+            "apikey: routes: {}",
+            crate::route_inventory(rocket).summary()
+        );
         if log::max_level() > log::LevelFilter::Info {
             log::set_max_level(log::LevelFilter::Info);
             log::warn!(

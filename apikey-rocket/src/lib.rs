@@ -28,7 +28,10 @@ mod catchers;
 mod cors;
 mod fairing;
 mod guard;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod problem;
+mod routes;
 mod sunset;
 
 pub use apikey_core as core;
@@ -37,10 +40,13 @@ pub use apikey_macros::route;
 pub use caller::Caller;
 pub use fairing::{load_config, ApiKey, ApiKeyState};
 pub use problem::{Prepared, Problem};
+pub use routes::{route_inventory, RouteAuth, RouteInfo, RouteInventory};
 
 /// Paths used by the code `#[route]` generates. Not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guard::{assert_request_guard, AnyGroup, ApiKeyGuard, Policy, PublicGuard};
+    pub use crate::routes::{Declared, RouteAuth};
+    pub use ::inventory;
     pub use rocket;
 }

@@ -66,7 +66,9 @@ impl figment::Provider for EnvProvider {
                 };
                 insert(&mut root, section, field, value);
             } else {
-                let value = if TEXT_SETTINGS.contains(&rest) {
+                let value = if rest == "allow_unguarded" && !value.trim_start().starts_with('[') {
+                    comma_list(value)
+                } else if TEXT_SETTINGS.contains(&rest) {
                     Value::from(value.to_owned())
                 } else {
                     parsed(value)

@@ -41,6 +41,11 @@ pub struct Settings {
     pub expiry_warning: Duration,
     /// Also accept `Authorization: Bearer <key>` (off by default, as in Odoo).
     pub accept_bearer: bool,
+    /// Refuse to launch while a route is mounted without `#[route]` (an unguarded route), except
+    /// the paths in `allow_unguarded`.
+    pub require_route_auth: bool,
+    /// Mounted paths (`/health`) that may stay unguarded under `require_route_auth`.
+    pub allow_unguarded: Vec<String>,
 }
 
 impl Default for Settings {
@@ -56,6 +61,8 @@ impl Default for Settings {
             rate_limit: None,
             expiry_warning: Duration::from_secs(14 * 86_400),
             accept_bearer: false,
+            require_route_auth: false,
+            allow_unguarded: Vec::new(),
         }
     }
 }
@@ -76,6 +83,8 @@ impl fmt::Debug for Settings {
             .field("rate_limit", &self.rate_limit)
             .field("expiry_warning", &self.expiry_warning)
             .field("accept_bearer", &self.accept_bearer)
+            .field("require_route_auth", &self.require_route_auth)
+            .field("allow_unguarded", &self.allow_unguarded)
             .finish()
     }
 }

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use apikey_rocket::core::{ApiKeyConfig, CreateKey, KeyManager, Secret, StoreError, Verifier};
+use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
 use rocket::serde::json::Json;
-use rocket::serde::Serialize;
 use rocket::{routes, Build, Rocket};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
 /// What `/my_service` and `/billing` answer.
-#[derive(Serialize)]
-#[serde(crate = "rocket::serde")]
+#[derive(Serialize, ToSchema)]
 pub struct Hello {
     user: String,
     key: String,
@@ -27,20 +28,21 @@ impl From<&Caller> for Hello {
 }
 
 /// Needs a valid key; says who called.
+#[utoipa::path(get, path = "/my_service", responses((status = 200, body = Hello)))]
 #[route("/my_service", auth = "api_key")]
 pub fn my_service(caller: &Caller) -> Json<Hello> {
     Json(caller.into())
 }
 
 /// What `/whoami` answers.
-#[derive(Serialize)]
-#[serde(crate = "rocket::serde")]
+#[derive(Serialize, ToSchema)]
 pub struct WhoAmI {
     user: Option<String>,
     groups: Vec<String>,
 }
 
 /// A key is optional here; a bad one is still refused.
+#[utoipa::path(get, path = "/whoami", responses((status = 200, body = WhoAmI)))]
 #[route("/whoami", auth = "public")]
 pub fn whoami(caller: Option<&Caller>) -> Json<WhoAmI> {
     Json(WhoAmI {
@@ -52,20 +54,21 @@ pub fn whoami(caller: Option<&Caller>) -> Json<WhoAmI> {
 }
 
 /// No check at all.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = String)))]
 #[route("/health", auth = "none")]
 pub fn health() -> &'static str {
     "ok"
 }
 
 /// Only keys in the `billing` group.
+#[utoipa::path(post, path = "/billing", responses((status = 200, body = Hello)))]
 #[route(POST, "/billing", auth = "api_key", groups = ["billing"])]
 pub fn billing(caller: &Caller) -> Json<Hello> {
     Json(caller.into())
 }
 
 /// What `/stats` answers.
-#[derive(Serialize)]
-#[serde(crate = "rocket::serde")]
+#[derive(Serialize, ToSchema)]
 pub struct Stats {
     store_queries: u64,
     filtered: u64,
@@ -73,6 +76,7 @@ pub struct Stats {
 }
 
 /// Verification counters (used by the load benchmark to count store queries).
+#[utoipa::path(get, path = "/stats", responses((status = 200, body = Stats)))]
 #[route("/stats", auth = "none")]
 pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
     Json(Stats {
@@ -80,6 +84,24 @@ pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
         filtered: keys.filtered(),
         cached_keys: keys.cached_keys(),
     })
+}
+
+/// The demo's API, as `#[utoipa::path]` describes it; apikey adds who may call what.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "my-service", description = "The apikey demo service."),
+    paths(my_service, whoami, health, billing, stats, openapi)
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document of the running service: security, groups and problem responses come
+/// from `#[route]`.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
+#[route("/openapi.json", auth = "none")]
+pub fn openapi(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<utoipa::openapi::OpenApi> {
+    let mut doc = ApiDoc::openapi();
+    ApiKeyDocs::for_service(keys).apply(&mut doc);
+    Json(doc)
 }
 
 /// The demo key created on an empty store.
@@ -119,6 +141,9 @@ pub async fn app(
     let verifier = Verifier::new(config, store).await?;
     let rocket = rocket
         .attach(ApiKey::with_verifier(Arc::new(verifier)))
-        .mount("/", routes![my_service, whoami, health, billing, stats]);
+        .mount(
+            "/",
+            routes![my_service, whoami, health, billing, stats, openapi],
+        );
     Ok((rocket, demo_key))
 }
