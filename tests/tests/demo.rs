@@ -11,7 +11,7 @@ async fn demo_routes() {
     ))
     .await
     .unwrap();
-    let key = key.expect("an empty store gets a demo key");
+    let key = key.expect("an empty store gets a demo key").demo;
     let client = client(rocket).await;
 
     let (status, body) = get(&client, "/my_service", Some(key.expose())).await;
@@ -62,6 +62,9 @@ async fn a_store_with_keys_gets_no_demo_key() {
     let store: SharedStore = std::sync::Arc::new(MemoryStore::new());
     let keys = admin(&store);
     keys.create(spec("reader", "rita", &[])).await.unwrap();
-    assert!(my_service::seed(&keys).await.unwrap().is_none());
+    assert!(my_service::seed(&keys, "apikey-admin")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(keys.list().await.unwrap().len(), 1, "nothing was added");
 }

@@ -46,6 +46,8 @@ pub struct Settings {
     pub require_route_auth: bool,
     /// Mounted paths (`/health`) that may stay unguarded under `require_route_auth`.
     pub allow_unguarded: Vec<String>,
+    /// The group whose keys may use the admin page (`apikey-admin`).
+    pub admin_group: String,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             accept_bearer: false,
             require_route_auth: false,
             allow_unguarded: Vec::new(),
+            admin_group: "apikey-admin".into(),
         }
     }
 }
@@ -85,6 +88,7 @@ impl fmt::Debug for Settings {
             .field("accept_bearer", &self.accept_bearer)
             .field("require_route_auth", &self.require_route_auth)
             .field("allow_unguarded", &self.allow_unguarded)
+            .field("admin_group", &self.admin_group)
             .finish()
     }
 }

@@ -31,8 +31,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(key) = key {
-        println!("{}", key.expose());
+    if let Some(keys) = key {
+        println!("{}", keys.demo.expose());
     }
     match rocket
         .mount("/bench", routes![noauth, noauth_401])

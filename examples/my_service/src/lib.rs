@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use apikey_rocket::admin::Admin;
 use apikey_rocket::core::{ApiKeyConfig, CreateKey, KeyManager, Secret, StoreError, Verifier};
 use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
@@ -107,43 +108,65 @@ pub fn openapi(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<utoipa:
 /// The demo key created on an empty store.
 pub const DEMO_KEY_NAME: &str = "demo";
 
-/// Creates the demo key (user `demo`, group `billing`) when the store holds no key; returns
-/// its secret, to be shown once.
-pub async fn seed(keys: &KeyManager) -> Result<Option<Secret>, StoreError> {
+/// The admin key created on an empty store.
+pub const ADMIN_KEY_NAME: &str = "admin";
+
+/// The keys created on an empty store, shown once.
+pub struct Seeded {
+    /// The demo key (user `demo`, group `billing`).
+    pub demo: Secret,
+    /// The admin key (user `admin`, the admin group), for `/admin`.
+    pub admin: Secret,
+}
+
+/// Creates the demo key (user `demo`, group `billing`) and an admin key (group
+/// `admin_group`) when the store holds no key; returns them, to be shown once.
+pub async fn seed(keys: &KeyManager, admin_group: &str) -> Result<Option<Seeded>, StoreError> {
     if !keys.list().await?.is_empty() {
         return Ok(None);
     }
-    let created = keys
-        .create(CreateKey {
-            name: DEMO_KEY_NAME.into(),
-            user: "demo".into(),
-            groups: vec!["billing".into()],
-            ..CreateKey::default()
-        })
-        .await;
-    match created {
-        Ok((_, secret)) => Ok(Some(secret)),
+    let create = |name: &str, user: &str, group: &str| CreateKey {
+        name: name.into(),
+        user: user.into(),
+        groups: vec![group.into()],
+        ..CreateKey::default()
+    };
+    let created = async {
+        let (_, demo) = keys
+            .create(create(DEMO_KEY_NAME, "demo", "billing"))
+            .await?;
+        let (_, admin) = keys
+            .create(create(ADMIN_KEY_NAME, "admin", admin_group))
+            .await?;
+        Ok(Seeded { demo, admin })
+    };
+    match created.await {
+        Ok(seeded) => Ok(Some(seeded)),
         // Another instance seeded the same store first.
         Err(StoreError::Duplicate(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// The demo application on `rocket`'s configuration, and the demo key when one was created.
-/// The configuration is read once; the store it names is opened once, seeded, and verified
-/// against.
+/// The demo application on `rocket`'s configuration, with the admin page at `/admin`, and the
+/// keys created when the store was empty. The configuration is read once; the store it names
+/// is opened once, seeded, and verified against.
 pub async fn app(
     rocket: Rocket<Build>,
-) -> Result<(Rocket<Build>, Option<Secret>), Box<dyn std::error::Error>> {
+) -> Result<(Rocket<Build>, Option<Seeded>), Box<dyn std::error::Error>> {
     let config: ApiKeyConfig = apikey_rocket::load_config(rocket.figment())?;
     let store = apikey_rocket::core::open(&config.settings).await?;
-    let demo_key = seed(&KeyManager::new(store.clone(), &config)).await?;
+    let keys = KeyManager::new(store.clone(), &config);
+    let seeded = seed(&keys, &config.settings.admin_group).await?;
+    let admin = Admin::new(keys, &config);
     let verifier = Verifier::new(config, store).await?;
     let rocket = rocket
         .attach(ApiKey::with_verifier(Arc::new(verifier)))
+        .manage(admin)
         .mount(
             "/",
             routes![my_service, whoami, health, billing, stats, openapi],
-        );
-    Ok((rocket, demo_key))
+        )
+        .mount("/admin", apikey_rocket::admin::routes());
+    Ok((rocket, seeded))
 }

@@ -5,28 +5,32 @@ use std::process::ExitCode;
 
 #[rocket::main]
 async fn main() -> ExitCode {
-    let (rocket, demo_key) = match my_service::app(rocket::build()).await {
+    let (rocket, seeded) = match my_service::app(rocket::build()).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("my-service: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(key) = demo_key {
+    if let Some(keys) = seeded {
         let config = rocket
             .figment()
             .extract::<rocket::Config>()
             .unwrap_or_default();
-        // Shown once: only its digest is stored.
+        let origin = format!("http://{}:{}", config.address, config.port);
+        // Shown once: only their digests are stored.
         println!(
             "Created the demo API key (shown once, store it now):\n\n    {}\n",
-            key.expose()
+            keys.demo.expose()
         );
         println!(
-            "Try it:\n\n    curl -H 'API-KEY: {}' http://{}:{}/my_service\n",
-            key.expose(),
-            config.address,
-            config.port
+            "Try it:\n\n    curl -H 'API-KEY: {}' {origin}/my_service\n",
+            keys.demo.expose()
+        );
+        println!(
+            "Created an admin key (shown once, store it now):\n\n    {}\n\n\
+             Manage keys in a browser at {origin}/admin/ (log in with the admin key).\n",
+            keys.admin.expose()
         );
     }
     match rocket.launch().await {

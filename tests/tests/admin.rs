@@ -1,0 +1,224 @@
+//! The admin page through Rocket's client (cookies kept): login, a wrong key, CSRF, a key shown
+//! once, revoke, and a session that ends with its admin key.
+
+use apikey_core::{ApiKeyConfig, MemoryStore, SharedStore};
+use apikey_tests::{admin, api_key, client, rocket_with, spec};
+use rocket::http::{ContentType, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use std::sync::Arc;
+
+async fn service(store: &SharedStore) -> Client {
+    let config = ApiKeyConfig::default();
+    let manager = admin(store);
+    let rocket = rocket_with("")
+        .attach(apikey_rocket::ApiKey::with_store(store.clone()))
+        .manage(apikey_rocket::admin::Admin::new(manager, &config))
+        .mount("/", rocket::routes![my_service::my_service])
+        .mount("/admin", apikey_rocket::admin::routes());
+    client(rocket).await
+}
+
+async fn body(res: LocalResponse<'_>) -> String {
+    res.into_string().await.unwrap_or_default()
+}
+
+/// The CSRF token of a page's forms.
+fn csrf(page: &str) -> String {
+    let start = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a token")
+        + 19;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn post(client: &Client, uri: &str, form: &str) -> (Status, String) {
+    let res = client
+        .post(uri.to_owned())
+        .header(ContentType::Form)
+        .body(form)
+        .dispatch()
+        .await;
+    (res.status(), body(res).await)
+}
+
+async fn get(client: &Client, uri: &str) -> (Status, String) {
+    let res = client.get(uri.to_owned()).dispatch().await;
+    (res.status(), body(res).await)
+}
+
+#[tokio::test]
+async fn an_admin_manages_keys_and_nothing_else_gets_in() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    let (_, root) = m
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let (_, plain) = m.create(spec("plain", "u", &[])).await.unwrap();
+    let client = service(&store).await;
+
+    // The login page, with the headers every admin page has.
+    let res = client.get("/admin/").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    let csp = res
+        .headers()
+        .get_one("Content-Security-Policy")
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(
+        res.headers().get_one("Referrer-Policy"),
+        Some("no-referrer")
+    );
+    assert_eq!(res.headers().get_one("Cache-Control"), Some("no-store"));
+    assert!(body(res).await.contains("Admin API key"));
+
+    // A wrong key, and a valid key outside the admin group: refused, never echoed.
+    let (status, page) = post(&client, "/admin/login", "key=wrong-key-value").await;
+    assert_eq!(status, Status::Unauthorized);
+    assert!(page.contains("not valid") && !page.contains("wrong-key-value"));
+    let (status, page) = post(&client, "/admin/login", &format!("key={}", plain.expose())).await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(!page.contains(plain.expose()));
+    assert_eq!(
+        get(&client, "/admin/new").await.0,
+        Status::SeeOther,
+        "still logged out: to the login page"
+    );
+
+    // The admin key: a session cookie that holds no key.
+    let res = client
+        .post("/admin/login")
+        .header(ContentType::Form)
+        .body(format!("key={}", root.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let cookie = res.headers().get_one("Set-Cookie").unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(root.expose()) && !cookie.contains("root"),
+        "encrypted"
+    );
+    let (status, page) = get(&client, "/admin/").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("plain") && page.contains("root"));
+    assert!(!page.contains(root.expose()) && !page.contains(plain.expose()));
+    let token = csrf(&page);
+
+    // A change without the session's token is refused and changes nothing.
+    let form = "name=Forged&user=x&groups=&expires_in=&rate_limit=";
+    assert_eq!(post(&client, "/admin/new", form).await.0, Status::Forbidden);
+    let wrong = format!("csrf=0000&{form}");
+    assert_eq!(
+        post(&client, "/admin/new", &wrong).await.0,
+        Status::Forbidden
+    );
+    assert!(m.get("Forged").await.is_err(), "nothing was created");
+
+    // Create: the key is shown once.
+    let form =
+        format!("csrf={token}&name=Web+Made&user=web&groups=billing&expires_in=30d&rate_limit=");
+    let res = client
+        .post("/admin/new")
+        .header(ContentType::Form)
+        .body(form)
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Created);
+    assert_eq!(res.headers().get_one("Cache-Control"), Some("no-store"));
+    let page = body(res).await;
+    let start = page.find("readonly value=\"").expect("the key") + 16;
+    let key = page[start..].split('"').next().unwrap().to_owned();
+    let api = client
+        .get("/my_service")
+        .header(api_key(&key))
+        .dispatch()
+        .await;
+    assert_eq!(api.status(), Status::Ok, "the key works");
+    assert!(
+        !get(&client, "/admin/").await.1.contains(&key),
+        "never shown again"
+    );
+    let created = m.get("Web Made").await.unwrap();
+    assert_eq!(created.groups, ["billing"]);
+    assert!(created.expires_at.is_some());
+
+    // Revoke, behind a confirmation.
+    let (status, confirm) = get(&client, "/admin/keys/Web%20Made/revoke").await;
+    assert_eq!(status, Status::Ok);
+    assert!(confirm.contains("Really revoke"));
+    let (status, _) = post(
+        &client,
+        "/admin/keys/Web%20Made/revoke",
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther);
+    let api = client
+        .get("/my_service")
+        .header(api_key(&key))
+        .dispatch()
+        .await;
+    assert_eq!(api.status(), Status::Unauthorized, "revoked at once");
+    let trail = get(&client, "/admin/audit").await.1;
+    assert!(
+        trail.contains("admin:root") && trail.contains("revoke"),
+        "audited as the admin"
+    );
+
+    // Users: disable and enable.
+    let (status, _) = post(&client, "/admin/users/u/disable", &format!("csrf={token}")).await;
+    assert_eq!(status, Status::SeeOther);
+    assert!(!m.user_active("u").await.unwrap());
+    assert_eq!(
+        post(&client, "/admin/users/u/enable", "csrf=bad").await.0,
+        Status::Forbidden
+    );
+    assert!(!m.user_active("u").await.unwrap());
+
+    // Revoking the admin key ends its session.
+    m.revoke("root").await.unwrap();
+    let (status, page) = get(&client, "/admin/").await;
+    assert_eq!(status, Status::Ok);
+    assert!(page.contains("Admin API key"), "back to the login page");
+    assert_eq!(
+        post(
+            &client,
+            "/admin/keys/plain/delete",
+            &format!("csrf={token}")
+        )
+        .await
+        .0,
+        Status::SeeOther
+    );
+    assert!(
+        m.get("plain").await.is_ok(),
+        "a revoked admin changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let (_, root) = admin(&store)
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let client = service(&store).await;
+    post(&client, "/admin/login", &format!("key={}", root.expose())).await;
+    let token = csrf(&get(&client, "/admin/").await.1);
+    let (status, _) = post(&client, "/admin/logout", &format!("csrf={token}")).await;
+    assert_eq!(status, Status::SeeOther);
+    assert!(
+        get(&client, "/admin/users").await.1.is_empty(),
+        "redirected to the login page"
+    );
+    assert!(get(&client, "/admin/").await.1.contains("Admin API key"));
+}
