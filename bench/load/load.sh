@@ -41,6 +41,9 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 cargo build --release -q -p apikey-bench --bin load-server
 BIN=target/release/load-server
+# The demo's admin page keeps sessions in private cookies: a release build needs a secret key.
+ROCKET_SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+export ROCKET_SECRET_KEY
 TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 PID=

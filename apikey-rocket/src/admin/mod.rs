@@ -13,11 +13,7 @@
 //! POST carrying the session's CSRF token; pages are sent with a strict CSP, `no-referrer` and
 //! `no-store`.
 
-use std::time::Duration;
-
-use apikey_core::{
-    parse_duration, Actor, ApiKeyConfig, AuditFilter, CreateKey, KeyManager, KeyRecord, StoreError,
-};
+use apikey_core::{Actor, ApiKeyConfig, AuditFilter, KeyManager, KeyRecord, StoreError};
 use maud::Markup;
 use rocket::form::{Form, FromForm};
 use rocket::http::{ContentType, CookieJar, Header, Status};
@@ -27,6 +23,7 @@ use rocket::{get, post, routes, Request, Route, State};
 use crate::ApiKeyState;
 use session::{may_administer, Scope, Session};
 
+mod keys;
 mod pages;
 mod session;
 
@@ -55,7 +52,20 @@ impl Admin {
 
 /// The admin routes, to mount where the page should live (`/admin`).
 pub fn routes() -> Vec<Route> {
-    routes![index, login, logout, new_form, create, confirm, act, users, user_act, audit, css, js]
+    routes![
+        index,
+        login,
+        logout,
+        keys::new_form,
+        keys::create,
+        keys::confirm,
+        keys::act,
+        users,
+        user_act,
+        audit,
+        css,
+        js
+    ]
 }
 
 /// Registers the admin routes in the route inventory: they check their own session (`custom`),
@@ -132,12 +142,27 @@ enum Answer {
     Redirect(Box<Redirect>),
 }
 
+/// The answer of a change: `Err` when the session or its token is refused.
+type Reply = Result<Answer, Answer>;
+
 fn redirect(to: String) -> Answer {
     Answer::Redirect(Box::new(Redirect::to(to)))
 }
 
 fn to_login(base: &Base) -> Answer {
     redirect(format!("{}/", base.0))
+}
+
+/// The session of a change: logged in (else to the login page), carrying its CSRF token
+/// (else 403, nothing changed).
+fn checked(s: Option<Session>, token: Option<&str>, base: &Base) -> Result<Session, Answer> {
+    let s = s.ok_or_else(|| to_login(base))?;
+    if s.accepts(token) {
+        Ok(s)
+    } else {
+        let message = "The form has expired or was not sent from this page; reload it.";
+        Err(refused(base, Status::Forbidden, message))
+    }
 }
 
 fn refused(base: &Base, status: Status, message: &str) -> Answer {
@@ -234,152 +259,6 @@ fn logout(
     to_login(&base)
 }
 
-#[get("/new")]
-fn new_form(s: Option<Session>, base: Base) -> Answer {
-    match s {
-        Some(s) => Answer::Page(Page(
-            Status::Ok,
-            pages::new_key(&base.0, s.csrf(), s.name(), None),
-        )),
-        None => to_login(&base),
-    }
-}
-
-#[derive(FromForm)]
-struct Create<'r> {
-    csrf: Option<&'r str>,
-    name: &'r str,
-    user: &'r str,
-    groups: &'r str,
-    expires_in: &'r str,
-    rate_limit: &'r str,
-}
-
-impl Create<'_> {
-    fn spec(&self) -> Result<CreateKey, String> {
-        fn optional(text: &str) -> Option<&str> {
-            Some(text.trim()).filter(|t| !t.is_empty())
-        }
-        let expires_in: Option<Duration> =
-            optional(self.expires_in).map(parse_duration).transpose()?;
-        let rate_limit = optional(self.rate_limit).map(str::parse).transpose()?;
-        Ok(CreateKey {
-            name: self.name.trim().to_owned(),
-            user: self.user.trim().to_owned(),
-            groups: self.groups.split(',').map(str::to_owned).collect(),
-            expires_in,
-            rate_limit,
-        })
-    }
-}
-
-#[post("/new", data = "<form>")]
-async fn create(
-    s: Option<Session>,
-    form: Form<Create<'_>>,
-    admin: &State<Admin>,
-    base: Base,
-) -> Answer {
-    let Some(s) = s else { return to_login(&base) };
-    if !s.accepts(form.csrf) {
-        return refused(
-            &base,
-            Status::Forbidden,
-            "The form has expired; reload the page.",
-        );
-    }
-    let error = |message: String| {
-        Answer::Page(Page(
-            Status::BadRequest,
-            pages::new_key(&base.0, s.csrf(), s.name(), Some(&message)),
-        ))
-    };
-    let spec = match form.spec() {
-        Ok(spec) => spec,
-        Err(message) => return error(message),
-    };
-    match admin.as_admin(&s).create(spec).await {
-        Ok((r, key)) => Answer::Page(Page(
-            Status::Created,
-            pages::shown_once(&base.0, s.csrf(), s.name(), &r, &key, "Created"),
-        )),
-        Err(e @ StoreError::Unavailable(_)) => failed(&base, &e),
-        Err(e) => error(e.to_string()),
-    }
-}
-
-const ACTIONS: [&str; 4] = ["revoke", "activate", "rotate", "delete"];
-
-#[get("/keys/<name>/<action>")]
-async fn confirm(
-    s: Option<Session>,
-    name: &str,
-    action: &str,
-    admin: &State<Admin>,
-    base: Base,
-) -> Answer {
-    let Some(s) = s else { return to_login(&base) };
-    if !ACTIONS.contains(&action) {
-        return refused(&base, Status::NotFound, "No such action.");
-    }
-    match admin.manager.get(name).await {
-        Ok(r) => Answer::Page(Page(
-            Status::Ok,
-            pages::confirm(&base.0, s.csrf(), s.name(), &r, action),
-        )),
-        Err(e) => failed(&base, &e),
-    }
-}
-
-#[derive(FromForm)]
-struct Act<'r> {
-    csrf: Option<&'r str>,
-    grace: Option<&'r str>,
-}
-
-#[post("/keys/<name>/<action>", data = "<form>")]
-async fn act(
-    s: Option<Session>,
-    name: &str,
-    action: &str,
-    form: Form<Act<'_>>,
-    admin: &State<Admin>,
-    base: Base,
-) -> Answer {
-    let Some(s) = s else { return to_login(&base) };
-    if !s.accepts(form.csrf) {
-        return refused(
-            &base,
-            Status::Forbidden,
-            "The form has expired; reload the page.",
-        );
-    }
-    let keys = admin.as_admin(&s);
-    let done = match action {
-        "revoke" => keys.revoke(name).await.map(drop),
-        "activate" => keys.activate(name).await.map(drop),
-        "delete" => keys.delete(name).await,
-        "rotate" => {
-            let grace = match parse_duration(form.grace.unwrap_or("0")) {
-                Ok(grace) => grace,
-                Err(message) => return refused(&base, Status::BadRequest, &message),
-            };
-            return match keys.rotate(name, grace).await {
-                Ok((r, key)) => Answer::Page(Page(
-                    Status::Ok,
-                    pages::shown_once(&base.0, s.csrf(), s.name(), &r, &key, "Rotated"),
-                )),
-                Err(e) => failed(&base, &e),
-            };
-        }
-        _ => return refused(&base, Status::NotFound, "No such action."),
-    };
-    match done {
-        Ok(()) => redirect(format!("{}/", base.0)),
-        Err(e) => failed(&base, &e),
-    }
-}
-
 #[get("/users")]
 async fn users(s: Option<Session>, admin: &State<Admin>, base: Base) -> Answer {
     let Some(s) = s else { return to_login(&base) };
@@ -409,24 +288,19 @@ async fn user_act(
     form: Form<Csrf<'_>>,
     admin: &State<Admin>,
     base: Base,
-) -> Answer {
-    let Some(s) = s else { return to_login(&base) };
-    if !s.accepts(form.csrf) {
-        return refused(
-            &base,
-            Status::Forbidden,
-            "The form has expired; reload the page.",
-        );
-    }
+) -> Reply {
+    let s = checked(s, form.csrf, &base)?;
     let active = match action {
         "enable" => true,
         "disable" => false,
-        _ => return refused(&base, Status::NotFound, "No such action."),
+        _ => return Ok(refused(&base, Status::NotFound, "No such action.")),
     };
-    match admin.as_admin(&s).set_user_active(user, active).await {
-        Ok(_) => redirect(format!("{}/users", base.0)),
-        Err(e) => failed(&base, &e),
-    }
+    Ok(
+        match admin.as_admin(&s).set_user_active(user, active).await {
+            Ok(_) => redirect(format!("{}/users", base.0)),
+            Err(e) => failed(&base, &e),
+        },
+    )
 }
 
 #[get("/audit")]

@@ -247,7 +247,7 @@ header a{color:#cfe3ff;margin-right:1rem;text-decoration:none}header nav{flex:1}
 header .logout{display:flex;gap:.6rem;align-items:center}
 main{padding:1rem 1.5rem;max-width:72rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.4rem .6rem;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
-th{background:#eef1f4;font-weight:600}td.actions a{margin-right:.6rem}
+th{background:#eef1f4;font-weight:600}td:first-child{white-space:nowrap}td.actions a{margin-right:.6rem}
 form{margin:.6rem 0}label{display:block;margin:.6rem 0 .2rem}input{padding:.35rem .5rem;min-width:18rem}
 button{padding:.35rem .9rem;margin-top:.6rem;cursor:pointer}
 .secret{font:15px monospace;width:36rem;background:#fffbe6}

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use apikey_rocket::admin::Admin;
-use apikey_rocket::core::{ApiKeyConfig, CreateKey, KeyManager, Secret, StoreError, Verifier};
+use apikey_rocket::core::{
+    Actor, ApiKeyConfig, CreateKey, KeyManager, Secret, StoreError, Verifier,
+};
 use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
 use rocket::serde::json::Json;
@@ -156,7 +158,9 @@ pub async fn app(
 ) -> Result<(Rocket<Build>, Option<Seeded>), Box<dyn std::error::Error>> {
     let config: ApiKeyConfig = apikey_rocket::load_config(rocket.figment())?;
     let store = apikey_rocket::core::open(&config.settings).await?;
-    let keys = KeyManager::new(store.clone(), &config);
+    // The demo's own changes (its seeded keys) are audited as made by the demo.
+    let keys = KeyManager::new(store.clone(), &config)
+        .with_actor(Actor::new("my-service").expect("a valid actor"));
     let seeded = seed(&keys, &config.settings.admin_group).await?;
     let admin = Admin::new(keys, &config);
     let verifier = Verifier::new(config, store).await?;

@@ -1,0 +1,205 @@
+//! The admin page in a real browser (Chromium, through ChromeDriver): log in, create a key and
+//! read it from the page, call the API with it (200), revoke it in the page, call again (401),
+//! log out. Screenshots of each page go to `target/admin-screenshots/`.
+//!
+//! Skipped (it says so) where `chromedriver` is not installed; `.ci/run` installs Debian's
+//! `chromium` and `chromium-driver`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{status, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+/// ChromeDriver on a free port, stopped with the value.
+struct Driver(Child, u16);
+
+impl Driver {
+    fn start() -> Option<Driver> {
+        let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Driver(child, port))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/admin-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The key the demo printed after `label` (it prints each key once, indented).
+fn printed_key(log: &str, label: &str) -> String {
+    let after = &log[log.find(label).expect("the demo printed the key")..];
+    after
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap()
+        .to_owned()
+}
+
+async fn click(browser: &Client, what: Locator<'_>) {
+    browser.find(what).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    let field = browser.find(Locator::Id(id)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_keys_in_a_browser() {
+    let Some(driver) = Driver::start() else {
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let server = Server::start(dir.path(), &url, &[]);
+    let admin_key = printed_key(&server.output(), "Created an admin key");
+    let origin = format!("http://127.0.0.1:{}", server.port);
+    let api = |key: &str| {
+        let header = format!("API-KEY: {key}").into_bytes();
+        status(&server.get("/my_service", &[&header])).to_owned()
+    };
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1280,860"]
+        }),
+    );
+    let browser = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("a Chromium session");
+
+    // A wrong key: an error, the key not echoed.
+    browser.goto(&format!("{origin}/admin/")).await.unwrap();
+    shot(&browser, "01-login").await;
+    type_into(&browser, "key", "not-a-valid-key").await;
+    click(&browser, Locator::Css("form button")).await;
+    assert!(text_of(&browser, ".error").await.contains("not valid"));
+    assert!(!browser.source().await.unwrap().contains("not-a-valid-key"));
+    shot(&browser, "02-wrong-key").await;
+
+    // Log in with the admin key the demo printed.
+    type_into(&browser, "key", &admin_key).await;
+    click(&browser, Locator::Css("form button")).await;
+    assert_eq!(text_of(&browser, "h1").await, "Keys");
+    assert!(text_of(&browser, "table").await.contains("demo"));
+    shot(&browser, "03-keys").await;
+
+    // Create a key and read it from the page.
+    click(&browser, Locator::LinkText("New key")).await;
+    for (id, value) in [
+        ("name", "Browser Made"),
+        ("user", "web"),
+        ("groups", "billing"),
+    ] {
+        type_into(&browser, id, value).await;
+    }
+    shot(&browser, "04-new-key").await;
+    click(&browser, Locator::Css("main form button")).await;
+    let key = browser
+        .find(Locator::Id("secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .expect("the key in the page");
+    assert!(key.starts_with("ak_"), "a generated key");
+    shot(&browser, "05-created").await;
+    assert_eq!(api(&key), "200", "the new key works");
+
+    // The key is never shown again.
+    click(&browser, Locator::LinkText("Done")).await;
+    assert!(!browser.source().await.unwrap().contains(&key));
+
+    // Revoke it, behind a confirmation.
+    let revoke = format!("{origin}/admin/keys/Browser%20Made/revoke");
+    browser.goto(&revoke).await.unwrap();
+    assert!(text_of(&browser, "main").await.contains("Really revoke"));
+    shot(&browser, "06-confirm-revoke").await;
+    click(&browser, Locator::Css("main form button")).await;
+    let table = text_of(&browser, "table").await;
+    assert!(
+        table.contains("Browser Made") && table.contains("revoked"),
+        "{table}"
+    );
+    shot(&browser, "07-revoked").await;
+    assert_eq!(api(&key), "401", "refused at once");
+
+    click(&browser, Locator::LinkText("Audit trail")).await;
+    assert!(text_of(&browser, "table").await.contains("admin:admin"));
+    shot(&browser, "08-audit").await;
+
+    // Log out: back to the login page, and the pages are closed.
+    click(&browser, Locator::Css("form.logout button")).await;
+    assert_eq!(text_of(&browser, "h1").await, "Log in");
+    browser
+        .goto(&format!("{origin}/admin/users"))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&browser, "h1").await, "Log in");
+    shot(&browser, "09-logged-out").await;
+
+    browser.close().await.unwrap();
+    let log = server.stop();
+    assert!(
+        !log.contains(&key),
+        "the new key is not in the server's output"
+    );
+}
