@@ -222,3 +222,43 @@ async fn logout_ends_the_session() {
     );
     assert!(get(&client, "/admin/").await.1.contains("Admin API key"));
 }
+
+/// A session unused for 30 minutes ends, though its admin key is still valid.
+#[tokio::test]
+async fn an_idle_session_ends() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let (record, _) = admin(&store)
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let client = service(&store).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let session = |seen: i64| {
+        let value = serde_json::json!({
+            "name": record.name, "stub": record.stub, "csrf": "t", "seen": seen
+        });
+        rocket::http::Cookie::build(("apikey_admin", value.to_string()))
+            .path("/admin")
+            .build()
+    };
+    let fresh = client
+        .get("/admin/users")
+        .private_cookie(session(now - 60))
+        .dispatch()
+        .await;
+    assert_eq!(
+        fresh.status(),
+        Status::Ok,
+        "a session used a minute ago is alive"
+    );
+    let idle = client
+        .get("/admin/users")
+        .private_cookie(session(now - 31 * 60))
+        .dispatch()
+        .await;
+    assert_eq!(
+        idle.status(),
+        Status::SeeOther,
+        "idle for 31 minutes: to the login page"
+    );
+}
