@@ -11,21 +11,9 @@ fn when(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn status(r: &KeyRecord) -> &'static str {
-    if !r.active {
-        "revoked"
-    } else if r.is_expired(OffsetDateTime::now_utc()) {
-        "expired"
-    } else if !r.user_active {
-        "user disabled"
-    } else {
-        "active"
-    }
-}
-
 pub(crate) fn record_json(r: &KeyRecord) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["status"] = json!(status(r));
+    v["status"] = json!(r.status());
     v
 }
 
@@ -34,7 +22,7 @@ fn print_record(r: &KeyRecord) {
     println!("tech_name:    {}", r.tech_name);
     println!("user:         {}", r.user);
     println!("groups:       {}", r.groups.join(", "));
-    println!("status:       {}", status(r));
+    println!("status:       {}", r.status());
     println!("stub:         {}", r.stub);
     println!(
         "rate_limit:   {}",
@@ -73,7 +61,7 @@ fn print_list(records: &[KeyRecord]) {
                 r.name.clone(),
                 r.user.clone(),
                 r.groups.join(","),
-                status(r).into(),
+                r.status().into(),
                 r.stub.clone(),
                 r.rate_limit.map_or_else(|| "-".into(), |l| l.to_string()),
                 when(r.expires_at),
@@ -172,7 +160,7 @@ pub(crate) fn done(json: bool, r: &KeyRecord, what: &str) {
     if json {
         println!("{}", record_json(r));
     } else {
-        eprintln!("{what} key {:?} (now {}).", r.name, status(r));
+        eprintln!("{what} key {:?} (now {}).", r.name, r.status());
     }
 }
 

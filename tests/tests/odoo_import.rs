@@ -137,13 +137,8 @@ async fn import_into(db: SharedDb) {
         "the archived user is disabled"
     );
     assert!(!m.user_active("gone").await.unwrap());
-    let names: Vec<String> = m
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
+    let listed = m.list().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["Archived User", "Good", "Inactive", "Two Groups"]);
     let good = m.get("Good").await.unwrap();
     assert_eq!(good.tech_name, "good");

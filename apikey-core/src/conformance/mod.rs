@@ -16,9 +16,11 @@ use crate::store::SharedStore;
 
 mod admin;
 mod checks;
+mod state;
 
 pub use admin::*;
 pub use checks::*;
+pub use state::*;
 
 /// A store under test and what to do when the test is over.
 pub struct Fixture {

@@ -41,6 +41,19 @@ impl KeyRecord {
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    /// Its state for people, now: `revoked`, `expired`, `user disabled` or `active`.
+    pub fn status(&self) -> &'static str {
+        if !self.active {
+            "revoked"
+        } else if self.is_expired(OffsetDateTime::now_utc()) {
+            "expired"
+        } else if !self.user_active {
+            "user disabled"
+        } else {
+            "active"
+        }
+    }
 }
 
 /// What a store needs to create a key: everything but the secret, which arrives as a digest.

@@ -11,18 +11,6 @@ fn when(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-fn status(r: &KeyRecord) -> &'static str {
-    if !r.active {
-        "revoked"
-    } else if r.is_expired(OffsetDateTime::now_utc()) {
-        "expired"
-    } else if !r.user_active {
-        "user disabled"
-    } else {
-        "active"
-    }
-}
-
 /// The frame of every page: title, navigation (when logged in), an optional message.
 pub(crate) fn layout(
     base: &str,
@@ -105,7 +93,7 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
                 @for r in &shown {
                     tr {
                         td { (r.name) } td { (r.user) } td { (r.groups.join(", ")) }
-                        td { code { (r.stub) "…" } } td.status { (status(r)) }
+                        td { code { (r.stub) "…" } } td.status { (r.status()) }
                         td { (when(r.expires_at)) } td { (when(r.last_used_at)) }
                         td { (r.rate_limit.map_or_else(|| "default".into(), |l| l.to_string())) }
                         td.actions {
