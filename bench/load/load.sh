@@ -25,7 +25,7 @@
 # median per-round difference to its baseline (µs), and store queries per 1000 requests (from
 # the demo's /stats).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
