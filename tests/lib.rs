@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: stores under test, a store probe, Rocket clients
 //! and what they send and read, and clusters of service instances.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! What the benchmarks share. The benchmarks themselves are in `benches/` (criterion) and
 //! `load/` (wrk against the `load-server` binary); `BENCHMARKS.md` says how to run each.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 
