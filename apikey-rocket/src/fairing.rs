@@ -4,13 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use apikey_core::{config, ApiKeyConfig, SetupError, SharedStore, Verifier};
+use apikey_core::{config, ApiKeyConfig, Settings, SetupError, SharedStore, Verifier};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::figment::Figment;
 use rocket::{catchers, Build, Orbit, Request, Response, Rocket};
 
 use crate::problem::Answers;
-use crate::{catchers, cors, sunset};
+use crate::{catchers, cors, sunset, RouteInventory};
 
 /// The verification state managed by the fairing. Request handlers can verify with it but
 /// cannot reach the store: key administration is not a request-path capability.
@@ -105,29 +105,24 @@ impl ApiKey {
         Self::with(Source::Verifier(verifier))
     }
 
-    async fn build(source: Source, figment: &Figment) -> Result<Arc<Verifier>, SetupError> {
+    async fn build(source: Source, config: ApiKeyConfig) -> Result<Arc<Verifier>, SetupError> {
         Ok(match source {
             Source::Verifier(v) => v,
             Source::Config => {
-                let config = load_config(figment)?;
                 let store = apikey_core::open(&config.settings).await?;
                 Arc::new(Verifier::new(config, store).await?)
             }
-            Source::Store(store) => Arc::new(Verifier::new(load_config(figment)?, store).await?),
+            Source::Store(store) => Arc::new(Verifier::new(config, store).await?),
         })
     }
 }
 
 /// With `require_route_auth`, every mounted route must be a `#[route]` (or be listed in
 /// `allow_unguarded`).
-fn check_routes(rocket: &Rocket<Build>) -> Result<(), String> {
-    let settings = load_config(rocket.figment())
-        .map_err(|e| e.to_string())?
-        .settings;
+fn check_routes(settings: &Settings, inventory: &RouteInventory) -> Result<(), String> {
     if !settings.require_route_auth {
         return Ok(());
     }
-    let inventory = crate::route_inventory(rocket);
     let open = inventory.unguarded_except(&settings.allow_unguarded);
     if open.is_empty() {
         return Ok(());
@@ -158,29 +153,35 @@ impl Fairing for ApiKey {
             log::error!("apikey: the ApiKey fairing was ignited twice");
             return Err(rocket);
         };
-        if let Err(why) = check_routes(&rocket) {
+        // The configuration is read once, for the route check and the verifier alike.
+        let config = match load_config(rocket.figment()) {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("apikey: {e}");
+                return Err(rocket);
+            }
+        };
+        let routes = crate::route_inventory(&rocket);
+        if let Err(why) = check_routes(&config.settings, &routes) {
             log::error!("apikey: {why}");
             return Err(rocket);
         }
-        match Self::build(source, rocket.figment()).await {
-            Ok(verifier) => {
-                let routes = crate::route_inventory(&rocket);
-                Ok(rocket
-                    .manage(ApiKeyState {
-                        routes,
-                        answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
-                        verifier,
-                    })
-                    .register(
-                        "/",
-                        catchers![
-                            catchers::unauthorized,
-                            catchers::forbidden,
-                            catchers::unavailable,
-                            catchers::too_many_requests
-                        ],
-                    ))
-            }
+        match Self::build(source, config).await {
+            Ok(verifier) => Ok(rocket
+                .manage(ApiKeyState {
+                    routes,
+                    answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
+                    verifier,
+                })
+                .register(
+                    "/",
+                    catchers![
+                        catchers::unauthorized,
+                        catchers::forbidden,
+                        catchers::unavailable,
+                        catchers::too_many_requests
+                    ],
+                )),
             Err(e) => {
                 log::error!("apikey: {e}");
                 Err(rocket)
@@ -194,10 +195,9 @@ impl Fairing for ApiKey {
     /// logger before any fairing runs, so the only lever left is the global level: while the
     /// fairing is attached, logging stops at `info`.
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
-        log::info!(
-            "apikey: routes: {}",
-            crate::route_inventory(rocket).summary()
-        );
+        if let Some(state) = rocket.state::<ApiKeyState>() {
+            log::info!("apikey: routes: {}", state.routes().summary());
+        }
         if log::max_level() > log::LevelFilter::Info {
             log::set_max_level(log::LevelFilter::Info);
             log::warn!(

@@ -170,12 +170,18 @@ impl KeyManager {
         Ok((record, generated.key))
     }
 
+    /// Checks a given secret (keys migrated from elsewhere) against the key format.
+    fn usable(&self, key: &Secret) -> Result<(), StoreError> {
+        self.format
+            .check(key.expose())
+            .map(drop)
+            .map_err(|why| StoreError::Invalid(format!("the key is not usable: {why}")))
+    }
+
     /// Creates a key with a given secret (keys migrated from elsewhere). The secret must pass
     /// the format check.
     pub async fn import(&self, spec: CreateKey, key: &Secret) -> Result<KeyRecord, StoreError> {
-        self.format
-            .check(key.expose())
-            .map_err(|why| StoreError::Invalid(format!("the key is not usable: {why}")))?;
+        self.usable(key)?;
         let stub = self.format.stub(key.expose());
         self.create_inner(spec, key, stub).await
     }
@@ -233,9 +239,7 @@ impl KeyManager {
         key: &Secret,
         active: bool,
     ) -> Result<Imported, StoreError> {
-        self.format
-            .check(key.expose())
-            .map_err(|why| StoreError::Invalid(format!("the key is not usable: {why}")))?;
+        self.usable(key)?;
         let new = NewKey {
             stub: self.format.stub(key.expose()),
             digest: self.hasher.digest(key.expose()),

@@ -231,9 +231,7 @@ impl KeyManager {
         active: bool,
         moving: &mut HashSet<String>,
     ) -> Result<Imported, StoreError> {
-        self.format
-            .check(key.expose())
-            .map_err(|why| StoreError::Invalid(format!("the key is not usable: {why}")))?;
+        self.usable(key)?;
         let digest = self.hasher.digest(key.expose());
         let holder = self
             .store

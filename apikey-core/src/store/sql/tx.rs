@@ -196,9 +196,10 @@ macro_rules! sql_tx {
                     secrets.as_slice(),
                     [(d, None)] if d.as_slice() == new.digest.as_bytes()
                 );
+                let new_groups = groups_json(&new.groups)?;
                 let same = same_secret
                     && user == new.user
-                    && groups == groups_json(&new.groups)?
+                    && groups == new_groups
                     && was_active == active;
                 if same {
                     return Ok(false);
@@ -222,7 +223,7 @@ macro_rules! sql_tx {
                      WHERE id = $4",
                 )
                 .bind(&new.user)
-                .bind(groups_json(&new.groups)?)
+                .bind(new_groups)
                 .bind(active)
                 .bind(id)
                 .execute(&mut **tx)
