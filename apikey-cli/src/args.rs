@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use apikey_core::{parse_duration, Actor, RateLimit};
+use apikey_core::{parse_duration, Actor, Quota, RateLimit};
 use clap::{Parser, Subcommand};
 
 /// Administer API keys: create, list, revoke, rotate. Reads the same configuration as the
@@ -46,12 +46,29 @@ pub enum Command {
         /// The key's own rate limit, e.g. 100/1m (else the [apikey] rate_limit default).
         #[arg(long, value_parser = rate_limit, value_name = "LIMIT")]
         rate_limit: Option<RateLimit>,
+        /// The key's own quota, e.g. 10000/30d (else the [apikey] quota default).
+        #[arg(long, value_parser = quota, value_name = "QUOTA")]
+        quota: Option<Quota>,
     },
     /// Set a key's rate limit (e.g. 100/1m), or `none` to use the default.
     RateLimit {
         name: String,
         #[arg(value_parser = rate_limit_or_none, value_name = "LIMIT")]
         limit: Limit,
+    },
+    /// Set a key's quota (e.g. 10000/30d: uses per period, refilled when the period starts),
+    /// or `none` to use the default.
+    Quota {
+        name: String,
+        #[arg(value_parser = quota_or_none, value_name = "QUOTA")]
+        quota: QuotaArg,
+    },
+    /// Show a key's requests per day (accepted, 403, 429) and its quota used and remaining.
+    Usage {
+        name: String,
+        /// How many days back, today included.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: u32,
     },
     /// List keys (never secrets).
     List {
@@ -158,5 +175,21 @@ fn rate_limit_or_none(text: &str) -> Result<Limit, String> {
         Ok(Limit(None))
     } else {
         rate_limit(text).map(|l| Limit(Some(l)))
+    }
+}
+
+fn quota(text: &str) -> Result<Quota, String> {
+    text.parse()
+}
+
+/// A quota, or `none`: the default applies.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaArg(pub Option<Quota>);
+
+fn quota_or_none(text: &str) -> Result<QuotaArg, String> {
+    if text == "none" {
+        Ok(QuotaArg(None))
+    } else {
+        quota(text).map(|q| QuotaArg(Some(q)))
     }
 }

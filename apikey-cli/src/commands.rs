@@ -13,7 +13,7 @@ use figment::Figment;
 use time::OffsetDateTime;
 
 use crate::args::{Cli, Command, GroupAction, ImportSource, UserAction};
-use crate::output;
+use crate::{output, usage};
 
 /// An error that ends the command: message to stderr, exit code.
 pub struct Failure(pub String, pub u8);
@@ -69,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             groups,
             expires_in,
             rate_limit,
+            quota,
         } => {
             let spec = CreateKey {
                 name,
@@ -76,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 groups,
                 expires_in,
                 rate_limit,
+                quota,
             };
             let (r, key) = keys.create(spec).await?;
             output::print_secret(json, &r, &key, "Created");
@@ -98,6 +100,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::RateLimit { name, limit } => {
             output::done(json, &keys.set_rate_limit(&name, limit.0).await?, "Updated")
+        }
+        Command::Quota { name, quota } => {
+            output::done(json, &keys.set_quota(&name, quota.0).await?, "Updated")
+        }
+        Command::Usage { name, days } => {
+            let report = usage::report(&config, &store, &name, days).await?;
+            output::usage(json, &report);
         }
         Command::Rotate { name, grace } => {
             let (r, key) = keys.rotate(&name, grace).await?;

@@ -11,6 +11,7 @@ use clap::Parser;
 mod args;
 mod commands;
 mod output;
+mod usage;
 
 use commands::Failure;
 

@@ -29,6 +29,11 @@ fn print_record(r: &KeyRecord) {
         r.rate_limit
             .map_or_else(|| "- (the default)".into(), |l| l.to_string())
     );
+    println!(
+        "quota:        {}",
+        r.quota
+            .map_or_else(|| "- (the default)".into(), |q| q.to_string())
+    );
     println!("expires_at:   {}", when(r.expires_at));
     println!("created_at:   {}", when(Some(r.created_at)));
     println!("last_used_at: {}", when(r.last_used_at));
@@ -224,5 +229,62 @@ pub(crate) fn record(json: bool, r: &KeyRecord) {
         println!("{}", record_json(r));
     } else {
         print_record(r);
+    }
+}
+
+fn day_text(day: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
+        .ok()
+        .and_then(|t| {
+            t.date()
+                .format(&time::macros::format_description!("[year]-[month]-[day]"))
+                .ok()
+        })
+        .unwrap_or_else(|| day.to_string())
+}
+
+pub(crate) fn usage(json: bool, report: &crate::usage::UsageReport) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+        return;
+    }
+    println!(
+        "{} ({}): requests per day since {} (UTC)",
+        report.name,
+        report.tech_name,
+        day_text(report.since_day)
+    );
+    let mut rows: Vec<[String; 4]> = report
+        .days
+        .iter()
+        .map(|d| {
+            [
+                day_text(d.day),
+                d.accepted.to_string(),
+                d.forbidden.to_string(),
+                d.limited.to_string(),
+            ]
+        })
+        .collect();
+    let t = &report.total;
+    rows.push([
+        "total".into(),
+        t.accepted.to_string(),
+        t.forbidden.to_string(),
+        t.limited.to_string(),
+    ]);
+    table(["DAY", "ACCEPTED", "403", "429"], &rows);
+    match &report.quota {
+        Some(q) => println!(
+            "quota {}: {} used, {} remaining, refilled at {}",
+            q.quota,
+            q.used,
+            q.remaining,
+            when(Some(q.refills_at))
+        ),
+        None => println!("quota: none"),
     }
 }

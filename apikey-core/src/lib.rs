@@ -10,6 +10,8 @@
 //!   [`open`] picks one from the settings.
 //! - [`config`]: `[apikey]` settings and `[api_key_<tech_name>]` sections (figment).
 //! - [`verify`]: [`Verifier`], a header value in, an [`Identity`] or an [`AuthError`] out.
+//! - [`limits`]: rate limits and quotas, per instance or shared through Redis, and request
+//!   counts per key and day.
 //! - [`admin`]: [`KeyManager`], the one path for every change to stored keys.
 //!
 //! `ARCHITECTURE.md` at the repository's root walks through the layers.
@@ -19,6 +21,7 @@
 pub mod admin;
 pub mod config;
 pub mod key;
+pub mod limits;
 pub mod model;
 pub mod store;
 mod task;
@@ -33,7 +36,7 @@ pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use key::{KeyDigest, KeyFormat, KeyHasher, Secret};
 pub use model::{
     parse_duration, Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Identity, Imported,
-    ImportedKey, KeyRecord, Match, NewKey, NewSecret, RateLimit,
+    ImportedKey, KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyStore, MemoryStore, SharedLookup, SharedStore,

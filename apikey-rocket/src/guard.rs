@@ -98,6 +98,9 @@ fn check_groups<'r, P: Policy>(
             caller.key_name(),
             P::GROUPS
         );
+        if let Some(keys) = req.rocket().state::<ApiKeyState>() {
+            keys.verifier.note_forbidden(&caller.0);
+        }
         refuse(req, AuthError::Forbidden)
     }
 }

@@ -33,7 +33,7 @@ pub fn status_of(err: AuthError) -> Status {
         AuthError::Missing | AuthError::Invalid => Status::Unauthorized,
         AuthError::Forbidden => Status::Forbidden,
         AuthError::Unavailable => Status::ServiceUnavailable,
-        AuthError::RateLimited { .. } => Status::TooManyRequests,
+        AuthError::RateLimited { .. } | AuthError::QuotaExhausted { .. } => Status::TooManyRequests,
     }
 }
 
@@ -64,12 +64,19 @@ impl Problem {
             AuthError::RateLimited { .. } => {
                 "The API key is over its rate limit; retry after the Retry-After delay.".into()
             }
+            AuthError::QuotaExhausted { .. } => {
+                "Quota exhausted: the API key has used up its quota for this period; it is \
+                 refilled after the Retry-After delay."
+                    .into()
+            }
         };
         let mut problem = Problem::new(status, detail);
         if status == Status::Unauthorized {
             problem.challenge = Some(format!("ApiKey header=\"{header}\""));
         }
-        if let AuthError::RateLimited { retry_after_secs } = err {
+        if let AuthError::RateLimited { retry_after_secs }
+        | AuthError::QuotaExhausted { retry_after_secs } = err
+        {
             problem.retry_after = Some(retry_after_secs);
         }
         problem
@@ -139,6 +146,7 @@ pub(crate) struct Answers {
     other_forbidden: Prepared,
     other_unavailable: Prepared,
     too_many: Prepared,
+    quota_exhausted: Prepared,
 }
 
 impl Answers {
@@ -167,6 +175,9 @@ impl Answers {
             other_forbidden: plain(Status::Forbidden),
             other_unavailable: plain(Status::ServiceUnavailable),
             too_many: plain(Status::TooManyRequests),
+            quota_exhausted: auth(AuthError::QuotaExhausted {
+                retry_after_secs: 1,
+            }),
         }
     }
 
@@ -179,6 +190,10 @@ impl Answers {
             Some(AuthError::Unavailable) => self.unavailable.clone(),
             Some(AuthError::RateLimited { retry_after_secs }) => self
                 .rate_limited
+                .clone()
+                .retry_after(Some(retry_after_secs)),
+            Some(AuthError::QuotaExhausted { retry_after_secs }) => self
+                .quota_exhausted
                 .clone()
                 .retry_after(Some(retry_after_secs)),
             None => match status.code {

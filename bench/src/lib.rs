@@ -28,6 +28,7 @@ pub async fn filled_store(n: usize, groups: &[&str]) -> (Arc<MemoryStore>, Vec<S
                     digest: hasher.digest(g.key.expose()),
                     stub: g.stub,
                     rate_limit: None,
+                    quota: None,
                 },
                 &by,
             )

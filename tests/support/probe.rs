@@ -3,10 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use apikey_core::model::UsageCount;
 use apikey_core::{
     Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups, Imported,
     ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyRecord, KeyStore, Match, NewKey, NewSecret,
-    RateLimit, Settings, SharedStore, StoreError, StoreResult, Verifier,
+    Quota, RateLimit, Settings, SharedStore, StoreError, StoreResult, UsageDay, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -124,6 +125,15 @@ impl KeyLookup for Probe {
     fn changes(&self) -> &ChangeFeed {
         self.inner.changes()
     }
+    async fn take_quota(&self, tech: &str, window: i64, limit: u64, want: u64) -> StoreResult<u64> {
+        self.up()?.take_quota(tech, window, limit, want).await
+    }
+    async fn return_quota(&self, tech: &str, window: i64, n: u64) -> StoreResult<()> {
+        self.up()?.return_quota(tech, window, n).await
+    }
+    async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
+        self.up()?.add_usage(counts).await
+    }
     async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
         if self.hide_digests.load(Ordering::SeqCst) {
             return Ok(None);
@@ -172,6 +182,15 @@ impl KeyStore for Probe {
         by: &Actor,
     ) -> StoreResult<KeyRecord> {
         self.up()?.set_rate_limit(name, l, by).await
+    }
+    async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.set_quota(name, q, by).await
+    }
+    async fn usage(&self, tech: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
+        self.up()?.usage(tech, since_day).await
+    }
+    async fn quota_used(&self, tech: &str, window: i64) -> StoreResult<u64> {
+        self.up()?.quota_used(tech, window).await
     }
     async fn set_user_active(&self, user: &str, on: bool, by: &Actor) -> StoreResult<u64> {
         self.up()?.set_user_active(user, on, by).await

@@ -10,7 +10,7 @@ use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyFormat, KeyHasher, Secret};
 use crate::model::{
     Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
-    NewSecret, RateLimit,
+    NewSecret, Quota, RateLimit,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -43,6 +43,8 @@ pub struct CreateKey {
     pub expires_in: Option<Duration>,
     /// Its own rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// Its own quota.
+    pub quota: Option<Quota>,
 }
 
 fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError> {
@@ -150,6 +152,15 @@ impl KeyManager {
         self.store.set_rate_limit(name, limit, &self.actor).await
     }
 
+    /// Sets a key's own quota, or (`None`) lets the default apply.
+    pub async fn set_quota(
+        &self,
+        name: &str,
+        quota: Option<Quota>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.store.set_quota(name, quota, &self.actor).await
+    }
+
     /// Disables or enables a user; returns how many keys the user has.
     pub async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
         self.store.set_user_active(user, active, &self.actor).await
@@ -206,6 +217,7 @@ impl KeyManager {
                     digest: self.hasher.digest(key.expose()),
                     stub,
                     rate_limit: spec.rate_limit,
+                    quota: spec.quota,
                 },
                 &self.actor,
             )
@@ -248,6 +260,7 @@ impl KeyManager {
             groups: groups(&spec.groups)?,
             expires_at: None,
             rate_limit: spec.rate_limit,
+            quota: spec.quota,
         };
         self.store
             .import(ImportedKey { key: new, active }, &self.actor)

@@ -20,6 +20,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "rate_limit",
     "quota",
     "limits_url",
+    "limits_prefix",
     "admin_group",
 ];
 

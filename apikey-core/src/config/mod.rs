@@ -11,7 +11,7 @@ use figment::{Figment, Profile};
 use serde::Deserialize;
 
 use crate::key::{slugify, KeyFormat, Secret};
-use crate::model::{Groups, RateLimit};
+use crate::model::{Groups, Quota, RateLimit};
 
 mod env;
 mod errors;
@@ -40,6 +40,7 @@ struct RawSection {
     user: Option<String>,
     groups: Option<Groups>,
     rate_limit: Option<RateLimit>,
+    quota: Option<Quota>,
 }
 
 /// One `[api_key_<tech_name>]` section.
@@ -55,6 +56,8 @@ pub struct KeySection {
     pub groups: Option<Groups>,
     /// Rate limit; when absent, the stored key's (or the default).
     pub rate_limit: Option<RateLimit>,
+    /// Quota; when absent, the stored key's (or the default).
+    pub quota: Option<Quota>,
     /// Where the section came from, for messages.
     pub source_name: String,
 }
@@ -141,6 +144,25 @@ impl ApiKeyConfig {
         if settings.database_url.trim().is_empty() {
             return Err(fail("apikey", "database_url is empty".into()));
         }
+        if let Some(url) = &settings.limits_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(fail(
+                    "apikey",
+                    "`limits_url` must be a Redis URL (redis://host:6379/0 or rediss://…)".into(),
+                ));
+            }
+        }
+        if settings.limits_prefix.is_empty()
+            || !settings
+                .limits_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+        {
+            return Err(fail(
+                "apikey",
+                "`limits_prefix` must be letters, digits or _-.: (e.g. apikey)".into(),
+            ));
+        }
 
         let all: BTreeMap<String, Value> =
             figment.extract().map_err(|e| fail("apikey", describe(e)))?;
@@ -184,6 +206,7 @@ impl ApiKeyConfig {
                 user: raw.user,
                 groups: raw.groups,
                 rate_limit: raw.rate_limit,
+                quota: raw.quota,
                 source_name: source_of(figment, name),
             });
         }

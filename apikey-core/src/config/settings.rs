@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::key::Secret;
-use crate::model::{de_duration, RateLimit};
+use crate::model::{de_duration, Quota, RateLimit};
 
 /// The header that carries keys unless `[apikey] header` says otherwise.
 pub const DEFAULT_HEADER: &str = "API-KEY";
@@ -35,6 +35,13 @@ pub struct Settings {
     pub disable_keys_of_inactive_users: bool,
     /// Default rate limit of every key without one of its own (`100/1m`); none by default.
     pub rate_limit: Option<RateLimit>,
+    /// Default quota of every key without one of its own (`10000/30d`); none by default.
+    pub quota: Option<Quota>,
+    /// Redis that rate limits and quotas are shared through (`redis://127.0.0.1:6379/0`);
+    /// unset: rate limits per instance, quotas counted in the key store.
+    pub limits_url: Option<String>,
+    /// Prefix of every Redis key apikey writes (`apikey`).
+    pub limits_prefix: String,
     /// Responses to a key expiring within this window carry `Sunset` (RFC 8594); `0` turns
     /// the expiry warning off (a rotated-out secret in its grace is always announced).
     #[serde(deserialize_with = "de_duration")]
@@ -61,6 +68,9 @@ impl Default for Settings {
             key_prefix: "ak".into(),
             disable_keys_of_inactive_users: true,
             rate_limit: None,
+            quota: None,
+            limits_url: None,
+            limits_prefix: "apikey".into(),
             expiry_warning: Duration::from_secs(14 * 86_400),
             accept_bearer: false,
             require_route_auth: false,
@@ -84,6 +94,9 @@ impl fmt::Debug for Settings {
                 &self.disable_keys_of_inactive_users,
             )
             .field("rate_limit", &self.rate_limit)
+            .field("quota", &self.quota)
+            .field("limits_url", &self.limits_url.as_deref().map(redact_url))
+            .field("limits_prefix", &self.limits_prefix)
             .field("expiry_warning", &self.expiry_warning)
             .field("accept_bearer", &self.accept_bearer)
             .field("require_route_auth", &self.require_route_auth)

@@ -16,10 +16,12 @@ use crate::store::SharedStore;
 
 mod admin;
 mod checks;
+mod metering;
 mod state;
 
 pub use admin::*;
 pub use checks::*;
+pub use metering::*;
 pub use state::*;
 
 /// A store under test and what to do when the test is over.
@@ -73,7 +75,7 @@ macro_rules! store_conformance {
                 rotate_with_grace, expiry, groups, users, rate_limits, last_used,
                 changes_are_announced,
                 reused_secret, concurrent_writes, audit_trail, import_is_idempotent,
-                deactivate_all);
+                deactivate_all, quotas, quota_takes, concurrent_quota_takes, usage_counts);
         }
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -110,6 +112,7 @@ pub(crate) fn new_key(name: &str, key: &str) -> NewKey {
         digest: digest(key),
         stub: "ak_test".into(),
         rate_limit: None,
+        quota: None,
     }
 }
 

@@ -5,6 +5,7 @@ mod audit;
 mod duration;
 mod groups;
 mod identity;
+mod quota;
 mod rate_limit;
 mod record;
 
@@ -13,5 +14,6 @@ pub(crate) use duration::de_duration;
 pub use duration::parse_duration;
 pub use groups::{GroupEdit, Groups};
 pub use identity::Identity;
+pub use quota::{Quota, QuotaWindow, UsageCount, UsageDay};
 pub use rate_limit::RateLimit;
 pub use record::{Imported, ImportedKey, KeyRecord, Match, NewKey, NewSecret};

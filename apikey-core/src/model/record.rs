@@ -3,7 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Groups, RateLimit};
+use super::{Groups, Quota, RateLimit};
 use crate::key::KeyDigest;
 
 /// A stored key, without its secret: what `apikey list` shows.
@@ -34,6 +34,8 @@ pub struct KeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// Its own rate limit (`100/1m`), else the `[apikey] rate_limit` default applies.
     pub rate_limit: Option<RateLimit>,
+    /// Its own quota (`10000/30d`), else the `[apikey] quota` default applies.
+    pub quota: Option<Quota>,
 }
 
 impl KeyRecord {
@@ -73,6 +75,8 @@ pub struct NewKey {
     pub stub: String,
     /// Optional rate limit (`100/1m`).
     pub rate_limit: Option<RateLimit>,
+    /// Optional quota (`10000/30d`).
+    pub quota: Option<Quota>,
 }
 
 /// A digest found in a store: the key record and the life of that particular secret.

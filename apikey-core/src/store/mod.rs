@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::key::KeyDigest;
 use crate::model::{
     Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, Match,
-    NewKey, NewSecret, RateLimit,
+    NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
 };
 
 mod changes;
@@ -84,6 +84,23 @@ pub trait KeyLookup: Send + Sync + fmt::Debug + 'static {
     /// Changes made through this store, and (for database stores) by other processes.
     fn changes(&self) -> &ChangeFeed;
 
+    /// Takes up to `want` uses from a key's quota of `limit` uses in `window` (a window index,
+    /// see [`Quota::window`]) in one atomic step; returns how many were granted, 0 once the
+    /// quota is used up. Several processes taking at once never get more than `limit` in all.
+    async fn take_quota(
+        &self,
+        tech_name: &str,
+        window: i64,
+        limit: u64,
+        want: u64,
+    ) -> StoreResult<u64>;
+
+    /// Gives back `n` uses taken from `window` but not spent.
+    async fn return_quota(&self, tech_name: &str, window: i64, n: u64) -> StoreResult<()>;
+
+    /// Adds request counts per key and day. Not a change: caches are not invalidated.
+    async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()>;
+
     /// Every digest the store holds (current secrets and those in a rotation grace), for the
     /// verifier's membership filter. `Ok(None)`: this store cannot list them, and the verifier
     /// then asks the store about every digest it has not cached.
@@ -140,6 +157,16 @@ pub trait KeyStore: KeyLookup {
         l: Option<RateLimit>,
         by: &Actor,
     ) -> StoreResult<KeyRecord>;
+
+    /// Sets or clears a key's quota.
+    async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord>;
+
+    /// The request counts of a key (by tech name) from `since_day` (days since the epoch) on,
+    /// oldest first; days without requests are left out.
+    async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>>;
+
+    /// How many uses of a key's quota were taken in `window`.
+    async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64>;
 
     /// Disables or enables a user; returns how many keys the user has.
     async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64>;

@@ -27,6 +27,13 @@ fn limit(r: &KeyRecord) -> String {
     }
 }
 
+fn quota(r: &KeyRecord) -> String {
+    match r.quota {
+        Some(q) => format!("quota {q}"),
+        None => "the default quota".into(),
+    }
+}
+
 /// The summary of `action` on the key as it now is.
 pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
     match action {
@@ -36,10 +43,11 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
                 .map_or_else(|| "no expiry".into(), |t| format!("expires {}", when(t)));
             let state = if r.active { "active" } else { "inactive" };
             format!(
-                "user {}, {}, {}, {expiry}, {state}, secret {}…",
+                "user {}, {}, {}, {}, {expiry}, {state}, secret {}…",
                 r.user,
                 groups(r),
                 limit(r),
+                quota(r),
                 r.stub
             )
         }
@@ -47,6 +55,7 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
         "activate" => "activated".into(),
         "groups" => groups(r),
         "rate-limit" => limit(r),
+        "quota" => quota(r),
         "rotate" => format!("new secret {}…", r.stub),
         other => other.into(),
     }

@@ -26,6 +26,13 @@ pub enum AuthError {
         /// Seconds until a request would be accepted again (at least 1).
         retry_after_secs: u32,
     },
+    /// The key has used up its quota for the current period; it is refilled after this many
+    /// seconds. → 429 with its own problem detail
+    #[error("the API key has used up its quota")]
+    QuotaExhausted {
+        /// Seconds until the quota is refilled (at least 1).
+        retry_after_secs: u32,
+    },
 }
 
 /// A failure to build a [`Verifier`].

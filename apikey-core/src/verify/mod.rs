@@ -2,7 +2,8 @@
 //!
 //! In order: the format check, the cache of verified keys, the digest filter, the cache of
 //! unknown keys, then one shared store lookup per digest ([`resolve`]); every accepted key is
-//! then counted against its rate limit ([`limit`]) and its use noted ([`usage`]).
+//! then counted against its rate limit and quota ([`crate::limits`]) and its use noted
+//! ([`usage`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,14 +14,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::config::ApiKeyConfig;
+use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher};
+use crate::limits::{Limits, LimitsStats, Outcome};
 use crate::model::Identity;
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
 use credentials::{one_value, Credentials};
 use filter::DigestFilter;
-use limit::Limiter;
 use resolve::Sections;
 use usage::UsageLog;
 
@@ -28,7 +29,6 @@ mod cache;
 mod credentials;
 mod error;
 mod filter;
-mod limit;
 mod resolve;
 mod usage;
 
@@ -83,7 +83,7 @@ pub struct Verifier {
     /// after a change (a newer generation) never joins a lookup from before it.
     inflight: Mutex<HashMap<KeyDigest, (u64, Arc<Lookup>)>>,
     filter: DigestFilter,
-    limiter: Limiter,
+    limits: Limits,
     usage: UsageLog,
     counters: Counters,
 }
@@ -124,6 +124,13 @@ impl Verifier {
         )
         .await?;
         let caches = Arc::new(Caches::new(settings.cache_ttl, settings.negative_cache_ttl));
+        let limits = Limits::start(&settings, store.clone())
+            .await
+            .map_err(|message| ConfigError {
+                section: "apikey".into(),
+                source_name: "settings".into(),
+                message,
+            })?;
         // Registered before the first lookup, so no change can slip between.
         let listener: Arc<dyn ChangeListener> = caches.clone();
         store.changes().listen(Arc::downgrade(&listener));
@@ -141,7 +148,7 @@ impl Verifier {
             sections,
             caches,
             inflight: Mutex::new(HashMap::new()),
-            limiter: Limiter::new(settings.rate_limit),
+            limits,
             counters: Counters::default(),
         })
     }
@@ -212,7 +219,9 @@ impl Verifier {
         let now = unix_now();
         let minute = (now / 60) as u32;
         if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
-            return self.accept(&digest, &valid, now, Some(first_this_minute));
+            return self
+                .accept(&digest, &valid, now, Some(first_this_minute))
+                .await;
         }
         // A digest the store never held (a spray of random keys) costs no store query.
         if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
@@ -260,7 +269,7 @@ impl Verifier {
                 }
                 // A freshly cached entry is noted as used this minute: note it here.
                 let first = self.caches.enabled().then_some(true);
-                self.accept(&digest, &valid, now, first)
+                self.accept(&digest, &valid, now, first).await
             }
             Err(AuthError::Invalid) => {
                 if leader {
@@ -275,7 +284,7 @@ impl Verifier {
     /// Re-checks expiry on every hit, then counts the request against the key's rate limit
     /// and notes its use (`first_this_minute` comes from the cache entry; `None` when the
     /// cache is off).
-    fn accept(
+    async fn accept(
         &self,
         digest: &KeyDigest,
         valid: &Valid,
@@ -288,15 +297,9 @@ impl Verifier {
             self.caches.forget(digest);
             return Err(AuthError::Invalid);
         }
-        if let Err(wait) = self.limiter.check(valid.identity.tech_name()) {
-            log::info!(
-                "API key {:?} refused: over its rate limit",
-                valid.identity.key_name()
-            );
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Err(AuthError::RateLimited {
-                retry_after_secs: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
-            });
+        if let Err(refused) = self.limits.admit(valid.identity.tech_name()).await {
+            log::info!("API key {:?} refused: {refused}", valid.identity.key_name());
+            return Err(refused);
         }
         self.usage.record(&valid.identity, now, first_this_minute);
         // Warn of the end: a rotated-out secret always, a key expiring within the window.
@@ -310,10 +313,23 @@ impl Verifier {
         })
     }
 
-    /// Writes the pending last-used times now (they are written every minute in the
-    /// background otherwise).
+    /// Counts a request of a valid key that the route refused with 403 (not in its groups),
+    /// for the key's usage per day.
+    pub fn note_forbidden(&self, identity: &Identity) {
+        self.limits.note(identity.tech_name(), Outcome::Forbidden);
+    }
+
+    /// Where rate limits and quotas are kept, and whether they fall back to per instance.
+    pub fn limits_stats(&self) -> LimitsStats {
+        self.limits.stats()
+    }
+
+    /// Writes the pending last-used times and request counts now (they are written in the
+    /// background otherwise: last-used times every minute, counts every 10 seconds).
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
-        self.usage.flush().await
+        let used = self.usage.flush().await;
+        let counted = self.limits.flush().await;
+        used.and(counted)
     }
 
     /// How many valid keys are cached right now.

@@ -111,7 +111,7 @@ impl Verifier {
             log::info!("API key {:?} refused: {why}", r.name);
             return Err(AuthError::Invalid);
         }
-        self.limiter.configure(&r.tech_name, r.rate_limit);
+        self.limits.configure(&r.tech_name, r.rate_limit, r.quota);
         let not_after = [r.expires_at, m.valid_until].into_iter().flatten().min();
         // The grace of a rotated-out secret, unless the key itself expires first.
         let grace = m.valid_until.is_some() && not_after == m.valid_until;
@@ -170,8 +170,12 @@ impl Verifier {
             return refuse("its user is disabled");
         }
         let stored_limit = stored.as_ref().and_then(|r| r.rate_limit);
-        self.limiter
-            .configure(&section.tech_name, section.rate_limit.or(stored_limit));
+        let stored_quota = stored.as_ref().and_then(|r| r.quota);
+        self.limits.configure(
+            &section.tech_name,
+            section.rate_limit.or(stored_limit),
+            section.quota.or(stored_quota),
+        );
         Ok(Valid::new(
             Identity::new(user, name, &section.tech_name, groups),
             expires_at.map(OffsetDateTime::unix_timestamp),

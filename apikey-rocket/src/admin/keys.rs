@@ -31,6 +31,7 @@ pub(super) struct Create<'r> {
     groups: &'r str,
     expires_in: &'r str,
     rate_limit: &'r str,
+    quota: Option<&'r str>,
 }
 
 impl Create<'_> {
@@ -41,12 +42,14 @@ impl Create<'_> {
         let expires_in: Option<Duration> =
             optional(self.expires_in).map(parse_duration).transpose()?;
         let rate_limit = optional(self.rate_limit).map(str::parse).transpose()?;
+        let quota = self.quota.and_then(optional).map(str::parse).transpose()?;
         Ok(CreateKey {
             name: self.name.trim().to_owned(),
             user: self.user.trim().to_owned(),
             groups: self.groups.split(',').map(str::to_owned).collect(),
             expires_in,
             rate_limit,
+            quota,
         })
     }
 }

@@ -123,6 +123,7 @@ pub(crate) fn new_key(base: &str, csrf: &str, who: &str, error: Option<&str>) ->
             label for="groups" { "Groups (comma-separated)" } input #groups name="groups";
             label for="expires_in" { "Expires in (e.g. 90d; empty: never)" } input #expires_in name="expires_in";
             label for="rate_limit" { "Rate limit (e.g. 100/1m; empty: the default)" } input #rate_limit name="rate_limit";
+            label for="quota" { "Quota (e.g. 10000/30d; empty: the default)" } input #quota name="quota";
             button type="submit" { "Create" }
         }
     };

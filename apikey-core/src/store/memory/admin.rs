@@ -7,7 +7,7 @@ use super::{Credential, Entry, MemoryStore, State};
 use crate::key::KeyDigest;
 use crate::model::{
     Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
-    NewSecret, RateLimit,
+    NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{summary, validate_new, Change, KeyStore, StoreError, StoreResult};
 
@@ -37,6 +37,7 @@ impl State {
             created_at: OffsetDateTime::now_utc(),
             last_used_at: None,
             rate_limit: new.rate_limit,
+            quota: new.quota,
         };
         self.by_digest.insert(new.digest, new.name.clone());
         self.by_tech
@@ -190,6 +191,31 @@ impl KeyStore for MemoryStore {
         by: &Actor,
     ) -> StoreResult<KeyRecord> {
         self.edit(name, by, "rate-limit", |r| r.rate_limit = l)
+    }
+
+    async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord> {
+        self.edit(name, by, "quota", |r| r.quota = q)
+    }
+
+    async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
+        let state = self.read();
+        let mut days: Vec<UsageDay> = state
+            .usage
+            .iter()
+            .filter(|((t, day), _)| t == tech_name && *day >= since_day)
+            .map(|(_, u)| *u)
+            .collect();
+        days.sort_by_key(|u| u.day);
+        Ok(days)
+    }
+
+    async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64> {
+        let state = self.read();
+        Ok(state
+            .quota_used
+            .get(&(tech_name.to_owned(), window))
+            .copied()
+            .unwrap_or(0))
     }
 
     async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64> {

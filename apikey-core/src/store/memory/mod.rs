@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{summary, Change, ChangeFeed, KeyLookup, StoreError, StoreResult};
 use crate::key::KeyDigest;
-use crate::model::{Actor, AuditRecord, KeyRecord, Match};
+use crate::model::{Actor, AuditRecord, KeyRecord, Match, UsageCount, UsageDay};
 
 mod admin;
 
@@ -33,6 +33,10 @@ struct State {
     inactive_users: std::collections::HashSet<String>,
     /// The audit trail, oldest first.
     audit: Vec<AuditRecord>,
+    /// (tech name, quota window) → uses taken.
+    quota_used: HashMap<(String, i64), u64>,
+    /// (tech name, day) → requests that day.
+    usage: HashMap<(String, i64), UsageDay>,
 }
 
 impl State {
@@ -163,6 +167,56 @@ impl KeyLookup for MemoryStore {
 
     fn changes(&self) -> &ChangeFeed {
         &self.changes
+    }
+
+    async fn take_quota(
+        &self,
+        tech_name: &str,
+        window: i64,
+        limit: u64,
+        want: u64,
+    ) -> StoreResult<u64> {
+        let mut state = self.write();
+        state
+            .quota_used
+            .retain(|(t, w), _| t != tech_name || *w >= window);
+        let used = state
+            .quota_used
+            .entry((tech_name.to_owned(), window))
+            .or_insert(0);
+        let granted = want.min(limit.saturating_sub(*used));
+        *used += granted;
+        Ok(granted)
+    }
+
+    async fn return_quota(&self, tech_name: &str, window: i64, n: u64) -> StoreResult<()> {
+        if let Some(used) = self
+            .write()
+            .quota_used
+            .get_mut(&(tech_name.to_owned(), window))
+        {
+            *used = used.saturating_sub(n);
+        }
+        Ok(())
+    }
+
+    async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
+        let mut state = self.write();
+        for c in counts {
+            let day = state
+                .usage
+                .entry((c.tech_name.clone(), c.counts.day))
+                .or_insert(UsageDay {
+                    day: c.counts.day,
+                    accepted: 0,
+                    forbidden: 0,
+                    limited: 0,
+                });
+            day.accepted += c.counts.accepted;
+            day.forbidden += c.counts.forbidden;
+            day.limited += c.counts.limited;
+        }
+        Ok(())
     }
 
     async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {

@@ -155,6 +155,42 @@ macro_rules! sql_admin {
                 self.update_key(name, sql, value, (by, "rate-limit")).await
             }
 
+            async fn set_quota(
+                &self,
+                name: &str,
+                quota: Option<Quota>,
+                by: &Actor,
+            ) -> StoreResult<KeyRecord> {
+                let sql = "UPDATE apikey_keys SET quota = $1 WHERE name = $2";
+                let value = quota.map(|q| q.to_string());
+                self.update_key(name, sql, value, (by, "quota")).await
+            }
+
+            async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
+                let rows: Vec<UsageRow> = sqlx::query_as(
+                    "SELECT day, accepted, forbidden, limited FROM apikey_usage \
+                     WHERE tech_name = $1 AND day >= $2 ORDER BY day",
+                )
+                .bind(tech_name)
+                .bind(since_day)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(rows.into_iter().map(UsageDay::from).collect())
+            }
+
+            async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64> {
+                let used: Option<i64> = sqlx::query_scalar(
+                    "SELECT used FROM apikey_quota WHERE tech_name = $1 AND window_index = $2",
+                )
+                .bind(tech_name)
+                .bind(window)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(used.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
+            }
+
             async fn set_user_active(
                 &self,
                 user: &str,

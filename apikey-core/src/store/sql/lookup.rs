@@ -67,6 +67,87 @@ macro_rules! sql_lookup {
                 &self.changes
             }
 
+            async fn take_quota(
+                &self,
+                tech_name: &str,
+                window: i64,
+                limit: u64,
+                want: u64,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                // A write first: it locks the row (PostgreSQL) or the database (SQLite) until
+                // the commit, so concurrent takers line up.
+                let used: i64 = sqlx::query_scalar(
+                    "INSERT INTO apikey_quota (tech_name, window_index, used) VALUES ($1, $2, 0) \
+                     ON CONFLICT (tech_name, window_index) \
+                     DO UPDATE SET used = apikey_quota.used RETURNING used",
+                )
+                .bind(tech_name)
+                .bind(window)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let used = u64::try_from(used).unwrap_or(0);
+                let granted = want.min(limit.saturating_sub(used));
+                if granted > 0 {
+                    sqlx::query(
+                        "UPDATE apikey_quota SET used = used + $1 \
+                         WHERE tech_name = $2 AND window_index = $3",
+                    )
+                    .bind(count(granted))
+                    .bind(tech_name)
+                    .bind(window)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                sqlx::query("DELETE FROM apikey_quota WHERE tech_name = $1 AND window_index < $2")
+                    .bind(tech_name)
+                    .bind(window)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(granted)
+            }
+
+            async fn return_quota(&self, tech_name: &str, window: i64, n: u64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE apikey_quota SET used = CASE WHEN used > $1 THEN used - $1 ELSE 0 END \
+                     WHERE tech_name = $2 AND window_index = $3",
+                )
+                .bind(count(n))
+                .bind(tech_name)
+                .bind(window)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                for c in counts {
+                    sqlx::query(
+                        "INSERT INTO apikey_usage (tech_name, day, accepted, forbidden, limited) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tech_name, day) DO UPDATE SET \
+                         accepted = apikey_usage.accepted + excluded.accepted, \
+                         forbidden = apikey_usage.forbidden + excluded.forbidden, \
+                         limited = apikey_usage.limited + excluded.limited",
+                    )
+                    .bind(&c.tech_name)
+                    .bind(c.counts.day)
+                    .bind(count(c.counts.accepted))
+                    .bind(count(c.counts.forbidden))
+                    .bind(count(c.counts.limited))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                // Not a change of what verification depends on: no notification.
+                tx.commit().await.map_err(unavailable)
+            }
+
             async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
                 let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT digest FROM apikey_secrets")
                     .fetch_all(&self.pool)

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::{Change, StoreError, StoreResult};
 use crate::key::KeyDigest;
-use crate::model::{AuditRecord, Groups, KeyRecord, RateLimit};
+use crate::model::{AuditRecord, Groups, KeyRecord, Quota, RateLimit, UsageDay};
 
 mod admin;
 mod lookup;
@@ -45,14 +45,14 @@ pub(super) mod prelude {
     pub(in crate::store) use time::OffsetDateTime;
 
     pub(in crate::store) use super::{
-        decode_change, digests, encode_change, groups_json, migrated, now_secs, opt_ts, sql_admin,
-        sql_lookup, sql_store, sql_tx, unavailable, write_error, AuditRow, KeyRow, MatchRow,
-        KEY_COLUMNS, KEY_FROM,
+        count, decode_change, digests, encode_change, groups_json, migrated, now_secs, opt_ts,
+        sql_admin, sql_lookup, sql_store, sql_tx, unavailable, write_error, AuditRow, KeyRow,
+        MatchRow, UsageRow, KEY_COLUMNS, KEY_FROM,
     };
     pub(in crate::store) use crate::key::KeyDigest;
     pub(in crate::store) use crate::model::{
         Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-        Match, NewKey, NewSecret, RateLimit,
+        Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
     };
     pub(in crate::store) use crate::store::{
         summary, validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError, StoreResult,
@@ -61,11 +61,11 @@ pub(super) mod prelude {
 }
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
-     k.last_used_at, k.rate_limit";
+     k.last_used_at, k.rate_limit, k.quota";
 pub(super) const KEY_FROM: &str =
     "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
 
@@ -82,6 +82,7 @@ pub(super) struct KeyRow {
     pub(super) created_at: i64,
     pub(super) last_used_at: Option<i64>,
     pub(super) rate_limit: Option<String>,
+    pub(super) quota: Option<String>,
 }
 
 /// An audit trail row.
@@ -104,6 +105,32 @@ impl AuditRow {
             summary: self.summary,
         })
     }
+}
+
+/// A usage row: one key's requests on one day.
+#[derive(FromRow)]
+pub(super) struct UsageRow {
+    day: i64,
+    accepted: i64,
+    forbidden: i64,
+    limited: i64,
+}
+
+impl From<UsageRow> for UsageDay {
+    fn from(r: UsageRow) -> Self {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        UsageDay {
+            day: r.day,
+            accepted: n(r.accepted),
+            forbidden: n(r.forbidden),
+            limited: n(r.limited),
+        }
+    }
+}
+
+/// A count as SQL stores it (a signed 64-bit integer).
+pub(super) fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[derive(FromRow)]
@@ -141,8 +168,19 @@ impl KeyRow {
                     self.name
                 ))
             })?;
+        let quota = self
+            .quota
+            .map(|q| q.parse::<Quota>())
+            .transpose()
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "corrupt quota of key {:?} in the store",
+                    self.name
+                ))
+            })?;
         Ok(KeyRecord {
             rate_limit,
+            quota,
             expires_at: opt_ts(self.expires_at)?,
             created_at: ts(self.created_at)?,
             last_used_at: opt_ts(self.last_used_at)?,

@@ -137,7 +137,8 @@ macro_rules! sql_tx {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO apikey_keys \
                      (name, tech_name, user_name, group_names, active, stub, expires_at, created_at, \
-                     rate_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                     rate_limit, quota) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     RETURNING id",
                 )
                 .bind(&new.name)
                 .bind(&tech_name)
@@ -148,6 +149,7 @@ macro_rules! sql_tx {
                 .bind(new.expires_at.map(OffsetDateTime::unix_timestamp))
                 .bind(now_secs())
                 .bind(new.rate_limit.map(|l| l.to_string()))
+                .bind(new.quota.map(|q| q.to_string()))
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| write_error(e, &new.name))?;

@@ -1,0 +1,20 @@
+-- Optional per-key quota, e.g. '10000/30days'.
+ALTER TABLE apikey_keys ADD COLUMN quota TEXT NULL;
+
+-- Quota uses per key and window (the window's index since the epoch), when no Redis counts them.
+CREATE TABLE apikey_quota (
+    tech_name    TEXT    NOT NULL,
+    window_index INTEGER NOT NULL,
+    used         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tech_name, window_index)
+);
+
+-- Requests per key and day (days since the epoch, UTC).
+CREATE TABLE apikey_usage (
+    tech_name TEXT    NOT NULL,
+    day       INTEGER NOT NULL,
+    accepted  INTEGER NOT NULL DEFAULT 0,
+    forbidden INTEGER NOT NULL DEFAULT 0,
+    limited   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tech_name, day)
+);

@@ -1,0 +1,201 @@
+//! Where shared limits live: Redis (rate limits and quotas) or, without it, the key store
+//! (quotas only). Each backend grants leases atomically and tracks its own health: the first
+//! failure of an outage is logged once, the limits fall back to per instance, and a prober
+//! brings the backend back when it answers again.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{Quota, RateLimit};
+use crate::store::SharedLookup;
+
+/// How long one call to a backend may take before it counts as a failure.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often an unreachable backend is tried again.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// A shared bucket: a key's rate limit, or its quota in one window.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Bucket<'a> {
+    /// A token bucket of `limit.count` refilled over `limit.period`.
+    Rate {
+        /// The key's tech name.
+        tech: &'a str,
+        /// The limit.
+        limit: RateLimit,
+    },
+    /// A quota's uses in one window.
+    Quota {
+        /// The key's tech name.
+        tech: &'a str,
+        /// The quota.
+        quota: Quota,
+        /// The window's index.
+        window: i64,
+        /// When the window ends (unix seconds).
+        ends_at: i64,
+    },
+}
+
+/// What a lease request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Grant {
+    /// Tokens granted (0 when the bucket is empty).
+    pub granted: u64,
+    /// When nothing was granted: how long until the bucket has a token again.
+    pub wait: Duration,
+}
+
+/// A place that holds shared limits.
+#[async_trait]
+pub(super) trait Backend: Send + Sync + 'static {
+    /// What it is, for `/stats` and logs: `redis` or `store`.
+    fn name(&self) -> &'static str;
+    /// Takes up to `want` tokens from `bucket` in one atomic step.
+    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, String>;
+    /// Gives back `n` tokens taken and not spent.
+    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), String>;
+    /// Whether it answers (and, for Redis, connects when it was not connected).
+    async fn ping(&self) -> Result<(), String>;
+    /// Its health.
+    fn health(&self) -> &Health;
+}
+
+/// Whether a backend is usable, and what it has done.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    down: AtomicBool,
+    outages: AtomicU64,
+    pub(super) round_trips: AtomicU64,
+}
+
+impl Health {
+    /// Whether the backend is unreachable (limits fall back to per instance).
+    pub(super) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Outages seen so far.
+    pub(super) fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Relaxed)
+    }
+
+    /// Marks the backend down without a failure (not connected yet at start).
+    pub(super) fn start_down(&self) {
+        self.down.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs one backend call with the time limit, counting it as a round trip.
+pub(super) async fn call<T>(
+    backend: &dyn Backend,
+    op: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    backend.health().round_trips.fetch_add(1, Ordering::Relaxed);
+    match tokio::time::timeout(CALL_TIMEOUT, op).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+    }
+}
+
+/// Records a failure: the first of an outage is logged and starts the prober that brings the
+/// backend back.
+pub(super) fn failed(backend: &Arc<dyn Backend>, error: &str) {
+    let health = backend.health();
+    if health.down.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    health.outages.fetch_add(1, Ordering::Relaxed);
+    log::warn!(
+        "apikey: shared limits ({}) unreachable: {error}; limiting per instance until it answers \
+         again (keys are still verified)",
+        backend.name()
+    );
+    probe(Arc::clone(backend));
+}
+
+/// Tries the backend every [`PROBE_EVERY`] until it answers, then puts it back in use.
+pub(super) fn probe(backend: Arc<dyn Backend>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            if call(&*backend, backend.ping()).await.is_ok() {
+                backend.health().down.store(false, Ordering::Relaxed);
+                log::warn!(
+                    "apikey: shared limits ({}) reachable again; limits hold across instances",
+                    backend.name()
+                );
+                return;
+            }
+        }
+    });
+}
+
+/// Quotas counted in the key store (no Redis configured).
+pub(super) struct StoreQuotas {
+    pub(super) store: SharedLookup,
+    pub(super) health: Health,
+}
+
+#[async_trait]
+impl Backend for StoreQuotas {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, String> {
+        let Bucket::Quota {
+            tech,
+            quota,
+            window,
+            ends_at,
+        } = bucket
+        else {
+            return Err("the key store holds no rate limits".into());
+        };
+        let granted = self
+            .store
+            .take_quota(tech, window, quota.count, want)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Grant {
+            granted,
+            wait: until(ends_at),
+        })
+    }
+
+    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), String> {
+        if let Bucket::Quota { tech, window, .. } = bucket {
+            self.store
+                .return_quota(tech, window, n)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        self.store
+            .user_active("")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn health(&self) -> &Health {
+        &self.health
+    }
+}
+
+/// The time from now until `unix_secs` (at least a second).
+pub(super) fn until(unix_secs: i64) -> Duration {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Duration::from_secs(
+        u64::try_from(unix_secs.saturating_sub(now))
+            .unwrap_or(0)
+            .max(1),
+    )
+}

@@ -1,0 +1,258 @@
+//! Shared limits in Redis: token buckets for rate limits and counters per window for quotas,
+//! each changed by one Lua script (atomic on the server, timed by the server's clock so that
+//! instances' clocks need not agree). Keys are named `<prefix>:rate:<tech_name>:…` and
+//! `<prefix>:quota:<tech_name>:…`: nothing secret goes to Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use tokio::sync::RwLock;
+
+use super::backend::{until, Backend, Bucket, Grant, Health};
+
+/// Refills the bucket for the time passed, then grants up to `want` whole tokens.
+/// Returns `{granted, ms until the next token when none is left}`.
+const RATE_TAKE: &str = r"
+local cap, period, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, ts = tonumber(s[1]) or cap, tonumber(s[2]) or now
+if now > ts then tokens = math.min(cap, tokens + (now - ts) * cap / period) end
+local granted = math.max(0, math.min(want, math.floor(tokens)))
+tokens = tokens - granted
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], period + 1000)
+local wait = 0
+if tokens < 1 then wait = math.ceil((1 - tokens) * period / cap) end
+return {granted, wait}
+";
+
+/// Gives back unspent tokens (never beyond the bucket's size).
+const RATE_RETURN: &str = r"
+local cap, period, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+if not s[1] then return 0 end
+local tokens, ts = tonumber(s[1]), tonumber(s[2]) or now
+if now > ts then tokens = tokens + (now - ts) * cap / period end
+tokens = math.min(cap, tokens + n)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], period + 1000)
+return 1
+";
+
+/// Grants up to `want` of the uses left in a quota window.
+const QUOTA_TAKE: &str = r"
+local limit, want, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local granted = math.max(0, math.min(want, limit - used))
+if granted > 0 then redis.call('INCRBY', KEYS[1], granted) end
+redis.call('EXPIRE', KEYS[1], ttl)
+return granted
+";
+
+/// Gives back unspent uses (never below zero).
+const QUOTA_RETURN: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = math.min(used, tonumber(ARGV[1]))
+if n > 0 then redis.call('DECRBY', KEYS[1], n) end
+return n
+";
+
+/// The Redis key of a quota window.
+pub(super) fn quota_key(prefix: &str, tech: &str, period_secs: i64, window: i64) -> String {
+    format!("{prefix}:quota:{tech}:{period_secs}:{window}")
+}
+
+fn rate_key(prefix: &str, tech: &str, count: u32, period_ms: u64) -> String {
+    format!("{prefix}:rate:{tech}:{count}:{period_ms}")
+}
+
+fn period_ms(period: Duration) -> u64 {
+    u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Connects to the Redis of `url`, failing fast.
+pub(super) async fn connect(url: &str) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_millis(500))
+        .set_response_timeout(super::backend::CALL_TIMEOUT)
+        .set_number_of_retries(1)
+        .set_max_delay(200);
+    match tokio::time::timeout(
+        Duration::from_secs(1),
+        ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("no connection within 1s".into()),
+    }
+}
+
+/// Rate limits and quotas in one Redis.
+pub(super) struct RedisLimits {
+    url: String,
+    prefix: String,
+    connection: RwLock<Option<ConnectionManager>>,
+    health: Health,
+    rate_take: Script,
+    rate_return: Script,
+    quota_take: Script,
+    quota_return: Script,
+}
+
+impl RedisLimits {
+    /// Connects to `url`; when Redis does not answer, starts down (limits per instance) and
+    /// the prober connects later.
+    pub(super) async fn start(url: &str, prefix: &str) -> Arc<Self> {
+        let redis = Arc::new(RedisLimits {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            connection: RwLock::new(None),
+            health: Health::default(),
+            rate_take: Script::new(RATE_TAKE),
+            rate_return: Script::new(RATE_RETURN),
+            quota_take: Script::new(QUOTA_TAKE),
+            quota_return: Script::new(QUOTA_RETURN),
+        });
+        match connect(url).await {
+            Ok(c) => *redis.connection.write().await = Some(c),
+            Err(e) => {
+                log::warn!(
+                    "apikey: shared limits (redis) unreachable at start: {e}; limiting per \
+                     instance until it answers"
+                );
+                redis.health.start_down();
+                let backend: Arc<dyn Backend> = redis.clone();
+                super::backend::probe(backend);
+            }
+        }
+        redis
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, String> {
+        self.connection
+            .read()
+            .await
+            .clone()
+            .ok_or_else(|| "not connected".to_owned())
+    }
+}
+
+#[async_trait]
+impl Backend for RedisLimits {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, String> {
+        let mut con = self.connection().await?;
+        match bucket {
+            Bucket::Rate { tech, limit } => {
+                let period = period_ms(limit.period);
+                let (granted, wait_ms): (u64, u64) = self
+                    .rate_take
+                    .key(rate_key(&self.prefix, tech, limit.count, period))
+                    .arg(limit.count)
+                    .arg(period)
+                    .arg(want)
+                    .invoke_async(&mut con)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Grant {
+                    granted,
+                    wait: Duration::from_millis(wait_ms.max(1)),
+                })
+            }
+            Bucket::Quota {
+                tech,
+                quota,
+                window,
+                ends_at,
+            } => {
+                let key = quota_key(&self.prefix, tech, quota.period_secs(), window);
+                let ttl = quota.period_secs().saturating_add(60);
+                let granted: u64 = self
+                    .quota_take
+                    .key(key)
+                    .arg(quota.count)
+                    .arg(want)
+                    .arg(ttl)
+                    .invoke_async(&mut con)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Grant {
+                    granted,
+                    wait: until(ends_at),
+                })
+            }
+        }
+    }
+
+    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), String> {
+        let mut con = self.connection().await?;
+        let result: redis::RedisResult<i64> = match bucket {
+            Bucket::Rate { tech, limit } => {
+                let period = period_ms(limit.period);
+                self.rate_return
+                    .key(rate_key(&self.prefix, tech, limit.count, period))
+                    .arg(limit.count)
+                    .arg(period)
+                    .arg(n)
+                    .invoke_async(&mut con)
+                    .await
+            }
+            Bucket::Quota {
+                tech,
+                quota,
+                window,
+                ..
+            } => {
+                self.quota_return
+                    .key(quota_key(&self.prefix, tech, quota.period_secs(), window))
+                    .arg(n)
+                    .invoke_async(&mut con)
+                    .await
+            }
+        };
+        result.map(drop).map_err(|e| e.to_string())
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        let mut con = match self.connection().await {
+            Ok(c) => c,
+            Err(_) => {
+                let c = connect(&self.url).await?;
+                *self.connection.write().await = Some(c.clone());
+                c
+            }
+        };
+        redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn health(&self) -> &Health {
+        &self.health
+    }
+}
+
+/// The uses of a quota window as Redis counts them.
+pub(super) async fn quota_used(url: &str, key: &str) -> Result<u64, String> {
+    let mut con = connect(url).await?;
+    let used: Option<u64> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut con)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(used.unwrap_or(0))
+}
