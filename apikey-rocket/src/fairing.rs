@@ -56,6 +56,12 @@ impl ApiKeyState {
     pub fn cached_keys(&self) -> usize {
         self.verifier.cached_keys()
     }
+
+    /// Where rate limits and quotas are kept, and whether they fall back to per instance
+    /// (shared limits unreachable), for metrics.
+    pub fn limits(&self) -> apikey_core::limits::LimitsStats {
+        self.verifier.limits_stats()
+    }
 }
 
 impl fmt::Debug for ApiKeyState {

@@ -3,4 +3,5 @@
 pub mod cluster;
 pub mod http;
 pub mod probe;
+pub mod redis;
 pub mod stores;

@@ -76,6 +76,10 @@ pub struct Stats {
     store_queries: u64,
     filtered: u64,
     cached_keys: usize,
+    /// Where limits are kept (`rate_limits`, `quotas`), whether they fall back to per
+    /// instance (`fallback`), outages and round trips to the shared backend.
+    #[schema(value_type = Object)]
+    limits: apikey_rocket::core::limits::LimitsStats,
 }
 
 /// Verification counters (used by the load benchmark to count store queries).
@@ -86,6 +90,7 @@ pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
         store_queries: keys.store_queries(),
         filtered: keys.filtered(),
         cached_keys: keys.cached_keys(),
+        limits: keys.limits(),
     })
 }
 
