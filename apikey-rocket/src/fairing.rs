@@ -57,6 +57,11 @@ impl ApiKeyState {
         self.verifier.cached_keys()
     }
 
+    /// The verifier behind the guards (to flush usage on shutdown, or verify outside a route).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
     /// Where rate limits and quotas are kept, and whether they fall back to per instance
     /// (shared limits unreachable), for metrics.
     pub fn limits(&self) -> apikey_core::limits::LimitsStats {
