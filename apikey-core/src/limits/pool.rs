@@ -174,8 +174,10 @@ mod tests {
 
     #[test]
     fn refills_at_half_once_and_waits_when_empty() {
-        let mut p = Pool::default();
-        p.lease = 10;
+        let mut p = Pool {
+            lease: 10,
+            ..Pool::default()
+        };
         p.granted(10, 0, 0);
         let mut refills = 0;
         for _ in 0..10 {
