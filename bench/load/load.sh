@@ -19,11 +19,13 @@
 # Cases: valid (the demo key, cached), malformed (our prefix, bad checksum), unknown1 (one
 # unknown free-form key, repeated), unknown (a pool of 10,000 random unknown keys), spray (a
 # new random key every request). memory-limited is the memory store with a default rate limit
-# on every key (never reached), to price the limiter.
+# and quota on every key (never reached), to price the limiter (rate limits per instance,
+# quota uses leased from the store); memory-redis is the same with limits shared through Redis
+# (`limits_url`, REDIS_URL, by default redis://127.0.0.1:6379/0), to price the leases.
 #
 # Prints one row per store and case: median req/s, median server CPU µs per request, the
-# median per-round difference to its baseline (µs), and store queries per 1000 requests (from
-# the demo's /stats).
+# median per-round difference to its baseline (µs), store queries per 1000 requests and calls to
+# the shared limits (Redis, or the store for quotas) per 1000 requests (from the demo's /stats).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +33,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
 PORT=${PORT:-8199}
-STORES=${STORES:-"memory memory-limited sqlite postgres"}
+STORES=${STORES:-"memory memory-limited memory-redis sqlite postgres"}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 PG_URL=${APIKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 CASES=${CASES:-"valid malformed unknown1 unknown spray"}
 
@@ -53,11 +56,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-stats() { curl -s "http://127.0.0.1:$PORT/stats" | sed -E 's/.*"store_queries":([0-9]+).*/\1/'; }
+# "store_queries round_trips" from /stats.
+stats() {
+    curl -s "http://127.0.0.1:$PORT/stats" |
+        sed -E 's/.*"store_queries":([0-9]+).*"round_trips":([0-9]+).*/\1 \2/'
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
 
-start() { # store url [rate limit]
-    env APIKEY_DATABASE_URL="$2" ${3:+APIKEY_RATE_LIMIT="$3"} ROCKET_PORT=$PORT ROCKET_LOG_LEVEL=off ROCKET_CLI_COLORS=false \
+start() { # store url [rate limit] [quota] [limits url]
+    env APIKEY_DATABASE_URL="$2" ${3:+APIKEY_RATE_LIMIT="$3"} ${4:+APIKEY_QUOTA="$4"} \
+        ${5:+APIKEY_LIMITS_URL="$5"} ${5:+APIKEY_LIMITS_PREFIX="apikey-load-$$"} \
+        ROCKET_PORT=$PORT ROCKET_LOG_LEVEL=off ROCKET_CLI_COLORS=false \
         "$BIN" >"$WORK/$1.log" 2>&1 &
     PID=$!
     for _ in $(seq 1 100); do
@@ -73,7 +82,8 @@ start() { # store url [rate limit]
 
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }
 
-# run store case round: one wrk run; appends "store case round rps cpu_us_per_req queries_per_1k"
+# run store case round: one wrk run; appends
+# "store case round rps cpu_us_per_req queries_per_1k round_trips_per_1k"
 run() {
     local url="http://127.0.0.1:$PORT" args=()
     local bad="${KEY%??????}000000"
@@ -88,24 +98,25 @@ run() {
         spray) url="$url/my_service"; args=(-s bench/load/spray.lua) ;;
     esac
     local before after t0 t1 out
-    before=$(stats)
+    read -r q0 rt0 <<<"$(stats)"
     t0=$(cpu_ticks)
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "${args[@]}" "$url")
     t1=$(cpu_ticks)
-    after=$(stats)
-    echo "$out" | awk -v s="$1" -v c="$2" -v r="$3" -v q=$((after - before)) \
+    read -r q1 rt1 <<<"$(stats)"
+    echo "$out" | awk -v s="$1" -v c="$2" -v r="$3" -v q=$((q1 - q0)) -v rt=$((rt1 - rt0)) \
         -v ticks=$((t1 - t0)) -v tck="$TCK" '
         /Requests\/sec/ { rps = $2 }
         / requests in / { n = $1 }
-        END { printf "%s %s %s %.0f %.3f %.2f\n", s, c, r, rps,
-              (n > 0 ? ticks * 1000000 / tck / n : 0), (n > 0 ? q * 1000 / n : 0) }' \
+        END { printf "%s %s %s %.0f %.3f %.2f %.2f\n", s, c, r, rps,
+              (n > 0 ? ticks * 1000000 / tck / n : 0), (n > 0 ? q * 1000 / n : 0),
+              (n > 0 ? rt * 1000 / n : 0) }' \
         >>"$WORK/results"
 }
 
 for store in $STORES; do
     case $store in
         memory) url="memory:" ;;
-        memory-limited) url="memory:" ;;
+        memory-limited | memory-redis) url="memory:" ;;
         sqlite) url="sqlite://$WORK/bench.db?mode=rwc" ;;
         postgres)
             psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS apikey_bench WITH (FORCE)" \
@@ -113,9 +124,12 @@ for store in $STORES; do
             url="${PG_URL%/*}/apikey_bench" ;;
         *) echo "load: unknown store $store" >&2; exit 2 ;;
     esac
-    limit=
-    [ "$store" = memory-limited ] && limit="1000000000/1s"
-    start "$store" "$url" "$limit"
+    limit= quota= limits=
+    case $store in
+        memory-limited) limit="1000000000/1s" quota="1000000000000/30d" ;;
+        memory-redis) limit="1000000000/1s" quota="1000000000000/30d" limits="$REDIS_URL" ;;
+    esac
+    start "$store" "$url" "$limit" "$quota" "$limits"
     for round in $(seq 1 "$ROUNDS"); do
         run "$store" noauth "$round"
         run "$store" noauth401 "$round"
@@ -128,10 +142,10 @@ done
 
 echo "wrk -t1 -c$CONNS, $ROUNDS rounds of ${DURATION}s per case, $(nproc) cores"
 echo
-echo "| store | case | req/s | server CPU µs/req | overhead µs/req vs its baseline | store queries / 1000 req |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| store | case | req/s | server CPU µs/req | overhead µs/req vs its baseline | store queries / 1000 req | shared-limit calls / 1000 req |"
+echo "|---|---|---:|---:|---:|---:|---:|"
 awk '
-    { key = $1 " " $2; rps[key, $3] = $4; cpu[key, $3] = $5; q[key, $3] = $6; rounds[$3] = 1;
+    { key = $1 " " $2; rps[key, $3] = $4; cpu[key, $3] = $5; q[key, $3] = $6; rt[key, $3] = $7; rounds[$3] = 1;
       if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
     function median(arr, k,    i, m, vals, tmp, j) {
         m = 0; for (i in rounds) { vals[++m] = arr[k, i] }
@@ -145,7 +159,7 @@ awk '
             base = parts[1] (c == "valid" || c == "noauth" ? " noauth" : \
                 (c == "unknown" || c == "spray" || c == "noauth401lua" ? " noauth401lua" : " noauth401"))
             for (r in rounds) over[k, r] = cpu[k, r] - cpu[base, r]
-            printf "| %s | %s | %.0f | %.2f | %+.2f | %.2f |\n", parts[1], parts[2],
-                median(rps, k), median(cpu, k), median(over, k), median(q, k)
+            printf "| %s | %s | %.0f | %.2f | %+.2f | %.2f | %.2f |\n", parts[1], parts[2],
+                median(rps, k), median(cpu, k), median(over, k), median(q, k), median(rt, k)
         }
     }' "$WORK/results"

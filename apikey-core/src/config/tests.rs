@@ -111,6 +111,22 @@ fn bad_config_names_file_and_section() {
         ("[apikey]\nheader = \"bad header\"\n", "apikey", "header"),
         ("[apikey]\nkey_prefix = \"A_B\"\n", "apikey", "key_prefix"),
         ("[apikey]\nrate_limit = \"fast\"\n", "apikey", "rate_limit"),
+        ("[apikey]\nquota = \"lots\"\n", "apikey", "quota"),
+        (
+            "[apikey]\nlimits_url = \"http://x\"\n",
+            "apikey",
+            "limits_url",
+        ),
+        (
+            "[apikey]\nlimits_prefix = \"a b\"\n",
+            "apikey",
+            "limits_prefix",
+        ),
+        (
+            "[api_key_x]\nkey = \"k\"\nquota = \"5/1ms\"\n",
+            "api_key_x",
+            "quota",
+        ),
         (
             "[api_key_x]\nkey = \"k\"\nrate_limit = \"0/1m\"\n",
             "api_key_x",
@@ -171,6 +187,10 @@ fn environment_values_are_taken_verbatim() {
                 ("APIKEY_NEGATIVE_CACHE_TTL", "2m"),
                 ("APIKEY_DISABLE_KEYS_OF_INACTIVE_USERS", "false"),
                 ("APIKEY_ACTOR", "someone"),
+                ("APIKEY_LIMITS_URL", "redis://:pw@127.0.0.1:6379/2"),
+                ("APIKEY_LIMITS_PREFIX", "svc:prod"),
+                ("APIKEY_QUOTA", "500/1d"),
+                ("APIKEY_API_KEY_BOT__QUOTA", "10/1h"),
             ],
         );
         let c = load(jail).unwrap();
@@ -190,6 +210,15 @@ fn environment_values_are_taken_verbatim() {
         assert_eq!(c.settings.cache_ttl, Duration::from_secs(30));
         assert_eq!(c.settings.negative_cache_ttl, Duration::from_secs(120));
         assert!(!c.settings.disable_keys_of_inactive_users);
+        assert_eq!(
+            c.settings.limits_url.as_deref(),
+            Some("redis://:pw@127.0.0.1:6379/2")
+        );
+        assert_eq!(c.settings.limits_prefix, "svc:prod");
+        assert_eq!(c.settings.quota, Some("500/1d".parse().unwrap()));
+        assert_eq!(bot.quota, Some("10/1h".parse().unwrap()));
+        let shown = format!("{:?}", c.settings);
+        assert!(!shown.contains("pw@"), "{shown}");
         Ok(())
     });
 }
@@ -215,6 +244,8 @@ fn config_errors_never_repeat_a_value() {
         format!("[apikey]\nheader = \"bad {SECRET}\"\n"),
         format!("[apikey]\nkey_prefix = \"{SECRET}\"\n"),
         format!("[apikey]\nrate_limit = \"{SECRET}\"\n"),
+        format!("[apikey]\nquota = \"{SECRET}\"\n"),
+        format!("[apikey]\nlimits_url = \"{SECRET}\"\n"),
         format!("[apikey]\npepper = [\"{SECRET}\"]\n"),
         format!("[apikey]\ndisable_keys_of_inactive_users = \"{SECRET}\"\n"),
     ] {

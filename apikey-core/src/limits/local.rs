@@ -44,6 +44,11 @@ impl LocalQuota {
         self.used += 1;
         true
     }
+
+    /// Gives back a use taken for a request that was refused anyway.
+    pub(super) fn untake(&mut self) {
+        self.used = self.used.saturating_sub(1);
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub(super) struct Pool {
     pub window: i64,
     /// A refill is under way.
     pub refilling: bool,
+    /// A request's lease of a full share is under way (others meanwhile ask for one token).
+    pub leasing: bool,
     /// The shared bucket was empty: refuse without asking until this instant (ns).
     empty_until: u64,
     /// The size of the last lease asked for.
@@ -124,10 +126,34 @@ impl Pool {
         }
     }
 
+    /// How many tokens a request that found the pool empty asks for, and whether it asks for
+    /// the pool's share (`true`) or, while another request already does, for itself only.
+    pub(super) fn ask(&mut self, now: u64, cap: u64) -> (u64, bool) {
+        if self.leasing {
+            (1, false)
+        } else {
+            self.leasing = true;
+            (self.want(now, cap), true)
+        }
+    }
+
+    /// Adds the tokens that came with a request's own lease; the request's own token counts
+    /// as spent at `now`.
+    pub(super) fn add(&mut self, n: u64, now: u64) {
+        self.tokens += n;
+        self.empty_until = 0;
+        self.spent += 1;
+        self.last_used = now;
+    }
+
     /// The tokens of a pool unused since `now - idle`, taken out to give back.
     pub(super) fn drain_idle(&mut self, now: u64, idle: Duration) -> u64 {
         let idle = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
-        if self.tokens == 0 || self.refilling || now.saturating_sub(self.last_used) < idle {
+        if self.tokens == 0
+            || self.refilling
+            || self.leasing
+            || now.saturating_sub(self.last_used) < idle
+        {
             return 0;
         }
         std::mem::take(&mut self.tokens)

@@ -111,7 +111,13 @@ pub(super) struct RedisLimits {
 impl RedisLimits {
     /// Connects to `url`; when Redis does not answer, starts down (limits per instance) and
     /// the prober connects later.
-    pub(super) async fn start(url: &str, prefix: &str) -> Arc<Self> {
+    pub(super) async fn start(url: &str, prefix: &str) -> Result<Arc<Self>, String> {
+        // A URL that cannot work is a configuration error, not an outage.
+        if redis::Client::open(url).is_err() {
+            return Err(
+                "`limits_url` is not a usable Redis URL (redis://[:password@]host:port/db)".into(),
+            );
+        }
         let redis = Arc::new(RedisLimits {
             url: url.to_owned(),
             prefix: prefix.to_owned(),
@@ -134,7 +140,7 @@ impl RedisLimits {
                 super::backend::probe(backend);
             }
         }
-        redis
+        Ok(redis)
     }
 
     async fn connection(&self) -> Result<ConnectionManager, String> {

@@ -1,0 +1,315 @@
+//! The request path: one decision under the key's shard lock, and when the key's pool is
+//! empty, a lease from the shared bucket (the only await, and for leased limits a rare one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::backend::{call, failed, Backend, Bucket};
+use super::local::gcra;
+use super::pool::{lease_cap, Take};
+use super::state::{state, KeyState, Outcome};
+use super::{unix_now, Inner};
+use crate::verify::AuthError;
+
+/// Which limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Rate = 0,
+    Quota = 1,
+}
+
+/// How a request holds its share of one limit so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Held {
+    /// Not yet.
+    No,
+    /// A leased token (given back to the pool if the request is refused after all).
+    Pool,
+    /// Counted by the instance's own limiter.
+    Local,
+}
+
+/// What the request path does next.
+pub(super) enum Next {
+    /// Answer.
+    Done(Result<(), AuthError>),
+    /// Lease `want` tokens of `kind` (`main`: the pool's share, else one for this request).
+    Lease(Kind, u64, bool),
+}
+
+/// A decision, and the pools that ran low and should be refilled in the background.
+pub(super) struct Step {
+    pub next: Next,
+    pub refill: [bool; 2],
+}
+
+/// What a request's lease gave.
+pub(super) enum Leased {
+    /// A token for this request (the rest of the grant went to the pool).
+    Got,
+    /// The shared bucket is empty for this long.
+    Empty(Duration),
+    /// The backend failed (now marked down), or the key has no such limit any more.
+    Nothing,
+}
+
+fn rate_limited(wait: Duration) -> AuthError {
+    let s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    AuthError::RateLimited {
+        retry_after_secs: u32::try_from(s.max(1)).unwrap_or(u32::MAX),
+    }
+}
+
+fn quota_exhausted(wait: Duration) -> AuthError {
+    AuthError::QuotaExhausted {
+        retry_after_secs: u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX),
+    }
+}
+
+impl KeyState {
+    /// Gives back what a refused request held.
+    fn release(&mut self, held: &mut [Held; 2]) {
+        for kind in [Kind::Rate, Kind::Quota] {
+            if held[kind as usize] == Held::Pool {
+                let pools = self.pools();
+                match kind {
+                    Kind::Rate => pools.rate.untake(),
+                    Kind::Quota => pools.quota.untake(),
+                }
+            } else if kind == Kind::Quota && held[1] == Held::Local {
+                self.local_quota.untake();
+            }
+            held[kind as usize] = Held::No;
+        }
+    }
+}
+
+impl Inner {
+    /// Everything the request path decides without waiting, under one lock: takes what the
+    /// request does not hold yet of each limit, and counts the outcome.
+    pub(super) fn step(&self, tech: &str, held: &mut [Held; 2]) -> Step {
+        let now = self.now();
+        let unix = unix_now();
+        let day = unix.div_euclid(86_400);
+        let mut shard = self.keys.of(tech);
+        let st = state(&mut shard, tech);
+        let mut refill = [false; 2];
+        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<(), AuthError>| {
+            let outcome = if result.is_ok() {
+                Outcome::Accepted
+            } else {
+                st.release(held);
+                Outcome::Limited
+            };
+            st.count(outcome, day, &self.done, tech);
+            Next::Done(result)
+        };
+        if !self.limited() {
+            let next = done(st, held, Ok(()));
+            return Step { next, refill };
+        }
+        if let (Some(limit), Held::No) = (st.rate.or(self.default_rate), held[0]) {
+            if self.rates.as_ref().is_some_and(|r| !r.health().is_down()) {
+                let cap = lease_cap(u64::from(limit.count));
+                let pool = &mut st.pools().rate;
+                match pool.take(now, cap) {
+                    Take::Took { refill: r } => {
+                        refill[0] = r;
+                        held[0] = Held::Pool;
+                    }
+                    Take::Empty(wait) => {
+                        let next = done(st, held, Err(rate_limited(Duration::from_nanos(wait))));
+                        return Step { next, refill };
+                    }
+                    Take::Lease => {
+                        let (want, main) = pool.ask(now, cap);
+                        let next = Next::Lease(Kind::Rate, want, main);
+                        return Step { next, refill };
+                    }
+                }
+            } else {
+                match gcra(&mut st.tat, limit, now) {
+                    Ok(_) => held[0] = Held::Local,
+                    Err(wait) => {
+                        let next = done(st, held, Err(rate_limited(wait)));
+                        return Step { next, refill };
+                    }
+                }
+            }
+        }
+        if let (Some(quota), Held::No) = (st.quota.or(self.default_quota), held[1]) {
+            let window = quota.window(unix);
+            let left = Duration::from_secs(u64::try_from(window.ends_at - unix).unwrap_or(1));
+            if self.quotas.health().is_down() {
+                if !st.local_quota.take(quota, window.index) {
+                    let next = done(st, held, Err(quota_exhausted(left)));
+                    return Step { next, refill };
+                }
+                held[1] = Held::Local;
+            } else {
+                let cap = lease_cap(quota.count);
+                let pool = &mut st.pools().quota;
+                pool.roll(window.index);
+                match pool.take(now, cap) {
+                    Take::Took { refill: r } => {
+                        refill[1] = r;
+                        held[1] = Held::Pool;
+                    }
+                    Take::Empty(_) => {
+                        let next = done(st, held, Err(quota_exhausted(left)));
+                        return Step { next, refill };
+                    }
+                    Take::Lease => {
+                        let (want, main) = pool.ask(now, cap);
+                        let next = Next::Lease(Kind::Quota, want, main);
+                        return Step { next, refill };
+                    }
+                }
+            }
+        }
+        let next = done(st, held, Ok(()));
+        Step { next, refill }
+    }
+
+    /// Refuses a request whose lease found the shared bucket empty.
+    pub(super) fn refuse(
+        &self,
+        tech: &str,
+        held: &mut [Held; 2],
+        kind: Kind,
+        wait: Duration,
+    ) -> AuthError {
+        let day = unix_now().div_euclid(86_400);
+        let mut shard = self.keys.of(tech);
+        let st = state(&mut shard, tech);
+        st.release(held);
+        st.count(Outcome::Limited, day, &self.done, tech);
+        match kind {
+            Kind::Rate => rate_limited(wait),
+            Kind::Quota => quota_exhausted(wait),
+        }
+    }
+
+    /// The backend and shared bucket of a key's limit of `kind`, as configured now.
+    fn bucket<'a>(
+        &self,
+        st: &KeyState,
+        tech: &'a str,
+        kind: Kind,
+    ) -> Option<(Arc<dyn Backend>, Bucket<'a>)> {
+        match kind {
+            Kind::Rate => {
+                let limit = st.rate.or(self.default_rate)?;
+                Some((
+                    Arc::clone(self.rates.as_ref()?),
+                    Bucket::Rate { tech, limit },
+                ))
+            }
+            Kind::Quota => {
+                let quota = st.quota.or(self.default_quota)?;
+                let w = quota.window(unix_now());
+                let bucket = Bucket::Quota {
+                    tech,
+                    quota,
+                    window: w.index,
+                    ends_at: w.ends_at,
+                };
+                Some((Arc::clone(&self.quotas), bucket))
+            }
+        }
+    }
+
+    /// A request's lease: `want` tokens, one of them for the request itself.
+    pub(super) async fn lease(&self, tech: &str, kind: Kind, want: u64, main: bool) -> Leased {
+        let found = {
+            let mut shard = self.keys.of(tech);
+            self.bucket(state(&mut shard, tech), tech, kind)
+        };
+        let Some((backend, bucket)) = found else {
+            return Leased::Nothing;
+        };
+        let outcome = call(&*backend, backend.take(bucket, want)).await;
+        let now = self.now();
+        let mut shard = self.keys.of(tech);
+        let pools = state(&mut shard, tech).pools();
+        let pool = match kind {
+            Kind::Rate => &mut pools.rate,
+            Kind::Quota => &mut pools.quota,
+        };
+        if main {
+            pool.leasing = false;
+        }
+        match outcome {
+            Ok(grant) if grant.granted > 0 => {
+                pool.add(grant.granted - 1, now);
+                Leased::Got
+            }
+            Ok(grant) => {
+                pool.granted(
+                    0,
+                    u64::try_from(grant.wait.as_nanos()).unwrap_or(u64::MAX),
+                    now,
+                );
+                Leased::Empty(grant.wait)
+            }
+            Err(e) => {
+                drop(shard);
+                failed(&backend, &e);
+                Leased::Nothing
+            }
+        }
+    }
+
+    /// A background refill of a pool that ran low: its share, worked out now.
+    pub(super) async fn refill(&self, tech: &str, kind: Kind) {
+        let found = {
+            let now = self.now();
+            let mut shard = self.keys.of(tech);
+            let st = state(&mut shard, tech);
+            let found = self.bucket(st, tech, kind);
+            let pools = st.pools();
+            let pool = match kind {
+                Kind::Rate => &mut pools.rate,
+                Kind::Quota => &mut pools.quota,
+            };
+            match found {
+                Some((backend, bucket)) => {
+                    let cap = match bucket {
+                        Bucket::Rate { limit, .. } => lease_cap(u64::from(limit.count)),
+                        Bucket::Quota { quota, .. } => lease_cap(quota.count),
+                    };
+                    Some((backend, bucket, pool.want(now, cap)))
+                }
+                None => {
+                    pool.refilling = false;
+                    None
+                }
+            }
+        };
+        let Some((backend, bucket, want)) = found else {
+            return;
+        };
+        let outcome = call(&*backend, backend.take(bucket, want)).await;
+        let now = self.now();
+        let mut shard = self.keys.of(tech);
+        let pools = state(&mut shard, tech).pools();
+        let pool = match kind {
+            Kind::Rate => &mut pools.rate,
+            Kind::Quota => &mut pools.quota,
+        };
+        pool.refilling = false;
+        match outcome {
+            Ok(grant) => {
+                let stale = matches!(bucket, Bucket::Quota { window, .. } if window != pool.window);
+                if !stale {
+                    let wait = u64::try_from(grant.wait.as_nanos()).unwrap_or(u64::MAX);
+                    pool.granted(grant.granted, wait, now);
+                }
+            }
+            Err(e) => {
+                drop(shard);
+                failed(&backend, &e);
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! What one instance keeps per key: its own limits, local limiter state, leased tokens and the
+//! day's request counts, in a map sharded by tech name.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use super::local::LocalQuota;
+use super::pool::Pool;
+use crate::model::{Quota, RateLimit, UsageDay};
+
+/// What happened to a request, for the counts per day.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome {
+    /// Let in.
+    Accepted = 0,
+    /// Refused with 403 after verification let it in.
+    Forbidden = 1,
+    /// Refused with 429.
+    Limited = 2,
+}
+
+/// FNV-1a: cheap, and good enough for tech names.
+#[derive(Default)]
+pub(super) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Per-key state by tech name.
+pub(super) type KeyMap = HashMap<String, KeyState, BuildHasherDefault<Fnv>>;
+
+const SHARDS: usize = 16;
+
+/// The per-key state, in shards.
+pub(super) struct Shards(Vec<Mutex<KeyMap>>);
+
+impl Shards {
+    pub(super) fn new() -> Self {
+        Shards((0..SHARDS).map(|_| Mutex::default()).collect())
+    }
+
+    /// The shard of `tech`, locked.
+    pub(super) fn of(&self, tech: &str) -> MutexGuard<'_, KeyMap> {
+        let mut h = Fnv::default();
+        h.write(tech.as_bytes());
+        lock(&self.0[(h.finish() % SHARDS as u64) as usize])
+    }
+
+    /// Every shard, one at a time.
+    pub(super) fn each(&self) -> impl Iterator<Item = MutexGuard<'_, KeyMap>> {
+        self.0.iter().map(lock)
+    }
+}
+
+/// The state of `tech` in its (locked) shard, created on first use.
+pub(super) fn state<'a>(shard: &'a mut KeyMap, tech: &str) -> &'a mut KeyState {
+    if !shard.contains_key(tech) {
+        shard.insert(tech.to_owned(), KeyState::default());
+    }
+    shard.get_mut(tech).expect("just inserted")
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The leased tokens of a key, for keys whose limits are shared.
+#[derive(Debug, Default)]
+pub(super) struct Pools {
+    pub(super) rate: Pool,
+    pub(super) quota: Pool,
+}
+
+/// What one instance knows of one key.
+#[derive(Debug, Default)]
+pub(super) struct KeyState {
+    /// The key's own limits; `None`: the defaults.
+    pub(super) rate: Option<RateLimit>,
+    pub(super) quota: Option<Quota>,
+    /// Local GCRA state (ns since the limits' epoch).
+    pub(super) tat: u64,
+    pub(super) local_quota: LocalQuota,
+    pub(super) pools: Option<Box<Pools>>,
+    /// The day being counted, and its counts.
+    day: i64,
+    counts: [u64; 3],
+}
+
+impl KeyState {
+    pub(super) fn pools(&mut self) -> &mut Pools {
+        self.pools.get_or_insert_with(Box::default)
+    }
+
+    /// Counts an outcome on `day`; a new day sets the previous one aside in `done`.
+    pub(super) fn count(
+        &mut self,
+        outcome: Outcome,
+        day: i64,
+        done: &Mutex<Vec<(String, UsageDay)>>,
+        tech: &str,
+    ) {
+        if self.day != day {
+            if let Some(previous) = self.take_counts() {
+                lock(done).push((tech.to_owned(), previous));
+            }
+            self.day = day;
+        }
+        // A 403 comes after the key was admitted (and counted accepted) by verification.
+        if let Outcome::Forbidden = outcome {
+            self.counts[0] = self.counts[0].saturating_sub(1);
+        }
+        self.counts[outcome as usize] += 1;
+    }
+
+    /// The counts so far, reset.
+    pub(super) fn take_counts(&mut self) -> Option<UsageDay> {
+        if self.counts == [0; 3] {
+            return None;
+        }
+        let [accepted, forbidden, limited] = std::mem::take(&mut self.counts);
+        Some(UsageDay {
+            day: self.day,
+            accepted,
+            forbidden,
+            limited,
+        })
+    }
+}
