@@ -19,10 +19,15 @@ fn runtime() -> Runtime {
 
 /// A verifier over a memory store holding `n` generated keys, every one already cached.
 fn warm_verifier(rt: &Runtime, n: usize) -> (Arc<Verifier>, Vec<Secret>) {
+    warm_verifier_with(rt, n, Settings::default())
+}
+
+/// The same with `settings`.
+fn warm_verifier_with(rt: &Runtime, n: usize, settings: Settings) -> (Arc<Verifier>, Vec<Secret>) {
     rt.block_on(async {
         let (store, keys) = common::filled_store(n, &[]).await;
         let config = ApiKeyConfig {
-            settings: Settings::default(),
+            settings,
             sections: vec![],
         };
         let verifier = Arc::new(Verifier::new(config, store).await.unwrap());
@@ -83,5 +88,53 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parts, verify);
+/// What limits add to a cached hit: none, per instance (rate limit in memory, quota leased from
+/// the store), and shared through Redis (both leased; skipped when Redis does not answer at
+/// `APIKEY_LIMITS_URL`, by default redis://127.0.0.1:6379/0). The limits are never reached.
+fn limits(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("limits");
+    group.throughput(Throughput::Elements(1));
+    let redis =
+        std::env::var("APIKEY_LIMITS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let limited = || Settings {
+        rate_limit: Some("1000000000/1s".parse().unwrap()),
+        quota: Some("1000000000000/30d".parse().unwrap()),
+        ..Settings::default()
+    };
+    let cases = [
+        ("off", Settings::default()),
+        ("per_instance", limited()),
+        (
+            "redis",
+            Settings {
+                limits_url: Some(redis),
+                limits_prefix: format!("apikey-bench:{}", std::process::id()),
+                ..limited()
+            },
+        ),
+    ];
+    for (name, settings) in cases {
+        let shared = settings.limits_url.is_some();
+        let (verifier, keys) = warm_verifier_with(&rt, 1_000, settings);
+        if shared && verifier.limits_stats().fallback {
+            eprintln!("limits/redis skipped: Redis does not answer");
+            continue;
+        }
+        let mut i = 0usize;
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 7919) % 1_000;
+                let key = keys[i].expose();
+                let v = &verifier;
+                async move { v.verify(key).await.unwrap() }
+            })
+        });
+        let stats = verifier.limits_stats();
+        eprintln!("limits/{name}: {stats:?}");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parts, verify, limits);
 criterion_main!(benches);

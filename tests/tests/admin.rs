@@ -124,7 +124,7 @@ async fn an_admin_manages_keys_and_nothing_else_gets_in() {
 
     // Create: the key is shown once.
     let form =
-        format!("csrf={token}&name=Web+Made&user=web&groups=billing&expires_in=30d&rate_limit=");
+        format!("csrf={token}&name=Web+Made&user=web&groups=billing&expires_in=30d&rate_limit=&quota=500%2F1d");
     let res = client
         .post("/admin/new")
         .header(ContentType::Form)
@@ -148,6 +148,7 @@ async fn an_admin_manages_keys_and_nothing_else_gets_in() {
     );
     let created = m.get("Web Made").await.unwrap();
     assert_eq!(created.groups, ["billing"]);
+    assert_eq!(created.quota, Some("500/1d".parse().unwrap()));
     assert!(created.expires_at.is_some());
 
     // Revoke, behind a confirmation.

@@ -88,7 +88,7 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
         }
         table {
             thead { tr { th { "Name" } th { "User" } th { "Groups" } th { "Stub" } th { "Status" }
-                th { "Expires" } th { "Last used" } th { "Rate limit" } th { "Actions" } } }
+                th { "Expires" } th { "Last used" } th { "Rate limit" } th { "Quota" } th { "Actions" } } }
             tbody {
                 @for r in &shown {
                     tr {
@@ -96,6 +96,7 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
                         td { code { (r.stub) "…" } } td.status { (r.status()) }
                         td { (when(r.expires_at)) } td { (when(r.last_used_at)) }
                         td { (r.rate_limit.map_or_else(|| "default".into(), |l| l.to_string())) }
+                        td { (r.quota.map_or_else(|| "default".into(), |q| q.to_string())) }
                         td.actions {
                             @for action in ["revoke", "activate", "rotate", "delete"] {
                                 @if (action != "revoke" || r.active) && (action != "activate" || !r.active) {
