@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::backend::{call, failed, Backend, Bucket};
 use super::local::gcra;
 use super::pool::{lease_cap, Take};
-use super::state::{state, KeyState, Outcome};
+use super::state::{KeyMeter, KeyState, Outcome};
 use super::{unix_now, Inner};
 use crate::verify::AuthError;
 
@@ -87,12 +87,16 @@ impl KeyState {
 impl Inner {
     /// Everything the request path decides without waiting, under one lock: takes what the
     /// request does not hold yet of each limit, and counts the outcome.
-    pub(super) fn step(&self, tech: &str, held: &mut [Held; 2]) -> Step {
-        let now = self.now();
-        let unix = unix_now();
+    pub(super) fn step(
+        &self,
+        meter: &KeyMeter,
+        tech: &str,
+        unix: i64,
+        held: &mut [Held; 2],
+    ) -> Step {
         let day = unix.div_euclid(86_400);
-        let mut shard = self.keys.of(tech);
-        let st = state(&mut shard, tech);
+        let mut st = meter.lock();
+        let st = &mut *st;
         let mut refill = [false; 2];
         let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<(), AuthError>| {
             let outcome = if result.is_ok() {
@@ -108,6 +112,7 @@ impl Inner {
             let next = done(st, held, Ok(()));
             return Step { next, refill };
         }
+        let now = self.now();
         if let (Some(limit), Held::No) = (st.rate.or(self.default_rate), held[0]) {
             if self.rates.as_ref().is_some_and(|r| !r.health().is_down()) {
                 let cap = lease_cap(u64::from(limit.count));
@@ -174,14 +179,14 @@ impl Inner {
     /// Refuses a request whose lease found the shared bucket empty.
     pub(super) fn refuse(
         &self,
+        meter: &KeyMeter,
         tech: &str,
         held: &mut [Held; 2],
         kind: Kind,
         wait: Duration,
     ) -> AuthError {
         let day = unix_now().div_euclid(86_400);
-        let mut shard = self.keys.of(tech);
-        let st = state(&mut shard, tech);
+        let mut st = meter.lock();
         st.release(held);
         st.count(Outcome::Limited, day, &self.done, tech);
         match kind {
@@ -220,18 +225,22 @@ impl Inner {
     }
 
     /// A request's lease: `want` tokens, one of them for the request itself.
-    pub(super) async fn lease(&self, tech: &str, kind: Kind, want: u64, main: bool) -> Leased {
-        let found = {
-            let mut shard = self.keys.of(tech);
-            self.bucket(state(&mut shard, tech), tech, kind)
-        };
+    pub(super) async fn lease(
+        &self,
+        meter: &KeyMeter,
+        tech: &str,
+        kind: Kind,
+        want: u64,
+        main: bool,
+    ) -> Leased {
+        let found = self.bucket(&meter.lock(), tech, kind);
         let Some((backend, bucket)) = found else {
             return Leased::Nothing;
         };
         let outcome = call(&*backend, backend.take(bucket, want)).await;
         let now = self.now();
-        let mut shard = self.keys.of(tech);
-        let pools = state(&mut shard, tech).pools();
+        let mut st = meter.lock();
+        let pools = st.pools();
         let pool = match kind {
             Kind::Rate => &mut pools.rate,
             Kind::Quota => &mut pools.quota,
@@ -253,7 +262,7 @@ impl Inner {
                 Leased::Empty(grant.wait)
             }
             Err(e) => {
-                drop(shard);
+                drop(st);
                 failed(&backend, &e);
                 Leased::Nothing
             }
@@ -261,12 +270,11 @@ impl Inner {
     }
 
     /// A background refill of a pool that ran low: its share, worked out now.
-    pub(super) async fn refill(&self, tech: &str, kind: Kind) {
+    pub(super) async fn refill(&self, meter: &KeyMeter, tech: &str, kind: Kind) {
         let found = {
             let now = self.now();
-            let mut shard = self.keys.of(tech);
-            let st = state(&mut shard, tech);
-            let found = self.bucket(st, tech, kind);
+            let mut st = meter.lock();
+            let found = self.bucket(&st, tech, kind);
             let pools = st.pools();
             let pool = match kind {
                 Kind::Rate => &mut pools.rate,
@@ -291,8 +299,8 @@ impl Inner {
         };
         let outcome = call(&*backend, backend.take(bucket, want)).await;
         let now = self.now();
-        let mut shard = self.keys.of(tech);
-        let pools = state(&mut shard, tech).pools();
+        let mut st = meter.lock();
+        let pools = st.pools();
         let pool = match kind {
             Kind::Rate => &mut pools.rate,
             Kind::Quota => &mut pools.quota,
@@ -307,7 +315,7 @@ impl Inner {
                 }
             }
             Err(e) => {
-                drop(shard);
+                drop(st);
                 failed(&backend, &e);
             }
         }

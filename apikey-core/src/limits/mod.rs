@@ -24,8 +24,9 @@ use crate::verify::AuthError;
 use admit::{Held, Kind, Leased, Next};
 use backend::{call, failed, Backend, Bucket, Health, StoreQuotas};
 use pool::IDLE;
+pub(crate) use state::KeyMeter;
 pub(crate) use state::Outcome;
-use state::{lock, state, Shards};
+use state::{lock, Shards};
 
 mod admit;
 mod backend;
@@ -106,58 +107,80 @@ impl Limits {
         })
     }
 
-    /// Records a key's own limits (as just read from the store or config).
-    pub(crate) fn configure(&self, tech: &str, rate: Option<RateLimit>, quota: Option<Quota>) {
+    /// Records a key's own limits (as just read from the store or config); returns the key's
+    /// state, for its cache entries.
+    pub(crate) fn configure(
+        &self,
+        tech: &str,
+        rate: Option<RateLimit>,
+        quota: Option<Quota>,
+    ) -> KeyMeter {
         if rate.is_some() || quota.is_some() {
             self.inner.any.store(true, Ordering::Relaxed);
         }
-        let mut shard = self.inner.keys.of(tech);
-        let st = state(&mut shard, tech);
+        let meter = self.inner.keys.meter(tech);
+        let mut st = meter.lock();
         if st.rate != rate || st.quota != quota {
             st.rate = rate;
             st.quota = quota;
             // Tokens leased for the old limits stay in their bucket.
             st.pools = None;
         }
+        drop(st);
+        meter
     }
 
-    /// Counts one request of a valid key against its limits; `Err` is a 429.
-    pub(crate) async fn admit(&self, tech: &str) -> Result<(), AuthError> {
+    /// Counts one request of a valid key, at `unix` (seconds), against its limits; `Err` is a
+    /// 429. `meter` is the key's state as [`configure`](Self::configure) returned it, when the
+    /// caller kept it.
+    pub(crate) async fn admit(
+        &self,
+        meter: Option<&KeyMeter>,
+        tech: &str,
+        unix: i64,
+    ) -> Result<(), AuthError> {
+        let found;
+        let meter = match meter {
+            Some(m) => m,
+            None => {
+                found = self.inner.keys.meter(tech);
+                &found
+            }
+        };
         let mut held = [Held::No; 2];
         // Each round either answers, or gets the request a token, or finds the backend down
         // (the next round limits locally): a few rounds always suffice.
         for _ in 0..6 {
-            let step = self.inner.step(tech, &mut held);
+            let step = self.inner.step(meter, tech, unix, &mut held);
             for (kind, go) in [(Kind::Rate, step.refill[0]), (Kind::Quota, step.refill[1])] {
                 if go {
-                    let inner = Arc::clone(&self.inner);
+                    let (inner, meter) = (Arc::clone(&self.inner), meter.clone());
                     let tech = tech.to_owned();
-                    tokio::spawn(async move { inner.refill(&tech, kind).await });
+                    tokio::spawn(async move { inner.refill(&meter, &tech, kind).await });
                 }
             }
             match step.next {
                 Next::Done(result) => return result,
                 Next::Lease(kind, want, main) => {
-                    match self.inner.lease(tech, kind, want, main).await {
+                    match self.inner.lease(meter, tech, kind, want, main).await {
                         Leased::Got => held[kind as usize] = Held::Pool,
                         Leased::Empty(wait) => {
-                            return Err(self.inner.refuse(tech, &mut held, kind, wait))
+                            return Err(self.inner.refuse(meter, tech, &mut held, kind, wait))
                         }
                         Leased::Nothing => {}
                     }
                 }
             }
         }
-        Err(self
-            .inner
-            .refuse(tech, &mut held, Kind::Rate, Duration::from_secs(1)))
+        let wait = Duration::from_secs(1);
+        Err(self.inner.refuse(meter, tech, &mut held, Kind::Rate, wait))
     }
 
     /// Counts a request refused with 403 after verification let it in.
     pub(crate) fn note(&self, tech: &str, outcome: Outcome) {
         let day = unix_now().div_euclid(86_400);
-        let mut shard = self.inner.keys.of(tech);
-        state(&mut shard, tech).count(outcome, day, &self.inner.done, tech);
+        let meter = self.inner.keys.meter(tech);
+        meter.lock().count(outcome, day, &self.inner.done, tech);
     }
 
     /// Writes the request counts now.
@@ -223,8 +246,9 @@ impl Inner {
     async fn sweep(&self) {
         let now = self.now();
         let mut back = Vec::new();
-        for mut shard in self.keys.each() {
-            for (tech, st) in shard.iter_mut() {
+        for shard in self.keys.each() {
+            for (tech, meter) in shard.iter() {
+                let mut st = meter.lock();
                 let Some(pools) = st.pools.as_mut() else {
                     continue;
                 };
@@ -241,8 +265,8 @@ impl Inner {
         }
         for (tech, kind, window, n) in back {
             let rate = {
-                let mut shard = self.keys.of(&tech);
-                let st = state(&mut shard, &tech);
+                let meter = self.keys.meter(&tech);
+                let st = meter.lock();
                 (
                     st.rate.or(self.default_rate),
                     st.quota.or(self.default_quota),
@@ -277,9 +301,9 @@ impl Inner {
     /// Writes the request counts gathered so far; on failure they are kept for the next try.
     async fn write_counts(&self) -> StoreResult<()> {
         let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
-        for mut shard in self.keys.each() {
-            for (tech, st) in shard.iter_mut() {
-                if let Some(day) = st.take_counts() {
+        for shard in self.keys.each() {
+            for (tech, meter) in shard.iter() {
+                if let Some(day) = meter.lock().take_counts() {
                     counts.push((tech.clone(), day));
                 }
             }

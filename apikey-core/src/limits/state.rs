@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::local::LocalQuota;
 use super::pool::Pool;
@@ -42,8 +42,20 @@ impl Hasher for Fnv {
     }
 }
 
+/// One key's state, shared by the map and by the cache entries of the key's secrets (so that
+/// the request path reaches it without a map lookup).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyMeter(Arc<Mutex<KeyState>>);
+
+impl KeyMeter {
+    /// The state, locked.
+    pub(super) fn lock(&self) -> MutexGuard<'_, KeyState> {
+        lock(&self.0)
+    }
+}
+
 /// Per-key state by tech name.
-pub(super) type KeyMap = HashMap<String, KeyState, BuildHasherDefault<Fnv>>;
+pub(super) type KeyMap = HashMap<String, KeyMeter, BuildHasherDefault<Fnv>>;
 
 const SHARDS: usize = 16;
 
@@ -62,18 +74,23 @@ impl Shards {
         lock(&self.0[(h.finish() % SHARDS as u64) as usize])
     }
 
+    /// The state of `tech`, created on first use.
+    pub(super) fn meter(&self, tech: &str) -> KeyMeter {
+        let mut shard = self.of(tech);
+        match shard.get(tech) {
+            Some(m) => m.clone(),
+            None => {
+                let m = KeyMeter::default();
+                shard.insert(tech.to_owned(), m.clone());
+                m
+            }
+        }
+    }
+
     /// Every shard, one at a time.
     pub(super) fn each(&self) -> impl Iterator<Item = MutexGuard<'_, KeyMap>> {
         self.0.iter().map(lock)
     }
-}
-
-/// The state of `tech` in its (locked) shard, created on first use.
-pub(super) fn state<'a>(shard: &'a mut KeyMap, tech: &str) -> &'a mut KeyState {
-    if !shard.contains_key(tech) {
-        shard.insert(tech.to_owned(), KeyState::default());
-    }
-    shard.get_mut(tech).expect("just inserted")
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

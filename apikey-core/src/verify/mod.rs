@@ -297,7 +297,11 @@ impl Verifier {
             self.caches.forget(digest);
             return Err(AuthError::Invalid);
         }
-        if let Err(refused) = self.limits.admit(valid.identity.tech_name()).await {
+        if let Err(refused) = self
+            .limits
+            .admit(valid.meter.as_ref(), valid.identity.tech_name(), now)
+            .await
+        {
             log::info!("API key {:?} refused: {refused}", valid.identity.key_name());
             return Err(refused);
         }

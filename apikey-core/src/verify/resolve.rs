@@ -111,7 +111,7 @@ impl Verifier {
             log::info!("API key {:?} refused: {why}", r.name);
             return Err(AuthError::Invalid);
         }
-        self.limits.configure(&r.tech_name, r.rate_limit, r.quota);
+        let meter = self.limits.configure(&r.tech_name, r.rate_limit, r.quota);
         let not_after = [r.expires_at, m.valid_until].into_iter().flatten().min();
         // The grace of a rotated-out secret, unless the key itself expires first.
         let grace = m.valid_until.is_some() && not_after == m.valid_until;
@@ -119,7 +119,8 @@ impl Verifier {
             Identity::new(&r.user, &r.name, &r.tech_name, &r.groups),
             not_after.map(OffsetDateTime::unix_timestamp),
             grace,
-        ))
+        )
+        .with_meter(meter))
     }
 
     async fn resolve_section(
@@ -171,7 +172,7 @@ impl Verifier {
         }
         let stored_limit = stored.as_ref().and_then(|r| r.rate_limit);
         let stored_quota = stored.as_ref().and_then(|r| r.quota);
-        self.limits.configure(
+        let meter = self.limits.configure(
             &section.tech_name,
             section.rate_limit.or(stored_limit),
             section.quota.or(stored_quota),
@@ -180,7 +181,8 @@ impl Verifier {
             Identity::new(user, name, &section.tech_name, groups),
             expires_at.map(OffsetDateTime::unix_timestamp),
             false,
-        ))
+        )
+        .with_meter(meter))
     }
 
     async fn user_active(&self, user: &str) -> Result<bool, AuthError> {

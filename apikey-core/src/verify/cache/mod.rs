@@ -1,7 +1,7 @@
 //! Verification caches: valid digests → identity, and (separately, bounded) unknown digests.
 //!
 //! A purpose-built sharded map rather than a general cache crate: digests are uniformly random
-//! (no hashing needed), entries are small and inline (80 bytes plus the identity's text), expiry
+//! (no hashing needed), entries are small and inline (88 bytes plus the identity's text), expiry
 //! is checked lazily on read, and the whole thing costs a read lock and a probe per hit. A
 //! general-purpose cache measured 350 bytes of overhead per entry and 2 µs per hit at a million
 //! keys (see BENCHMARKS.md).
@@ -13,6 +13,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::key::{slugify, KeyDigest};
+use crate::limits::KeyMeter;
 use crate::model::Identity;
 use crate::store::{Change, ChangeListener};
 
@@ -26,10 +27,12 @@ const SHARDS: usize = 64;
 
 /// A verified key as cached: the identity and the instant (unix seconds) after which it must no
 /// longer be accepted, re-checked on every hit. One `i64` holds both that instant and whether
-/// it ends a rotation grace (stored negated), so the entry stays at 80 bytes.
+/// it ends a rotation grace (stored negated), so the entry stays at 88 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Valid {
     pub identity: Identity,
+    /// The key's limits and counts, reached without a lookup (`None` in unit tests).
+    pub meter: Option<KeyMeter>,
     /// `i64::MAX`: never; negative: `-until`, the end of a rotated-out secret's grace.
     until: i64,
 }
@@ -44,7 +47,17 @@ impl Valid {
             Some(t) if grace => -(t.max(1)),
             Some(t) => t.max(1),
         };
-        Valid { identity, until }
+        Valid {
+            identity,
+            meter: None,
+            until,
+        }
+    }
+
+    /// The same, with the key's limits and counts.
+    pub fn with_meter(mut self, meter: KeyMeter) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// The instant (unix seconds) after which the key is refused; `i64::MAX` when never.
