@@ -71,13 +71,13 @@ impl KeyState {
     fn release(&mut self, held: &mut [Held; 2]) {
         for kind in [Kind::Rate, Kind::Quota] {
             if held[kind as usize] == Held::Pool {
-                let pools = self.pools();
+                let pools = self.lim().pools();
                 match kind {
                     Kind::Rate => pools.rate.untake(),
                     Kind::Quota => pools.quota.untake(),
                 }
             } else if kind == Kind::Quota && held[1] == Held::Local {
-                self.local_quota.untake();
+                self.lim().local_quota.untake();
             }
             held[kind as usize] = Held::No;
         }
@@ -113,10 +113,10 @@ impl Inner {
             return Step { next, refill };
         }
         let now = self.now();
-        if let (Some(limit), Held::No) = (st.rate.or(self.default_rate), held[0]) {
+        if let (Some(limit), Held::No) = (st.rate().or(self.default_rate), held[0]) {
             if self.rates.as_ref().is_some_and(|r| !r.health().is_down()) {
                 let cap = lease_cap(u64::from(limit.count));
-                let pool = &mut st.pools().rate;
+                let pool = &mut st.lim().pools().rate;
                 match pool.take(now, cap) {
                     Take::Took { refill: r } => {
                         refill[0] = r;
@@ -133,7 +133,7 @@ impl Inner {
                     }
                 }
             } else {
-                match gcra(&mut st.tat, limit, now) {
+                match gcra(&mut st.lim().tat, limit, now) {
                     Ok(_) => held[0] = Held::Local,
                     Err(wait) => {
                         let next = done(st, held, Err(rate_limited(wait)));
@@ -142,18 +142,18 @@ impl Inner {
                 }
             }
         }
-        if let (Some(quota), Held::No) = (st.quota.or(self.default_quota), held[1]) {
+        if let (Some(quota), Held::No) = (st.quota().or(self.default_quota), held[1]) {
             let window = quota.window(unix);
             let left = Duration::from_secs(u64::try_from(window.ends_at - unix).unwrap_or(1));
             if self.quotas.health().is_down() {
-                if !st.local_quota.take(quota, window.index) {
+                if !st.lim().local_quota.take(quota, window.index) {
                     let next = done(st, held, Err(quota_exhausted(left)));
                     return Step { next, refill };
                 }
                 held[1] = Held::Local;
             } else {
                 let cap = lease_cap(quota.count);
-                let pool = &mut st.pools().quota;
+                let pool = &mut st.lim().pools().quota;
                 pool.roll(window.index);
                 match pool.take(now, cap) {
                     Take::Took { refill: r } => {
@@ -204,14 +204,14 @@ impl Inner {
     ) -> Option<(Arc<dyn Backend>, Bucket<'a>)> {
         match kind {
             Kind::Rate => {
-                let limit = st.rate.or(self.default_rate)?;
+                let limit = st.rate().or(self.default_rate)?;
                 Some((
                     Arc::clone(self.rates.as_ref()?),
                     Bucket::Rate { tech, limit },
                 ))
             }
             Kind::Quota => {
-                let quota = st.quota.or(self.default_quota)?;
+                let quota = st.quota().or(self.default_quota)?;
                 let w = quota.window(unix_now());
                 let bucket = Bucket::Quota {
                     tech,
@@ -240,7 +240,7 @@ impl Inner {
         let outcome = call(&*backend, backend.take(bucket, want)).await;
         let now = self.now();
         let mut st = meter.lock();
-        let pools = st.pools();
+        let pools = st.lim().pools();
         let pool = match kind {
             Kind::Rate => &mut pools.rate,
             Kind::Quota => &mut pools.quota,
@@ -275,7 +275,7 @@ impl Inner {
             let now = self.now();
             let mut st = meter.lock();
             let found = self.bucket(&st, tech, kind);
-            let pools = st.pools();
+            let pools = st.lim().pools();
             let pool = match kind {
                 Kind::Rate => &mut pools.rate,
                 Kind::Quota => &mut pools.quota,
@@ -300,7 +300,7 @@ impl Inner {
         let outcome = call(&*backend, backend.take(bucket, want)).await;
         let now = self.now();
         let mut st = meter.lock();
-        let pools = st.pools();
+        let pools = st.lim().pools();
         let pool = match kind {
             Kind::Rate => &mut pools.rate,
             Kind::Quota => &mut pools.quota,

@@ -45,6 +45,11 @@ impl LocalQuota {
         true
     }
 
+    /// Whether uses were counted in `window`.
+    pub(super) fn used_in(&self, window: i64) -> bool {
+        self.window == window && self.used > 0
+    }
+
     /// Gives back a use taken for a request that was refused anyway.
     pub(super) fn untake(&mut self) {
         self.used = self.used.saturating_sub(1);

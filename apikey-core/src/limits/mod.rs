@@ -120,7 +120,8 @@ impl Limits {
         }
         let meter = self.inner.keys.meter(tech);
         let mut st = meter.lock();
-        if st.rate != rate || st.quota != quota {
+        if st.rate() != rate || st.quota() != quota {
+            let st = st.lim();
             st.rate = rate;
             st.quota = quota;
             // Tokens leased for the old limits stay in their bucket.
@@ -249,7 +250,7 @@ impl Inner {
         for shard in self.keys.each() {
             for (tech, meter) in shard.iter() {
                 let mut st = meter.lock();
-                let Some(pools) = st.pools.as_mut() else {
+                let Some(pools) = st.limited.as_mut().and_then(|l| l.pools.as_mut()) else {
                     continue;
                 };
                 let window = pools.quota.window;
@@ -258,7 +259,7 @@ impl Inner {
                     (Kind::Quota, pools.quota.drain_idle(now, IDLE)),
                 ] {
                     if n > 0 {
-                        back.push((tech.clone(), kind, window, n));
+                        back.push((tech.to_string(), kind, window, n));
                     }
                 }
             }
@@ -268,8 +269,8 @@ impl Inner {
                 let meter = self.keys.meter(&tech);
                 let st = meter.lock();
                 (
-                    st.rate.or(self.default_rate),
-                    st.quota.or(self.default_quota),
+                    st.rate().or(self.default_rate),
+                    st.quota().or(self.default_quota),
                 )
             };
             let (backend, bucket) = match (kind, rate) {
@@ -301,12 +302,18 @@ impl Inner {
     /// Writes the request counts gathered so far; on failure they are kept for the next try.
     async fn write_counts(&self) -> StoreResult<()> {
         let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
-        for shard in self.keys.each() {
-            for (tech, meter) in shard.iter() {
-                if let Some(day) = meter.lock().take_counts() {
-                    counts.push((tech.clone(), day));
+        let now = self.now();
+        let unix = unix_now();
+        for mut shard in self.keys.each() {
+            shard.retain(|tech, meter| {
+                let mut st = meter.lock();
+                if let Some(day) = st.take_counts() {
+                    counts.push((tech.to_string(), day));
                 }
-            }
+                // Keys no cache entry holds any more are forgotten once their state is at
+                // rest, so the map follows the keys in use.
+                meter.shared() || !st.at_rest(now, |q| q.window(unix).index)
+            });
         }
         if counts.is_empty() {
             return Ok(());

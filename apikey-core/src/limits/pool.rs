@@ -137,6 +137,11 @@ impl Pool {
         }
     }
 
+    /// Whether the pool holds nothing and nothing is under way.
+    pub(super) fn is_empty(&self) -> bool {
+        self.tokens == 0 && !self.refilling && !self.leasing
+    }
+
     /// Adds the tokens that came with a request's own lease; the request's own token counts
     /// as spent at `now`.
     pub(super) fn add(&mut self, n: u64, now: u64) {

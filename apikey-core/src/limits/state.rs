@@ -52,10 +52,15 @@ impl KeyMeter {
     pub(super) fn lock(&self) -> MutexGuard<'_, KeyState> {
         lock(&self.0)
     }
+
+    /// Whether something besides the map holds it (a cache entry, a request, a refill).
+    pub(super) fn shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
 }
 
 /// Per-key state by tech name.
-pub(super) type KeyMap = HashMap<String, KeyMeter, BuildHasherDefault<Fnv>>;
+pub(super) type KeyMap = HashMap<Box<str>, KeyMeter, BuildHasherDefault<Fnv>>;
 
 const SHARDS: usize = 16;
 
@@ -81,7 +86,7 @@ impl Shards {
             Some(m) => m.clone(),
             None => {
                 let m = KeyMeter::default();
-                shard.insert(tech.to_owned(), m.clone());
+                shard.insert(tech.into(), m.clone());
                 m
             }
         }
@@ -104,9 +109,10 @@ pub(super) struct Pools {
     pub(super) quota: Pool,
 }
 
-/// What one instance knows of one key.
+/// What an instance keeps for a key with limits (its own, or the defaults'): boxed, so that a
+/// key without limits costs only its counts.
 #[derive(Debug, Default)]
-pub(super) struct KeyState {
+pub(super) struct Limited {
     /// The key's own limits; `None`: the defaults.
     pub(super) rate: Option<RateLimit>,
     pub(super) quota: Option<Quota>,
@@ -114,14 +120,38 @@ pub(super) struct KeyState {
     pub(super) tat: u64,
     pub(super) local_quota: LocalQuota,
     pub(super) pools: Option<Box<Pools>>,
-    /// The day being counted, and its counts.
-    day: i64,
-    counts: [u64; 3],
+}
+
+impl Limited {
+    pub(super) fn pools(&mut self) -> &mut Pools {
+        self.pools.get_or_insert_with(Box::default)
+    }
+}
+
+/// What one instance knows of one key.
+#[derive(Debug, Default)]
+pub(crate) struct KeyState {
+    pub(super) limited: Option<Box<Limited>>,
+    /// The day being counted (days since the epoch), and its counts since they were last
+    /// written (every 10 seconds: 32 bits are plenty).
+    day: i32,
+    counts: [u32; 3],
 }
 
 impl KeyState {
-    pub(super) fn pools(&mut self) -> &mut Pools {
-        self.pools.get_or_insert_with(Box::default)
+    /// The key's limit state, created on first use.
+    pub(super) fn lim(&mut self) -> &mut Limited {
+        self.limited.get_or_insert_with(Box::default)
+    }
+
+    /// The key's own rate limit.
+    pub(super) fn rate(&self) -> Option<RateLimit> {
+        self.limited.as_ref().and_then(|l| l.rate)
+    }
+
+    /// The key's own quota.
+    pub(super) fn quota(&self) -> Option<Quota> {
+        self.limited.as_ref().and_then(|l| l.quota)
     }
 
     /// Counts an outcome on `day`; a new day sets the previous one aside in `done`.
@@ -132,6 +162,7 @@ impl KeyState {
         done: &Mutex<Vec<(String, UsageDay)>>,
         tech: &str,
     ) {
+        let day = i32::try_from(day).unwrap_or(i32::MAX);
         if self.day != day {
             if let Some(previous) = self.take_counts() {
                 lock(done).push((tech.to_owned(), previous));
@@ -142,7 +173,8 @@ impl KeyState {
         if let Outcome::Forbidden = outcome {
             self.counts[0] = self.counts[0].saturating_sub(1);
         }
-        self.counts[outcome as usize] += 1;
+        let n = &mut self.counts[outcome as usize];
+        *n = n.saturating_add(1);
     }
 
     /// The counts so far, reset.
@@ -152,10 +184,27 @@ impl KeyState {
         }
         let [accepted, forbidden, limited] = std::mem::take(&mut self.counts);
         Some(UsageDay {
-            day: self.day,
-            accepted,
-            forbidden,
-            limited,
+            day: i64::from(self.day),
+            accepted: u64::from(accepted),
+            forbidden: u64::from(forbidden),
+            limited: u64::from(limited),
         })
+    }
+
+    /// Whether forgetting this state loses nothing: no counts to write, and limits (if any) at
+    /// rest (a full local bucket, no local quota use this window, no leased tokens).
+    pub(super) fn at_rest(&self, now: u64, window_of: impl Fn(Quota) -> i64) -> bool {
+        if self.counts != [0; 3] {
+            return false;
+        }
+        let Some(l) = &self.limited else {
+            return true;
+        };
+        let pools_idle = l
+            .pools
+            .as_ref()
+            .is_none_or(|p| p.rate.is_empty() && p.quota.is_empty());
+        let quota_idle = l.quota.is_none_or(|q| !l.local_quota.used_in(window_of(q)));
+        l.tat <= now && pools_idle && quota_idle
     }
 }
