@@ -154,7 +154,7 @@ impl Fairing for ApiKey {
     fn info(&self) -> Info {
         Info {
             name: "apikey",
-            kind: Kind::Ignite | Kind::Liftoff | Kind::Response,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Response | Kind::Shutdown,
         }
     }
 
@@ -215,6 +215,16 @@ impl Fairing for ApiKey {
                 "apikey: Rocket's debug log prints every request's headers, API keys included; \
                  logging is limited to info while the apikey fairing is attached"
             );
+        }
+    }
+
+    /// On a graceful shutdown, leased limit tokens not spent go back, and the request counts
+    /// and last-used times not written yet are written now.
+    async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
+        if let Some(state) = rocket.state::<ApiKeyState>() {
+            if let Err(e) = state.verifier.shutdown().await {
+                log::warn!("apikey: writing request counts at shutdown failed: {e}");
+            }
         }
     }
 

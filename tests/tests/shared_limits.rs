@@ -236,3 +236,25 @@ async fn an_unreachable_redis_at_start_never_stops_verification() {
     assert!(stats.fallback);
     assert_eq!(stats.rate_limits, "instance");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_uses_not_spent_go_back_at_shutdown() {
+    let (store, key) = store_with_key(None, Some("5000/1d".parse().unwrap())).await;
+    let v = Arc::new(
+        Verifier::new(ApiKeyConfig::default(), store.clone())
+            .await
+            .unwrap(),
+    );
+    let window = "5000/1d"
+        .parse::<Quota>()
+        .unwrap()
+        .window(time::OffsetDateTime::now_utc().unix_timestamp())
+        .index;
+    assert_eq!(accepted(&spray(&[Arc::clone(&v)], &key, 300).await), 300);
+    let taken = store.quota_used("shared", window).await.unwrap();
+    assert!(taken >= 300, "{taken}: the pool leases ahead");
+    v.shutdown().await.unwrap();
+    assert_eq!(store.quota_used("shared", window).await.unwrap(), 300);
+    let days = store.usage("shared", 0).await.unwrap();
+    assert_eq!(days[0].accepted, 300);
+}

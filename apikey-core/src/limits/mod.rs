@@ -189,6 +189,18 @@ impl Limits {
         self.inner.write_counts().await
     }
 
+    /// Gives back every leased token not spent (at shutdown), waiting up to half a second
+    /// for leases still under way.
+    pub(crate) async fn give_back(&self) {
+        for _ in 0..50 {
+            self.inner.sweep(Duration::ZERO).await;
+            if self.inner.quiet() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Where limits are kept and how that goes.
     pub(crate) fn stats(&self) -> LimitsStats {
         let inner = &self.inner;
@@ -243,8 +255,21 @@ impl Inner {
             || self.default_quota.is_some()
     }
 
-    /// Gives back what idle pools hold.
-    async fn sweep(&self) {
+    /// Whether no pool holds tokens or waits for a lease.
+    fn quiet(&self) -> bool {
+        self.keys.each().all(|shard| {
+            shard.values().all(|meter| {
+                let st = meter.lock();
+                st.limited
+                    .as_ref()
+                    .and_then(|l| l.pools.as_ref())
+                    .is_none_or(|p| p.rate.is_empty() && p.quota.is_empty())
+            })
+        })
+    }
+
+    /// Gives back what pools unused for `idle` hold.
+    async fn sweep(&self, idle: Duration) {
         let now = self.now();
         let mut back = Vec::new();
         for shard in self.keys.each() {
@@ -255,8 +280,8 @@ impl Inner {
                 };
                 let window = pools.quota.window;
                 for (kind, n) in [
-                    (Kind::Rate, pools.rate.drain_idle(now, IDLE)),
-                    (Kind::Quota, pools.quota.drain_idle(now, IDLE)),
+                    (Kind::Rate, pools.rate.drain_idle(now, idle)),
+                    (Kind::Quota, pools.quota.drain_idle(now, idle)),
                 ] {
                     if n > 0 {
                         back.push((tech.to_string(), kind, window, n));
@@ -346,7 +371,7 @@ async fn housekeeping(inner: std::sync::Weak<Inner>) {
     loop {
         ticker.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        inner.sweep().await;
+        inner.sweep(IDLE).await;
         if last_write.elapsed() >= COUNTS_EVERY {
             last_write = Instant::now();
             if let Err(e) = inner.write_counts().await {

@@ -336,6 +336,13 @@ impl Verifier {
         used.and(counted)
     }
 
+    /// Before the service stops: gives back the rate-limit and quota tokens this instance
+    /// leased and did not spend, and writes the pending last-used times and request counts.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.limits.give_back().await;
+        self.flush_usage().await
+    }
+
     /// How many valid keys are cached right now.
     pub fn cached_keys(&self) -> usize {
         self.caches.len()
