@@ -5,24 +5,14 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
-use apikey_core::{
-    ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, StoreError, Verifier,
-};
+use apikey_core::{ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier};
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use time::OffsetDateTime;
 
 use crate::args::{Cli, Command, GroupAction, ImportSource, UserAction};
+use crate::failure::Failure;
 use crate::{output, usage};
-
-/// An error that ends the command: message to stderr, exit code.
-pub struct Failure(pub String, pub u8);
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure(e.to_string(), 1)
-    }
-}
 
 /// Rocket's config file (`ROCKET_CONFIG` or `Rocket.toml`) with the profile Rocket would pick
 /// (`ROCKET_PROFILE`, else `default`): the CLI reads the services' configuration as they do.

@@ -10,10 +10,11 @@ use clap::Parser;
 
 mod args;
 mod commands;
+mod failure;
 mod output;
 mod usage;
 
-use commands::Failure;
+use failure::Failure;
 
 /// Runs `apikey` with the process' arguments and environment; returns its exit code (0 done,
 /// 1 refused or not found, 2 bad configuration or store unavailable).

@@ -6,7 +6,7 @@ use apikey_core::{ApiKeyConfig, Quota, SharedStore, UsageDay};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::commands::Failure;
+use crate::failure::Failure;
 
 /// The quota of a key in the current period.
 #[derive(Debug, Serialize)]

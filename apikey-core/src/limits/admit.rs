@@ -8,8 +8,8 @@ use super::backend::{call, failed, Backend, Bucket};
 use super::local::gcra;
 use super::pool::{lease_cap, Take};
 use super::state::{KeyMeter, KeyState, Outcome};
+use super::Refused;
 use super::{unix_now, Inner};
-use crate::verify::AuthError;
 
 /// Which limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub(super) enum Held {
 /// What the request path does next.
 pub(super) enum Next {
     /// Answer.
-    Done(Result<(), AuthError>),
+    Done(Result<(), Refused>),
     /// Lease `want` tokens of `kind` (`main`: the pool's share, else one for this request).
     Lease(Kind, u64, bool),
 }
@@ -53,15 +53,15 @@ pub(super) enum Leased {
     Nothing,
 }
 
-fn rate_limited(wait: Duration) -> AuthError {
+fn rate_limited(wait: Duration) -> Refused {
     let s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    AuthError::RateLimited {
+    Refused::RateLimited {
         retry_after_secs: u32::try_from(s.max(1)).unwrap_or(u32::MAX),
     }
 }
 
-fn quota_exhausted(wait: Duration) -> AuthError {
-    AuthError::QuotaExhausted {
+fn quota_exhausted(wait: Duration) -> Refused {
+    Refused::QuotaExhausted {
         retry_after_secs: u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX),
     }
 }
@@ -98,7 +98,7 @@ impl Inner {
         let mut st = meter.lock();
         let st = &mut *st;
         let mut refill = [false; 2];
-        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<(), AuthError>| {
+        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<(), Refused>| {
             let outcome = if result.is_ok() {
                 Outcome::Accepted
             } else {
@@ -184,7 +184,7 @@ impl Inner {
         held: &mut [Held; 2],
         kind: Kind,
         wait: Duration,
-    ) -> AuthError {
+    ) -> Refused {
         let day = unix_now().div_euclid(86_400);
         let mut st = meter.lock();
         st.release(held);

@@ -17,19 +17,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::model::{Quota, RateLimit, UsageCount, UsageDay};
+use crate::model::{Quota, RateLimit, UsageDay};
 use crate::store::{SharedLookup, SharedStore, StoreResult};
 use crate::task::Background;
-use crate::verify::AuthError;
 use admit::{Held, Kind, Leased, Next};
-use backend::{call, failed, Backend, Bucket, Health, StoreQuotas};
-use pool::IDLE;
+use backend::{Backend, Health, StoreQuotas};
 pub(crate) use state::KeyMeter;
 pub(crate) use state::Outcome;
-use state::{lock, Shards};
+use state::Shards;
 
 mod admit;
 mod backend;
+mod housekeeping;
 mod local;
 mod pool;
 #[cfg(feature = "redis")]
@@ -40,6 +39,15 @@ mod state;
 const COUNTS_EVERY: Duration = Duration::from_secs(10);
 /// How often idle leases are given back.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// Why limits refuse a request (→ 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Over its rate limit; a token is back after this many seconds.
+    RateLimited { retry_after_secs: u32 },
+    /// Its quota is used up; refilled after this many seconds.
+    QuotaExhausted { retry_after_secs: u32 },
+}
 
 /// Where limits are kept and how that goes, for `/stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,7 +108,9 @@ impl Limits {
             done: Mutex::default(),
             any: AtomicBool::new(false),
         });
-        let tasks = Background(tokio::spawn(housekeeping(Arc::downgrade(&inner))));
+        let tasks = Background(tokio::spawn(housekeeping::housekeeping(Arc::downgrade(
+            &inner,
+        ))));
         Ok(Limits {
             inner,
             _tasks: tasks,
@@ -139,7 +149,7 @@ impl Limits {
         meter: Option<&KeyMeter>,
         tech: &str,
         unix: i64,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), Refused> {
         let found;
         let meter = match meter {
             Some(m) => m,
@@ -254,131 +264,10 @@ impl Inner {
             || self.default_rate.is_some()
             || self.default_quota.is_some()
     }
-
-    /// Whether no pool holds tokens or waits for a lease.
-    fn quiet(&self) -> bool {
-        self.keys.each().all(|shard| {
-            shard.values().all(|meter| {
-                let st = meter.lock();
-                st.limited
-                    .as_ref()
-                    .and_then(|l| l.pools.as_ref())
-                    .is_none_or(|p| p.rate.is_empty() && p.quota.is_empty())
-            })
-        })
-    }
-
-    /// Gives back what pools unused for `idle` hold.
-    async fn sweep(&self, idle: Duration) {
-        let now = self.now();
-        let mut back = Vec::new();
-        for shard in self.keys.each() {
-            for (tech, meter) in shard.iter() {
-                let mut st = meter.lock();
-                let Some(pools) = st.limited.as_mut().and_then(|l| l.pools.as_mut()) else {
-                    continue;
-                };
-                let window = pools.quota.window;
-                for (kind, n) in [
-                    (Kind::Rate, pools.rate.drain_idle(now, idle)),
-                    (Kind::Quota, pools.quota.drain_idle(now, idle)),
-                ] {
-                    if n > 0 {
-                        back.push((tech.to_string(), kind, window, n));
-                    }
-                }
-            }
-        }
-        for (tech, kind, window, n) in back {
-            let rate = {
-                let meter = self.keys.meter(&tech);
-                let st = meter.lock();
-                (
-                    st.rate().or(self.default_rate),
-                    st.quota().or(self.default_quota),
-                )
-            };
-            let (backend, bucket) = match (kind, rate) {
-                (Kind::Rate, (Some(limit), _)) => match &self.rates {
-                    Some(r) => (Arc::clone(r), Bucket::Rate { tech: &tech, limit }),
-                    None => continue,
-                },
-                (Kind::Quota, (_, Some(quota))) => {
-                    let w = quota.window(unix_now());
-                    if w.index != window {
-                        continue;
-                    }
-                    let bucket = Bucket::Quota {
-                        tech: &tech,
-                        quota,
-                        window,
-                        ends_at: w.ends_at,
-                    };
-                    (Arc::clone(&self.quotas), bucket)
-                }
-                _ => continue,
-            };
-            if let Err(e) = call(&*backend, backend.give_back(bucket, n)).await {
-                failed(&backend, &e);
-            }
-        }
-    }
-
-    /// Writes the request counts gathered so far; on failure they are kept for the next try.
-    async fn write_counts(&self) -> StoreResult<()> {
-        let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
-        let now = self.now();
-        let unix = unix_now();
-        for mut shard in self.keys.each() {
-            shard.retain(|tech, meter| {
-                let mut st = meter.lock();
-                if let Some(day) = st.take_counts() {
-                    counts.push((tech.to_string(), day));
-                }
-                // Keys no cache entry holds any more are forgotten once their state is at
-                // rest, so the map follows the keys in use.
-                meter.shared() || !st.at_rest(now, |q| q.window(unix).index)
-            });
-        }
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<UsageCount> = counts
-            .iter()
-            .map(|(tech, day)| UsageCount {
-                tech_name: tech.clone(),
-                counts: *day,
-            })
-            .collect();
-        let result = self.store.add_usage(&rows).await;
-        if result.is_err() {
-            lock(&self.done).extend(counts);
-        }
-        result
-    }
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Gives back idle leases twice a second and writes request counts every 10 seconds, for as
-/// long as the limits live.
-async fn housekeeping(inner: std::sync::Weak<Inner>) {
-    let mut ticker = tokio::time::interval(SWEEP_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_write = Instant::now();
-    loop {
-        ticker.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        inner.sweep(IDLE).await;
-        if last_write.elapsed() >= COUNTS_EVERY {
-            last_write = Instant::now();
-            if let Err(e) = inner.write_counts().await {
-                log::warn!("apikey: writing request counts failed (kept for the next try): {e}");
-            }
-        }
-    }
 }
 
 /// How many uses of `tech_name`'s quota the current window has taken, wherever the settings

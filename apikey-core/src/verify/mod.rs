@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher};
-use crate::limits::{Limits, LimitsStats, Outcome};
+use crate::limits::{Limits, LimitsStats, Outcome, Refused};
 use crate::model::Identity;
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
@@ -302,6 +302,14 @@ impl Verifier {
             .admit(valid.meter.as_ref(), valid.identity.tech_name(), now)
             .await
         {
+            let refused = match refused {
+                Refused::RateLimited { retry_after_secs } => {
+                    AuthError::RateLimited { retry_after_secs }
+                }
+                Refused::QuotaExhausted { retry_after_secs } => {
+                    AuthError::QuotaExhausted { retry_after_secs }
+                }
+            };
             log::info!("API key {:?} refused: {refused}", valid.identity.key_name());
             return Err(refused);
         }

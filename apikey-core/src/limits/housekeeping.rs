@@ -1,0 +1,136 @@
+//! The background work of the limits: giving back leased tokens that sit unused, and writing
+//! the request counts (forgetting the state of keys no longer in use on the way).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::admit::Kind;
+use super::backend::{call, failed, Bucket};
+use super::pool::IDLE;
+use super::state::lock;
+use super::{unix_now, Inner, COUNTS_EVERY, SWEEP_EVERY};
+use crate::model::{UsageCount, UsageDay};
+use crate::store::StoreResult;
+
+impl Inner {
+    /// Whether no pool holds tokens or waits for a lease.
+    pub(super) fn quiet(&self) -> bool {
+        self.keys.each().all(|shard| {
+            shard.values().all(|meter| {
+                let st = meter.lock();
+                st.limited
+                    .as_ref()
+                    .and_then(|l| l.pools.as_ref())
+                    .is_none_or(|p| p.rate.is_empty() && p.quota.is_empty())
+            })
+        })
+    }
+
+    /// Gives back what pools unused for `idle` hold.
+    pub(super) async fn sweep(&self, idle: Duration) {
+        let now = self.now();
+        let mut back = Vec::new();
+        for shard in self.keys.each() {
+            for (tech, meter) in shard.iter() {
+                let mut st = meter.lock();
+                let Some(pools) = st.limited.as_mut().and_then(|l| l.pools.as_mut()) else {
+                    continue;
+                };
+                let window = pools.quota.window;
+                for (kind, n) in [
+                    (Kind::Rate, pools.rate.drain_idle(now, idle)),
+                    (Kind::Quota, pools.quota.drain_idle(now, idle)),
+                ] {
+                    if n > 0 {
+                        back.push((tech.to_string(), kind, window, n));
+                    }
+                }
+            }
+        }
+        for (tech, kind, window, n) in back {
+            let rate = {
+                let meter = self.keys.meter(&tech);
+                let st = meter.lock();
+                (
+                    st.rate().or(self.default_rate),
+                    st.quota().or(self.default_quota),
+                )
+            };
+            let (backend, bucket) = match (kind, rate) {
+                (Kind::Rate, (Some(limit), _)) => match &self.rates {
+                    Some(r) => (Arc::clone(r), Bucket::Rate { tech: &tech, limit }),
+                    None => continue,
+                },
+                (Kind::Quota, (_, Some(quota))) => {
+                    let w = quota.window(unix_now());
+                    if w.index != window {
+                        continue;
+                    }
+                    let bucket = Bucket::Quota {
+                        tech: &tech,
+                        quota,
+                        window,
+                        ends_at: w.ends_at,
+                    };
+                    (Arc::clone(&self.quotas), bucket)
+                }
+                _ => continue,
+            };
+            if let Err(e) = call(&*backend, backend.give_back(bucket, n)).await {
+                failed(&backend, &e);
+            }
+        }
+    }
+
+    /// Writes the request counts gathered so far; on failure they are kept for the next try.
+    pub(super) async fn write_counts(&self) -> StoreResult<()> {
+        let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
+        let now = self.now();
+        let unix = unix_now();
+        for mut shard in self.keys.each() {
+            shard.retain(|tech, meter| {
+                let mut st = meter.lock();
+                if let Some(day) = st.take_counts() {
+                    counts.push((tech.to_string(), day));
+                }
+                // Keys no cache entry holds any more are forgotten once their state is at
+                // rest, so the map follows the keys in use.
+                meter.shared() || !st.at_rest(now, |q| q.window(unix).index)
+            });
+        }
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<UsageCount> = counts
+            .iter()
+            .map(|(tech, day)| UsageCount {
+                tech_name: tech.clone(),
+                counts: *day,
+            })
+            .collect();
+        let result = self.store.add_usage(&rows).await;
+        if result.is_err() {
+            lock(&self.done).extend(counts);
+        }
+        result
+    }
+}
+
+/// Gives back idle leases twice a second and writes request counts every 10 seconds, for as
+/// long as the limits live.
+pub(super) async fn housekeeping(inner: std::sync::Weak<Inner>) {
+    let mut ticker = tokio::time::interval(SWEEP_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_write = Instant::now();
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.sweep(IDLE).await;
+        if last_write.elapsed() >= COUNTS_EVERY {
+            last_write = Instant::now();
+            if let Err(e) = inner.write_counts().await {
+                log::warn!("apikey: writing request counts failed (kept for the next try): {e}");
+            }
+        }
+    }
+}
