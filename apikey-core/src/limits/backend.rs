@@ -122,6 +122,10 @@ pub(super) fn probe(backend: Arc<dyn Backend>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
+            // The limits that used it are gone (the verifier was dropped): stop.
+            if Arc::strong_count(&backend) == 1 {
+                return;
+            }
             if call(&*backend, backend.ping()).await.is_ok() {
                 backend.health().down.store(false, Ordering::Relaxed);
                 log::warn!(
