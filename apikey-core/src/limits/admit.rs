@@ -195,12 +195,14 @@ impl Inner {
         }
     }
 
-    /// The backend and shared bucket of a key's limit of `kind`, as configured now.
+    /// The backend and shared bucket of a key's limit of `kind`, as configured now, at `unix`
+    /// (seconds; it picks the quota window).
     fn bucket<'a>(
         &self,
         st: &KeyState,
         tech: &'a str,
         kind: Kind,
+        unix: i64,
     ) -> Option<(Arc<dyn Backend>, Bucket<'a>)> {
         match kind {
             Kind::Rate => {
@@ -212,7 +214,7 @@ impl Inner {
             }
             Kind::Quota => {
                 let quota = st.quota().or(self.default_quota)?;
-                let w = quota.window(unix_now());
+                let w = quota.window(unix);
                 let bucket = Bucket::Quota {
                     tech,
                     quota,
@@ -224,16 +226,15 @@ impl Inner {
         }
     }
 
-    /// A request's lease: `want` tokens, one of them for the request itself.
+    /// A request's lease at `unix`: `want` tokens, one of them for the request itself.
     pub(super) async fn lease(
         &self,
         meter: &KeyMeter,
         tech: &str,
-        kind: Kind,
-        want: u64,
-        main: bool,
+        (kind, want, main): (Kind, u64, bool),
+        unix: i64,
     ) -> Leased {
-        let found = self.bucket(&meter.lock(), tech, kind);
+        let found = self.bucket(&meter.lock(), tech, kind, unix);
         let Some((backend, bucket)) = found else {
             return Leased::Nothing;
         };
@@ -250,6 +251,10 @@ impl Inner {
         }
         match outcome {
             Ok(grant) if grant.granted > 0 => {
+                // The tokens belong to the window they were taken from.
+                if let Bucket::Quota { window, .. } = bucket {
+                    pool.roll(window);
+                }
                 pool.add(grant.granted - 1, now);
                 Leased::Got
             }
@@ -274,7 +279,7 @@ impl Inner {
         let found = {
             let now = self.now();
             let mut st = meter.lock();
-            let found = self.bucket(&st, tech, kind);
+            let found = self.bucket(&st, tech, kind, unix_now());
             let pools = st.lim().pools();
             let pool = match kind {
                 Kind::Rate => &mut pools.rate,

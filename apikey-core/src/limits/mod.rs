@@ -34,6 +34,8 @@ mod pool;
 #[cfg(feature = "redis")]
 mod redis;
 mod state;
+#[cfg(test)]
+mod tests;
 
 /// How often request counts are written to the store.
 const COUNTS_EVERY: Duration = Duration::from_secs(10);
@@ -173,7 +175,11 @@ impl Limits {
             match step.next {
                 Next::Done(result) => return result,
                 Next::Lease(kind, want, main) => {
-                    match self.inner.lease(meter, tech, kind, want, main).await {
+                    match self
+                        .inner
+                        .lease(meter, tech, (kind, want, main), unix)
+                        .await
+                    {
                         Leased::Got => held[kind as usize] = Held::Pool,
                         Leased::Empty(wait) => {
                             return Err(self.inner.refuse(meter, tech, &mut held, kind, wait))
