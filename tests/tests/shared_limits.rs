@@ -214,9 +214,11 @@ async fn cutting_redis_falls_back_to_local_limits_and_healing_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(recovered, "the instances went back to Redis by themselves");
-    // Shared again: the bucket had 6 tokens left when Redis went away.
+    // Shared again: the bucket had 6 tokens left when Redis went away, less any token a lease
+    // took just as the link broke (its answer was lost: at most one per instance). Never more.
     let outcomes = spray(&all, &key, 20).await;
-    assert_eq!(accepted(&outcomes), 6, "{outcomes:?}");
+    let n = accepted(&outcomes);
+    assert!((4..=6).contains(&n), "{n}: {outcomes:?}");
     assert_eq!(all[0].limits_stats().rate_limits, "redis");
 }
 
