@@ -192,10 +192,12 @@ async fn cutting_redis_falls_back_to_local_limits_and_healing_recovers() {
             .all(|o| matches!(o, Ok(()) | Err(AuthError::RateLimited { .. }))),
         "{outcomes:?}"
     );
-    assert_eq!(
-        accepted(&outcomes),
-        20,
-        "10 per instance while Redis is away"
+    // 10 per instance while Redis is away (plus, at most, one token per instance that a lease
+    // got through just before the link went down).
+    let n = accepted(&outcomes);
+    assert!(
+        (20..=22).contains(&n),
+        "{n}: 10 per instance while Redis is away"
     );
     for v in &all {
         let stats = v.limits_stats();
