@@ -82,14 +82,23 @@ async fn type_into(browser: &Client, id: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
-async fn text_of(browser: &Client, css: &str) -> String {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// The text of the element `css` selects once it holds `needle` (up to 5 s). After a click the
+/// browser may still show the previous page, or replace the element between finding it and
+/// reading it: both are waited out.
+async fn text_of(browser: &Client, css: &str, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if text.contains(needle) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never held {needle:?}; last: {last:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,15 +139,15 @@ async fn an_operator_manages_keys_in_a_browser() {
     shot(&browser, "01-login").await;
     type_into(&browser, "key", "not-a-valid-key").await;
     click(&browser, Locator::Css("form button")).await;
-    assert!(text_of(&browser, ".error").await.contains("not valid"));
+    text_of(&browser, ".error", "not valid").await;
     assert!(!browser.source().await.unwrap().contains("not-a-valid-key"));
     shot(&browser, "02-wrong-key").await;
 
     // Log in with the admin key the demo printed.
     type_into(&browser, "key", &admin_key).await;
     click(&browser, Locator::Css("form button")).await;
-    assert_eq!(text_of(&browser, "h1").await, "Keys");
-    assert!(text_of(&browser, "table").await.contains("demo"));
+    assert_eq!(text_of(&browser, "h1", "Keys").await, "Keys");
+    text_of(&browser, "table", "demo").await;
     shot(&browser, "03-keys").await;
 
     // Create a key and read it from the page.
@@ -153,7 +162,9 @@ async fn an_operator_manages_keys_in_a_browser() {
     shot(&browser, "04-new-key").await;
     click(&browser, Locator::Css("main form button")).await;
     let key = browser
-        .find(Locator::Id("secret"))
+        .wait()
+        .at_most(std::time::Duration::from_secs(5))
+        .for_element(Locator::Id("secret"))
         .await
         .unwrap()
         .prop("value")
@@ -171,10 +182,10 @@ async fn an_operator_manages_keys_in_a_browser() {
     // Revoke it, behind a confirmation.
     let revoke = format!("{origin}/admin/keys/Browser%20Made/revoke");
     browser.goto(&revoke).await.unwrap();
-    assert!(text_of(&browser, "main").await.contains("Really revoke"));
+    text_of(&browser, "main", "Really revoke").await;
     shot(&browser, "06-confirm-revoke").await;
     click(&browser, Locator::Css("main form button")).await;
-    let table = text_of(&browser, "table").await;
+    let table = text_of(&browser, "table", "revoked").await;
     assert!(
         table.contains("Browser Made") && table.contains("revoked"),
         "{table}"
@@ -183,17 +194,17 @@ async fn an_operator_manages_keys_in_a_browser() {
     assert_eq!(api(&key), "401", "refused at once");
 
     click(&browser, Locator::LinkText("Audit trail")).await;
-    assert!(text_of(&browser, "table").await.contains("admin:admin"));
+    text_of(&browser, "table", "admin:admin").await;
     shot(&browser, "08-audit").await;
 
     // Log out: back to the login page, and the pages are closed.
     click(&browser, Locator::Css("form.logout button")).await;
-    assert_eq!(text_of(&browser, "h1").await, "Log in");
+    assert_eq!(text_of(&browser, "h1", "Log in").await, "Log in");
     browser
         .goto(&format!("{origin}/admin/users"))
         .await
         .unwrap();
-    assert_eq!(text_of(&browser, "h1").await, "Log in");
+    assert_eq!(text_of(&browser, "h1", "Log in").await, "Log in");
     shot(&browser, "09-logged-out").await;
 
     browser.close().await.unwrap();
