@@ -22,6 +22,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// `<count>/<period>` as limits and quotas write it (`100/1m`, `10/s`, `3/90`): the count, and
+/// the period (a bare unit means one of it). `None` when either part does not parse; the
+/// caller checks the bounds of its own kind.
+pub(crate) fn count_per<T: std::str::FromStr>(text: &str) -> Option<(T, Duration)> {
+    let (count, period) = text.trim().split_once('/')?;
+    let count = count.trim().parse().ok()?;
+    let period = period.trim();
+    let period = if period.is_empty() {
+        return None;
+    } else if period.starts_with(|c: char| c.is_ascii_digit()) {
+        parse_duration(period).ok()?
+    } else {
+        parse_duration(&format!("1{period}")).ok()?
+    };
+    Some((count, period))
+}
+
 /// Deserializes a duration written as whole seconds or as text (`30s`). The error message
 /// never repeats the value: config errors name the field only.
 pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

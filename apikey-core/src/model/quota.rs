@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::duration::parse_duration;
+use super::duration::count_per;
 
 /// A quota: `count` accepted requests per `period`. Periods are fixed windows aligned on the
 /// Unix epoch (UTC): a `1d` quota refills at midnight UTC, a `1h` one on the hour.
@@ -76,17 +76,7 @@ impl FromStr for Quota {
     /// ```
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not a quota; write e.g. 10000/30d or 500/1d");
-        let (count, period) = text.trim().split_once('/').ok_or_else(bad)?;
-        let count: u64 = count.trim().parse().map_err(|_| bad())?;
-        let period = period.trim();
-        if period.is_empty() {
-            return Err(bad());
-        }
-        let period = if period.starts_with(|c: char| c.is_ascii_digit()) {
-            parse_duration(period).map_err(|_| bad())?
-        } else {
-            parse_duration(&format!("1{period}")).map_err(|_| bad())?
-        };
+        let (count, period): (u64, Duration) = count_per(text).ok_or_else(bad)?;
         if count == 0 || period < Duration::from_secs(1) || period.subsec_nanos() != 0 {
             return Err(bad());
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::duration::parse_duration;
+use super::duration::count_per;
 
 /// A rate limit: `count` requests per `period`, in bursts of up to `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +43,7 @@ impl FromStr for RateLimit {
     /// ```
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not a rate limit; write e.g. 100/1m, 10/s or 5000/1h");
-        let (count, period) = text.trim().split_once('/').ok_or_else(bad)?;
-        let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        let period = period.trim();
-        if period.is_empty() {
-            return Err(bad());
-        }
-        let period = if period.starts_with(|c: char| c.is_ascii_digit()) {
-            parse_duration(period).map_err(|_| bad())?
-        } else {
-            parse_duration(&format!("1{period}")).map_err(|_| bad())?
-        };
+        let (count, period): (u32, Duration) = count_per(text).ok_or_else(bad)?;
         if count == 0 || period < Duration::from_millis(1) {
             return Err(bad());
         }
