@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::backend::{call, failed, Backend, Bucket};
 use super::local::gcra;
+use super::pool::Pool;
 use super::pool::{lease_cap, Take};
-use super::state::{KeyMeter, KeyState, Outcome};
+use super::state::{KeyMeter, KeyState, Outcome, Pools};
 use super::Refused;
 use super::{unix_now, Inner};
 
@@ -66,16 +67,22 @@ fn quota_exhausted(wait: Duration) -> Refused {
     }
 }
 
+impl Pools {
+    /// The pool of the limit of `kind`.
+    pub(super) fn pick(&mut self, kind: Kind) -> &mut Pool {
+        match kind {
+            Kind::Rate => &mut self.rate,
+            Kind::Quota => &mut self.quota,
+        }
+    }
+}
+
 impl KeyState {
     /// Gives back what a refused request held.
     fn release(&mut self, held: &mut [Held; 2]) {
         for kind in [Kind::Rate, Kind::Quota] {
             if held[kind as usize] == Held::Pool {
-                let pools = self.lim().pools();
-                match kind {
-                    Kind::Rate => pools.rate.untake(),
-                    Kind::Quota => pools.quota.untake(),
-                }
+                self.lim().pools().pick(kind).untake();
             } else if kind == Kind::Quota && held[1] == Held::Local {
                 self.lim().local_quota.untake();
             }
@@ -197,7 +204,7 @@ impl Inner {
 
     /// The backend and shared bucket of a key's limit of `kind`, as configured now, at `unix`
     /// (seconds; it picks the quota window).
-    fn bucket<'a>(
+    pub(super) fn bucket<'a>(
         &self,
         st: &KeyState,
         tech: &'a str,
@@ -241,11 +248,7 @@ impl Inner {
         let outcome = call(&*backend, backend.take(bucket, want)).await;
         let now = self.now();
         let mut st = meter.lock();
-        let pools = st.lim().pools();
-        let pool = match kind {
-            Kind::Rate => &mut pools.rate,
-            Kind::Quota => &mut pools.quota,
-        };
+        let pool = st.lim().pools().pick(kind);
         if main {
             pool.leasing = false;
         }
@@ -259,11 +262,7 @@ impl Inner {
                 Leased::Got
             }
             Ok(grant) => {
-                pool.granted(
-                    0,
-                    u64::try_from(grant.wait.as_nanos()).unwrap_or(u64::MAX),
-                    now,
-                );
+                pool.granted(0, grant.wait, now);
                 Leased::Empty(grant.wait)
             }
             Err(e) => {
@@ -280,11 +279,7 @@ impl Inner {
             let now = self.now();
             let mut st = meter.lock();
             let found = self.bucket(&st, tech, kind, unix_now());
-            let pools = st.lim().pools();
-            let pool = match kind {
-                Kind::Rate => &mut pools.rate,
-                Kind::Quota => &mut pools.quota,
-            };
+            let pool = st.lim().pools().pick(kind);
             match found {
                 Some((backend, bucket)) => {
                     let cap = match bucket {
@@ -305,18 +300,13 @@ impl Inner {
         let outcome = call(&*backend, backend.take(bucket, want)).await;
         let now = self.now();
         let mut st = meter.lock();
-        let pools = st.lim().pools();
-        let pool = match kind {
-            Kind::Rate => &mut pools.rate,
-            Kind::Quota => &mut pools.quota,
-        };
+        let pool = st.lim().pools().pick(kind);
         pool.refilling = false;
         match outcome {
             Ok(grant) => {
                 let stale = matches!(bucket, Bucket::Quota { window, .. } if window != pool.window);
                 if !stale {
-                    let wait = u64::try_from(grant.wait.as_nanos()).unwrap_or(u64::MAX);
-                    pool.granted(grant.granted, wait, now);
+                    pool.granted(grant.granted, grant.wait, now);
                 }
             }
             Err(e) => {

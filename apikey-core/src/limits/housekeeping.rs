@@ -1,7 +1,6 @@
 //! The background work of the limits: giving back leased tokens that sit unused, and writing
 //! the request counts (forgetting the state of keys no longer in use on the way).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::admit::Kind;
@@ -36,46 +35,25 @@ impl Inner {
                 let Some(pools) = st.limited.as_mut().and_then(|l| l.pools.as_mut()) else {
                     continue;
                 };
-                let window = pools.quota.window;
-                for (kind, n) in [
-                    (Kind::Rate, pools.rate.drain_idle(now, idle)),
-                    (Kind::Quota, pools.quota.drain_idle(now, idle)),
-                ] {
+                for kind in [Kind::Rate, Kind::Quota] {
+                    let pool = pools.pick(kind);
+                    let n = pool.drain_idle(now, idle);
                     if n > 0 {
-                        back.push((tech.to_string(), kind, window, n));
+                        back.push((meter.clone(), tech.to_string(), kind, pool.window, n));
                     }
                 }
             }
         }
-        for (tech, kind, window, n) in back {
-            let rate = {
-                let meter = self.keys.meter(&tech);
-                let st = meter.lock();
-                (
-                    st.rate().or(self.default_rate),
-                    st.quota().or(self.default_quota),
-                )
+        let unix = unix_now();
+        for (meter, tech, kind, window, n) in back {
+            let found = self.bucket(&meter.lock(), &tech, kind, unix);
+            let Some((backend, bucket)) = found else {
+                continue;
             };
-            let (backend, bucket) = match (kind, rate) {
-                (Kind::Rate, (Some(limit), _)) => match &self.rates {
-                    Some(r) => (Arc::clone(r), Bucket::Rate { tech: &tech, limit }),
-                    None => continue,
-                },
-                (Kind::Quota, (_, Some(quota))) => {
-                    let w = quota.window(unix_now());
-                    if w.index != window {
-                        continue;
-                    }
-                    let bucket = Bucket::Quota {
-                        tech: &tech,
-                        quota,
-                        window,
-                        ends_at: w.ends_at,
-                    };
-                    (Arc::clone(&self.quotas), bucket)
-                }
-                _ => continue,
-            };
+            // Quota uses of a window that has ended are not worth giving back.
+            if matches!(bucket, Bucket::Quota { window: w, .. } if w != window) {
+                continue;
+            }
             if let Err(e) = call(&*backend, backend.give_back(bucket, n)).await {
                 failed(&backend, &e);
             }

@@ -116,10 +116,11 @@ impl Pool {
         self.lease
     }
 
-    /// Adds a lease's grant; none at all means the bucket is empty for `wait_ns`.
-    pub(super) fn granted(&mut self, granted: u64, wait_ns: u64, now: u64) {
+    /// Adds a lease's grant; none at all means the bucket is empty for `wait`.
+    pub(super) fn granted(&mut self, granted: u64, wait: Duration, now: u64) {
         self.tokens += granted;
         if granted == 0 {
+            let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
             self.empty_until = now.saturating_add(wait_ns.max(1));
         } else {
             self.empty_until = 0;
@@ -180,7 +181,7 @@ mod tests {
         let mut p = Pool::default();
         assert_eq!(p.want(S, 1), 1);
         assert_eq!(p.take(S, 1), Take::Lease);
-        p.granted(1, 0, S);
+        p.granted(1, Duration::ZERO, S);
         assert_eq!(
             p.take(S, 1),
             Take::Took { refill: false },
@@ -192,7 +193,7 @@ mod tests {
     fn leases_follow_the_traffic_within_the_cap() {
         let mut p = Pool::default();
         assert_eq!(p.want(S, 10_000), 1, "no traffic seen yet");
-        p.granted(1, 0, S);
+        p.granted(1, Duration::ZERO, S);
         // 1000 requests a second for a second.
         p.tokens = 1000;
         for i in 0..1000 {
@@ -209,7 +210,7 @@ mod tests {
             lease: 10,
             ..Pool::default()
         };
-        p.granted(10, 0, 0);
+        p.granted(10, Duration::ZERO, 0);
         let mut refills = 0;
         for _ in 0..10 {
             if let Take::Took { refill: true } = p.take(1, 100) {
@@ -218,7 +219,7 @@ mod tests {
         }
         assert_eq!(refills, 1, "one refill in flight at a time");
         assert_eq!(p.take(1, 100), Take::Lease);
-        p.granted(0, 5 * S, 1);
+        p.granted(0, Duration::from_nanos(5 * S), 1);
         assert_eq!(p.take(2, 100), Take::Empty(5 * S - 1));
         assert_eq!(p.take(5 * S + 1, 100), Take::Lease);
         p.untake();
@@ -228,12 +229,12 @@ mod tests {
     #[test]
     fn idle_tokens_go_back_and_windows_roll() {
         let mut p = Pool::default();
-        p.granted(7, 0, 0);
+        p.granted(7, Duration::ZERO, 0);
         let _ = p.take(S, 100);
         assert_eq!(p.drain_idle(S + S / 2, IDLE), 0, "used recently");
         assert_eq!(p.drain_idle(3 * S, IDLE), 6);
         assert_eq!(p.tokens, 0);
-        p.granted(4, 0, 0);
+        p.granted(4, Duration::ZERO, 0);
         p.roll(1);
         assert_eq!(
             (p.tokens, p.window),
