@@ -5,6 +5,7 @@
 
 mod support;
 
+pub use support::cli::{json_output, run_apikey};
 pub use support::cluster::{filter_ready, percentile, Cluster};
 pub use support::http::{
     admin, api_key, client, create_key, demo_client, get, problem, rocket_with, spec, Problem,

@@ -1,5 +1,6 @@
 //! The helpers, by what they help with.
 
+pub mod cli;
 pub mod cluster;
 pub mod http;
 pub mod probe;

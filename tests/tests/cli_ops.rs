@@ -5,20 +5,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use apikey_tests::{PgDatabase, SharedDb};
+use apikey_tests::{json_output, run_apikey, PgDatabase, SharedDb};
 
 /// Runs `apikey` on `url` in `dir` with `env`; returns the output.
 fn apikey(dir: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
-        .current_dir(dir)
-        .env_remove("APIKEY_CONFIG")
-        .env_remove("APIKEY_DATABASE_URL")
-        .env_remove("APIKEY_ACTOR")
-        .envs(env.iter().copied())
-        .args(["--database-url", url])
-        .args(args)
-        .output()
-        .expect("run apikey")
+    run_apikey(env!("CARGO_BIN_EXE_apikey-under-test"), dir, url, env, args)
 }
 
 /// `apikey verify` of `key` (on stdin), with `args` before the command.
@@ -45,12 +36,7 @@ fn verify_with(dir: &Path, url: &str, args: &[&str], key: &str) -> Output {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
+    json_output(out)
 }
 
 async fn operate(url: &str) {

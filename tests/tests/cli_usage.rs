@@ -3,31 +3,17 @@
 //! `usage NAME [--days] [--json]` after real requests.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use apikey_core::{open, ApiKeyConfig, AuthError, Settings, Verifier};
-use apikey_tests::{redis_url, unique_prefix, PgDatabase, SharedDb};
+use apikey_tests::{json_output, redis_url, run_apikey, unique_prefix, PgDatabase, SharedDb};
 
 fn apikey(dir: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
-        .current_dir(dir)
-        .env_remove("APIKEY_CONFIG")
-        .env_remove("APIKEY_DATABASE_URL")
-        .env_remove("APIKEY_LIMITS_URL")
-        .envs(env.iter().copied())
-        .args(["--database-url", url])
-        .args(args)
-        .output()
-        .expect("run apikey")
+    run_apikey(env!("CARGO_BIN_EXE_apikey-under-test"), dir, url, env, args)
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
+    json_output(out)
 }
 
 /// Creates a key with a quota of 5 a day, sends 8 requests through a verifier configured as
