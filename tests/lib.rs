@@ -11,8 +11,10 @@ pub use support::http::{
     admin, api_key, client, create_key, demo_client, get, problem, rocket_with, spec, Problem,
 };
 pub use support::probe::{Parked, Probe};
+pub use support::proxy::BlackHoleProxy;
 pub use support::redis::{redis_url, unique_prefix, RedisProxy, REDIS_ENV};
 pub use support::stores::{
     drop_schema, memory, postgres, postgres_url, sqlite_file, sqlite_memory, unique_schema,
     PgDatabase, SharedDb, POSTGRES_ENV,
 };
+pub use support::tls::{TestPki, TlsPostgres, TlsRedis, REQUIRE_TLS_ENV};

@@ -57,6 +57,12 @@ impl ApiKeyState {
         self.verifier.cached_keys()
     }
 
+    /// Whether the store's change feed is live (caches and the digest filter are bypassed
+    /// while it is not), for metrics.
+    pub fn feed_live(&self) -> bool {
+        self.verifier.feed_live()
+    }
+
     /// The verifier behind the guards (to flush usage on shutdown, or verify outside a route).
     pub fn verifier(&self) -> &Verifier {
         &self.verifier

@@ -4,5 +4,7 @@ pub mod cli;
 pub mod cluster;
 pub mod http;
 pub mod probe;
+pub mod proxy;
 pub mod redis;
 pub mod stores;
+pub mod tls;

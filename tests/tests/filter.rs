@@ -1,10 +1,12 @@
-//! The digest filter: a spray of never-seen keys costs no store query, while every key the
-//! store holds keeps working — created here (at once) or by another process (within 1 s).
+//! The digest filter: a spray of never-seen keys costs no store query beyond a small budget
+//! per second ([`FILTER_MISS_BUDGET`]), while every key the store holds keeps working —
+//! created here or by another process, on its first request.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apikey_core::verify::FILTER_MISS_BUDGET;
 use apikey_core::{AuthError, KeyManager, Settings, SharedStore, Verifier};
 use apikey_tests::{admin, filter_ready, per_store, spec, Probe, SharedDb};
 
@@ -14,7 +16,15 @@ async fn verifier_over(store: SharedStore) -> (Arc<Verifier>, Arc<Probe>, KeyMan
     (verifier, probe, admin)
 }
 
-/// Thousands of random well-formed keys: not one store query, and the stored keys still work.
+/// The store queries a spray may cost in `elapsed`: the filter's false positives (next to
+/// none at this size) and the budget for keys created elsewhere a moment ago.
+fn spray_bound(elapsed: Duration) -> usize {
+    let budget = f64::from(FILTER_MISS_BUDGET);
+    5 + (budget * (1.0 + elapsed.as_secs_f64())).ceil() as usize
+}
+
+/// Thousands of random well-formed keys: a handful of store queries at most, and the stored
+/// keys still work.
 async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     let (v, probe, m) = verifier_over(store).await;
     let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
@@ -26,17 +36,18 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     );
     filter_ready(&v).await;
     let before = probe.lookups();
+    let started = Instant::now();
     for i in 0..5_000 {
         let spray = format!("spray-{i}-{}", i * 7919);
         assert_eq!(v.verify(&spray).await, Err(AuthError::Invalid));
     }
     let queries = probe.lookups() - before;
-    // A false positive costs one query; at this size the filter has next to none.
+    let bound = spray_bound(started.elapsed());
     assert!(
-        queries <= 5,
-        "{queries} store queries for 5000 unknown keys"
+        queries <= bound,
+        "{queries} store queries for 5000 unknown keys (at most {bound})"
     );
-    assert!(v.filtered() >= 4_995);
+    assert!(v.filtered() as usize >= 5_000 - bound);
     assert!(v.verify(good.expose()).await.is_ok());
     assert!(v.verify(later.expose()).await.is_ok());
     // A rotated key's new secret and a re-created name work at once too.
@@ -66,47 +77,61 @@ per_store!(
     without_digest_listing_the_store_is_asked
 );
 
-/// A key created through another connection (as by the CLI or another instance) is accepted
-/// by a running verifier within 1 s, and an unknown key still costs no store query.
-async fn created_elsewhere_works_within_a_second(service: SharedStore, other: SharedStore) {
+/// A key created or rotated through another connection (as by the CLI or another instance) is
+/// accepted on the first request after the call returns, every time; unknown keys still cost
+/// no more than the budget.
+async fn created_elsewhere_works_on_the_first_request(service: SharedStore, other: SharedStore) {
     let (v, probe, _) = verifier_over(service).await;
     filter_ready(&v).await;
     let m = admin(&other);
-    let start = Instant::now();
-    let (_, key) = m.create(spec("elsewhere", "alice", &[])).await.unwrap();
-    loop {
-        match v.verify(key.expose()).await {
-            Ok(_) => break,
-            Err(AuthError::Invalid) => {
-                assert!(start.elapsed() < Duration::from_secs(1), "not within 1 s");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(e) => panic!("{e}"),
+    for i in 0..10 {
+        let name = format!("elsewhere-{i}");
+        let (_, key) = m.create(spec(&name, "alice", &[])).await.unwrap();
+        assert!(
+            v.verify(key.expose()).await.is_ok(),
+            "created elsewhere: refused on its first request ({i})"
+        );
+        let (_, rotated) = m.rotate(&name, Duration::ZERO).await.unwrap();
+        assert!(
+            v.verify(rotated.expose()).await.is_ok(),
+            "rotated elsewhere: refused on its first request ({i})"
+        );
+        // The old secret is dropped as soon as the change arrives.
+        let start = Instant::now();
+        while v.verify(key.expose()).await.is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(1), "old secret kept");
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        // A new digest may reach the store before its notification reaches the filter: the
+        // miss budget lets it through. Two of them per round; spaced so the budget refills.
+        tokio::time::sleep(Duration::from_millis(2000 / u64::from(FILTER_MISS_BUDGET))).await;
     }
-    eprintln!(
-        "accepted {:?} after its creation elsewhere",
-        start.elapsed()
-    );
     filter_ready(&v).await;
     let before = probe.lookups();
-    assert_eq!(v.verify("never-seen-either").await, Err(AuthError::Invalid));
-    assert_eq!(probe.lookups(), before);
+    let started = Instant::now();
+    for i in 0..1_000 {
+        assert_eq!(
+            v.verify(&format!("never-seen-{i}")).await,
+            Err(AuthError::Invalid)
+        );
+    }
+    let queries = probe.lookups() - before;
+    assert!(queries <= spray_bound(started.elapsed()), "{queries}");
 }
 
 /// A key created by another process (the CLI) on the same database.
 async fn created_elsewhere(db: SharedDb) {
-    created_elsewhere_works_within_a_second(db.store().await, db.store().await).await;
+    created_elsewhere_works_on_the_first_request(db.store().await, db.store().await).await;
     db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_created_elsewhere_works_within_a_second() {
+async fn sqlite_created_elsewhere_works_on_the_first_request() {
     created_elsewhere(SharedDb::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_created_elsewhere_works_within_a_second() {
+async fn postgres_created_elsewhere_works_on_the_first_request() {
     if let Some(db) = SharedDb::postgres() {
         created_elsewhere(db).await;
     }

@@ -158,7 +158,10 @@ impl KeyManager {
         let options = PgConnectOptions::from_str(odoo_url)
             .map_err(|e| fail(format!("bad URL: {e}")))?
             .disable_statement_logging();
-        let mut conn = options.connect().await.map_err(|e| fail(e.to_string()))?;
+        let mut conn = options
+            .connect()
+            .await
+            .map_err(|e| fail(crate::store::describe_connect_failure(&options, &e)))?;
         let keys = read_keys(&mut conn).await.map_err(&fail)?;
         let mut report = OdooReport {
             dry_run,

@@ -21,6 +21,8 @@ const TEXT_SETTINGS: &[&str] = &[
     "quota",
     "limits_url",
     "limits_prefix",
+    "limits_ca",
+    "feed_url",
     "admin_group",
 ];
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Format, Toml};
 use figment::value::Value;
@@ -149,6 +150,38 @@ impl ApiKeyConfig {
                 return Err(fail(
                     "apikey",
                     "`limits_url` must be a Redis URL (redis://host:6379/0 or rediss://…)".into(),
+                ));
+            }
+        }
+        if let Some(path) = &settings.limits_ca {
+            if !settings
+                .limits_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://"))
+            {
+                return Err(fail(
+                    "apikey",
+                    "`limits_ca` applies to a TLS `limits_url` only (rediss://…)".into(),
+                ));
+            }
+            if let Err(e) = std::fs::metadata(path) {
+                return Err(fail(
+                    "apikey",
+                    format!("`limits_ca` cannot be read ({}): {e}", path.display()),
+                ));
+            }
+        }
+        if settings.feed_heartbeat < Duration::from_millis(10) {
+            return Err(fail(
+                "apikey",
+                "`feed_heartbeat` must be at least 10ms (e.g. 5s)".into(),
+            ));
+        }
+        if let Some(url) = &settings.feed_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(fail(
+                    "apikey",
+                    "`feed_url` must be a PostgreSQL URL (postgres://…)".into(),
                 ));
             }
         }

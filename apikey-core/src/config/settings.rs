@@ -1,6 +1,7 @@
 //! The `[apikey]` settings.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -42,6 +43,18 @@ pub struct Settings {
     pub limits_url: Option<String>,
     /// Prefix of every Redis key apikey writes (`apikey`).
     pub limits_prefix: String,
+    /// A PEM file of the CA that signs the certificate of a `rediss://` `limits_url`; the
+    /// system's roots when unset.
+    pub limits_ca: Option<PathBuf>,
+    /// How often the change feed proves it is alive: a PostgreSQL store notifies itself this
+    /// often and stops trusting its feed when no notification arrived for two periods; an
+    /// SQLite store's poll must answer within two periods.
+    #[serde(deserialize_with = "de_duration")]
+    pub feed_heartbeat: Duration,
+    /// A direct PostgreSQL connection used only for `LISTEN` (`postgres://…`), when
+    /// `database_url` goes through a pooler that does not deliver notifications (PgBouncer in
+    /// transaction mode); `database_url` itself when unset.
+    pub feed_url: Option<String>,
     /// Responses to a key expiring within this window carry `Sunset` (RFC 8594); `0` turns
     /// the expiry warning off (a rotated-out secret in its grace is always announced).
     #[serde(deserialize_with = "de_duration")]
@@ -71,6 +84,9 @@ impl Default for Settings {
             quota: None,
             limits_url: None,
             limits_prefix: "apikey".into(),
+            limits_ca: None,
+            feed_heartbeat: Duration::from_secs(5),
+            feed_url: None,
             expiry_warning: Duration::from_secs(14 * 86_400),
             accept_bearer: false,
             require_route_auth: false,
@@ -97,6 +113,9 @@ impl fmt::Debug for Settings {
             .field("quota", &self.quota)
             .field("limits_url", &self.limits_url.as_deref().map(redact_url))
             .field("limits_prefix", &self.limits_prefix)
+            .field("limits_ca", &self.limits_ca)
+            .field("feed_heartbeat", &self.feed_heartbeat)
+            .field("feed_url", &self.feed_url.as_deref().map(redact_url))
             .field("expiry_warning", &self.expiry_warning)
             .field("accept_bearer", &self.accept_bearer)
             .field("require_route_auth", &self.require_route_auth)

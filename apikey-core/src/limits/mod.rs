@@ -218,6 +218,13 @@ impl Limits {
     }
 
     /// Where limits are kept and how that goes.
+    /// Tells, whenever asked, whether shared limits fall back to per instance right now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn fallback_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let inner = Arc::clone(&self.inner);
+        move || inner.quotas.health().is_down()
+    }
+
     pub(crate) fn stats(&self) -> LimitsStats {
         let inner = &self.inner;
         let health = inner.quotas.health();
@@ -243,8 +250,9 @@ impl Limits {
 async fn shared(settings: &Settings) -> Result<Option<Arc<dyn Backend>>, String> {
     match &settings.limits_url {
         Some(url) => {
+            let target = redis::Target::new(url, settings.limits_ca.as_deref())?;
             let redis: Arc<dyn Backend> =
-                redis::RedisLimits::start(url, &settings.limits_prefix).await?;
+                redis::RedisLimits::start(target, &settings.limits_prefix).await?;
             Ok(Some(redis))
         }
         None => Ok(None),
@@ -294,7 +302,8 @@ pub async fn quota_used(
                 quota.period_secs(),
                 window,
             );
-            redis::quota_used(url, &key).await
+            let target = redis::Target::new(url, settings.limits_ca.as_deref())?;
+            redis::quota_used(&target, &key).await
         }
         #[cfg(not(feature = "redis"))]
         Some(_) => Err("`limits_url` needs apikey-core's `redis` feature".into()),

@@ -77,28 +77,75 @@ fn period_ms(period: Duration) -> u64 {
     u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Connects to the Redis of `url`, failing fast.
-pub(super) async fn connect(url: &str) -> Result<ConnectionManager, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_millis(500))
-        .set_response_timeout(super::backend::CALL_TIMEOUT)
-        .set_number_of_retries(1)
-        .set_max_delay(200);
-    match tokio::time::timeout(
-        Duration::from_secs(1),
-        ConnectionManager::new_with_config(client, config),
-    )
-    .await
-    {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("no connection within 1s".into()),
+/// Where the shared limits live: the URL (`redis://`, or `rediss://` for TLS) and, for TLS,
+/// the CA that signs the server's certificate (the system's roots when `None`).
+#[derive(Clone)]
+pub(super) struct Target {
+    url: String,
+    ca: Option<Vec<u8>>,
+}
+
+impl Target {
+    /// The target the settings name: `limits_url`, and `limits_ca` read now.
+    pub(super) fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Self, String> {
+        let ca = match ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("`limits_ca` cannot be read ({}): {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let target = Target {
+            url: url.to_owned(),
+            ca,
+        };
+        // A URL that cannot work is a configuration error, not an outage.
+        target.client().map_err(|_| {
+            "`limits_url` is not a usable Redis URL (redis://[:password@]host:port/db or \
+             rediss://…)"
+                .to_owned()
+        })?;
+        Ok(target)
+    }
+
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.ca {
+            Some(ca) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(self.url.as_str()),
+        }
+    }
+
+    /// Connects, failing fast; the error names the server (never the password) and what
+    /// failed (a refused certificate says so).
+    pub(super) async fn connect(&self) -> Result<ConnectionManager, String> {
+        let client = self.client().map_err(|e| e.to_string())?;
+        let server = client.get_connection_info().addr.to_string();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_millis(500))
+            .set_response_timeout(super::backend::CALL_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(200);
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        {
+            Ok(result) => result.map_err(|e| format!("Redis at {server}: {e}")),
+            Err(_) => Err(format!("Redis at {server}: no connection within 1s")),
+        }
     }
 }
 
 /// Rate limits and quotas in one Redis.
 pub(super) struct RedisLimits {
-    url: String,
+    target: Target,
     prefix: String,
     connection: RwLock<Option<ConnectionManager>>,
     health: Health,
@@ -111,15 +158,9 @@ pub(super) struct RedisLimits {
 impl RedisLimits {
     /// Connects to `url`; when Redis does not answer, starts down (limits per instance) and
     /// the prober connects later.
-    pub(super) async fn start(url: &str, prefix: &str) -> Result<Arc<Self>, String> {
-        // A URL that cannot work is a configuration error, not an outage.
-        if redis::Client::open(url).is_err() {
-            return Err(
-                "`limits_url` is not a usable Redis URL (redis://[:password@]host:port/db)".into(),
-            );
-        }
+    pub(super) async fn start(target: Target, prefix: &str) -> Result<Arc<Self>, String> {
         let redis = Arc::new(RedisLimits {
-            url: url.to_owned(),
+            target,
             prefix: prefix.to_owned(),
             connection: RwLock::new(None),
             health: Health::default(),
@@ -128,7 +169,7 @@ impl RedisLimits {
             quota_take: Script::new(QUOTA_TAKE),
             quota_return: Script::new(QUOTA_RETURN),
         });
-        match connect(url).await {
+        match redis.target.connect().await {
             Ok(c) => *redis.connection.write().await = Some(c),
             Err(e) => {
                 log::warn!(
@@ -235,7 +276,7 @@ impl Backend for RedisLimits {
         let mut con = match self.connection().await {
             Ok(c) => c,
             Err(_) => {
-                let c = connect(&self.url).await?;
+                let c = self.target.connect().await?;
                 *self.connection.write().await = Some(c.clone());
                 c
             }
@@ -253,8 +294,8 @@ impl Backend for RedisLimits {
 }
 
 /// The uses of a quota window as Redis counts them.
-pub(super) async fn quota_used(url: &str, key: &str) -> Result<u64, String> {
-    let mut con = connect(url).await?;
+pub(super) async fn quota_used(target: &Target, key: &str) -> Result<u64, String> {
+    let mut con = target.connect().await?;
     let used: Option<u64> = redis::cmd("GET")
         .arg(key)
         .query_async(&mut con)

@@ -4,8 +4,45 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use tokio::sync::broadcast;
+
+/// How a database store's change feed is kept and proven alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedOptions {
+    /// How often the feed proves it is alive (`feed_heartbeat`): a PostgreSQL store notifies
+    /// itself this often and its feed is not live once no notification arrived for two
+    /// periods; an SQLite store's change check must answer within two periods.
+    pub heartbeat: Duration,
+    /// A direct PostgreSQL connection for `LISTEN` (`feed_url`), for a `database_url` that
+    /// goes through a pooler; the store's own database when `None`.
+    pub listen_url: Option<String>,
+}
+
+impl Default for FeedOptions {
+    fn default() -> Self {
+        FeedOptions {
+            heartbeat: Duration::from_secs(5),
+            listen_url: None,
+        }
+    }
+}
+
+impl FeedOptions {
+    /// The feed options the settings ask for.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        FeedOptions {
+            heartbeat: settings.feed_heartbeat,
+            listen_url: settings.feed_url.clone(),
+        }
+    }
+
+    /// How long the feed may stay silent before it is no longer trusted.
+    pub fn silence_limit(&self) -> Duration {
+        self.heartbeat * 2
+    }
+}
 
 /// A change to the stored keys, announced to running verifiers so caches drop what it touches.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,8 +25,10 @@ mod sqlite;
 mod summary;
 
 pub(crate) use changes::ChangeListener;
-pub use changes::{Change, ChangeFeed};
+pub use changes::{Change, ChangeFeed, FeedOptions};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub(crate) use postgres::describe_connect_failure;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -206,9 +208,14 @@ pub async fn open(settings: &Settings) -> StoreResult<SharedStore> {
     match scheme {
         "memory" => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(SqliteStore::connect(url).await?)),
+        "sqlite" => Ok(Arc::new(
+            SqliteStore::connect_with(url, &FeedOptions::from_settings(settings)).await?,
+        )),
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(
+            PostgresStore::connect_with(url, "apikey", &FeedOptions::from_settings(settings))
+                .await?,
+        )),
         _ => Err(StoreError::Invalid(format!(
             "unsupported database_url scheme {scheme:?}: use sqlite:, postgres:// or memory:"
         ))),

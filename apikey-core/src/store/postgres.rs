@@ -3,10 +3,11 @@
 
 use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
 use sqlx::{Executor, PgPool};
 
 use super::sql::prelude::*;
+use super::FeedOptions;
 
 /// A transaction on this store's database.
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
@@ -21,7 +22,8 @@ pub struct PostgresStore {
     changes: Arc<ChangeFeed>,
     /// The `NOTIFY` channel of this schema.
     notify_as: String,
-    _listener: Background,
+    /// Follows notifications; sends heartbeats.
+    _feed: [Background; 2],
 }
 
 /// Whether `schema` is a plain identifier we can put in SQL unquoted.
@@ -38,45 +40,69 @@ impl PostgresStore {
     /// Connects, creates the `apikey` schema if needed, migrates it and starts listening
     /// for other processes' changes.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_in_schema(url, "apikey").await
+        Self::connect_with(url, "apikey", &FeedOptions::default()).await
     }
 
     /// Like [`connect`](Self::connect), with the tables in `schema` (lowercase letters,
     /// digits and `_`).
     pub async fn connect_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
+        Self::connect_with(url, schema, &FeedOptions::default()).await
+    }
+
+    /// Like [`connect_in_schema`](Self::connect_in_schema), with the change feed's heartbeat
+    /// and its own connection for `LISTEN` as `feed` says.
+    pub async fn connect_with(url: &str, schema: &str, feed: &FeedOptions) -> StoreResult<Self> {
         if !valid_schema(schema) {
             return Err(StoreError::Invalid(format!(
                 "schema name {schema:?} must be lowercase letters, digits and _"
             )));
         }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL database_url: {e}")))?
-            .options([("search_path", schema)]);
+        let options = connect_options(url, "database_url")?.options([("search_path", schema)]);
+        let listen_on = match &feed.listen_url {
+            Some(u) => connect_options(u, "feed_url")?,
+            None => options.clone(),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| connect_failed(&options, &e))?;
         pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
             .await
             .map_err(unavailable)?;
         migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
         let channel = format!("apikey_changes_{schema}");
         let changes = Arc::new(ChangeFeed::default());
-        let mut listener = PgListener::connect_with(&pool).await.map_err(unavailable)?;
-        listener.listen(&channel).await.map_err(unavailable)?;
-        let listener = Background(tokio::spawn(listen(
-            listener,
-            pool.clone(),
-            channel.clone(),
-            Arc::clone(&changes),
-        )));
+        let feed = Arc::new(Feed {
+            pool: pool.clone(),
+            listen_on,
+            channel: channel.clone(),
+            changes: Arc::clone(&changes),
+            heartbeat: feed.heartbeat,
+        });
+        let listener = feed
+            .listener()
+            .await
+            .map_err(|e| connect_failed(&feed.listen_on, &e))?;
+        // Live once a notification (our own heartbeat) arrives on this listener: behind a
+        // pooler that never delivers one, the feed stays not live and every lookup asks the
+        // store.
+        changes.set_live(false);
+        let listener = feed.prove(listener).await;
+        if !changes.is_live() {
+            log::warn!(
+                "apikey: PostgreSQL notifications do not arrive (a pooler in transaction mode? \
+                 set `feed_url` to a direct connection); every request asks the store until they do"
+            );
+        }
+        let beats = Background(tokio::spawn(Arc::clone(&feed).beat_forever()));
+        let follows = Background(tokio::spawn(feed.run(listener)));
         Ok(PostgresStore {
             pool,
             changes,
             notify_as: channel,
-            _listener: listener,
+            _feed: [follows, beats],
         })
     }
 
@@ -94,39 +120,164 @@ impl PostgresStore {
     }
 }
 
-/// Forwards notifications. When the connection is lost, caches keep what they hold (the
-/// TTL bounds it) and a new listener is tried every second; once it listens again,
-/// [`Change::All`] is announced, since changes may have been missed meanwhile.
-async fn listen(mut listener: PgListener, pool: PgPool, channel: String, changes: Arc<ChangeFeed>) {
-    loop {
-        match listener.try_recv().await {
-            Ok(Some(n)) => {
-                let (kind, name) = n.payload().split_once(':').unwrap_or(("*", ""));
-                changes.announce(decode_change(kind, name));
-                continue;
-            }
-            Ok(None) => {
-                log::warn!("apikey: lost the PostgreSQL notification connection");
-            }
-            Err(e) => log::warn!("apikey: PostgreSQL notifications failed: {e}"),
+/// Parses a PostgreSQL URL with sqlx's own rules (`sslmode`, `sslrootcert`, …). The message
+/// never repeats the URL (it may hold a password).
+pub(crate) fn connect_options(url: &str, setting: &str) -> StoreResult<PgConnectOptions> {
+    PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL {setting}: {e}")))
+}
+
+/// A failed connection as the store reports it.
+fn connect_failed(options: &PgConnectOptions, e: &sqlx::Error) -> StoreError {
+    StoreError::Unavailable(describe_connect_failure(options, e))
+}
+
+/// A failed connection, named by server and TLS mode, and what failed; never the password.
+pub(crate) fn describe_connect_failure(options: &PgConnectOptions, e: &sqlx::Error) -> String {
+    let mode = match options.get_ssl_mode() {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    };
+    let what = match e {
+        sqlx::Error::Tls(source) => format!("the TLS handshake failed: {source}"),
+        // rustls refusing the server's certificate surfaces as an I/O error.
+        sqlx::Error::Io(io) if io.to_string().contains("certificate") => {
+            format!("the TLS handshake failed: {io}")
         }
-        // Cached verifications live on to their TTL; what needs every change (the digest
-        // filter) stops trusting the feed until it is back.
-        changes.set_live(false);
-        listener = loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let attempt = async {
-                let mut l = PgListener::connect_with(&pool).await?;
-                l.listen(&channel).await?;
-                Ok::<_, sqlx::Error>(l)
-            };
-            match attempt.await {
-                Ok(l) => break l,
-                Err(e) => log::debug!("apikey: PostgreSQL notifications still down: {e}"),
+        sqlx::Error::PoolTimedOut => "no connection within the timeout".to_owned(),
+        other => other.to_string(),
+    };
+    let server = match options.get_socket() {
+        Some(dir) => format!("the socket in {}", dir.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    format!("cannot connect to PostgreSQL at {server} (sslmode={mode}): {what}")
+}
+
+/// The payload of a heartbeat (a change payload is `<kind>:<name>`, never this).
+const HEARTBEAT: &str = "~";
+
+/// The change feed of one store: notifications in, changes out, and the proof that the
+/// connection still delivers.
+struct Feed {
+    /// Where heartbeats are sent from (the store's pool, so they travel as changes do).
+    pool: PgPool,
+    /// Where `LISTEN` connects (`feed_url`, or the store's own database).
+    listen_on: PgConnectOptions,
+    channel: String,
+    changes: Arc<ChangeFeed>,
+    heartbeat: Duration,
+}
+
+impl Feed {
+    /// A new connection that listens on the channel. Each listener has a pool of its own, so
+    /// that a connection given up as dead never goes back to the store's pool.
+    async fn listener(&self) -> Result<PgListener, sqlx::Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.heartbeat * 2)
+            .connect_lazy_with(self.listen_on.clone());
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(&self.channel).await?;
+        Ok(listener)
+    }
+
+    /// Sends one heartbeat; gives up after a period.
+    async fn beat(&self) {
+        let send = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(HEARTBEAT)
+            .execute(&self.pool);
+        match tokio::time::timeout(self.heartbeat, send).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::debug!("apikey: sending the feed heartbeat failed: {e}"),
+            Err(_) => log::debug!("apikey: sending the feed heartbeat timed out"),
+        }
+    }
+
+    async fn beat_forever(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            self.beat().await;
+        }
+    }
+
+    /// Sends a heartbeat and waits (two periods at most) for the first notification on a new
+    /// listener: the feed is live from then on. Returns the listener, proven or not.
+    async fn prove(&self, mut listener: PgListener) -> PgListener {
+        self.beat().await;
+        if let Ok(Ok(Some(n))) = tokio::time::timeout(self.heartbeat * 2, listener.try_recv()).await
+        {
+            // Going live announces `Change::All` when the feed was live before: changes may
+            // have been missed meanwhile.
+            self.changes.set_live(true);
+            self.forward(n.payload());
+        }
+        listener
+    }
+
+    fn forward(&self, payload: &str) {
+        if payload == HEARTBEAT {
+            return;
+        }
+        let (kind, name) = payload.split_once(':').unwrap_or(("*", ""));
+        self.changes.announce(decode_change(kind, name));
+    }
+
+    /// Forwards notifications while the connection delivers them: any notification (ours or
+    /// another instance's heartbeat, a change) proves it does. Returns why it stopped.
+    async fn follow(&self, listener: &mut PgListener) -> String {
+        loop {
+            match tokio::time::timeout(self.heartbeat * 2, listener.try_recv()).await {
+                Ok(Ok(Some(n))) => {
+                    self.changes.set_live(true);
+                    self.forward(n.payload());
+                }
+                Ok(Ok(None)) => return "the connection was lost".into(),
+                Ok(Err(e)) => return format!("notifications failed: {e}"),
+                Err(_) => {
+                    return format!(
+                        "no notification for {:?} (two heartbeats)",
+                        self.heartbeat * 2
+                    )
+                }
             }
-        };
-        log::info!("apikey: PostgreSQL notifications restored");
-        changes.set_live(true);
+        }
+    }
+
+    /// Follows the listener; when it stops delivering, the feed is not live (caches and the
+    /// digest filter are bypassed meanwhile) and a new listener is tried until one delivers.
+    async fn run(self: Arc<Self>, mut listener: PgListener) {
+        loop {
+            let why = self.follow(&mut listener).await;
+            if self.changes.is_live() {
+                log::warn!(
+                    "apikey: the PostgreSQL change feed is not live ({why}); every request \
+                     asks the store until it is back"
+                );
+            }
+            self.changes.set_live(false);
+            // A dead connection is dropped, never reused.
+            drop(listener);
+            listener = loop {
+                tokio::time::sleep(self.heartbeat.min(Duration::from_secs(1))).await;
+                match tokio::time::timeout(self.heartbeat * 2, self.listener()).await {
+                    Ok(Ok(l)) => break l,
+                    Ok(Err(e)) => log::debug!("apikey: PostgreSQL notifications still down: {e}"),
+                    Err(_) => log::debug!("apikey: PostgreSQL notifications still down: timeout"),
+                }
+            };
+            listener = self.prove(listener).await;
+            if self.changes.is_live() {
+                log::info!("apikey: the PostgreSQL change feed is live again");
+            }
+        }
     }
 }
 

@@ -10,11 +10,19 @@
 //! It is kept exact through the store's change feed: every change of a key queues a refresh of
 //! that key's digests, [`Change::All`] a full rebuild. The filter is trusted only when it is
 //! complete: after its first load, with no refresh pending and with a live feed. Otherwise the
-//! verifier asks the store, as it would without a filter: availability over speed.
+//! verifier asks the store, as it would without a filter: availability over speed. It is also
+//! rebuilt in full every `cache_ttl` (at least every second, at most every hour), so digests
+//! written behind the feed's back (direct SQL, a restored backup) are picked up; the old bits
+//! serve until the new ones are ready.
+//!
+//! A key created by another process is in the store before its notification reaches this
+//! one. So that its first request is not refused meanwhile, a digest the filter excludes may
+//! still go to the store, a few times a second at most ([`FILTER_MISS_BUDGET`]): sprays of
+//! random keys use the budget up in a moment and cost nothing more.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -30,6 +38,9 @@ const BITS_PER_KEY: usize = 16;
 const MIN_CAPACITY: usize = 1 << 16;
 /// How often a filter that could not be loaded tries again.
 const RETRY: Duration = Duration::from_secs(5);
+/// Store queries per second that digests the filter excludes may still make (bursts of as
+/// many): what a key created elsewhere needs between its commit and its notification.
+pub const FILTER_MISS_BUDGET: u32 = 5;
 
 /// The bits: blocks of 8 words (512 bits), a power of two of them.
 struct Bloom {
@@ -142,7 +153,48 @@ impl ChangeListener for State {
 pub(crate) struct DigestFilter {
     state: Arc<State>,
     store: SharedLookup,
+    misses: MissBudget,
     _worker: Background,
+}
+
+/// A token bucket of [`FILTER_MISS_BUDGET`] store queries a second, lock-free: the instant
+/// (in ms since `epoch`) at which the bucket is full again (a GCRA).
+struct MissBudget {
+    epoch: Instant,
+    full_at: AtomicU64,
+}
+
+impl MissBudget {
+    const INTERVAL_MS: u64 = 1000 / FILTER_MISS_BUDGET as u64;
+    const BURST_MS: u64 = Self::INTERVAL_MS * FILTER_MISS_BUDGET as u64;
+
+    fn new() -> Self {
+        MissBudget {
+            epoch: Instant::now(),
+            full_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one query from the budget, if one is left.
+    fn take(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut full_at = self.full_at.load(Ordering::Relaxed);
+        loop {
+            let next = full_at.max(now) + Self::INTERVAL_MS;
+            if next > now + Self::BURST_MS {
+                return false;
+            }
+            match self.full_at.compare_exchange_weak(
+                full_at,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => full_at = seen,
+            }
+        }
+    }
 }
 
 /// What the filter holds, for metrics and benchmarks.
@@ -157,9 +209,11 @@ pub struct FilterStats {
 }
 
 impl DigestFilter {
-    /// A filter over `store`, loaded in the background; registers itself on the store's
-    /// change feed before the load starts, so that no change can slip between.
-    pub fn start(store: SharedLookup) -> Self {
+    /// A filter over `store`, loaded in the background and rebuilt in full every `rebuild`
+    /// (clamped to one second .. one hour); registers itself on the store's change feed
+    /// before the load starts, so that no change can slip between.
+    pub fn start(store: SharedLookup, rebuild: Duration) -> Self {
+        let rebuild = rebuild.clamp(Duration::from_secs(1), Duration::from_secs(3600));
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
             bloom: RwLock::new(Bloom::with_capacity(MIN_CAPACITY)),
@@ -170,12 +224,24 @@ impl DigestFilter {
         let listener: Arc<dyn ChangeListener> = state.clone();
         store.changes().listen(Arc::downgrade(&listener));
         state.push(Work::All);
-        let worker = Background(tokio::spawn(work(Arc::clone(&state), store.clone(), rx)));
+        let worker = Background(tokio::spawn(work(
+            Arc::clone(&state),
+            store.clone(),
+            rx,
+            rebuild,
+        )));
         DigestFilter {
             state,
             store,
+            misses: MissBudget::new(),
             _worker: worker,
         }
+    }
+
+    /// Whether a digest the filter excludes may be asked for anyway (see
+    /// [`FILTER_MISS_BUDGET`]).
+    pub fn may_ask_anyway(&self) -> bool {
+        self.misses.take()
     }
 
     /// Whether `digest` is certainly not in the store: only when the filter is complete,
@@ -207,10 +273,25 @@ impl DigestFilter {
 
 /// The worker: applies queued work in order. A failure (store down, or a store that cannot
 /// list digests) leaves the filter incomplete; a full load is then retried every few seconds.
-async fn work(state: Arc<State>, store: SharedLookup, mut rx: mpsc::UnboundedReceiver<Work>) {
+/// A complete filter is rebuilt every `rebuild`, trusted meanwhile.
+async fn work(
+    state: Arc<State>,
+    store: SharedLookup,
+    mut rx: mpsc::UnboundedReceiver<Work>,
+    rebuild: Duration,
+) {
+    let mut loaded = Instant::now();
     loop {
         let next = if state.complete.load(Ordering::Acquire) {
-            rx.recv().await
+            let due = rebuild.saturating_sub(loaded.elapsed());
+            match tokio::time::timeout(due, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    load_all(&state, &store).await;
+                    loaded = Instant::now();
+                    continue;
+                }
+            }
         } else {
             match tokio::time::timeout(RETRY, rx.recv()).await {
                 Ok(next) => next,
@@ -223,7 +304,10 @@ async fn work(state: Arc<State>, store: SharedLookup, mut rx: mpsc::UnboundedRec
         };
         let Some(item) = next else { return };
         match item {
-            Work::All => load_all(&state, &store).await,
+            Work::All => {
+                load_all(&state, &store).await;
+                loaded = Instant::now();
+            }
             Work::Key(name) => match store.digests_of(&name).await {
                 Ok(Some(digests)) => {
                     let grow = {

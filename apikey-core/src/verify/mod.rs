@@ -29,12 +29,17 @@ mod cache;
 mod credentials;
 mod error;
 mod filter;
+mod meters;
+mod outcome;
 mod resolve;
 mod usage;
 
 pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use error::{AuthError, SetupError};
-pub use filter::FilterStats;
+pub use filter::{FilterStats, FILTER_MISS_BUDGET};
+use meters::Meters;
+use outcome::Refusal;
+pub use outcome::RequestOutcome;
 
 /// A key that passed: who it speaks for, and when it stops working if that is soon (a key
 /// expiring within `expiry_warning`, a rotated-out secret in its grace): services announce it
@@ -49,7 +54,7 @@ pub struct Verified {
 
 /// One store lookup in flight, shared by every request that misses on the same digest in the
 /// same cache generation.
-type Lookup = OnceCell<Result<Valid, AuthError>>;
+type Lookup = OnceCell<Result<Valid, Refusal>>;
 
 /// What verification has done, for metrics.
 #[derive(Default)]
@@ -86,6 +91,10 @@ pub struct Verifier {
     limits: Limits,
     usage: UsageLog,
     counters: Counters,
+    meters: Arc<Meters>,
+    /// Keeps the metrics' gauges current (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    _gauges: crate::task::Background,
 }
 
 impl fmt::Debug for Verifier {
@@ -104,9 +113,9 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn unavailable(e: StoreError) -> AuthError {
+fn unavailable(e: StoreError) -> Refusal {
     log::error!("API key lookup failed: {e}");
-    AuthError::Unavailable
+    Refusal::Unavailable
 }
 
 impl Verifier {
@@ -134,8 +143,21 @@ impl Verifier {
         // Registered before the first lookup, so no change can slip between.
         let listener: Arc<dyn ChangeListener> = caches.clone();
         store.changes().listen(Arc::downgrade(&listener));
+        let meters = Arc::new(Meters::new());
+        #[cfg(feature = "metrics")]
+        let gauges = {
+            let (meters, caches, store) = (meters.clone(), caches.clone(), store.clone());
+            let fallback = limits.fallback_probe();
+            crate::task::Background(tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(meters::GAUGE_PERIOD);
+                loop {
+                    ticker.tick().await;
+                    meters.state(caches.len(), store.changes().is_live(), fallback());
+                }
+            }))
+        };
         Ok(Verifier {
-            filter: DigestFilter::start(store.clone()),
+            filter: DigestFilter::start(store.clone(), settings.cache_ttl),
             usage: UsageLog::start(store.clone()),
             store,
             credentials: Credentials {
@@ -150,6 +172,9 @@ impl Verifier {
             inflight: Mutex::new(HashMap::new()),
             limits,
             counters: Counters::default(),
+            meters,
+            #[cfg(feature = "metrics")]
+            _gauges: gauges,
         })
     }
 
@@ -184,7 +209,17 @@ impl Verifier {
     where
         I: IntoIterator<Item = &'a str>,
     {
-        self.verify(one_value(values)?).await
+        let key = one_value(values).map_err(|e| self.refused_early(e))?;
+        self.verify(key).await
+    }
+
+    /// Counts a request refused before its key was looked at (none, or several).
+    fn refused_early(&self, e: AuthError) -> AuthError {
+        self.meters.request(match e {
+            AuthError::Missing => RequestOutcome::Missing,
+            _ => RequestOutcome::Malformed,
+        });
+        e
     }
 
     /// Verifies a request from its key-header values and its `Authorization` values (used
@@ -199,8 +234,11 @@ impl Verifier {
         I: IntoIterator<Item = &'a str>,
         J: IntoIterator<Item = &'a str>,
     {
-        self.check(self.credentials.select(api_key, authorization)?)
-            .await
+        let key = self
+            .credentials
+            .select(api_key, authorization)
+            .map_err(|e| self.refused_early(e))?;
+        self.check(key).await
     }
 
     /// Verifies one key.
@@ -210,26 +248,47 @@ impl Verifier {
 
     /// Verifies one key; the outcome tells when a valid key stops working, if soon.
     pub async fn check(&self, key: &str) -> Result<Verified, AuthError> {
+        match self.decide(key).await {
+            Ok(verified) => {
+                self.meters.request(RequestOutcome::Valid);
+                Ok(verified)
+            }
+            Err(refusal) => {
+                self.meters.request(refusal.outcome());
+                Err(refusal.error())
+            }
+        }
+    }
+
+    async fn decide(&self, key: &str) -> Result<Verified, Refusal> {
         // Malformed values never reach a cache or the store.
         if let Err(why) = self.format.check(key) {
             log::info!("API key refused before lookup: {why}");
-            return Err(AuthError::Invalid);
+            return Err(Refusal::Malformed);
         }
         let digest = self.hasher.digest(key);
         let now = unix_now();
         let minute = (now / 60) as u32;
-        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
-            return self
-                .accept(&digest, &valid, now, Some(first_this_minute))
-                .await;
-        }
-        // A digest the store never held (a spray of random keys) costs no store query.
-        if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-            self.counters.filtered.fetch_add(1, Ordering::Relaxed);
-            return Err(AuthError::Invalid);
-        }
-        if self.caches.is_known_unknown(&digest) {
-            return Err(AuthError::Invalid);
+        // While the feed may be missing changes made elsewhere, nothing derived from it (the
+        // caches, the filter) is trusted: the store answers, or the request gets 503.
+        let live = self.store.changes().is_live();
+        if live {
+            if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+                return self
+                    .accept(&digest, &valid, now, Some(first_this_minute))
+                    .await;
+            }
+            // A digest the store never held (a spray of random keys) costs no store query,
+            // beyond a small budget for keys created elsewhere a moment ago.
+            if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
+                if self.caches.is_known_unknown(&digest) || !self.filter.may_ask_anyway() {
+                    self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+                    self.meters.filter_refusal();
+                    return Err(Refusal::Unknown);
+                }
+            } else if self.caches.is_known_unknown(&digest) {
+                return Err(Refusal::Unknown);
+            }
         }
         let generation = self.caches.generation();
         // Concurrent misses for one digest in one generation share a single store query.
@@ -261,21 +320,24 @@ impl Verifier {
                 inflight.remove(&digest);
             }
         }
+        // What is learnt while the feed is not live is not cached: changes may be missing.
+        let remember = leader && live && self.store.changes().is_live();
         match outcome {
             Ok(valid) => {
-                if leader {
+                if remember {
                     self.caches
                         .remember(digest, valid.clone(), generation, minute);
                 }
-                // A freshly cached entry is noted as used this minute: note it here.
-                let first = self.caches.enabled().then_some(true);
+                // A freshly cached entry is noted as used this minute: note it here. Without
+                // an entry, the usage log keeps count itself.
+                let first = (remember && self.caches.enabled()).then_some(true);
                 self.accept(&digest, &valid, now, first).await
             }
-            Err(AuthError::Invalid) => {
-                if leader {
+            Err(refusal @ (Refusal::Unknown | Refusal::Revoked | Refusal::Expired)) => {
+                if remember {
                     self.caches.remember_unknown(digest, generation);
                 }
-                Err(AuthError::Invalid)
+                Err(refusal)
             }
             Err(e) => Err(e),
         }
@@ -290,12 +352,12 @@ impl Verifier {
         valid: &Valid,
         now: i64,
         first_this_minute: Option<bool>,
-    ) -> Result<Verified, AuthError> {
+    ) -> Result<Verified, Refusal> {
         let not_after = valid.not_after();
         if not_after <= now {
             log::info!("API key {:?} refused: expired", valid.identity.key_name());
             self.caches.forget(digest);
-            return Err(AuthError::Invalid);
+            return Err(Refusal::Expired);
         }
         if let Err(refused) = self
             .limits
@@ -304,13 +366,15 @@ impl Verifier {
         {
             let refused = match refused {
                 Refused::RateLimited { retry_after_secs } => {
-                    AuthError::RateLimited { retry_after_secs }
+                    Refusal::RateLimited { retry_after_secs }
                 }
-                Refused::QuotaExhausted { retry_after_secs } => {
-                    AuthError::QuotaExhausted { retry_after_secs }
-                }
+                Refused::QuotaExhausted { retry_after_secs } => Refusal::Quota { retry_after_secs },
             };
-            log::info!("API key {:?} refused: {refused}", valid.identity.key_name());
+            log::info!(
+                "API key {:?} refused: {}",
+                valid.identity.key_name(),
+                refused.error()
+            );
             return Err(refused);
         }
         self.usage.record(&valid.identity, now, first_this_minute);
@@ -328,6 +392,7 @@ impl Verifier {
     /// Counts a request of a valid key that the route refused with 403 (not in its groups),
     /// for the key's usage per day.
     pub fn note_forbidden(&self, identity: &Identity) {
+        self.meters.request(RequestOutcome::Forbidden);
         self.limits.note(identity.tech_name(), Outcome::Forbidden);
     }
 
@@ -349,6 +414,12 @@ impl Verifier {
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         self.limits.give_back().await;
         self.flush_usage().await
+    }
+
+    /// Whether the store's change feed is live right now: while it is not, caches and the
+    /// digest filter are bypassed and every request asks the store.
+    pub fn feed_live(&self) -> bool {
+        self.store.changes().is_live()
     }
 
     /// How many valid keys are cached right now.

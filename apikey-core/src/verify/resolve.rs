@@ -2,11 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
 use super::cache::Valid;
-use super::{unavailable, AuthError, SetupError, Verifier};
+use super::{unavailable, Refusal, SetupError, Verifier};
 use crate::config::{ConfigError, KeySection};
 use crate::key::{KeyDigest, KeyHasher};
 use crate::model::{Identity, KeyRecord, Match};
@@ -69,47 +70,51 @@ impl Sections {
 
 impl Verifier {
     /// What the store (and the config sections) say of a digest.
-    pub(super) async fn resolve(&self, digest: &KeyDigest) -> Result<Valid, AuthError> {
+    pub(super) async fn resolve(&self, digest: &KeyDigest) -> Result<Valid, Refusal> {
         let now = OffsetDateTime::now_utc();
         if let Some((stored, section)) = self.sections.by_digest.get_key_value(digest) {
             if !stored.ct_eq(digest) {
-                return Err(AuthError::Invalid);
+                return Err(Refusal::Unknown);
             }
             return self.resolve_section(section, now).await;
         }
+        let started = Instant::now();
         self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
-        let found = self
-            .store
-            .find_by_digest(digest)
-            .await
-            .map_err(unavailable)?;
-        match found {
+        let found = self.store.find_by_digest(digest).await;
+        self.meters.store_query(started.elapsed());
+        match found.map_err(unavailable)? {
             Some(m) if m.digest.ct_eq(digest) => self.check_match(m, now),
             _ => {
                 log::info!("API key refused: unknown key");
-                Err(AuthError::Invalid)
+                Err(Refusal::Unknown)
             }
         }
     }
 
-    fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Valid, AuthError> {
+    fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Valid, Refusal> {
         let r = &m.record;
         let refused = if self.sections.overridden.contains(&r.tech_name) {
-            Some("its secret is replaced by a config section")
+            Some((
+                "its secret is replaced by a config section",
+                Refusal::Unknown,
+            ))
         } else if !r.active {
-            Some("revoked")
+            Some(("revoked", Refusal::Revoked))
         } else if r.is_expired(now) {
-            Some("expired")
+            Some(("expired", Refusal::Expired))
         } else if m.valid_until.is_some_and(|t| t <= now) {
-            Some("a rotated-out secret whose grace period ended")
+            Some((
+                "a rotated-out secret whose grace period ended",
+                Refusal::Expired,
+            ))
         } else if self.sections.refuse_inactive_users && !r.user_active {
-            Some("its user is disabled")
+            Some(("its user is disabled", Refusal::Revoked))
         } else {
             None
         };
-        if let Some(why) = refused {
+        if let Some((why, refusal)) = refused {
             log::info!("API key {:?} refused: {why}", r.name);
-            return Err(AuthError::Invalid);
+            return Err(refusal);
         }
         let meter = self.limits.configure(&r.tech_name, r.rate_limit, r.quota);
         let not_after = [r.expires_at, m.valid_until].into_iter().flatten().min();
@@ -127,27 +132,26 @@ impl Verifier {
         &self,
         section: &KeySection,
         now: OffsetDateTime,
-    ) -> Result<Valid, AuthError> {
+    ) -> Result<Valid, Refusal> {
+        let started = Instant::now();
         self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
-        let stored: Option<KeyRecord> = self
-            .store
-            .get_by_tech_name(&section.tech_name)
-            .await
-            .map_err(unavailable)?;
-        let refuse = |why: &str| {
+        let stored = self.store.get_by_tech_name(&section.tech_name).await;
+        self.meters.store_query(started.elapsed());
+        let stored: Option<KeyRecord> = stored.map_err(unavailable)?;
+        let refuse = |why: &str, refusal: Refusal| {
             log::info!(
                 "API key of section [{}] refused: {why}",
                 section.section_name()
             );
-            Err(AuthError::Invalid)
+            Err(refusal)
         };
         let (user, name, groups, user_active, expires_at) = match &stored {
             Some(r) => {
                 if !r.active {
-                    return refuse("the stored key is revoked");
+                    return refuse("the stored key is revoked", Refusal::Revoked);
                 }
                 if r.is_expired(now) {
-                    return refuse("the stored key is expired");
+                    return refuse("the stored key is expired", Refusal::Expired);
                 }
                 let user = section.user.as_deref().unwrap_or(&r.user);
                 let user_active = if user == r.user {
@@ -160,7 +164,10 @@ impl Verifier {
             }
             None => {
                 let Some(user) = section.user.as_deref() else {
-                    return refuse("no stored key of that tech name and no `user`");
+                    return refuse(
+                        "no stored key of that tech name and no `user`",
+                        Refusal::Unknown,
+                    );
                 };
                 let user_active = self.user_active(user).await?;
                 let groups: &[String] = section.groups.as_deref().unwrap_or_default();
@@ -168,7 +175,7 @@ impl Verifier {
             }
         };
         if self.sections.refuse_inactive_users && !user_active {
-            return refuse("its user is disabled");
+            return refuse("its user is disabled", Refusal::Revoked);
         }
         let stored_limit = stored.as_ref().and_then(|r| r.rate_limit);
         let stored_quota = stored.as_ref().and_then(|r| r.quota);
@@ -185,8 +192,11 @@ impl Verifier {
         .with_meter(meter))
     }
 
-    async fn user_active(&self, user: &str) -> Result<bool, AuthError> {
+    async fn user_active(&self, user: &str) -> Result<bool, Refusal> {
+        let started = Instant::now();
         self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
-        self.store.user_active(user).await.map_err(unavailable)
+        let active = self.store.user_active(user).await;
+        self.meters.store_query(started.elapsed());
+        active.map_err(unavailable)
     }
 }

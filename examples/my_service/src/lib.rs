@@ -76,6 +76,9 @@ pub struct Stats {
     store_queries: u64,
     filtered: u64,
     cached_keys: usize,
+    /// Whether the store's change feed is live (while it is not, every request asks the
+    /// store).
+    feed_live: bool,
     /// Where limits are kept (`rate_limits`, `quotas`), whether they fall back to per
     /// instance (`fallback`), outages and round trips to the shared backend.
     #[schema(value_type = Object)]
@@ -90,8 +93,33 @@ pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
         store_queries: keys.store_queries(),
         filtered: keys.filtered(),
         cached_keys: keys.cached_keys(),
+        feed_live: keys.feed_live(),
         limits: keys.limits(),
     })
+}
+
+/// The process-wide Prometheus recorder, installed on first use (before any verifier is
+/// built, so that its metric handles reach it).
+#[cfg(feature = "metrics")]
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder installed by the embedding program keeps the metrics instead.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// apikey's metrics (and any other the process records) in Prometheus text format.
+#[cfg(feature = "metrics")]
+#[route("/metrics", auth = "none")]
+pub fn scrape() -> (rocket::http::ContentType, String) {
+    let text = rocket::http::ContentType::new("text", "plain")
+        .with_params([("version", "0.0.4"), ("charset", "utf-8")]);
+    (text, prometheus().render())
 }
 
 /// The demo's API, as `#[utoipa::path]` describes it; apikey adds who may call what.
@@ -168,6 +196,8 @@ pub async fn app(
         .with_actor(Actor::new("my-service").expect("a valid actor"));
     let seeded = seed(&keys, &config.settings.admin_group).await?;
     let admin = Admin::new(keys, &config);
+    #[cfg(feature = "metrics")]
+    prometheus();
     let verifier = Verifier::new(config, store).await?;
     let rocket = rocket
         .attach(ApiKey::with_verifier(Arc::new(verifier)))
@@ -177,5 +207,7 @@ pub async fn app(
             routes![my_service, whoami, health, billing, stats, openapi],
         )
         .mount("/admin", apikey_rocket::admin::routes());
+    #[cfg(feature = "metrics")]
+    let rocket = rocket.mount("/", routes![scrape]);
     Ok((rocket, seeded))
 }
