@@ -10,6 +10,7 @@ pub use support::cluster::{filter_ready, percentile, Cluster};
 pub use support::http::{
     admin, api_key, client, create_key, demo_client, get, problem, rocket_with, spec, Problem,
 };
+pub use support::logs::{captured_logs, CapturedLogs};
 pub use support::probe::{Parked, Probe};
 pub use support::proxy::BlackHoleProxy;
 pub use support::redis::{redis_url, unique_prefix, RedisProxy, REDIS_ENV};

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod http;
+pub mod logs;
 pub mod probe;
 pub mod proxy;
 pub mod redis;

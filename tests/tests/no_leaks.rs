@@ -2,7 +2,7 @@
 //! `Debug` output or response body, across a full scenario.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apikey_core::{
@@ -10,37 +10,10 @@ use apikey_core::{
     Verifier,
 };
 use apikey_rocket::ApiKey;
-use apikey_tests::{admin, api_key, spec, Probe};
+use apikey_tests::{admin, api_key, captured_logs, spec, Probe};
 use rocket::figment::providers::{Format, Toml};
 use rocket::local::asynchronous::Client;
 use rocket::routes;
-
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        self.0.lock().unwrap().push(format!(
-            "{} {} {}",
-            record.level(),
-            record.target(),
-            record.args()
-        ));
-    }
-    fn flush(&self) {}
-}
-
-fn capture() -> &'static Capture {
-    static LOGS: OnceLock<&'static Capture> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logger: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
-        log::set_logger(logger).expect("the only logger");
-        log::set_max_level(log::LevelFilter::Trace);
-        logger
-    })
-}
 
 fn forms(key: &str) -> Vec<String> {
     let digest = KeyHasher::new(None).digest(key);
@@ -59,7 +32,7 @@ fn forms(key: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_scenario_leaks_nothing() {
-    let logs = capture();
+    let logs = captured_logs();
     let probe = Probe::new(Arc::new(MemoryStore::new()));
     let store: SharedStore = probe.clone();
     let config_key = "config-secret-value-1234567890";
@@ -204,7 +177,7 @@ async fn a_full_scenario_leaks_nothing() {
     texts.push(format!("{err} {err:?}"));
     texts.push(format!("{:?}", verifier.verify(bad.as_str()).await));
 
-    let logs = logs.0.lock().unwrap().clone();
+    let logs = logs.lines();
     assert!(
         logs.iter().any(|l| l.contains("refused")),
         "logging was captured: {logs:?}"

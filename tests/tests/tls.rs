@@ -161,6 +161,20 @@ async fn instance(store: &SharedStore, url: &str, ca: &std::path::Path, prefix: 
     Verifier::new(config, store.clone()).await.unwrap()
 }
 
+/// Sends `n` requests, alternating between the instances; how many were accepted (the others
+/// must be rate limited).
+async fn accepted(instances: &[&Verifier], key: &str, n: usize) -> usize {
+    let mut accepted = 0;
+    for i in 0..n {
+        match instances[i % instances.len()].verify(key).await {
+            Ok(_) => accepted += 1,
+            Err(AuthError::RateLimited { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    accepted
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_limits_hold_across_instances_and_a_bad_certificate_falls_back() {
     let Some(pki) = TestPki::new() else { return };
@@ -179,16 +193,11 @@ async fn rediss_limits_hold_across_instances_and_a_bad_certificate_falls_back() 
         assert_eq!(stats.rate_limits, "redis", "{stats:?}");
         assert!(!stats.fallback, "{stats:?}");
     }
-    let mut accepted = 0;
-    for i in 0..12 {
-        let v = if i % 2 == 0 { &a } else { &b };
-        match v.verify(&key).await {
-            Ok(_) => accepted += 1,
-            Err(AuthError::RateLimited { .. }) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert_eq!(accepted, 6, "the shared limit holds across instances");
+    assert_eq!(
+        accepted(&[&a, &b], &key, 12).await,
+        6,
+        "the shared limit holds across instances"
+    );
 
     // A CA that did not sign the server's certificate: as a Redis outage, limits fall back
     // to per instance and keys still verify.
@@ -196,16 +205,11 @@ async fn rediss_limits_hold_across_instances_and_a_bad_certificate_falls_back() 
     let prefix = unique_prefix();
     let a = instance(&store, &url, &pki.other_ca, &prefix).await;
     let b = instance(&store, &url, &pki.other_ca, &prefix).await;
-    let mut accepted = 0;
-    for i in 0..12 {
-        let v = if i % 2 == 0 { &a } else { &b };
-        match v.verify(&key).await {
-            Ok(_) => accepted += 1,
-            Err(AuthError::RateLimited { .. }) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert_eq!(accepted, 6, "3 per instance, as in any Redis outage");
+    assert_eq!(
+        accepted(&[&a, &b], &key, 12).await,
+        6,
+        "3 per instance, as in any Redis outage"
+    );
     for v in [&a, &b] {
         let stats = v.limits_stats();
         assert!(stats.fallback, "{stats:?}");
