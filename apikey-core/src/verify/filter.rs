@@ -38,8 +38,8 @@ const BITS_PER_KEY: usize = 16;
 const MIN_CAPACITY: usize = 1 << 16;
 /// How often a filter that could not be loaded tries again.
 const RETRY: Duration = Duration::from_secs(5);
-/// Store queries per second that digests the filter excludes may still make (bursts of as
-/// many): what a key created elsewhere needs between its commit and its notification.
+/// Store queries per second (of the clock) that digests the filter excludes may still make:
+/// what a key created elsewhere needs between its commit and its notification.
 pub const FILTER_MISS_BUDGET: u32 = 5;
 
 /// The bits: blocks of 8 words (512 bits), a power of two of them.
@@ -157,41 +157,35 @@ pub(crate) struct DigestFilter {
     _worker: Background,
 }
 
-/// A token bucket of [`FILTER_MISS_BUDGET`] store queries a second, lock-free: the instant
-/// (in ms since `epoch`) at which the bucket is full again (a GCRA).
-struct MissBudget {
-    epoch: Instant,
-    full_at: AtomicU64,
-}
+/// [`FILTER_MISS_BUDGET`] store queries per second of the clock, lock-free: the current
+/// second (high 32 bits) and the queries taken in it (low 32 bits). It reads no clock of its
+/// own: the verifier's reading of the request's time serves.
+struct MissBudget(AtomicU64);
 
 impl MissBudget {
-    const INTERVAL_MS: u64 = 1000 / FILTER_MISS_BUDGET as u64;
-    const BURST_MS: u64 = Self::INTERVAL_MS * FILTER_MISS_BUDGET as u64;
-
     fn new() -> Self {
-        MissBudget {
-            epoch: Instant::now(),
-            full_at: AtomicU64::new(0),
-        }
+        MissBudget(AtomicU64::new(0))
     }
 
-    /// Takes one query from the budget, if one is left.
-    fn take(&self) -> bool {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut full_at = self.full_at.load(Ordering::Relaxed);
+    /// Takes one query from the budget of second `now`, if one is left.
+    fn take(&self, now: i64) -> bool {
+        let second = (now as u64) << 32;
+        let mut seen = self.0.load(Ordering::Relaxed);
         loop {
-            let next = full_at.max(now) + Self::INTERVAL_MS;
-            if next > now + Self::BURST_MS {
-                return false;
-            }
-            match self.full_at.compare_exchange_weak(
-                full_at,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            let next = if seen & !0xFFFF_FFFF == second {
+                if seen & 0xFFFF_FFFF >= u64::from(FILTER_MISS_BUDGET) {
+                    return false;
+                }
+                seen + 1
+            } else {
+                second | 1
+            };
+            match self
+                .0
+                .compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
-                Err(seen) => full_at = seen,
+                Err(actual) => seen = actual,
             }
         }
     }
@@ -238,10 +232,10 @@ impl DigestFilter {
         }
     }
 
-    /// Whether a digest the filter excludes may be asked for anyway (see
-    /// [`FILTER_MISS_BUDGET`]).
-    pub fn may_ask_anyway(&self) -> bool {
-        self.misses.take()
+    /// Whether a digest the filter excludes may be asked for anyway in second `now` (unix
+    /// seconds; see [`FILTER_MISS_BUDGET`]).
+    pub fn may_ask_anyway(&self, now: i64) -> bool {
+        self.misses.take(now)
     }
 
     /// Whether `digest` is certainly not in the store: only when the filter is complete,

@@ -281,7 +281,7 @@ impl Verifier {
             // A digest the store never held (a spray of random keys) costs no store query,
             // beyond a small budget for keys created elsewhere a moment ago.
             if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-                if self.caches.is_known_unknown(&digest) || !self.filter.may_ask_anyway() {
+                if self.caches.is_known_unknown(&digest) || !self.filter.may_ask_anyway(now) {
                     self.counters.filtered.fetch_add(1, Ordering::Relaxed);
                     self.meters.filter_refusal();
                     return Err(Refusal::Unknown);
