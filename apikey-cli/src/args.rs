@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use apikey_core::model::check_name;
 use apikey_core::{parse_duration, Actor, Quota, RateLimit};
 use clap::{Parser, Subcommand};
 
@@ -19,8 +20,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Who makes the change, for the audit trail (else APIKEY_ACTOR, else the OS user).
-    #[arg(long, global = true, value_name = "NAME", value_parser = actor)]
-    pub actor: Option<Actor>,
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -154,8 +155,32 @@ pub enum UserAction {
     Enable { user: String },
 }
 
-fn actor(text: &str) -> Result<Actor, String> {
-    Actor::new(text)
+impl Cli {
+    /// Checks the names this command would store (key name, user, groups) and the actor:
+    /// none may hold a control or bidirectional formatting character. Checked here rather
+    /// than by clap, whose message would repeat the value as it is.
+    pub fn check_names(&self) -> Result<Option<Actor>, String> {
+        let actor = self.actor.as_deref().map(Actor::new).transpose()?;
+        match &self.command {
+            Command::Create {
+                name, user, groups, ..
+            } => {
+                check_name("key name", name)?;
+                check_name("user", user)?;
+                groups
+                    .iter()
+                    .try_for_each(|g| check_name("group name", g))?;
+            }
+            Command::Group {
+                action: GroupAction::Add { group, .. },
+            } => check_name("group name", group)?,
+            Command::User {
+                action: UserAction::Disable { user } | UserAction::Enable { user },
+            } => check_name("user", user)?,
+            _ => {}
+        }
+        Ok(actor)
+    }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

@@ -5,7 +5,7 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
-use apikey_core::{ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier};
+use apikey_core::{Actor, ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier};
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use time::OffsetDateTime;
@@ -41,14 +41,14 @@ fn config(cli: &Cli) -> Result<ApiKeyConfig, Failure> {
 }
 
 /// Runs one command.
-pub async fn run(cli: Cli) -> Result<(), Failure> {
+pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
     let config = config(&cli)?;
     let store = apikey_core::open(&config.settings).await.map_err(|e| {
         let url = redact_url(&config.settings.database_url);
         Failure(format!("cannot open the key store {url}: {e}"), 2)
     })?;
     let mut keys = KeyManager::new(store.clone(), &config);
-    if let Some(actor) = cli.actor {
+    if let Some(actor) = actor {
         keys = keys.with_actor(actor);
     }
     let json = cli.json;

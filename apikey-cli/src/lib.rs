@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use apikey_core::model::escape_unsafe;
 use clap::Parser;
 
 mod args;
@@ -20,6 +21,13 @@ use failure::Failure;
 /// 1 refused or not found, 2 bad configuration or store unavailable).
 pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let actor = match cli.check_names() {
+        Ok(actor) => actor,
+        Err(message) => {
+            eprintln!("apikey: {}", escape_unsafe(&message));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -30,13 +38,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(commands::run(cli));
+    let result = runtime.block_on(commands::run(cli, actor));
     let _ = io::stdout().flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message, code)) => {
             if !message.is_empty() {
-                eprintln!("apikey: {message}");
+                eprintln!("apikey: {}", escape_unsafe(&message));
             }
             ExitCode::from(code)
         }

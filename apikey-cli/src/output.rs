@@ -1,10 +1,48 @@
 //! What `apikey` prints: aligned text for people, one JSON document per command with `--json`.
+//!
+//! Names come from the store, and a store written before names were checked may hold any
+//! character: everything printed goes through [`escape_unsafe`] (text) or [`json_safe`]
+//! (JSON), so no name can move the cursor, clear the screen or start a forged line.
 
 use apikey_core::admin::OdooReport;
+use apikey_core::model::{escape_unsafe, is_unsafe_char};
 use apikey_core::{AuditRecord, AuthError, Identity, KeyRecord, Secret};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// Prints one line for people on stdout, escaped.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", escape_unsafe(&format!($($arg)*)))
+    };
+}
+
+/// Prints one line for people on stderr, escaped.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", escape_unsafe(&format!($($arg)*)))
+    };
+}
+
+/// A JSON text with every character that could forge output written as a `\uXXXX` escape
+/// (only strings can hold one; a raw newline is the layout of pretty output).
+pub(crate) fn json_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && is_unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Prints a JSON document on stdout, escaped.
+fn print_json(doc: &impl std::fmt::Display) {
+    println!("{}", json_safe(&doc.to_string()));
+}
 
 fn when(t: Option<OffsetDateTime>) -> String {
     t.and_then(|t| t.format(&Rfc3339).ok())
@@ -18,25 +56,25 @@ pub(crate) fn record_json(r: &KeyRecord) -> serde_json::Value {
 }
 
 fn print_record(r: &KeyRecord) {
-    println!("name:         {}", r.name);
-    println!("tech_name:    {}", r.tech_name);
-    println!("user:         {}", r.user);
-    println!("groups:       {}", r.groups.join(", "));
-    println!("status:       {}", r.status());
-    println!("stub:         {}", r.stub);
-    println!(
+    say!("name:         {}", r.name);
+    say!("tech_name:    {}", r.tech_name);
+    say!("user:         {}", r.user);
+    say!("groups:       {}", r.groups.join(", "));
+    say!("status:       {}", r.status());
+    say!("stub:         {}", r.stub);
+    say!(
         "rate_limit:   {}",
         r.rate_limit
             .map_or_else(|| "- (the default)".into(), |l| l.to_string())
     );
-    println!(
+    say!(
         "quota:        {}",
         r.quota
             .map_or_else(|| "- (the default)".into(), |q| q.to_string())
     );
-    println!("expires_at:   {}", when(r.expires_at));
-    println!("created_at:   {}", when(Some(r.created_at)));
-    println!("last_used_at: {}", when(r.last_used_at));
+    say!("expires_at:   {}", when(r.expires_at));
+    say!("created_at:   {}", when(Some(r.created_at)));
+    say!("last_used_at: {}", when(r.last_used_at));
 }
 
 /// Prints rows under a header, in columns.
@@ -54,7 +92,7 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        say!("{}", line.join("  ").trim_end());
     }
 }
 
@@ -90,7 +128,7 @@ fn print_list(records: &[KeyRecord]) {
 /// Prints the audit trail.
 pub(crate) fn audit(json: bool, entries: &[AuditRecord]) {
     if json {
-        println!("{}", json!(entries));
+        print_json(&json!(entries));
         return;
     }
     let rows: Vec<[String; 5]> = entries
@@ -111,11 +149,11 @@ pub(crate) fn audit(json: bool, entries: &[AuditRecord]) {
 /// Prints what an Odoo import did (or would do); warnings go to stderr.
 pub(crate) fn imported(json: bool, r: &OdooReport) {
     if json {
-        println!("{}", json!(r));
+        print_json(&json!(r));
         return;
     }
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        tell!("warning: {w}");
     }
     let (lead, verbs) = if r.dry_run {
         (
@@ -125,7 +163,7 @@ pub(crate) fn imported(json: bool, r: &OdooReport) {
     } else {
         ("Imported from Odoo:", ["created", "updated", "disabled"])
     };
-    println!(
+    say!(
         "{lead} {} {}, {} {}, {} unchanged, {} skipped; {} user(s) {}.",
         r.created,
         verbs[0],
@@ -141,9 +179,9 @@ pub(crate) fn imported(json: bool, r: &OdooReport) {
 /// Prints how many keys neutralize deactivated.
 pub(crate) fn neutralized(json: bool, count: u64) {
     if json {
-        println!("{}", json!({ "deactivated": count }));
+        print_json(&json!({ "deactivated": count }));
     } else {
-        eprintln!("Deactivated {count} key(s); every stored key is now inactive.");
+        tell!("Deactivated {count} key(s); every stored key is now inactive.");
     }
 }
 
@@ -151,11 +189,12 @@ pub(crate) fn print_secret(json: bool, r: &KeyRecord, key: &Secret, what: &str) 
     if json {
         let mut v = record_json(r);
         v["key"] = json!(key.expose());
-        println!("{v}");
+        print_json(&v);
     } else {
-        eprintln!(
+        tell!(
             "{what} key {:?} for user {:?}. The key is shown once, store it now:",
-            r.name, r.user
+            r.name,
+            r.user
         );
         println!("{}", key.expose());
     }
@@ -163,53 +202,50 @@ pub(crate) fn print_secret(json: bool, r: &KeyRecord, key: &Secret, what: &str) 
 
 pub(crate) fn done(json: bool, r: &KeyRecord, what: &str) {
     if json {
-        println!("{}", record_json(r));
+        print_json(&record_json(r));
     } else {
-        eprintln!("{what} key {:?} (now {}).", r.name, r.status());
+        tell!("{what} key {:?} (now {}).", r.name, r.status());
     }
 }
 
 /// Prints the outcome of `apikey verify`.
 pub(crate) fn verified(json: bool, caller: &Result<Identity, AuthError>) {
     match (caller, json) {
-        (Ok(c), true) => println!(
+        (Ok(c), true) => say!(
             "{}",
             json!({ "valid": true, "user": c.user(), "name": c.key_name(), "groups": c.groups().collect::<Vec<_>>() })
         ),
-        (Ok(c), false) => println!("valid: key {:?} of user {:?}", c.key_name(), c.user()),
-        (Err(_), true) => println!("{}", json!({ "valid": false })),
-        (Err(e), false) => println!("invalid: {e}"),
+        (Ok(c), false) => say!("valid: key {:?} of user {:?}", c.key_name(), c.user()),
+        (Err(_), true) => print_json(&json!({ "valid": false })),
+        (Err(e), false) => say!("invalid: {e}"),
     }
 }
 
 /// Prints a key's groups after an edit.
 pub(crate) fn groups(json: bool, r: &KeyRecord) {
     if json {
-        println!("{}", record_json(r));
+        print_json(&record_json(r));
     } else {
-        eprintln!("Key {:?} is in groups: {}.", r.name, r.groups.join(", "));
+        tell!("Key {:?} is in groups: {}.", r.name, r.groups.join(", "));
     }
 }
 
 /// Prints a deleted key's name.
 pub(crate) fn deleted(json: bool, name: &str) {
     if json {
-        println!("{}", json!({ "deleted": name }));
+        print_json(&json!({ "deleted": name }));
     } else {
-        eprintln!("Deleted key {name:?}.");
+        tell!("Deleted key {name:?}.");
     }
 }
 
 /// Prints a user's new state.
 pub(crate) fn user(json: bool, user: &str, active: bool, keys: u64) {
     if json {
-        println!(
-            "{}",
-            json!({ "user": user, "active": active, "keys": keys })
-        );
+        print_json(&json!({ "user": user, "active": active, "keys": keys }));
     } else {
         let state = if active { "enabled" } else { "disabled" };
-        eprintln!("User {user:?} {state} ({keys} key(s)).");
+        tell!("User {user:?} {state} ({keys} key(s)).");
     }
 }
 
@@ -217,7 +253,7 @@ pub(crate) fn user(json: bool, user: &str, active: bool, keys: u64) {
 pub(crate) fn records(json: bool, all: &[KeyRecord]) {
     if json {
         let v: Vec<_> = all.iter().map(record_json).collect();
-        println!("{}", serde_json::Value::Array(v));
+        print_json(&serde_json::Value::Array(v));
     } else {
         print_list(all);
     }
@@ -226,7 +262,7 @@ pub(crate) fn records(json: bool, all: &[KeyRecord]) {
 /// Prints one key.
 pub(crate) fn record(json: bool, r: &KeyRecord) {
     if json {
-        println!("{}", record_json(r));
+        print_json(&record_json(r));
     } else {
         print_record(r);
     }
@@ -245,13 +281,10 @@ fn day_text(day: i64) -> String {
 
 pub(crate) fn usage(json: bool, report: &crate::usage::UsageReport) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
+        print_json(&serde_json::to_string_pretty(report).unwrap_or_default());
         return;
     }
-    println!(
+    say!(
         "{} ({}): requests per day since {} (UTC)",
         report.name,
         report.tech_name,
@@ -278,13 +311,13 @@ pub(crate) fn usage(json: bool, report: &crate::usage::UsageReport) {
     ]);
     table(["DAY", "ACCEPTED", "403", "429"], &rows);
     match &report.quota {
-        Some(q) => println!(
+        Some(q) => say!(
             "quota {}: {} used, {} remaining, refilled at {}",
             q.quota,
             q.used,
             q.remaining,
             when(Some(q.refills_at))
         ),
-        None => println!("quota: none"),
+        None => say!("quota: none"),
     }
 }

@@ -125,27 +125,52 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// A database URL with any password replaced by `***`, for messages.
+/// A database URL with any password replaced by `***`, for messages: the one in the user
+/// info (`user:pw@`) and any `password` or `sslpassword` query parameter.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = match rest.find(['/', '?']) {
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
+            if userinfo.contains(':') {
+                format!("{user}:***@{host}")
             } else {
-                user.to_owned()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
+                format!("{user}@{host}")
+            }
         }
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{}", redact_query(tail))
+}
+
+/// The path, query and fragment of a URL with the values of password parameters masked.
+fn redact_query(tail: &str) -> String {
+    let (before_fragment, fragment) = match tail.find('#') {
+        Some(i) => tail.split_at(i),
+        None => (tail, ""),
+    };
+    let Some((path, query)) = before_fragment.split_once('?') else {
+        return tail.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _))
+                if name.eq_ignore_ascii_case("password")
+                    || name.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{name}=***")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}{fragment}", params.join("&"))
 }
 
 /// Whether `name` is a usable HTTP header name.

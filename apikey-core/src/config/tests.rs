@@ -274,6 +274,35 @@ fn urls_are_redacted() {
     assert_eq!(redact_url("memory:"), "memory:");
 }
 
+/// A password in the query string (libpq's `?password=`, also `sslpassword`) is masked too.
+#[test]
+fn passwords_in_the_query_are_redacted() {
+    assert_eq!(
+        redact_url("postgres://host/db?user=u&password=s3cret&sslmode=verify-full"),
+        "postgres://host/db?user=u&password=***&sslmode=verify-full"
+    );
+    assert_eq!(
+        redact_url("postgres://u:pw@host/db?PASSWORD=s3cret"),
+        "postgres://u:***@host/db?PASSWORD=***"
+    );
+    assert_eq!(
+        redact_url("postgresql:///db?host=/run/pg&sslpassword=k3y"),
+        "postgresql:///db?host=/run/pg&sslpassword=***"
+    );
+    assert_eq!(
+        redact_url("rediss://cache:6380/0?password=s3cret#x"),
+        "rediss://cache:6380/0?password=***#x"
+    );
+    let url = "postgres://host/db?password=s3cret";
+    let settings = Settings {
+        database_url: url.into(),
+        feed_url: Some(url.into()),
+        limits_url: Some("redis://h/0?password=s3cret".into()),
+        ..Settings::default()
+    };
+    assert!(!format!("{settings:?}").contains("s3cret"));
+}
+
 #[test]
 fn an_odoo_config_file_works_as_it_is() {
     figment::Jail::expect_with(|jail| {

@@ -11,21 +11,33 @@ pub struct Actor(String);
 pub const ACTOR_ENV: &str = "APIKEY_ACTOR";
 
 impl Actor {
-    /// An actor by name: trimmed, 1 to 128 characters, no control characters.
+    /// An actor by name: trimmed, 1 to 128 characters, no control or bidirectional
+    /// formatting characters.
     pub fn new(name: &str) -> Result<Self, String> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-            return Err("an actor is 1 to 128 characters without control characters".to_owned());
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err("an actor is 1 to 128 characters".to_owned());
         }
+        super::check_name("actor", name)?;
         Ok(Actor(name.to_owned()))
     }
 
-    /// `APIKEY_ACTOR` when set, else the OS user (`USER`, `LOGNAME` or `USERNAME`), else
-    /// `unknown`.
+    /// An actor named after any text (an admin key's name from an older store, say): what
+    /// could forge output is escaped and the name cut to 128 characters, so it always works.
+    pub fn escaped(text: &str) -> Self {
+        let escaped = super::escape_unsafe(text.trim());
+        let name: String = escaped.chars().take(128).collect();
+        Actor::new(&name).unwrap_or_else(|_| Actor("unknown".into()))
+    }
+
+    /// `APIKEY_ACTOR` when set, else the OS user (`USER`, `LOGNAME` or `USERNAME`), else the
+    /// name of the OS account running the process (cron, systemd and containers often set no
+    /// `USER`), else `unknown`.
     pub fn from_env() -> Self {
         [ACTOR_ENV, "USER", "LOGNAME", "USERNAME"]
             .into_iter()
             .filter_map(|var| std::env::var(var).ok())
+            .chain(whoami::fallible::username().ok())
             .find_map(|name| Actor::new(&name).ok())
             .unwrap_or_else(|| Actor("unknown".into()))
     }

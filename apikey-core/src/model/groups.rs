@@ -28,9 +28,7 @@ impl Groups {
         let mut out = Vec::new();
         for name in names {
             let name = name.as_ref().trim();
-            if name.chars().any(char::is_control) {
-                return Err(format!("the group name {name:?} holds a control character"));
-            }
+            super::check_name("group name", name)?;
             if !name.is_empty() {
                 out.push(name.to_owned());
             }

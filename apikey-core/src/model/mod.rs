@@ -8,6 +8,7 @@ mod identity;
 mod quota;
 mod rate_limit;
 mod record;
+mod text;
 
 pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
 pub(crate) use duration::de_duration;
@@ -17,3 +18,4 @@ pub use identity::Identity;
 pub use quota::{Quota, QuotaWindow, UsageCount, UsageDay};
 pub use rate_limit::RateLimit;
 pub use record::{Imported, ImportedKey, KeyRecord, Match, NewKey, NewSecret};
+pub use text::{check_name, escape_unsafe, is_unsafe_char};

@@ -104,6 +104,8 @@ impl NewKey {
         if self.user.trim().is_empty() {
             return Err("a key needs a user".into());
         }
+        super::check_name("key name", &self.name)?;
+        super::check_name("user", &self.user)?;
         Ok(tech)
     }
 }

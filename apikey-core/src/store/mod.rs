@@ -199,6 +199,14 @@ pub(crate) fn validate_new(new: &NewKey) -> StoreResult<String> {
     new.tech_name().map_err(StoreError::Invalid)
 }
 
+/// Checks a user name given on its own (enable, disable).
+pub(crate) fn validate_user(user: &str) -> StoreResult<()> {
+    if user.trim().is_empty() {
+        return Err(StoreError::Invalid("a user name cannot be empty".into()));
+    }
+    crate::model::check_name("user", user).map_err(StoreError::Invalid)
+}
+
 /// Opens the store named by `settings.database_url` (`memory:`, `sqlite:…` or
 /// `postgres://…`) and brings its schema up to date. The one way services, the demo and the
 /// CLI open a store.

@@ -44,8 +44,9 @@ impl Admin {
 
     /// The manager, recording changes as made by the session's admin key.
     fn as_admin(&self, session: &Session) -> KeyManager {
-        let actor =
-            Actor::new(&format!("admin:{}", session.name())).unwrap_or_else(|_| Actor::from_env());
+        // Always the admin key, never the service's OS user: a name an older store holds
+        // that could not be an actor as it is is escaped.
+        let actor = Actor::escaped(&format!("admin:{}", session.name()));
         self.manager.clone().with_actor(actor)
     }
 }

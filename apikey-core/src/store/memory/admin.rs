@@ -9,7 +9,9 @@ use crate::model::{
     Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
     NewSecret, Quota, RateLimit, UsageDay,
 };
-use crate::store::{summary, validate_new, Change, KeyStore, StoreError, StoreResult};
+use crate::store::{
+    summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
+};
 
 fn reused() -> StoreError {
     StoreError::Invalid("that secret is already used by another key".into())
@@ -219,9 +221,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64> {
-        if user.trim().is_empty() {
-            return Err(StoreError::Invalid("a user name cannot be empty".into()));
-        }
+        validate_user(user)?;
         let count = {
             let mut state = self.write();
             if active {
@@ -244,6 +244,7 @@ impl KeyStore for MemoryStore {
 
     async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported> {
         let ImportedKey { key: new, active } = key;
+        validate_new(&new)?;
         let name = new.name.clone();
         let outcome = {
             let mut state = self.write();

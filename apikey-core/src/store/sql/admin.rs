@@ -197,9 +197,7 @@ macro_rules! sql_admin {
                 active: bool,
                 by: &Actor,
             ) -> StoreResult<u64> {
-                if user.trim().is_empty() {
-                    return Err(StoreError::Invalid("a user name cannot be empty".into()));
-                }
+                validate_user(user)?;
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 sqlx::query(
                     "INSERT INTO apikey_users (name, active) VALUES ($1, $2) \
@@ -226,6 +224,7 @@ macro_rules! sql_admin {
 
             async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported> {
                 let ImportedKey { key: new, active } = key;
+                validate_new(&new)?;
                 let name = new.name.clone();
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 let outcome = match Self::lock_key(&mut tx, &name).await {

@@ -55,7 +55,8 @@ pub(super) mod prelude {
         Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
     };
     pub(in crate::store) use crate::store::{
-        summary, validate_new, Change, ChangeFeed, KeyLookup, KeyStore, StoreError, StoreResult,
+        summary, validate_new, validate_user, Change, ChangeFeed, KeyLookup, KeyStore, StoreError,
+        StoreResult,
     };
     pub(in crate::store) use crate::task::Background;
 }
