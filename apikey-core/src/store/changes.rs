@@ -78,17 +78,28 @@ impl fmt::Debug for ChangeFeed {
     }
 }
 
+/// A feed that is not live until its store says so ([`ChangeFeed::set_live`]): a store that
+/// cannot hear of changes made elsewhere must never have caches and a digest filter trusted
+/// on its word.
 impl Default for ChangeFeed {
     fn default() -> Self {
         ChangeFeed {
             listeners: Mutex::new(Vec::new()),
             broadcast: broadcast::channel(1024).0,
-            live: AtomicBool::new(true),
+            live: AtomicBool::new(false),
         }
     }
 }
 
 impl ChangeFeed {
+    /// A feed that is live from the start: for a store whose every change goes through it
+    /// (in memory), or that starts following changes made elsewhere from a known position.
+    pub fn live() -> Self {
+        let feed = ChangeFeed::default();
+        feed.live.store(true, Ordering::Release);
+        feed
+    }
+
     /// Announces a change to every live listener, then to subscribers.
     pub fn announce(&self, change: Change) {
         let listeners: Vec<Arc<dyn ChangeListener>> = {

@@ -88,7 +88,6 @@ impl PostgresStore {
         // Live once a notification (our own heartbeat) arrives on this listener: behind a
         // pooler that never delivers one, the feed stays not live and every lookup asks the
         // store.
-        changes.set_live(false);
         let listener = feed.prove(listener).await;
         if !changes.is_live() {
             log::warn!(

@@ -64,7 +64,9 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?;
         migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
-        let changes = Arc::new(ChangeFeed::default());
+        // Live from the start: the watcher follows the change log from its current end (an
+        // in-memory database has no other writer).
+        let changes = Arc::new(ChangeFeed::live());
         let watcher = if in_memory {
             None
         } else {

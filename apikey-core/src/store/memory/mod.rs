@@ -81,7 +81,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
             state: RwLock::new(State::default()),
-            changes: ChangeFeed::default(),
+            changes: ChangeFeed::live(),
         }
     }
 
