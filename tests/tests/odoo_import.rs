@@ -296,3 +296,54 @@ async fn the_command_reports_counts_and_refuses_other_databases() {
     assert_eq!(out.status.code(), Some(2));
     odoo.drop().await;
 }
+
+/// Two Odoo keys with one value: Odoo matches active keys only, so the active one is the one
+/// its clients use, whatever the ids say; an inactive twin is reported, not imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_key_wins_a_shared_value() {
+    let Some(odoo) = PgDatabase::create("odoo").await else {
+        return;
+    };
+    odoo.run(SCHEMA).await;
+    odoo.run(
+        "INSERT INTO res_users (id, login, active) VALUES (1, 'old', true), (2, 'current', true);
+         INSERT INTO auth_api_key (id, name, key, user_id, active) VALUES
+             (1, 'Retired', 'shared_value', 1, false),
+             (2, 'Current', 'shared_value', 2, true),
+             (3, 'Both Inactive A', 'dormant_value', 1, false),
+             (4, 'Both Inactive B', 'dormant_value', 2, false);",
+    )
+    .await;
+    let db = SharedDb::sqlite();
+    let store = db.store().await;
+    let m = manager(&store);
+    for dry_run in [true, false] {
+        let report = m.import_odoo(&odoo.url, dry_run).await.unwrap();
+        assert_eq!((report.created, report.skipped), (2, 2), "{report:?}");
+        let warnings = report.warnings.join("\n");
+        assert!(
+            warnings.contains("#1 \"Retired\": same value as Odoo key #2"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("#4 \"Both Inactive B\": same value as Odoo key #3"),
+            "{warnings}"
+        );
+    }
+    assert_eq!(
+        verify(&store, "shared_value").await.map(|v| v.0),
+        Ok("current".into()),
+        "the clients of the active key keep working"
+    );
+    let names: Vec<String> = m
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["Both Inactive A", "Current"]);
+    drop((m, store));
+    odoo.drop().await;
+    db.finish().await;
+}

@@ -147,8 +147,9 @@ async fn read_keys(conn: &mut PgConnection) -> Result<Vec<OdooKey>, String> {
 impl KeyManager {
     /// Imports the keys of the Odoo database at `odoo_url` into this manager's store;
     /// `dry_run` reads both sides and writes nothing. Idempotent: a second run reports every
-    /// key unchanged. Odoo matches the lowest id first, so when several keys share one value
-    /// the lowest id is imported and the others are reported.
+    /// key unchanged. Odoo matches active keys only, lowest id first, so when several keys
+    /// share one value the lowest active id (else the lowest id) is imported and the others
+    /// are reported.
     pub async fn import_odoo(
         &self,
         odoo_url: &str,
@@ -167,7 +168,23 @@ impl KeyManager {
             dry_run,
             ..OdooReport::default()
         };
-        let mut seen: BTreeMap<String, (i64, String)> = BTreeMap::new();
+        // Of the keys sharing a value, the one Odoo matches: the lowest id among the active
+        // ones (Odoo's search skips archived records), else the lowest id.
+        let mut winner: BTreeMap<&str, (bool, i64, &str)> = BTreeMap::new();
+        for key in &keys {
+            let Some(value) = key.value.as_deref().filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            let candidate = (!key.active, key.id, key.name.as_str());
+            winner
+                .entry(value)
+                .and_modify(|w| *w = (*w).min(candidate))
+                .or_insert(candidate);
+        }
+        let winner: BTreeMap<String, (i64, String)> = winner
+            .into_iter()
+            .map(|(value, (_, id, name))| (value.to_owned(), (id, name.to_owned())))
+            .collect();
         // In a dry run: keys whose value this run replaces, so a later key may take it over.
         let mut moving: HashSet<String> = HashSet::new();
         let mut archived: Vec<String> = Vec::new();
@@ -177,14 +194,13 @@ impl KeyManager {
                 report.skip(format!("{label}: no value (Odoo never matches it)"));
                 continue;
             };
-            if let Some((first, first_name)) = seen.get(&value) {
+            if let Some((first, first_name)) = winner.get(&value).filter(|(id, _)| *id != key.id) {
                 report.skip(format!(
                     "{label}: same value as Odoo key #{first} {first_name:?}, which Odoo matches \
-                     first"
+                     (the first active key of that value)"
                 ));
                 continue;
             }
-            seen.insert(value.clone(), (key.id, key.name.clone()));
             if !key.user_active && !archived.contains(&key.login) {
                 archived.push(key.login.clone());
             }
