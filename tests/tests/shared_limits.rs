@@ -262,3 +262,30 @@ async fn leased_uses_not_spent_go_back_at_shutdown() {
     let days = store.usage("shared", 0).await.unwrap();
     assert_eq!(days[0].accepted, 300);
 }
+
+/// During a Redis outage an instance's quota falls back to its own count, starting from the
+/// shared count it last saw: it never grants the whole quota again on top of what was used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_fallback_starts_from_the_last_known_count() {
+    let Some(url) = redis_url() else { return };
+    let proxy = RedisProxy::start(&url).await;
+    let (store, key) = store_with_key(None, Some("10/1d".parse().unwrap())).await;
+    let all = instances(1, &store, &proxy.url, &unique_prefix()).await;
+    assert_eq!(accepted(&spray(&all, &key, 8).await), 8);
+    assert!(!all[0].limits_stats().fallback);
+
+    proxy.cut();
+    let outcomes = spray(&all, &key, 12).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(()) | Err(AuthError::QuotaExhausted { .. }))),
+        "{outcomes:?}"
+    );
+    assert!(all[0].limits_stats().fallback);
+    assert_eq!(
+        accepted(&outcomes),
+        2,
+        "8 of 10 were used before Redis went away: 2 are left, not 10"
+    );
+}

@@ -61,6 +61,13 @@ fn rate_limited(wait: Duration) -> Refused {
     }
 }
 
+/// Notes the shared count a quota grant reported, for a fallback to start from.
+fn observe(st: &mut KeyState, bucket: Bucket<'_>, grant: &super::backend::Grant) {
+    if let (Bucket::Quota { window, .. }, Some(used)) = (bucket, grant.used) {
+        st.lim().local_quota.observe(window, used);
+    }
+}
+
 fn quota_exhausted(wait: Duration) -> Refused {
     Refused::QuotaExhausted {
         retry_after_secs: u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX),
@@ -259,10 +266,12 @@ impl Inner {
                     pool.roll(window);
                 }
                 pool.add(grant.granted - 1, now);
+                observe(&mut st, bucket, &grant);
                 Leased::Got
             }
             Ok(grant) => {
                 pool.granted(0, grant.wait, now);
+                observe(&mut st, bucket, &grant);
                 Leased::Empty(grant.wait)
             }
             Err(e) => {
@@ -308,6 +317,7 @@ impl Inner {
                 if !stale {
                     pool.granted(grant.granted, grant.wait, now);
                 }
+                observe(&mut st, bucket, &grant);
             }
             Err(e) => {
                 drop(st);

@@ -47,6 +47,9 @@ pub(super) struct Grant {
     pub granted: u64,
     /// When nothing was granted: how long until the bucket has a token again.
     pub wait: Duration,
+    /// For a quota: the uses the shared count holds after this grant (all instances), where
+    /// the backend tells; a fallback to per-instance counting starts from it.
+    pub used: Option<u64>,
 }
 
 /// A place that holds shared limits.
@@ -168,6 +171,7 @@ impl Backend for StoreQuotas {
         Ok(Grant {
             granted,
             wait: until(ends_at),
+            used: None,
         })
     }
 

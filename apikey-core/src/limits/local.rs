@@ -45,6 +45,16 @@ impl LocalQuota {
         true
     }
 
+    /// Notes the shared count of `window` as last seen (uses by every instance): a fallback
+    /// in that window counts on from it, never from zero.
+    pub(super) fn observe(&mut self, window: i64, used: u64) {
+        if self.window != window {
+            *self = LocalQuota { window, used };
+        } else {
+            self.used = self.used.max(used);
+        }
+    }
+
     /// Whether uses were counted in `window`.
     pub(super) fn used_in(&self, window: i64) -> bool {
         self.window == window && self.used > 0
@@ -124,5 +134,19 @@ mod tests {
         assert!(local.take(q, 5));
         assert!(!local.take(q, 5));
         assert!(local.take(q, 6), "a new window starts full");
+    }
+
+    #[test]
+    fn a_fallback_counts_on_from_the_shared_count() {
+        let q: Quota = "5/1d".parse().unwrap();
+        let mut local = LocalQuota::default();
+        local.observe(7, 3);
+        local.observe(7, 2);
+        assert!(local.take(q, 7));
+        assert!(local.take(q, 7));
+        assert!(!local.take(q, 7), "3 used elsewhere, 2 here: 5");
+        local.observe(8, 4);
+        assert!(local.take(q, 8));
+        assert!(!local.take(q, 8));
     }
 }

@@ -53,7 +53,7 @@ local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local granted = math.max(0, math.min(want, limit - used))
 if granted > 0 then redis.call('INCRBY', KEYS[1], granted) end
 redis.call('EXPIRE', KEYS[1], ttl)
-return granted
+return {granted, used + granted}
 ";
 
 /// Gives back unspent uses (never below zero).
@@ -216,6 +216,7 @@ impl Backend for RedisLimits {
                 Ok(Grant {
                     granted,
                     wait: Duration::from_millis(wait_ms.max(1)),
+                    used: None,
                 })
             }
             Bucket::Quota {
@@ -226,7 +227,7 @@ impl Backend for RedisLimits {
             } => {
                 let key = quota_key(&self.prefix, tech, quota.period_secs(), window);
                 let ttl = quota.period_secs().saturating_add(60);
-                let granted: u64 = self
+                let (granted, used): (u64, u64) = self
                     .quota_take
                     .key(key)
                     .arg(quota.count)
@@ -238,6 +239,7 @@ impl Backend for RedisLimits {
                 Ok(Grant {
                     granted,
                     wait: until(ends_at),
+                    used: Some(used),
                 })
             }
         }
