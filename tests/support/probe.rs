@@ -204,4 +204,7 @@ impl KeyStore for Probe {
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         self.up()?.audit(filter).await
     }
+    async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
+        self.up()?.note(action, name, summary, by).await
+    }
 }

@@ -41,6 +41,25 @@ async fn post(client: &Client, uri: &str, form: &str) -> (Status, String) {
     (res.status(), body(res).await)
 }
 
+/// The token of a fresh login form.
+async fn login_token(client: &Client) -> String {
+    let (_, page) = get(client, "/admin/").await;
+    let marker = "name=\"login_csrf\" value=\"";
+    let start = page.find(marker).expect("a login form") + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Logs in with `key` through the login form (its token included).
+async fn login(client: &Client, key: &str) -> (Status, String) {
+    let token = login_token(client).await;
+    post(
+        client,
+        "/admin/login",
+        &format!("key={key}&login_csrf={token}"),
+    )
+    .await
+}
+
 async fn get(client: &Client, uri: &str) -> (Status, String) {
     let res = client.get(uri.to_owned()).dispatch().await;
     (res.status(), body(res).await)
@@ -77,10 +96,10 @@ async fn an_admin_manages_keys_and_nothing_else_gets_in() {
     assert!(body(res).await.contains("Admin API key"));
 
     // A wrong key, and a valid key outside the admin group: refused, never echoed.
-    let (status, page) = post(&client, "/admin/login", "key=wrong-key-value").await;
-    assert_eq!(status, Status::Unauthorized);
+    let (status, page) = login(&client, "wrong-key-value").await;
+    assert_eq!(status, Status::Unauthorized, "{page}");
     assert!(page.contains("not valid") && !page.contains("wrong-key-value"));
-    let (status, page) = post(&client, "/admin/login", &format!("key={}", plain.expose())).await;
+    let (status, page) = login(&client, plain.expose()).await;
     assert_eq!(status, Status::Forbidden);
     assert!(!page.contains(plain.expose()));
     assert_eq!(
@@ -90,14 +109,20 @@ async fn an_admin_manages_keys_and_nothing_else_gets_in() {
     );
 
     // The admin key: a session cookie that holds no key.
+    let token = login_token(&client).await;
     let res = client
         .post("/admin/login")
         .header(ContentType::Form)
-        .body(format!("key={}", root.expose()))
+        .body(format!("key={}&login_csrf={token}", root.expose()))
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::SeeOther);
-    let cookie = res.headers().get_one("Set-Cookie").unwrap().to_owned();
+    let cookie = res
+        .headers()
+        .get("Set-Cookie")
+        .find(|c| c.starts_with("apikey_admin="))
+        .unwrap()
+        .to_owned();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -213,7 +238,7 @@ async fn logout_ends_the_session() {
         .await
         .unwrap();
     let client = service(&store).await;
-    post(&client, "/admin/login", &format!("key={}", root.expose())).await;
+    login(&client, root.expose()).await;
     let token = csrf(&get(&client, "/admin/").await.1);
     let (status, _) = post(&client, "/admin/logout", &format!("csrf={token}")).await;
     assert_eq!(status, Status::SeeOther);
@@ -228,15 +253,22 @@ async fn logout_ends_the_session() {
 #[tokio::test]
 async fn an_idle_session_ends() {
     let store: SharedStore = Arc::new(MemoryStore::new());
-    let (record, _) = admin(&store)
+    let (record, secret) = admin(&store)
         .create(spec("root", "ops", &["apikey-admin"]))
         .await
         .unwrap();
     let client = service(&store).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let digest: String = apikey_core::KeyHasher::new(None)
+        .digest(secret.expose())
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let session = |seen: i64| {
         let value = serde_json::json!({
-            "name": record.name, "stub": record.stub, "csrf": "t", "seen": seen
+            "name": record.name, "digest": digest, "id": "s1", "csrf": "t",
+            "started": seen, "seen": seen
         });
         rocket::http::Cookie::build(("apikey_admin", value.to_string()))
             .path("/admin")

@@ -282,4 +282,10 @@ impl KeyManager {
     pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.store.audit(filter).await
     }
+
+    /// Records an event that changes no key (an admin page login or logout) in the audit
+    /// trail, as made by this manager's actor.
+    pub async fn note(&self, action: &str, name: &str, summary: &str) -> Result<(), StoreError> {
+        self.store.note(action, name, summary, &self.actor).await
+    }
 }

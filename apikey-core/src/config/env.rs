@@ -24,6 +24,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "limits_ca",
     "feed_url",
     "admin_group",
+    "admin_secure_cookie",
 ];
 
 /// `APIKEY_<SETTING>` → `apikey.<setting>`; `APIKEY_API_KEY_<TECH>__<FIELD>` →

@@ -68,6 +68,25 @@ pub struct Settings {
     pub allow_unguarded: Vec<String>,
     /// The group whose keys may use the admin page (`apikey-admin`).
     pub admin_group: String,
+    /// When the admin page's session cookie is marked `Secure`: `auto` (when Rocket itself
+    /// serves TLS), `always` (behind a TLS-terminating proxy), `never`.
+    pub admin_secure_cookie: SecureCookie,
+    /// How long an admin session may last however active it is (`8h`).
+    #[serde(deserialize_with = "de_duration")]
+    pub admin_session_lifetime: Duration,
+}
+
+/// When the admin session cookie is marked `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookie {
+    /// When the service itself serves TLS.
+    #[default]
+    Auto,
+    /// Always: the service sits behind a TLS-terminating proxy.
+    Always,
+    /// Never (plain HTTP on a trusted network only).
+    Never,
 }
 
 impl Default for Settings {
@@ -92,6 +111,8 @@ impl Default for Settings {
             require_route_auth: false,
             allow_unguarded: Vec::new(),
             admin_group: "apikey-admin".into(),
+            admin_secure_cookie: SecureCookie::Auto,
+            admin_session_lifetime: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -121,6 +142,8 @@ impl fmt::Debug for Settings {
             .field("require_route_auth", &self.require_route_auth)
             .field("allow_unguarded", &self.allow_unguarded)
             .field("admin_group", &self.admin_group)
+            .field("admin_secure_cookie", &self.admin_secure_cookie)
+            .field("admin_session_lifetime", &self.admin_session_lifetime)
             .finish()
     }
 }

@@ -183,6 +183,11 @@ pub trait KeyStore: KeyLookup {
 
     /// The audit trail entries `filter` selects, oldest first.
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Records an event that changes no key (an admin page login or logout) in the audit
+    /// trail: `action` about `name`, summed up in `summary`. Not a change: nothing is
+    /// announced.
+    async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()>;
 }
 
 /// What a store call gives: the value, or why there is none.

@@ -260,6 +260,30 @@ impl Verifier {
         }
     }
 
+    /// The digest of a key, after the format check (a malformed value has none).
+    pub fn digest(&self, key: &str) -> Result<KeyDigest, AuthError> {
+        self.format
+            .check(key)
+            .map(|_| self.hasher.digest(key))
+            .map_err(|_| AuthError::Invalid)
+    }
+
+    /// Who the secret of this digest speaks for right now, by the same caches, config
+    /// sections and store checks as a request, without counting a request against its
+    /// limits or usage: for sessions bound to a key (the admin page).
+    pub async fn identify(&self, digest: &KeyDigest) -> Result<Identity, AuthError> {
+        let now = unix_now();
+        // A minute no request is in: a cache hit here never takes a request's note of use.
+        let (valid, _) = self
+            .find(digest, now, u32::MAX)
+            .await
+            .map_err(Refusal::error)?;
+        if valid.not_after() <= now {
+            return Err(AuthError::Invalid);
+        }
+        Ok(valid.identity)
+    }
+
     async fn decide(&self, key: &str) -> Result<Verified, Refusal> {
         // Malformed values never reach a cache or the store.
         if let Err(why) = self.format.check(key) {
@@ -269,14 +293,25 @@ impl Verifier {
         let digest = self.hasher.digest(key);
         let now = unix_now();
         let minute = (now / 60) as u32;
+        let (valid, first_this_minute) = self.find(&digest, now, minute).await?;
+        self.accept(&digest, &valid, now, first_this_minute).await
+    }
+
+    /// The valid key of a digest (from the caches when they may be trusted, else the store),
+    /// and whether this is its first use in `minute` (`None` when no cache entry says).
+    async fn find(
+        &self,
+        digest: &KeyDigest,
+        now: i64,
+        minute: u32,
+    ) -> Result<(Valid, Option<bool>), Refusal> {
+        let digest = *digest;
         // While the feed may be missing changes made elsewhere, nothing derived from it (the
         // caches, the filter) is trusted: the store answers, or the request gets 503.
         let live = self.store.changes().is_live();
         if live {
             if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
-                return self
-                    .accept(&digest, &valid, now, Some(first_this_minute))
-                    .await;
+                return Ok((valid, Some(first_this_minute)));
             }
             // A digest the store never held (a spray of random keys) costs no store query,
             // beyond a small budget for keys created elsewhere a moment ago.
@@ -331,7 +366,7 @@ impl Verifier {
                 // A freshly cached entry is noted as used this minute: note it here. Without
                 // an entry, the usage log keeps count itself.
                 let first = (remember && self.caches.enabled()).then_some(true);
-                self.accept(&digest, &valid, now, first).await
+                Ok((valid, first))
             }
             Err(refusal @ (Refusal::Unknown | Refusal::Revoked | Refusal::Expired)) => {
                 if remember {

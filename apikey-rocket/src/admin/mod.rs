@@ -13,7 +13,8 @@
 //! POST carrying the session's CSRF token; pages are sent with a strict CSP, `no-referrer` and
 //! `no-store`.
 
-use apikey_core::{Actor, ApiKeyConfig, AuditFilter, KeyManager, KeyRecord, StoreError};
+use apikey_core::config::SecureCookie;
+use apikey_core::{Actor, ApiKeyConfig, AuditFilter, KeyManager, StoreError};
 use maud::Markup;
 use rocket::form::{Form, FromForm};
 use rocket::http::{ContentType, CookieJar, Header, Status};
@@ -21,24 +22,35 @@ use rocket::response::{self, Redirect, Responder};
 use rocket::{get, post, routes, Request, Route, State};
 
 use crate::ApiKeyState;
-use session::{may_administer, Scope, Session};
+use session::{may_administer, Scope, Session, LOGIN_ACTION, LOGOUT_ACTION};
 
 mod keys;
 mod pages;
 mod session;
+mod throttle;
 
-/// What the admin routes need: the one mutation path, and the admin group.
+/// What the admin routes need: the one mutation path, the admin group, how sessions are
+/// kept, and the count of failed logins.
 pub struct Admin {
     manager: KeyManager,
     group: String,
+    secure_cookie: SecureCookie,
+    lifetime_secs: i64,
+    throttle: throttle::Throttle,
 }
 
 impl Admin {
-    /// Administers through `manager`; admins are the keys in `config`'s `admin_group`.
+    /// Administers through `manager`; admins are the keys in `config`'s `admin_group`
+    /// (their effective groups, config sections included).
     pub fn new(manager: KeyManager, config: &ApiKeyConfig) -> Self {
+        let settings = &config.settings;
         Admin {
             manager,
-            group: config.settings.admin_group.clone(),
+            group: settings.admin_group.clone(),
+            secure_cookie: settings.admin_secure_cookie,
+            lifetime_secs: i64::try_from(settings.admin_session_lifetime.as_secs())
+                .unwrap_or(i64::MAX),
+            throttle: throttle::Throttle::default(),
         }
     }
 
@@ -180,10 +192,29 @@ fn failed(base: &Base, e: &StoreError) -> Answer {
     refused(base, status, &e.to_string())
 }
 
+/// The login page (with a fresh form token), with `message` when a login failed.
+fn login_page(
+    base: &Base,
+    scope: &Scope,
+    jar: &CookieJar<'_>,
+    status: Status,
+    message: Option<&str>,
+) -> Answer {
+    let token = scope.login_token(jar);
+    Answer::Page(Page(status, pages::login(&base.0, message, &token)))
+}
+
 #[get("/?<q>")]
-async fn index(s: Option<Session>, admin: &State<Admin>, base: Base, q: Option<&str>) -> Answer {
+async fn index(
+    s: Option<Session>,
+    admin: &State<Admin>,
+    base: Base,
+    q: Option<&str>,
+    scope: Scope,
+    jar: &CookieJar<'_>,
+) -> Answer {
     let Some(s) = s else {
-        return Answer::Page(Page(Status::Ok, pages::login(&base.0, None)));
+        return login_page(&base, &scope, jar, Status::Ok, None);
     };
     match admin.manager.list().await {
         Ok(all) => {
@@ -197,6 +228,24 @@ async fn index(s: Option<Session>, admin: &State<Admin>, base: Base, q: Option<&
 #[derive(FromForm)]
 struct Login<'r> {
     key: &'r str,
+    login_csrf: Option<&'r str>,
+}
+
+/// Too many failed logins: 429 with `Retry-After`, on the login page.
+struct Throttled(Answer, u64);
+
+impl<'r> Responder<'r, 'static> for Throttled {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        rocket::Response::build_from(self.0.respond_to(req)?)
+            .header(Header::new("Retry-After", self.1.to_string()))
+            .ok()
+    }
+}
+
+#[derive(Responder)]
+enum LoginAnswer {
+    Answer(Answer),
+    Throttled(Throttled),
 }
 
 #[post("/login", data = "<form>")]
@@ -207,29 +256,80 @@ async fn login(
     jar: &CookieJar<'_>,
     base: Base,
     scope: Scope,
-) -> Answer {
-    let login_page =
-        |status, message| Answer::Page(Page(status, pages::login(&base.0, Some(message))));
-    let identity = match req_keys.verifier.verify(form.key.trim()).await {
+    client: Client,
+) -> LoginAnswer {
+    let page = |status, message| {
+        LoginAnswer::Answer(login_page(&base, &scope, jar, status, Some(message)))
+    };
+    if !scope.login_token_ok(jar, form.login_csrf) {
+        return page(
+            Status::Forbidden,
+            "The login form has expired or was not sent from this page; try again.",
+        );
+    }
+    let verifier = req_keys.verifier();
+    let tried = verifier.digest(form.key.trim()).ok();
+    if let Some(wait) = admin.throttle.blocked(&client.0, tried.as_ref()) {
+        let message = "Too many failed logins; try again later.";
+        let token = scope.login_token(jar);
+        let answer = Answer::Page(Page(
+            Status::TooManyRequests,
+            pages::login(&base.0, Some(message), &token),
+        ));
+        return LoginAnswer::Throttled(Throttled(answer, wait));
+    }
+    let identity = match &tried {
+        Some(digest) => verifier.identify(digest).await,
+        None => Err(apikey_core::AuthError::Invalid),
+    };
+    let identity = match identity {
         Ok(identity) => identity,
         Err(apikey_core::AuthError::Unavailable) => {
-            return login_page(
+            return page(
                 Status::ServiceUnavailable,
                 "Keys cannot be checked right now.",
             )
         }
-        Err(_) => return login_page(Status::Unauthorized, "That key is not valid."),
-    };
-    let record: Option<KeyRecord> = admin.manager.get(identity.key_name()).await.ok();
-    match record {
-        Some(r) if may_administer(&r, &admin.group) => {
-            Session::start(&scope, jar, &r);
-            redirect(format!("{}/", base.0))
+        Err(_) => {
+            admin.throttle.failed(&client.0, tried.as_ref());
+            return page(Status::Unauthorized, "That key is not valid.");
         }
-        _ => login_page(
+    };
+    let (Some(digest), true) = (tried, may_administer(&identity, &admin.group)) else {
+        admin.throttle.failed(&client.0, tried.as_ref());
+        return page(
             Status::Forbidden,
             "That key may not administer keys (it is not in the admin group).",
-        ),
+        );
+    };
+    let id = Session::start(&scope, jar, &identity, &digest);
+    let actor = Actor::escaped(&format!("admin:{}", identity.key_name()));
+    let noted = admin
+        .manager
+        .clone()
+        .with_actor(actor)
+        .note(LOGIN_ACTION, identity.key_name(), &format!("session {id}"))
+        .await;
+    if let Err(e) = noted {
+        // A session the audit trail does not know could not be logged out everywhere.
+        Session::end(&scope, jar);
+        return LoginAnswer::Answer(failed(&base, &e));
+    }
+    LoginAnswer::Answer(redirect(format!("{}/", base.0)))
+}
+
+/// The client's address as Rocket sees it (its `ip_header` decides whether a proxy's header
+/// is trusted), for counting failed logins.
+struct Client(String);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Client {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        let ip = req
+            .client_ip()
+            .map_or_else(|| "unknown".into(), |ip| ip.to_string());
+        rocket::request::Outcome::Success(Client(ip))
     }
 }
 
@@ -247,16 +347,27 @@ struct Csrf<'r> {
 }
 
 #[post("/logout", data = "<form>")]
-fn logout(
+async fn logout(
     s: Option<Session>,
     form: Form<Csrf<'_>>,
+    admin: &State<Admin>,
     jar: &CookieJar<'_>,
     base: Base,
     scope: Scope,
 ) -> Answer {
-    if s.as_ref().is_some_and(|s| s.accepts(form.csrf)) {
-        Session::end(&scope, jar);
+    let Some(s) = s.filter(|s| s.accepts(form.csrf)) else {
+        return to_login(&base);
+    };
+    // Recorded first: every instance then refuses this session, copies of its cookie too.
+    let summary = format!("session {}", s.id());
+    if let Err(e) = admin
+        .as_admin(&s)
+        .note(LOGOUT_ACTION, s.name(), &summary)
+        .await
+    {
+        return failed(&base, &e);
     }
+    Session::end(&scope, jar);
     to_login(&base)
 }
 

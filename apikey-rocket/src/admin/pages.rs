@@ -55,15 +55,16 @@ pub(crate) fn layout(
 }
 
 /// The login form, with an optional error (never the key).
-pub(crate) fn login(base: &str, error: Option<&str>) -> Markup {
+pub(crate) fn login(base: &str, error: Option<&str>, token: &str) -> Markup {
     let body = html! {
         @if let Some(e) = error { p.error role="alert" { (e) } }
         form method="post" action={ (base) "/login" } {
+            input type="hidden" name="login_csrf" value=(token);
             label for="key" { "Admin API key" }
             input #key type="password" name="key" autocomplete="off" required autofocus;
             button type="submit" { "Log in" }
         }
-        p.hint { "Keys in the admin group may manage keys here. The key is checked once; the session ends after 30 minutes idle." }
+        p.hint { "Keys in the admin group may manage keys here. The session lasts while that key verifies, ends after 30 minutes idle, and at the latest after the configured lifetime." }
     };
     layout(base, "Log in", None, body)
 }

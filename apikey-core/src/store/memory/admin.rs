@@ -307,6 +307,11 @@ impl KeyStore for MemoryStore {
         Ok(count)
     }
 
+    async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
+        self.write().audit(by, action, name, summary.to_owned());
+        Ok(())
+    }
+
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         let state = self.read();
         Ok(state

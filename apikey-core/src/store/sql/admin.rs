@@ -256,6 +256,18 @@ macro_rules! sql_admin {
                 Ok(count)
             }
 
+            async fn note(
+                &self,
+                action: &str,
+                name: &str,
+                summary: &str,
+                by: &Actor,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                Self::audit_in(&mut tx, by, action, name, summary).await?;
+                tx.commit().await.map_err(unavailable)
+            }
+
             async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
                 let since = filter
                     .since

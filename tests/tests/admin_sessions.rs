@@ -1,0 +1,248 @@
+//! Admin sessions, hardened: a session is bound to the secret it logged in with and ends when
+//! that secret stops verifying (grace over, revoked, admin group gone); logout ends it on the
+//! server (a copied cookie is dead too); it has an absolute lifetime; failed logins are
+//! limited per client; the login form carries a CSRF token; the `Secure` flag can be forced
+//! behind a TLS proxy; and login uses the same effective groups as verification.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apikey_core::{MemoryStore, SharedStore};
+use apikey_tests::{admin, client, rocket_with, spec};
+use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::local::asynchronous::Client;
+
+/// The admin page over `store`, with `toml` merged into Rocket's configuration.
+async fn service(store: &SharedStore, toml: &str) -> Client {
+    let rocket = rocket_with(toml);
+    let config = apikey_rocket::load_config(rocket.figment()).expect("config");
+    let rocket = rocket
+        .attach(apikey_rocket::ApiKey::with_store(store.clone()))
+        .manage(apikey_rocket::admin::Admin::new(admin(store), &config))
+        .mount("/admin", apikey_rocket::admin::routes());
+    client(rocket).await
+}
+
+fn field(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    Some(page[start..].split('"').next()?.to_owned())
+}
+
+async fn get(client: &Client, uri: &str) -> (Status, String) {
+    let res = client.get(uri.to_owned()).dispatch().await;
+    (res.status(), res.into_string().await.unwrap_or_default())
+}
+
+async fn post(client: &Client, uri: &str, form: &str) -> (Status, String) {
+    let res = client
+        .post(uri.to_owned())
+        .header(ContentType::Form)
+        .body(form)
+        .dispatch()
+        .await;
+    (res.status(), res.into_string().await.unwrap_or_default())
+}
+
+/// Logs in with `key` through the login form (its token included).
+async fn login(client: &Client, key: &str) -> Status {
+    let (_, page) = get(client, "/admin/").await;
+    let token = field(&page, "login_csrf").unwrap_or_default();
+    post(
+        client,
+        "/admin/login",
+        &format!("key={key}&login_csrf={token}"),
+    )
+    .await
+    .0
+}
+
+/// Whether the client's session opens the key list.
+async fn logged_in(client: &Client) -> bool {
+    let (status, page) = get(client, "/admin/").await;
+    status == Status::Ok && page.contains("name=\"csrf\"")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_with_the_secret_it_logged_in_with() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    let (_, old) = m
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let (_, new) = m.rotate("root", Duration::from_secs(2)).await.unwrap();
+    let client = service(&store, "").await;
+    assert_eq!(login(&client, old.expose()).await, Status::SeeOther);
+    assert!(
+        logged_in(&client).await,
+        "the old secret works during its grace"
+    );
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert!(
+        !logged_in(&client).await,
+        "the grace is over: the session of the old secret ends with it"
+    );
+    // The new secret's session lives on; it ends when the admin group is taken away.
+    assert_eq!(login(&client, new.expose()).await, Status::SeeOther);
+    assert!(logged_in(&client).await);
+    m.edit_groups("root", &[], &["apikey-admin"]).await.unwrap();
+    assert!(!logged_in(&client).await, "out of the admin group");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    let (_, root) = m
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let client = service(
+        &store,
+        "[default.apikey]\nadmin_session_lifetime = \"3s\"\n",
+    )
+    .await;
+    assert_eq!(login(&client, root.expose()).await, Status::SeeOther);
+    let copied: Vec<Cookie<'static>> = client
+        .cookies()
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect();
+    let (_, page) = get(&client, "/admin/").await;
+    let token = field(&page, "csrf").unwrap();
+    post(&client, "/admin/logout", &format!("csrf={token}")).await;
+    assert!(!logged_in(&client).await);
+    let mut replay = client.get("/admin/");
+    for c in &copied {
+        replay = replay.cookie(c.clone());
+    }
+    let res = replay.dispatch().await;
+    let page = res.into_string().await.unwrap_or_default();
+    assert!(
+        !page.contains("name=\"csrf\""),
+        "a copy of the cookie taken before logout is dead too"
+    );
+
+    // Used every second, a session still ends at its absolute lifetime.
+    assert_eq!(login(&client, root.expose()).await, Status::SeeOther);
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert!(logged_in(&client).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert!(!logged_in(&client).await, "past admin_session_lifetime");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_is_rate_limited_and_needs_its_token() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    let (_, root) = m
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let client = service(&store, "").await;
+
+    // Without the login form's token: refused, even with the right key.
+    let (status, _) = post(&client, "/admin/login", &format!("key={}", root.expose())).await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(!logged_in(&client).await);
+
+    // Failed logins from one client are limited.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(login(&client, &format!("wrong-guess-{i}")).await);
+    }
+    assert!(
+        statuses[..10].iter().all(|s| *s == Status::Unauthorized),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[10], Status::TooManyRequests, "{statuses:?}");
+    let (_, page) = get(&client, "/admin/").await;
+    let token = field(&page, "login_csrf").unwrap();
+    let res = client
+        .post("/admin/login")
+        .header(ContentType::Form)
+        .body(format!("key={}&login_csrf={token}", root.expose()))
+        .dispatch()
+        .await;
+    assert_eq!(
+        res.status(),
+        Status::TooManyRequests,
+        "even the right key, for a while"
+    );
+    assert!(res.headers().get_one("Retry-After").is_some());
+    let page = res.into_string().await.unwrap();
+    assert!(page.contains("Too many failed logins"), "{page}");
+
+    // Another client is not locked out by this one.
+    let other = client
+        .post("/admin/login")
+        .header(ContentType::Form)
+        .header(Header::new("X-Real-IP", "192.0.2.7"))
+        .remote("192.0.2.7:5555".parse().unwrap())
+        .body("key=x&login_csrf=y")
+        .dispatch()
+        .await;
+    assert_ne!(other.status(), Status::TooManyRequests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secure_flag_can_be_forced_behind_a_tls_proxy() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    let (_, root) = m
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    for (setting, secure) in [("always", true), ("never", false), ("auto", false)] {
+        let toml = format!("[default.apikey]\nadmin_secure_cookie = \"{setting}\"\n");
+        let client = service(&store, &toml).await;
+        let (_, page) = get(&client, "/admin/").await;
+        let token = field(&page, "login_csrf").unwrap();
+        let res = client
+            .post("/admin/login")
+            .header(ContentType::Form)
+            .body(format!("key={}&login_csrf={token}", root.expose()))
+            .dispatch()
+            .await;
+        let set_cookie: Vec<String> = res
+            .headers()
+            .get("Set-Cookie")
+            .filter(|c| c.starts_with("apikey_admin="))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(set_cookie.len(), 1, "{setting}: {set_cookie:?}");
+        assert_eq!(
+            set_cookie[0].contains("Secure"),
+            secure,
+            "{setting}: {set_cookie:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_uses_the_effective_groups_of_a_config_section() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    m.create(spec("promoted", "ops", &[])).await.unwrap();
+    m.create(spec("demoted", "ops", &["apikey-admin"]))
+        .await
+        .unwrap();
+    let toml =
+        "[default.api_key_promoted]\nkey = \"promoted-by-config\"\ngroups = [\"apikey-admin\"]\n\
+                [default.api_key_demoted]\nkey = \"demoted-by-config\"\ngroups = [\"staff\"]\n";
+    let client = service(&store, toml).await;
+    assert_eq!(login(&client, "promoted-by-config").await, Status::SeeOther);
+    assert!(
+        logged_in(&client).await,
+        "the section puts it in the admin group"
+    );
+    let other = service(&store, toml).await;
+    assert_eq!(
+        login(&other, "demoted-by-config").await,
+        Status::Forbidden,
+        "the section takes it out of the admin group"
+    );
+}
