@@ -75,7 +75,8 @@ async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
 
 per_store!(
     a_spray_of_unknown_keys_costs_no_store_query,
-    without_digest_listing_the_store_is_asked
+    without_digest_listing_the_store_is_asked,
+    revoked_and_never_stored_keys_take_the_same_path
 );
 
 /// A key created or rotated through another connection (as by the CLI or another instance) is
@@ -159,4 +160,53 @@ async fn postgres_a_feed_that_is_not_live_is_not_trusted() {
     filter_ready(&v).await;
     drop((v, probe, service, m));
     db.finish().await;
+}
+
+/// Refusals tell no revoked key from a never-stored one: the filter holds only digests that
+/// verify, so once it is rebuilt after a revocation (within a second), a revoked or
+/// rotated-out secret is refused without a store query, exactly as a random key is, with the
+/// very same answer.
+async fn revoked_and_never_stored_keys_take_the_same_path(store: SharedStore) {
+    let settings = Settings {
+        // No negative cache: every refusal below is decided afresh.
+        negative_cache_ttl: Duration::ZERO,
+        ..Settings::default()
+    };
+    let probe = Probe::new(store);
+    let (v, m) = probe.verifier(settings).await;
+    let (_, kept) = m.create(spec("kept", "alice", &[])).await.unwrap();
+    let (_, revoked) = m.create(spec("revoked", "alice", &[])).await.unwrap();
+    let (_, old) = m.create(spec("rotated", "alice", &[])).await.unwrap();
+    filter_ready(&v).await;
+    m.revoke("revoked").await.unwrap();
+    m.rotate("rotated", Duration::ZERO).await.unwrap();
+    // Rebuilt (within a second or so) with only what verifies: the kept key and the rotated
+    // key's new secret.
+    let start = Instant::now();
+    while v.filter_stats().digests != 2 || !v.filter_stats().trusted {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            v.filter_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Use up this second's miss budget, so that no refusal below may ask the store.
+    let mut spray = 0;
+    while v.filtered() == 0 {
+        let _ = v.verify(&format!("budget-{spray}")).await;
+        spray += 1;
+    }
+    let before = probe.lookups();
+    let mut outcomes = Vec::new();
+    for key in [revoked.expose(), old.expose(), "never-stored-anywhere"] {
+        outcomes.push(v.verify(key).await.map(|_| ()));
+    }
+    assert_eq!(outcomes, vec![Err(AuthError::Invalid); 3]);
+    assert_eq!(
+        probe.lookups(),
+        before,
+        "a revoked or rotated-out secret costs no store query, as a never-stored one"
+    );
+    assert!(v.verify(kept.expose()).await.is_ok());
 }

@@ -103,9 +103,11 @@ pub trait KeyLookup: Send + Sync + fmt::Debug + 'static {
     /// Adds request counts per key and day. Not a change: caches are not invalidated.
     async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()>;
 
-    /// Every digest the store holds (current secrets and those in a rotation grace), for the
-    /// verifier's membership filter. `Ok(None)`: this store cannot list them, and the verifier
-    /// then asks the store about every digest it has not cached.
+    /// Every digest that verifies right now (secrets of active, unexpired keys: current ones
+    /// and those in a rotation grace), for the verifier's membership filter: a revoked, expired
+    /// or rotated-out secret is then refused exactly as a never-stored one is. `Ok(None)`: this
+    /// store cannot list them, and the verifier then asks the store about every digest it has
+    /// not cached.
     async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
         Ok(None)
     }

@@ -3,9 +3,13 @@
 //!
 //! A blocked Bloom filter: each digest sets [`PROBES`] bits inside one 512-bit block (one cache
 //! line), all taken from the digest itself (SHA-256 output is already uniformly random). It
-//! never forgets a digest it was told of, so it has no false negatives as long as it is told of
-//! every new digest; deleted or rotated-out digests stay in it until the next rebuild (they only
-//! cost a store query, never a wrong answer).
+//! holds only the digests that verify (active, unexpired keys; current secrets and those in a
+//! rotation grace), so a revoked, expired or rotated-out secret is refused exactly as a
+//! never-stored one is: no store query, the same answer. It never forgets a digest it was told
+//! of, so it has no false negatives as long as it is told of every new digest; a digest a
+//! change made unusable leaves it at the rebuild that follows the change (within a second, or
+//! ten times the length of a load at scale) and an expired one at the periodic rebuild; until
+//! then its refusal costs a store query, never a wrong answer.
 //!
 //! It is kept exact through the store's change feed: every change of a key queues a refresh of
 //! that key's digests, [`Change::All`] a full rebuild. The filter is trusted only when it is
@@ -38,6 +42,9 @@ const BITS_PER_KEY: usize = 16;
 const MIN_CAPACITY: usize = 1 << 16;
 /// How often a filter that could not be loaded tries again.
 const RETRY: Duration = Duration::from_secs(5);
+/// How soon after a change of a key the filter is rebuilt, so that the digests the change
+/// made unusable leave it (at least: rebuilds are also spaced by ten times their own length).
+const FORGET_AFTER: Duration = Duration::from_secs(1);
 /// Store queries per second (of the clock) that digests the filter excludes may still make:
 /// what a key created elsewhere needs between its commit and its notification.
 pub const FILTER_MISS_BUDGET: u32 = 5;
@@ -275,14 +282,24 @@ async fn work(
     rebuild: Duration,
 ) {
     let mut loaded = Instant::now();
+    // How long the last full load took: rebuilds after changes are spaced ten times that
+    // (at least a second), so they never take more than a tenth of the store's time.
+    let mut took = Duration::ZERO;
+    // A change may have made digests unusable (revoked, deleted, rotated out): a Bloom filter
+    // cannot forget, so a rebuild is due by then.
+    let mut forget_by: Option<Instant> = None;
     loop {
         let next = if state.complete.load(Ordering::Acquire) {
-            let due = rebuild.saturating_sub(loaded.elapsed());
-            match tokio::time::timeout(due, rx.recv()).await {
+            let periodic = loaded + rebuild;
+            let due = forget_by.map_or(periodic, |f| f.min(periodic));
+            match tokio::time::timeout(due.saturating_duration_since(Instant::now()), rx.recv())
+                .await
+            {
                 Ok(next) => next,
                 Err(_) => {
+                    let start = Instant::now();
                     load_all(&state, &store).await;
-                    loaded = Instant::now();
+                    (loaded, took, forget_by) = (Instant::now(), start.elapsed(), None);
                     continue;
                 }
             }
@@ -299,8 +316,9 @@ async fn work(
         let Some(item) = next else { return };
         match item {
             Work::All => {
+                let start = Instant::now();
                 load_all(&state, &store).await;
-                loaded = Instant::now();
+                (loaded, took, forget_by) = (Instant::now(), start.elapsed(), None);
             }
             Work::Key(name) => match store.digests_of(&name).await {
                 Ok(Some(digests)) => {
@@ -313,7 +331,12 @@ async fn work(
                     };
                     if grow {
                         // Past its capacity the false-positive rate climbs: rebuild bigger.
+                        let start = Instant::now();
                         load_all(&state, &store).await;
+                        (loaded, took, forget_by) = (Instant::now(), start.elapsed(), None);
+                    } else if forget_by.is_none() {
+                        let spacing = (took * 10).max(FORGET_AFTER);
+                        forget_by = Some(loaded.max(Instant::now()) + spacing);
                     }
                 }
                 Ok(None) => state.complete.store(false, Ordering::Release),

@@ -24,6 +24,18 @@ struct Entry {
     credentials: Vec<Credential>,
 }
 
+impl Entry {
+    /// The digests of the secrets that verify at `now` (the key active and unexpired, the
+    /// secret current or in its grace).
+    fn usable_digests(&self, now: OffsetDateTime) -> impl Iterator<Item = KeyDigest> + '_ {
+        let usable = self.record.active && !self.record.is_expired(now);
+        self.credentials
+            .iter()
+            .filter(move |c| usable && c.valid_until.is_none_or(|t| t > now))
+            .map(|c| c.digest)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     keys: HashMap<String, Entry>,
@@ -220,13 +232,22 @@ impl KeyLookup for MemoryStore {
     }
 
     async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
-        Ok(Some(self.read().by_digest.keys().copied().collect()))
+        let now = OffsetDateTime::now_utc();
+        let state = self.read();
+        Ok(Some(
+            state
+                .keys
+                .values()
+                .flat_map(|e| e.usable_digests(now))
+                .collect(),
+        ))
     }
 
     async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+        let now = OffsetDateTime::now_utc();
         let state = self.read();
         Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
-            e.credentials.iter().map(|c| c.digest).collect()
+            e.usable_digests(now).collect()
         })))
     }
 }

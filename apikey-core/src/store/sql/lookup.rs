@@ -149,19 +149,27 @@ macro_rules! sql_lookup {
             }
 
             async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
-                let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT digest FROM apikey_secrets")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+                     WHERE k.active AND (k.expires_at IS NULL OR k.expires_at > $1) \
+                     AND (s.valid_until IS NULL OR s.valid_until > $1)",
+                )
+                .bind(now_secs())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
                 digests(rows).map(Some)
             }
 
             async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
                 let rows: Vec<Vec<u8>> = sqlx::query_scalar(
                     "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
-                     WHERE k.name = $1",
+                     WHERE k.name = $1 AND k.active \
+                     AND (k.expires_at IS NULL OR k.expires_at > $2) \
+                     AND (s.valid_until IS NULL OR s.valid_until > $2)",
                 )
                 .bind(name)
+                .bind(now_secs())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(unavailable)?;
