@@ -136,6 +136,10 @@ pub enum ImportSource {
         /// Report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Grant the admin group ([apikey] admin_group) to Odoo keys in an Odoo group of that
+        /// code (by default it is dropped, with a warning).
+        #[arg(long)]
+        allow_admin_group: bool,
     },
 }
 

@@ -130,10 +130,15 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             output::audit(json, &keys.audit(&AuditFilter { name, since }).await?);
         }
         Command::Import {
-            source: ImportSource::Odoo { url, dry_run },
+            source:
+                ImportSource::Odoo {
+                    url,
+                    dry_run,
+                    allow_admin_group,
+                },
         } => {
             let report = keys
-                .import_odoo(&url, dry_run)
+                .import_odoo_with(&url, dry_run, allow_admin_group)
                 .await
                 .map_err(|e| Failure(e.to_string(), 2))?;
             output::imported(json, &report);

@@ -204,6 +204,9 @@ impl KeyStore for Probe {
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         self.up()?.audit(filter).await
     }
+    async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
+        self.up()?.imported(name).await
+    }
     async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
         self.up()?.note(action, name, summary, by).await
     }

@@ -347,3 +347,86 @@ async fn the_active_key_wins_a_shared_value() {
     odoo.drop().await;
     db.finish().await;
 }
+
+/// The import never takes over what it did not create: a key made here (the seeded admin, a
+/// CLI key) with the name of an Odoo key keeps its secret, user, groups and state; an Odoo
+/// group named like the admin group grants nothing unless asked for; an archived Odoo user
+/// disables only a user whose keys all came from the import.
+async fn never_takes_over(db: SharedDb) {
+    let Some(odoo) = PgDatabase::create("odoo").await else {
+        return;
+    };
+    odoo.run(SCHEMA).await;
+    odoo.run(GROUPS).await;
+    odoo.run(
+        "INSERT INTO res_users (id, login, active) VALUES
+             (1, 'admin', false), (2, 'robot', true), (3, 'gone', false);
+         INSERT INTO auth_api_key (id, name, key, user_id, active) VALUES
+             (1, 'admin', 'odoo_admin_value', 1, true),
+             (2, 'Robot', 'robot_value', 2, true),
+             (3, 'Gone', 'gone_value', 3, true);
+         INSERT INTO auth_api_key_group (id, name, code) VALUES (1, 'Admins', 'apikey-admin');
+         INSERT INTO auth_api_key_group_rel (key_id, group_id) VALUES (2, 1);",
+    )
+    .await;
+    let store = db.store().await;
+    let m = manager(&store);
+    // Made here: the seeded admin key (user admin), and a CLI key of user gone.
+    let (_, local_admin) = m
+        .create(apikey_tests::spec("admin", "admin", &["apikey-admin"]))
+        .await
+        .unwrap();
+    m.create(apikey_tests::spec("local", "gone", &[]))
+        .await
+        .unwrap();
+
+    let report = m.import_odoo(&odoo.url, false).await.unwrap();
+    let warnings = report.warnings.join("\n");
+    assert_eq!((report.created, report.skipped), (2, 1), "{warnings}");
+    assert!(warnings.contains("#1 \"admin\""), "{warnings}");
+    assert!(warnings.contains("apikey-admin"), "{warnings}");
+    // The local admin key is untouched: its own secret, user, group; still active.
+    assert_eq!(
+        verify(&store, local_admin.expose()).await,
+        Ok(("admin".into(), vec!["apikey-admin".into()]))
+    );
+    assert_eq!(
+        verify(&store, "odoo_admin_value").await,
+        Err(AuthError::Invalid)
+    );
+    assert!(
+        m.user_active("admin").await.unwrap(),
+        "not a user the import created"
+    );
+    // Robot came over without the admin group.
+    assert_eq!(
+        verify(&store, "robot_value").await,
+        Ok(("robot".into(), vec![]))
+    );
+    // gone has a key made here too: not disabled.
+    assert!(m.user_active("gone").await.unwrap());
+    assert_eq!(report.users_disabled, 0);
+
+    // Asked for, the admin group comes over.
+    let report = m.import_odoo_with(&odoo.url, false, true).await.unwrap();
+    assert_eq!(report.updated, 1, "{:?}", report.warnings);
+    assert_eq!(
+        verify(&store, "robot_value").await,
+        Ok(("robot".into(), vec!["apikey-admin".into()]))
+    );
+    drop((m, store));
+    odoo.drop().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_import_never_takes_over() {
+    never_takes_over(SharedDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_import_never_takes_over() {
+    if let Some(db) = SharedDb::postgres() {
+        never_takes_over(db).await;
+    }
+}

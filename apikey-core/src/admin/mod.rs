@@ -28,6 +28,8 @@ pub struct KeyManager {
     hasher: KeyHasher,
     format: KeyFormat,
     actor: Actor,
+    /// The admin group: an import never grants it unless asked to.
+    admin_group: String,
 }
 
 /// What to create.
@@ -70,6 +72,7 @@ impl KeyManager {
             hasher: KeyHasher::new(config.settings.pepper.as_ref()),
             format: config.key_format(),
             actor: Actor::from_env(),
+            admin_group: config.settings.admin_group.clone(),
         }
     }
 

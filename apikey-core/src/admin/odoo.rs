@@ -155,6 +155,19 @@ impl KeyManager {
         odoo_url: &str,
         dry_run: bool,
     ) -> Result<OdooReport, OdooError> {
+        self.import_odoo_with(odoo_url, dry_run, false).await
+    }
+
+    /// Like [`import_odoo`](Self::import_odoo). The import never touches a key it did not
+    /// create (a clash is reported and skipped), disables only users whose keys here all came
+    /// from it, and grants the admin group (`admin_group`) from an Odoo group code only with
+    /// `allow_admin_group`.
+    pub async fn import_odoo_with(
+        &self,
+        odoo_url: &str,
+        dry_run: bool,
+        allow_admin_group: bool,
+    ) -> Result<OdooReport, OdooError> {
         let fail = failed(odoo_url);
         let options = PgConnectOptions::from_str(odoo_url)
             .map_err(|e| fail(format!("bad URL: {e}")))?
@@ -188,6 +201,8 @@ impl KeyManager {
         // In a dry run: keys whose value this run replaces, so a later key may take it over.
         let mut moving: HashSet<String> = HashSet::new();
         let mut archived: Vec<String> = Vec::new();
+        // Keys this run created or found its own: the only ones whose users it may disable.
+        let mut ours: HashSet<String> = HashSet::new();
         for key in keys {
             let label = format!("Odoo key #{} {:?}", key.id, key.name);
             let Some(value) = key.value.filter(|v| !v.trim().is_empty()) else {
@@ -204,10 +219,20 @@ impl KeyManager {
             if !key.user_active && !archived.contains(&key.login) {
                 archived.push(key.login.clone());
             }
+            let mut groups = key.groups;
+            if !allow_admin_group && groups.contains(&self.admin_group) {
+                groups.retain(|g| *g != self.admin_group);
+                report.warnings.push(format!(
+                    "{label}: its Odoo group {:?} is this service's admin group; not granted \
+                     (--allow-admin-group grants it)",
+                    self.admin_group
+                ));
+            }
+            let name = key.name.clone();
             let spec = CreateKey {
                 name: key.name,
                 user: key.login,
-                groups: key.groups,
+                groups,
                 ..CreateKey::default()
             };
             let secret = Secret::new(value);
@@ -221,9 +246,27 @@ impl KeyManager {
                 Ok(Imported::Updated) => report.updated += 1,
                 Ok(Imported::Unchanged) => report.unchanged += 1,
                 Err(e @ StoreError::Unavailable(_)) => return Err(fail(e.to_string())),
-                Err(e) => report.skip(format!("{label}: {e}")),
+                Err(e) => {
+                    report.skip(format!("{label}: {e}"));
+                    continue;
+                }
             }
+            ours.insert(name);
         }
+        // Only users whose keys here all came from the import: a user made here keeps its
+        // state whatever Odoo says.
+        let local = self.list().await.map_err(|e| fail(e.to_string()))?;
+        archived.retain(|login| {
+            let theirs = || local.iter().filter(|r| r.user == *login);
+            let only_ours = theirs().all(|r| ours.contains(&r.name));
+            if !only_ours {
+                report.warnings.push(format!(
+                    "Odoo user {login:?} is archived, but keys made here act for {login:?} too: \
+                     left enabled"
+                ));
+            }
+            only_ours
+        });
         for login in archived {
             let active = self
                 .user_active(&login)
@@ -252,11 +295,13 @@ impl KeyManager {
     ) -> Result<Imported, StoreError> {
         self.usable(key)?;
         let digest = self.hasher.digest(key.expose());
-        let holder = self
-            .store
-            .find_by_digest(&digest)
-            .await?
-            .map(|m| m.record.name);
+        let found = self.store.find_by_digest(&digest).await?;
+        // The key holds this very secret as its current one (a key that also has a secret
+        // in a rotation grace is brought in line by the import, not counted so here).
+        let holds_it = found
+            .as_ref()
+            .is_some_and(|m| m.record.name == spec.name && m.valid_until.is_none());
+        let holder = found.map(|m| m.record.name);
         let taken = holder.is_some_and(|h| h != spec.name && !moving.contains(&h));
         if taken {
             return Err(StoreError::Invalid(
@@ -266,11 +311,10 @@ impl KeyManager {
         let Some(current) = self.store.get(&spec.name).await? else {
             return Ok(Imported::Created);
         };
-        let same_secret = self
-            .store
-            .digests_of(&spec.name)
-            .await?
-            .is_some_and(|d| d == [digest]);
+        if self.store.imported(&spec.name).await? != Some(true) {
+            return Err(crate::store::not_imported(&spec.name));
+        }
+        let same_secret = holds_it;
         if !same_secret {
             moving.insert(spec.name.clone());
         }

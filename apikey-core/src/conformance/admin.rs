@@ -8,7 +8,7 @@ use super::{by, create, digest, found, new_key};
 use crate::model::{
     Actor, AuditFilter, GroupEdit, Groups, Imported, ImportedKey, NewKey, NewSecret,
 };
-use crate::store::{Change, SharedStore};
+use crate::store::{Change, SharedStore, StoreError};
 
 fn filter(name: &str) -> AuditFilter {
     AuditFilter {
@@ -147,6 +147,20 @@ pub async fn import_is_idempotent(store: SharedStore) {
     let clash = imported("Clash", "taken", "demo", &[], true);
     assert!(store.import(clash, &by()).await.is_err());
     assert_eq!(store.get("Clash").await.unwrap(), None);
+
+    // A key made here is never taken over by an import of its name.
+    assert_eq!(store.imported("Odoo Key").await.unwrap(), Some(true));
+    assert_eq!(store.imported("other").await.unwrap(), Some(false));
+    assert_eq!(store.imported("nobody").await.unwrap(), None);
+    let takeover = imported("other", "takeover-secret", "intruder", &["admin"], true);
+    assert!(matches!(
+        store.import(takeover, &by()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let other = store.get("other").await.unwrap().unwrap();
+    assert_ne!(other.user, "intruder");
+    assert_eq!(found(&store, "taken").await.as_deref(), Some("other"));
+    assert_eq!(found(&store, "takeover-secret").await, None);
 }
 
 #[doc(hidden)]

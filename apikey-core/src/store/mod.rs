@@ -175,9 +175,14 @@ pub trait KeyStore: KeyLookup {
     /// Disables or enables a user; returns how many keys the user has.
     async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64>;
 
-    /// Creates a key brought over from another system, or brings the existing key of that
-    /// name in line with it (secret, user, groups, active flag), in one transaction.
+    /// Creates a key brought over from another system (marked as imported), or brings the
+    /// existing key of that name in line with it (secret, user, groups, active flag), in one
+    /// transaction. A key of that name that an import did not create is never touched:
+    /// [`StoreError::Invalid`].
     async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported>;
+
+    /// Whether the key of this name was created by an import (`None`: no such key).
+    async fn imported(&self, name: &str) -> StoreResult<Option<bool>>;
 
     /// Deactivates every key in one transaction (a store restored into another environment);
     /// returns how many were active.
@@ -204,6 +209,16 @@ pub type SharedLookup = Arc<dyn KeyLookup>;
 /// Checks a new key's name and user; returns its tech name.
 pub(crate) fn validate_new(new: &NewKey) -> StoreResult<String> {
     new.tech_name().map_err(StoreError::Invalid)
+}
+
+/// The origin stored with keys an import created.
+pub(crate) const IMPORT_ORIGIN: &str = "import";
+
+/// Why an import leaves a key alone.
+pub(crate) fn not_imported(name: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "a key named {name:?} exists here and was not created by an import: left as it is"
+    ))
 }
 
 /// Checks a user name given on its own (enable, disable).

@@ -10,7 +10,7 @@ use crate::model::{
     NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{
-    summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
+    not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
 };
 
 fn reused() -> StoreError {
@@ -50,6 +50,7 @@ impl State {
                 digest: new.digest,
                 valid_until: None,
             }],
+            imported: false,
         };
         let record = self.record(&entry);
         self.keys.insert(new.name, entry);
@@ -251,8 +252,10 @@ impl KeyStore for MemoryStore {
             let outcome = match state.keys.get(&name) {
                 None => {
                     state.insert(new, active)?;
+                    state.entry_mut(&name)?.imported = true;
                     Imported::Created
                 }
+                Some(entry) if !entry.imported => return Err(not_imported(&name)),
                 Some(entry) => {
                     let same_secret = matches!(
                         entry.credentials.as_slice(),
@@ -285,6 +288,10 @@ impl KeyStore for MemoryStore {
         };
         self.announce(Change::Key(name));
         Ok(outcome)
+    }
+
+    async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
+        Ok(self.read().keys.get(name).map(|e| e.imported))
     }
 
     async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {

@@ -22,6 +22,8 @@ struct Credential {
 struct Entry {
     record: KeyRecord,
     credentials: Vec<Credential>,
+    /// Created by an import (the only keys an import may change).
+    imported: bool,
 }
 
 impl Entry {

@@ -230,17 +230,44 @@ macro_rules! sql_admin {
                 let outcome = match Self::lock_key(&mut tx, &name).await {
                     Err(StoreError::NotFound(_)) => {
                         Self::insert_in(&mut tx, new, active).await?;
+                        sqlx::query("UPDATE apikey_keys SET origin = $1 WHERE name = $2")
+                            .bind(IMPORT_ORIGIN)
+                            .bind(&name)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
                         Imported::Created
                     }
                     Err(e) => return Err(e),
-                    Ok(id) => match Self::bring_in_line(&mut tx, id, &new, active).await? {
-                        false => return Ok(Imported::Unchanged),
-                        true => Imported::Updated,
-                    },
+                    Ok(id) => {
+                        let origin: Option<String> =
+                            sqlx::query_scalar("SELECT origin FROM apikey_keys WHERE id = $1")
+                                .bind(id)
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(unavailable)?;
+                        if origin.as_deref() != Some(IMPORT_ORIGIN) {
+                            return Err(not_imported(&name));
+                        }
+                        match Self::bring_in_line(&mut tx, id, &new, active).await? {
+                            false => return Ok(Imported::Unchanged),
+                            true => Imported::Updated,
+                        }
+                    }
                 };
                 self.finish(tx, &name, by, |r| ("import", summary::of("import", r)))
                     .await?;
                 Ok(outcome)
+            }
+
+            async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
+                let origin: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT origin FROM apikey_keys WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                Ok(origin.map(|o| o.as_deref() == Some(IMPORT_ORIGIN)))
             }
 
             async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {

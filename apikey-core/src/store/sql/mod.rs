@@ -55,14 +55,14 @@ pub(super) mod prelude {
         Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
     };
     pub(in crate::store) use crate::store::{
-        summary, validate_new, validate_user, Change, ChangeFeed, KeyLookup, KeyStore, StoreError,
-        StoreResult,
+        not_imported, summary, validate_new, validate_user, Change, ChangeFeed, KeyLookup,
+        KeyStore, StoreError, StoreResult, IMPORT_ORIGIN,
     };
     pub(in crate::store) use crate::task::Background;
 }
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
