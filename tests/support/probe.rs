@@ -24,6 +24,9 @@ pub struct Probe {
     pub delay_ms: std::sync::atomic::AtomicU64,
     /// When true, the store says it cannot list digests (the verifier then has no filter).
     pub hide_digests: std::sync::atomic::AtomicBool,
+    /// Imports that may still succeed; the store is down for imports after them (negative:
+    /// no limit).
+    pub imports_left: std::sync::atomic::AtomicI64,
     /// A gate for the next lookup by digest: it reads the store, then waits (see
     /// [`Probe::park_next_lookup`]).
     gate: std::sync::Mutex<Option<Gate>>,
@@ -52,6 +55,7 @@ impl Probe {
             down: Default::default(),
             delay_ms: Default::default(),
             hide_digests: Default::default(),
+            imports_left: std::sync::atomic::AtomicI64::new(-1),
             gate: Default::default(),
         })
     }
@@ -196,6 +200,10 @@ impl KeyStore for Probe {
         self.up()?.set_user_active(user, on, by).await
     }
     async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported> {
+        if self.imports_left.fetch_sub(1, Ordering::SeqCst) == 0 {
+            self.imports_left.store(0, Ordering::SeqCst);
+            return Err(StoreError::Unavailable("connection reset".into()));
+        }
         self.up()?.import(key, by).await
     }
     async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {

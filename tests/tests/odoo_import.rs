@@ -3,6 +3,7 @@
 //! flags, archived users, empty and duplicate values, idempotence, dry runs.
 
 use std::process::Command;
+use std::sync::Arc;
 
 use apikey_core::{Actor, ApiKeyConfig, AuditFilter, AuthError, KeyManager, SharedStore, Verifier};
 use apikey_tests::{postgres_url, PgDatabase, SharedDb};
@@ -429,4 +430,45 @@ async fn postgres_import_never_takes_over() {
     if let Some(db) = SharedDb::postgres() {
         never_takes_over(db).await;
     }
+}
+
+/// An import interrupted by a store failure says how far it got and that running it again
+/// finishes it; the second run imports the rest and finds the first ones in line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_import_is_resumed_by_running_it_again() {
+    let Some(odoo) = odoo_db(true).await else {
+        return;
+    };
+    let store: SharedStore = Arc::new(apikey_core::MemoryStore::new());
+    let probe = apikey_tests::Probe::new(store.clone());
+    probe
+        .imports_left
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let probed: SharedStore = probe.clone();
+    let m = manager(&probed);
+    let err = m
+        .import_odoo(&odoo.url, false)
+        .await
+        .expect_err("the store failed midway")
+        .to_string();
+    assert!(err.contains("2 key(s) were imported"), "{err}");
+    assert!(err.contains("run the import again"), "{err}");
+    assert!(!err.contains("_value"), "no value in the message: {err}");
+    assert_eq!(m.list().await.unwrap().len(), 2, "two keys, each whole");
+    probe
+        .imports_left
+        .store(-1, std::sync::atomic::Ordering::SeqCst);
+    let again = m.import_odoo(&odoo.url, false).await.unwrap();
+    assert_eq!(
+        (again.created, again.unchanged, again.skipped),
+        (2, 2, 2),
+        "{:?}",
+        again.warnings
+    );
+    assert_eq!(
+        verify(&store, "good_value").await.map(|v| v.0),
+        Ok("demo".into())
+    );
+    drop((m, probed, probe, store));
+    odoo.drop().await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::ApiKeyConfig;
-use crate::key::{GeneratedKey, KeyFormat, KeyHasher, Secret};
+use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
     Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
     NewSecret, Quota, RateLimit,
@@ -255,9 +255,22 @@ impl KeyManager {
         active: bool,
     ) -> Result<Imported, StoreError> {
         self.usable(key)?;
+        let digest = self.hasher.digest(key.expose());
+        let stub = self.format.stub(key.expose());
+        self.import_digest(spec, digest, stub, active).await
+    }
+
+    /// [`import_key`](Self::import_key) for a secret already digested (and checked).
+    pub(crate) async fn import_digest(
+        &self,
+        spec: CreateKey,
+        digest: KeyDigest,
+        stub: String,
+        active: bool,
+    ) -> Result<Imported, StoreError> {
         let new = NewKey {
-            stub: self.format.stub(key.expose()),
-            digest: self.hasher.digest(key.expose()),
+            stub,
+            digest,
             name: spec.name,
             user: spec.user,
             groups: groups(&spec.groups)?,

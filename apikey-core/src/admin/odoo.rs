@@ -4,16 +4,17 @@
 //! plain value is digested as a free-form key, so clients keep working unchanged. The value is
 //! never printed or stored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Row};
 
 use super::{CreateKey, KeyManager};
 use crate::config::redact_url;
-use crate::key::Secret;
+use crate::key::{KeyDigest, Secret};
 use crate::model::Imported;
 use crate::store::StoreError;
 
@@ -45,15 +46,23 @@ pub struct OdooError {
     why: String,
 }
 
-/// One `auth_api_key` row with what it joins to.
+/// One `auth_api_key` row with what it joins to. Its value is kept only as what the import
+/// needs of it: the digest, the display stub, and why it cannot be used, if it cannot.
 struct OdooKey {
     id: i64,
     name: String,
-    value: Option<String>,
+    secret: Result<Digested, String>,
     login: String,
     user_active: bool,
     active: bool,
     groups: Vec<String>,
+}
+
+/// An Odoo key's value once read: never kept as it is.
+#[derive(Clone)]
+struct Digested {
+    digest: KeyDigest,
+    stub: String,
 }
 
 fn failed(url: &str) -> impl Fn(String) -> OdooError + '_ {
@@ -85,8 +94,12 @@ async fn has_column(
     .await
 }
 
-/// Reads every Odoo key, lowest id first, with its user and group codes.
-async fn read_keys(conn: &mut PgConnection) -> Result<Vec<OdooKey>, String> {
+/// Reads every Odoo key, lowest id first, with its user and group codes. Rows are streamed,
+/// and each value is digested as it arrives and dropped: the run never holds the plain values.
+async fn read_keys(
+    conn: &mut PgConnection,
+    digest: impl Fn(&str) -> Result<Digested, String>,
+) -> Result<Vec<OdooKey>, String> {
     let e = |e: sqlx::Error| e.to_string();
     if !exists(conn, "auth_api_key").await.map_err(e)? {
         return Err(
@@ -127,21 +140,29 @@ async fn read_keys(conn: &mut PgConnection) -> Result<Vec<OdooKey>, String> {
                 .push(row.try_get("code").map_err(e)?);
         }
     }
-    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await.map_err(e)?;
-    rows.into_iter()
-        .map(|row| {
-            let id: i64 = row.try_get("id").map_err(e)?;
-            Ok(OdooKey {
-                id,
-                name: row.try_get("name").map_err(e)?,
-                value: row.try_get("value").map_err(e)?,
-                login: row.try_get("login").map_err(e)?,
-                user_active: row.try_get("user_active").map_err(e)?,
-                active: row.try_get("active").map_err(e)?,
-                groups: groups.remove(&id).unwrap_or_default(),
-            })
-        })
-        .collect()
+    let mut keys = Vec::new();
+    let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(e)? {
+        let id: i64 = row.try_get("id").map_err(e)?;
+        let value: Option<Secret> = row
+            .try_get::<Option<String>, _>("value")
+            .map_err(e)?
+            .map(Secret::new);
+        let secret = match value.filter(|v| !v.expose().trim().is_empty()) {
+            None => Err("no value (Odoo never matches it)".to_owned()),
+            Some(v) => digest(v.expose()),
+        };
+        keys.push(OdooKey {
+            id,
+            name: row.try_get("name").map_err(e)?,
+            secret,
+            login: row.try_get("login").map_err(e)?,
+            user_active: row.try_get("user_active").map_err(e)?,
+            active: row.try_get("active").map_err(e)?,
+            groups: groups.remove(&id).unwrap_or_default(),
+        });
+    }
+    Ok(keys)
 }
 
 impl KeyManager {
@@ -176,27 +197,35 @@ impl KeyManager {
             .connect()
             .await
             .map_err(|e| fail(crate::store::describe_connect_failure(&options, &e)))?;
-        let keys = read_keys(&mut conn).await.map_err(&fail)?;
+        let keys = read_keys(&mut conn, |value| {
+            let key = Secret::new(value);
+            self.usable(&key)
+                .map(|()| Digested {
+                    digest: self.hasher.digest(key.expose()),
+                    stub: self.format.stub(key.expose()),
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(&fail)?;
         let mut report = OdooReport {
             dry_run,
             ..OdooReport::default()
         };
         // Of the keys sharing a value, the one Odoo matches: the lowest id among the active
         // ones (Odoo's search skips archived records), else the lowest id.
-        let mut winner: BTreeMap<&str, (bool, i64, &str)> = BTreeMap::new();
+        let mut winner: HashMap<KeyDigest, (bool, i64, &str)> = HashMap::new();
         for key in &keys {
-            let Some(value) = key.value.as_deref().filter(|v| !v.trim().is_empty()) else {
-                continue;
-            };
+            let Ok(secret) = &key.secret else { continue };
             let candidate = (!key.active, key.id, key.name.as_str());
             winner
-                .entry(value)
+                .entry(secret.digest)
                 .and_modify(|w| *w = (*w).min(candidate))
                 .or_insert(candidate);
         }
-        let winner: BTreeMap<String, (i64, String)> = winner
+        let winner: HashMap<KeyDigest, (i64, String)> = winner
             .into_iter()
-            .map(|(value, (_, id, name))| (value.to_owned(), (id, name.to_owned())))
+            .map(|(digest, (_, id, name))| (digest, (id, name.to_owned())))
             .collect();
         // In a dry run: keys whose value this run replaces, so a later key may take it over.
         let mut moving: HashSet<String> = HashSet::new();
@@ -205,11 +234,16 @@ impl KeyManager {
         let mut ours: HashSet<String> = HashSet::new();
         for key in keys {
             let label = format!("Odoo key #{} {:?}", key.id, key.name);
-            let Some(value) = key.value.filter(|v| !v.trim().is_empty()) else {
-                report.skip(format!("{label}: no value (Odoo never matches it)"));
-                continue;
+            let secret = match key.secret {
+                Ok(secret) => secret,
+                Err(why) => {
+                    report.skip(format!("{label}: {why}"));
+                    continue;
+                }
             };
-            if let Some((first, first_name)) = winner.get(&value).filter(|(id, _)| *id != key.id) {
+            if let Some((first, first_name)) =
+                winner.get(&secret.digest).filter(|(id, _)| *id != key.id)
+            {
                 report.skip(format!(
                     "{label}: same value as Odoo key #{first} {first_name:?}, which Odoo matches \
                      (the first active key of that value)"
@@ -235,17 +269,27 @@ impl KeyManager {
                 groups,
                 ..CreateKey::default()
             };
-            let secret = Secret::new(value);
             let outcome = if dry_run {
-                self.preview(&spec, &secret, key.active, &mut moving).await
+                self.preview(&spec, &secret.digest, key.active, &mut moving)
+                    .await
             } else {
-                self.import_key(spec, &secret, key.active).await
+                self.import_digest(spec, secret.digest, secret.stub, key.active)
+                    .await
             };
             match outcome {
                 Ok(Imported::Created) => report.created += 1,
                 Ok(Imported::Updated) => report.updated += 1,
                 Ok(Imported::Unchanged) => report.unchanged += 1,
-                Err(e @ StoreError::Unavailable(_)) => return Err(fail(e.to_string())),
+                Err(e @ StoreError::Unavailable(_)) => {
+                    // Each key is imported in a transaction of its own, and a run is
+                    // idempotent: running it again finishes the job.
+                    let done = report.created + report.updated + report.unchanged;
+                    return Err(fail(format!(
+                        "{e}; {done} key(s) were imported or found in line before it failed, \
+                         the others not: run the import again to finish (it changes nothing \
+                         that is already in line)"
+                    )));
+                }
                 Err(e) => {
                     report.skip(format!("{label}: {e}"));
                     continue;
@@ -289,13 +333,11 @@ impl KeyManager {
     async fn preview(
         &self,
         spec: &CreateKey,
-        key: &Secret,
+        digest: &KeyDigest,
         active: bool,
         moving: &mut HashSet<String>,
     ) -> Result<Imported, StoreError> {
-        self.usable(key)?;
-        let digest = self.hasher.digest(key.expose());
-        let found = self.store.find_by_digest(&digest).await?;
+        let found = self.store.find_by_digest(digest).await?;
         // The key holds this very secret as its current one (a key that also has a secret
         // in a rotation grace is brought in line by the import, not counted so here).
         let holds_it = found
