@@ -57,7 +57,8 @@ pub struct AuditRecord {
     /// Who made it.
     pub actor: String,
     /// What was done: `create`, `revoke`, `activate`, `delete`, `rotate`, `groups`,
-    /// `rate-limit`, `user-disable`, `user-enable`, `import`, `neutralize`.
+    /// `rate-limit`, `quota`, `user-disable`, `user-enable`, `import`, `neutralize`, and the
+    /// admin page's `admin-login` and `admin-logout` (which change no key).
     pub action: String,
     /// The key's name (the user's name for user changes, `*` for every key).
     pub name: String,
