@@ -1,5 +1,6 @@
 //! The helpers, by what they help with.
 
+pub mod admin_page;
 pub mod cli;
 pub mod cluster;
 pub mod http;

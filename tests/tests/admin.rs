@@ -1,68 +1,26 @@
 //! The admin page through Rocket's client (cookies kept): login, a wrong key, CSRF, a key shown
 //! once, revoke, and a session that ends with its admin key.
 
-use apikey_core::{ApiKeyConfig, MemoryStore, SharedStore};
-use apikey_tests::{admin, api_key, client, rocket_with, spec};
+use apikey_core::{MemoryStore, SharedStore};
+use apikey_tests::{
+    admin, admin_page, api_key, form_field, login, login_response, page_get as get,
+    page_post as post, spec,
+};
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use std::sync::Arc;
 
-async fn service(store: &SharedStore) -> Client {
-    let config = ApiKeyConfig::default();
-    let manager = admin(store);
-    let rocket = rocket_with("")
-        .attach(apikey_rocket::ApiKey::with_store(store.clone()))
-        .manage(apikey_rocket::admin::Admin::new(manager, &config))
-        .mount("/", rocket::routes![my_service::my_service])
-        .mount("/admin", apikey_rocket::admin::routes());
-    client(rocket).await
+/// The CSRF token of a page's forms.
+fn csrf(page: &str) -> String {
+    form_field(page, "csrf").expect("a form with a token")
 }
 
 async fn body(res: LocalResponse<'_>) -> String {
     res.into_string().await.unwrap_or_default()
 }
 
-/// The CSRF token of a page's forms.
-fn csrf(page: &str) -> String {
-    let start = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a token")
-        + 19;
-    page[start..].split('"').next().unwrap().to_owned()
-}
-
-async fn post(client: &Client, uri: &str, form: &str) -> (Status, String) {
-    let res = client
-        .post(uri.to_owned())
-        .header(ContentType::Form)
-        .body(form)
-        .dispatch()
-        .await;
-    (res.status(), body(res).await)
-}
-
-/// The token of a fresh login form.
-async fn login_token(client: &Client) -> String {
-    let (_, page) = get(client, "/admin/").await;
-    let marker = "name=\"login_csrf\" value=\"";
-    let start = page.find(marker).expect("a login form") + marker.len();
-    page[start..].split('"').next().unwrap().to_owned()
-}
-
-/// Logs in with `key` through the login form (its token included).
-async fn login(client: &Client, key: &str) -> (Status, String) {
-    let token = login_token(client).await;
-    post(
-        client,
-        "/admin/login",
-        &format!("key={key}&login_csrf={token}"),
-    )
-    .await
-}
-
-async fn get(client: &Client, uri: &str) -> (Status, String) {
-    let res = client.get(uri.to_owned()).dispatch().await;
-    (res.status(), body(res).await)
+async fn service(store: &SharedStore) -> Client {
+    admin_page(store, "").await
 }
 
 #[tokio::test]
@@ -109,13 +67,7 @@ async fn an_admin_manages_keys_and_nothing_else_gets_in() {
     );
 
     // The admin key: a session cookie that holds no key.
-    let token = login_token(&client).await;
-    let res = client
-        .post("/admin/login")
-        .header(ContentType::Form)
-        .body(format!("key={}&login_csrf={token}", root.expose()))
-        .dispatch()
-        .await;
+    let res = login_response(&client, root.expose()).await;
     assert_eq!(res.status(), Status::SeeOther);
     let cookie = res
         .headers()
