@@ -6,7 +6,7 @@ use rocket::{catch, Request};
 
 use crate::guard::Refusal;
 use crate::problem::{Answers, Prepared};
-use crate::ApiKeyState;
+use crate::state::ApiKeyState;
 
 fn problem(status: Status, req: &Request<'_>) -> Prepared {
     let refusal = req.local_cache(|| Refusal(None)).0;

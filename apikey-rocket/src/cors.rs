@@ -4,7 +4,7 @@ use apikey_core::config::DEFAULT_HEADER;
 use rocket::http::{Method, Status};
 use rocket::{Request, Response};
 
-use crate::ApiKeyState;
+use crate::state::ApiKeyState;
 
 /// CORS preflights never need a key (browsers send them without one): a preflight no route
 /// answered gets `204`, and every preflight answer lists the key header in

@@ -7,8 +7,9 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
 use time::OffsetDateTime;
 
+use crate::caller::Caller;
 use crate::problem::status_of;
-use crate::{ApiKeyState, Caller};
+use crate::state::ApiKeyState;
 
 /// The outcome of verifying this request's key, computed at most once per request.
 struct Verified(Result<Caller, AuthError>);

@@ -34,15 +34,17 @@ mod guard;
 pub mod openapi;
 mod problem;
 mod routes;
+mod state;
 mod sunset;
 
 pub use apikey_core as core;
 pub use apikey_core::{AuthError, KeyRecord, KeyStore};
 pub use apikey_macros::route;
 pub use caller::Caller;
-pub use fairing::{load_config, ApiKey, ApiKeyState};
+pub use fairing::{load_config, ApiKey};
 pub use problem::{Prepared, Problem};
 pub use routes::{route_inventory, RouteAuth, RouteInfo, RouteInventory};
+pub use state::ApiKeyState;
 
 /// Paths used by the code `#[route]` generates. Not public API.
 #[doc(hidden)]

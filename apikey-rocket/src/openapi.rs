@@ -23,7 +23,8 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Components, OpenApi, RefOr, Response, Schema};
 
-use crate::{route_inventory, ApiKeyState, RouteAuth, RouteInfo, RouteInventory};
+use crate::routes::{route_inventory, RouteAuth, RouteInfo, RouteInventory};
+use crate::state::ApiKeyState;
 
 /// The name of the API key security scheme.
 pub const API_KEY_SCHEME: &str = "ApiKey";

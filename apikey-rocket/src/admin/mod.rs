@@ -21,7 +21,7 @@ use rocket::http::{ContentType, CookieJar, Header, Status};
 use rocket::response::{self, Redirect, Responder};
 use rocket::{get, post, routes, Request, Route, State};
 
-use crate::ApiKeyState;
+use crate::state::ApiKeyState;
 use session::{may_administer, Scope, Session, LOGIN_ACTION, LOGOUT_ACTION};
 
 mod keys;

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::Admin;
-use crate::ApiKeyState;
+use crate::state::ApiKeyState;
 
 /// The session cookie's name.
 const COOKIE: &str = "apikey_admin";

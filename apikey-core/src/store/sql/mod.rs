@@ -1,5 +1,6 @@
-//! What the SQLite and PostgreSQL stores share: rows, errors, the change encoding, and (in
-//! `queries`) every query, written once.
+//! What the SQLite and PostgreSQL stores share: rows, errors, the change encoding, and every
+//! query, written once (`tx`: the transaction steps, `lookup`: the request path, `admin`: the
+//! writes).
 //!
 //! The stores are built on sqlx. Both run the same queries (sqlx binds `$n` on both)
 //! and differ only in connection setup, migrations and how other processes are told of

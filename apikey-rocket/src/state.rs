@@ -1,0 +1,81 @@
+//! The verification state the fairing manages, at the bottom of the crate: the guards, the
+//! catchers, CORS, `Sunset`, OpenAPI and the admin page all read it from here, and nothing here
+//! reaches up to them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use apikey_core::Verifier;
+
+use crate::problem::Answers;
+
+/// The verification state managed by the fairing. Request handlers can verify with it but
+/// cannot reach the store: key administration is not a request-path capability.
+pub struct ApiKeyState {
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) answers: Answers,
+    pub(crate) routes: crate::routes::RouteInventory,
+}
+
+impl ApiKeyState {
+    /// The header that carries keys.
+    pub fn header(&self) -> &str {
+        self.verifier.header()
+    }
+
+    /// Every route mounted when the service started, and who may call it.
+    pub fn routes(&self) -> &crate::routes::RouteInventory {
+        &self.routes
+    }
+
+    /// Whether `Authorization: Bearer <key>` is accepted too.
+    pub fn accepts_bearer(&self) -> bool {
+        self.verifier.accepts_bearer()
+    }
+
+    /// Store queries made by verification so far (cache misses), for metrics.
+    pub fn store_queries(&self) -> u64 {
+        self.verifier.store_queries()
+    }
+
+    /// Unknown keys refused by the digest filter without a store query, for metrics.
+    pub fn filtered(&self) -> u64 {
+        self.verifier.filtered()
+    }
+
+    /// The answer apikey gives for `err` (the same bytes its catchers send), for handlers that
+    /// refuse on their own terms.
+    pub fn answer(&self, err: apikey_core::AuthError) -> crate::problem::Prepared {
+        self.answers.get(Some(err), crate::problem::status_of(err))
+    }
+
+    /// Valid keys cached right now, for metrics.
+    pub fn cached_keys(&self) -> usize {
+        self.verifier.cached_keys()
+    }
+
+    /// Whether the store's change feed is live (caches and the digest filter are bypassed
+    /// while it is not), for metrics.
+    pub fn feed_live(&self) -> bool {
+        self.verifier.feed_live()
+    }
+
+    /// The verifier behind the guards (to flush usage on shutdown, or verify outside a route).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Where rate limits and quotas are kept, and whether they fall back to per instance
+    /// (shared limits unreachable), for metrics.
+    pub fn limits(&self) -> apikey_core::limits::LimitsStats {
+        self.verifier.limits_stats()
+    }
+}
+
+impl fmt::Debug for ApiKeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyState")
+            .field("header", &self.verifier.header())
+            .finish()
+    }
+}
