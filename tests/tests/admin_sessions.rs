@@ -63,7 +63,7 @@ async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
         .unwrap();
     let client = service(
         &store,
-        "[default.apikey]\nadmin_session_lifetime = \"3s\"\n",
+        "[default.apikey]\nadmin_session_lifetime = \"4s\"\n",
     )
     .await;
     assert_eq!(login(&client, root.expose()).await, Status::SeeOther);
@@ -93,8 +93,8 @@ async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         assert!(logged_in(&client).await);
     }
-    // Sessions count in whole seconds: past 3 s by more than one.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // Sessions count in whole seconds: past 4 s by more than one.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
     assert!(!logged_in(&client).await, "past admin_session_lifetime");
 }
 
