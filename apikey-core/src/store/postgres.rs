@@ -88,7 +88,10 @@ impl PostgresStore {
         // Live once a notification (our own heartbeat) arrives on this listener: behind a
         // pooler that never delivers one, the feed stays not live and every lookup asks the
         // store.
-        let listener = feed.prove(listener).await;
+        // A command-line tool opening the store should not wait long behind a pooler that
+        // never delivers: at most a second here; the feed goes live later when it can.
+        let wait = (feed.heartbeat * 2).min(Duration::from_secs(1));
+        let listener = feed.prove(listener, wait).await;
         if !changes.is_live() {
             log::warn!(
                 "apikey: PostgreSQL notifications do not arrive (a pooler in transaction mode? \
@@ -207,12 +210,11 @@ impl Feed {
         }
     }
 
-    /// Sends a heartbeat and waits (two periods at most) for the first notification on a new
+    /// Sends a heartbeat and waits (`wait` at most) for the first notification on a new
     /// listener: the feed is live from then on. Returns the listener, proven or not.
-    async fn prove(&self, mut listener: PgListener) -> PgListener {
+    async fn prove(&self, mut listener: PgListener, wait: Duration) -> PgListener {
         self.beat().await;
-        if let Ok(Ok(Some(n))) = tokio::time::timeout(self.heartbeat * 2, listener.try_recv()).await
-        {
+        if let Ok(Ok(Some(n))) = tokio::time::timeout(wait, listener.try_recv()).await {
             // Going live announces `Change::All` when the feed was live before: changes may
             // have been missed meanwhile.
             self.changes.set_live(true);
@@ -272,7 +274,7 @@ impl Feed {
                     Err(_) => log::debug!("apikey: PostgreSQL notifications still down: timeout"),
                 }
             };
-            listener = self.prove(listener).await;
+            listener = self.prove(listener, self.heartbeat * 2).await;
             if self.changes.is_live() {
                 log::info!("apikey: the PostgreSQL change feed is live again");
             }
