@@ -262,10 +262,18 @@ impl Verifier {
 
     /// The digest of a key, after the format check (a malformed value has none).
     pub fn digest(&self, key: &str) -> Result<KeyDigest, AuthError> {
-        self.format
-            .check(key)
-            .map(|_| self.hasher.digest(key))
-            .map_err(|_| AuthError::Invalid)
+        self.checked_digest(key).map_err(Refusal::error)
+    }
+
+    /// The format check, then the digest: malformed values never reach a cache or the store.
+    fn checked_digest(&self, key: &str) -> Result<KeyDigest, Refusal> {
+        match self.format.check(key) {
+            Ok(_) => Ok(self.hasher.digest(key)),
+            Err(why) => {
+                log::info!("API key refused before lookup: {why}");
+                Err(Refusal::Malformed)
+            }
+        }
     }
 
     /// Who the secret of this digest speaks for right now, by the same caches, config
@@ -285,12 +293,7 @@ impl Verifier {
     }
 
     async fn decide(&self, key: &str) -> Result<Verified, Refusal> {
-        // Malformed values never reach a cache or the store.
-        if let Err(why) = self.format.check(key) {
-            log::info!("API key refused before lookup: {why}");
-            return Err(Refusal::Malformed);
-        }
-        let digest = self.hasher.digest(key);
+        let digest = self.checked_digest(key)?;
         let now = unix_now();
         let minute = (now / 60) as u32;
         let (valid, first_this_minute) = self.find(&digest, now, minute).await?;
