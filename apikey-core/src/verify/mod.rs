@@ -282,10 +282,15 @@ impl Verifier {
     pub async fn identify(&self, digest: &KeyDigest) -> Result<Identity, AuthError> {
         let now = unix_now();
         // A minute no request is in: a cache hit here never takes a request's note of use.
-        let (valid, _) = self
-            .find(digest, now, u32::MAX)
-            .await
-            .map_err(Refusal::error)?;
+        let live = self.store.changes().is_live();
+        let cached = live.then(|| self.caches.get(digest, u32::MAX)).flatten();
+        let valid = match cached {
+            Some((valid, _)) => valid,
+            None => {
+                let found = self.look_up(digest, now, u32::MAX, live).await;
+                found.map_err(Refusal::error)?.0
+            }
+        };
         if valid.not_after() <= now {
             return Err(AuthError::Invalid);
         }
@@ -296,26 +301,32 @@ impl Verifier {
         let digest = self.checked_digest(key)?;
         let now = unix_now();
         let minute = (now / 60) as u32;
-        let (valid, first_this_minute) = self.find(&digest, now, minute).await?;
-        self.accept(&digest, &valid, now, first_this_minute).await
-    }
-
-    /// The valid key of a digest (from the caches when they may be trusted, else the store),
-    /// and whether this is its first use in `minute` (`None` when no cache entry says).
-    async fn find(
-        &self,
-        digest: &KeyDigest,
-        now: i64,
-        minute: u32,
-    ) -> Result<(Valid, Option<bool>), Refusal> {
-        let digest = *digest;
         // While the feed may be missing changes made elsewhere, nothing derived from it (the
         // caches, the filter) is trusted: the store answers, or the request gets 503.
         let live = self.store.changes().is_live();
         if live {
             if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
-                return Ok((valid, Some(first_this_minute)));
+                return self
+                    .accept(&digest, &valid, now, Some(first_this_minute))
+                    .await;
             }
+        }
+        let (valid, first_this_minute) = self.look_up(&digest, now, minute, live).await?;
+        self.accept(&digest, &valid, now, first_this_minute).await
+    }
+
+    /// The valid key of a digest that is not in the cache of verified keys (or whose caches
+    /// may not be trusted: `live` is false), and whether this is its first use in `minute`
+    /// (`None` when no cache entry says).
+    async fn look_up(
+        &self,
+        digest: &KeyDigest,
+        now: i64,
+        minute: u32,
+        live: bool,
+    ) -> Result<(Valid, Option<bool>), Refusal> {
+        let digest = *digest;
+        if live {
             // A digest the store never held (a spray of random keys) costs no store query,
             // beyond a small budget for keys created elsewhere a moment ago.
             if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
