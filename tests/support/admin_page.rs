@@ -1,10 +1,24 @@
 //! The admin page through Rocket's client (cookies kept): the service, its forms, logging in.
 
-use apikey_core::SharedStore;
+use std::sync::Arc;
+
+use apikey_core::{KeyManager, KeyRecord, MemoryStore, Secret, SharedStore};
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 
-use crate::{admin, client, rocket_with};
+use crate::{admin, client, rocket_with, spec};
+
+/// A memory store holding one admin key, `root` (user `ops`, group `apikey-admin`): the store,
+/// its manager, the key's record and its secret.
+pub async fn store_with_admin_key() -> (SharedStore, KeyManager, KeyRecord, Secret) {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let m = admin(&store);
+    let (record, secret) = m
+        .create(spec("root", "ops", &["apikey-admin"]))
+        .await
+        .expect("create the admin key");
+    (store, m, record, secret)
+}
 
 /// The admin page at `/admin` (and `/my_service`) over `store`, with `toml` merged into
 /// Rocket's configuration.

@@ -1,14 +1,13 @@
 //! The admin page through Rocket's client (cookies kept): login, a wrong key, CSRF, a key shown
 //! once, revoke, and a session that ends with its admin key.
 
-use apikey_core::{MemoryStore, SharedStore};
+use apikey_core::SharedStore;
 use apikey_tests::{
-    admin, admin_page, api_key, form_field, login, login_response, page_get as get,
-    page_post as post, spec,
+    admin_page, api_key, form_field, login, login_response, page_get as get, page_post as post,
+    spec, store_with_admin_key,
 };
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
-use std::sync::Arc;
 
 /// The CSRF token of a page's forms.
 fn csrf(page: &str) -> String {
@@ -25,12 +24,7 @@ async fn service(store: &SharedStore) -> Client {
 
 #[tokio::test]
 async fn an_admin_manages_keys_and_nothing_else_gets_in() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let m = admin(&store);
-    let (_, root) = m
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, m, _, root) = store_with_admin_key().await;
     let (_, plain) = m.create(spec("plain", "u", &[])).await.unwrap();
     let client = service(&store).await;
 
@@ -184,11 +178,7 @@ async fn an_admin_manages_keys_and_nothing_else_gets_in() {
 
 #[tokio::test]
 async fn logout_ends_the_session() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let (_, root) = admin(&store)
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, _, _, root) = store_with_admin_key().await;
     let client = service(&store).await;
     login(&client, root.expose()).await;
     let token = csrf(&get(&client, "/admin/").await.1);
@@ -204,11 +194,7 @@ async fn logout_ends_the_session() {
 /// A session unused for 30 minutes ends, though its admin key is still valid.
 #[tokio::test]
 async fn an_idle_session_ends() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let (record, secret) = admin(&store)
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, _, record, secret) = store_with_admin_key().await;
     let client = service(&store).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let digest: String = apikey_core::KeyHasher::new(None)

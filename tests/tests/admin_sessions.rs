@@ -10,7 +10,7 @@ use std::time::Duration;
 use apikey_core::{MemoryStore, SharedStore};
 use apikey_tests::{
     admin, admin_page as service, form_field as field, login_response, page_get as get,
-    page_post as post, spec,
+    page_post as post, spec, store_with_admin_key,
 };
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -28,12 +28,7 @@ async fn logged_in(client: &Client) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_with_the_secret_it_logged_in_with() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let m = admin(&store);
-    let (_, old) = m
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, m, _, old) = store_with_admin_key().await;
     let (_, new) = m.rotate("root", Duration::from_secs(2)).await.unwrap();
     let client = service(&store, "").await;
     assert_eq!(login(&client, old.expose()).await, Status::SeeOther);
@@ -55,12 +50,7 @@ async fn a_session_ends_with_the_secret_it_logged_in_with() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let m = admin(&store);
-    let (_, root) = m
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, _, _, root) = store_with_admin_key().await;
     let client = service(
         &store,
         "[default.apikey]\nadmin_session_lifetime = \"4s\"\n",
@@ -100,12 +90,7 @@ async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_is_rate_limited_and_needs_its_token() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let m = admin(&store);
-    let (_, root) = m
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, _, _, root) = store_with_admin_key().await;
     let client = service(&store, "").await;
 
     // Without the login form's token: refused, even with the right key.
@@ -147,12 +132,7 @@ async fn login_is_rate_limited_and_needs_its_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secure_flag_can_be_forced_behind_a_tls_proxy() {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let m = admin(&store);
-    let (_, root) = m
-        .create(spec("root", "ops", &["apikey-admin"]))
-        .await
-        .unwrap();
+    let (store, _, _, root) = store_with_admin_key().await;
     for (setting, secure) in [("always", true), ("never", false), ("auto", false)] {
         let toml = format!("[default.apikey]\nadmin_secure_cookie = \"{setting}\"\n");
         let client = service(&store, &toml).await;
