@@ -17,7 +17,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// How often other processes' changes are looked for. `PRAGMA data_version` reads no page
 /// of the database, so a poll costs next to nothing; a change made elsewhere reaches this
 /// process' caches within one poll.
-const POLL: Duration = Duration::from_millis(10);
+const POLL: Duration = Duration::from_millis(5);
 
 /// Keys in an SQLite file (or `sqlite::memory:`), for services on one machine.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (with `mode=rwc`, creates) the database and migrates it. Other processes'
-    /// changes are picked up by polling `PRAGMA data_version` every 10 ms.
+    /// changes are picked up by polling `PRAGMA data_version` every 5 ms.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         Self::connect_with(url, &FeedOptions::default()).await
     }

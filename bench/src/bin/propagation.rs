@@ -97,7 +97,7 @@ async fn main() {
     let url = format!("sqlite://{}/keys.db?mode=rwc", dir.display());
     let a: SharedStore = Arc::new(SqliteStore::connect(&url).await.expect("SQLite"));
     let b: SharedStore = Arc::new(SqliteStore::connect(&url).await.expect("SQLite"));
-    measure("SQLite (10 ms change check)", a, b).await;
+    measure("SQLite (5 ms change check)", a, b).await;
     let _ = std::fs::remove_dir_all(&dir);
 
     let pg = std::env::var("APIKEY_TEST_POSTGRES_URL")
