@@ -5,6 +5,16 @@
 
 mod support;
 
+/// The README's Rust snippets, compiled (and, where they need no server, run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippets;
+
+/// The demos as real processes, for the end-to-end suite.
+pub mod demo {
+    pub use crate::support::demo::*;
+}
+
 pub use support::admin_page::{
     admin_page, form_field, login, login_response, page_get, page_post, store_with_admin_key,
 };
@@ -15,7 +25,7 @@ pub use support::http::{
 };
 pub use support::logs::{captured_logs, CapturedLogs};
 pub use support::probe::{Parked, Probe};
-pub use support::proxy::BlackHoleProxy;
+pub use support::proxy::{authority, through, BlackHoleProxy};
 pub use support::redis::{redis_url, unique_prefix, RedisProxy, REDIS_ENV};
 pub use support::stores::{
     drop_schema, memory, postgres, postgres_url, sqlite_file, sqlite_memory, unique_schema,

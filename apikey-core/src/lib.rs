@@ -13,13 +13,17 @@
 //! - [`limits`]: rate limits and quotas, per instance or shared through Redis, and request
 //!   counts per key and day.
 //! - [`admin`]: [`KeyManager`], the one path for every change to stored keys.
+//! - [`http`]: what adapters answer and add, as bytes: problem+json refusals, `Sunset`, CORS
+//!   preflights, and (feature `openapi`) the security of each operation in an OpenAPI document.
 //!
 //! `ARCHITECTURE.md` at the repository's root walks through the layers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
 pub mod config;
+pub mod http;
 pub mod key;
 pub mod limits;
 pub mod model;

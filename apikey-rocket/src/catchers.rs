@@ -5,14 +5,18 @@ use rocket::http::Status;
 use rocket::{catch, Request};
 
 use crate::guard::Refusal;
-use crate::problem::{Answers, Prepared};
+use apikey_core::http::Answers;
+
+use crate::problem::Prepared;
 use crate::state::ApiKeyState;
 
 fn problem(status: Status, req: &Request<'_>) -> Prepared {
     let refusal = req.local_cache(|| Refusal(None)).0;
     match req.rocket().state::<ApiKeyState>() {
-        Some(keys) => keys.answers.get(refusal, status),
-        None => Answers::new(DEFAULT_HEADER, false).get(refusal, status),
+        Some(keys) => keys.answers.get(refusal, status.code).into(),
+        None => Answers::new(DEFAULT_HEADER, false)
+            .get(refusal, status.code)
+            .into(),
     }
 }
 

@@ -18,10 +18,7 @@ pub(crate) fn allow_key_header<'r>(req: &'r Request<'_>, res: &mut Response<'r>)
     };
     let keys = req.rocket().state::<ApiKeyState>();
     let header = keys.map_or(DEFAULT_HEADER, |k| k.header());
-    let mut needed = vec![header];
-    if keys.is_some_and(ApiKeyState::accepts_bearer) {
-        needed.push("Authorization");
-    }
+    let bearer = keys.is_some_and(ApiKeyState::accepts_bearer);
     if res.status() == Status::NotFound {
         res.set_status(Status::NoContent);
         res.set_sized_body(0, std::io::Cursor::new(""));
@@ -32,19 +29,7 @@ pub(crate) fn allow_key_header<'r>(req: &'r Request<'_>, res: &mut Response<'r>)
     let base = res
         .headers()
         .get_one("Access-Control-Allow-Headers")
-        .or_else(|| req.headers().get_one("Access-Control-Request-Headers"))
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
-    let lists = |name: &str| {
-        base.split(',')
-            .any(|h| h.trim().eq_ignore_ascii_case(name) || h.trim() == "*")
-    };
-    let missing: Vec<&str> = needed.into_iter().filter(|h| !lists(h)).collect();
-    let value = match (base.is_empty(), missing.is_empty()) {
-        (true, _) => missing.join(", "),
-        (false, true) => base,
-        (false, false) => format!("{base}, {}", missing.join(", ")),
-    };
+        .or_else(|| req.headers().get_one("Access-Control-Request-Headers"));
+    let value = apikey_core::http::preflight_allow_headers(base, header, bearer);
     res.set_raw_header("Access-Control-Allow-Headers", value);
 }

@@ -8,10 +8,10 @@ use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::figment::Figment;
 use rocket::{catchers, Build, Orbit, Request, Response, Rocket};
 
-use crate::problem::Answers;
 use crate::routes::RouteInventory;
 use crate::state::ApiKeyState;
 use crate::{catchers, cors, sunset};
+use apikey_core::http::Answers;
 
 enum Source {
     Config,

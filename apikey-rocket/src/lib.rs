@@ -22,8 +22,10 @@
 //! (default `"api_key"`) and `groups = ["billing", …]`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 mod caller;
 mod catchers;
@@ -31,6 +33,7 @@ mod cors;
 mod fairing;
 mod guard;
 #[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 mod problem;
 mod routes;

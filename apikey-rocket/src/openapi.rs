@@ -2,7 +2,23 @@
 //! service already builds with `#[utoipa::path]` and `#[derive(OpenApi)]`, so nothing is stated
 //! twice.
 //!
-//! ```ignore
+//! ```no_run
+//! use apikey_rocket::openapi::ApiKeyDocs;
+//! use apikey_rocket::{route, ApiKeyState, Caller};
+//! use rocket::serde::json::Json;
+//! use rocket::State;
+//! use utoipa::OpenApi;
+//!
+//! #[utoipa::path(get, path = "/hello", responses((status = 200, body = String)))]
+//! #[route("/hello", auth = "api_key")]
+//! fn hello(caller: &Caller) -> String {
+//!     format!("hello {}", caller.user())
+//! }
+//!
+//! #[derive(OpenApi)]
+//! #[openapi(paths(hello))]
+//! struct ApiDoc;
+//!
 //! #[route("/openapi.json", auth = "none")]
 //! fn openapi(keys: &State<ApiKeyState>) -> Json<utoipa::openapi::OpenApi> {
 //!     let mut doc = ApiDoc::openapi();
@@ -17,28 +33,22 @@
 //! `x-apikey-groups` extension and a sentence in the description) and the problem responses
 //! apikey can give (401, 403 with groups, 429, 503).
 
+use apikey_core::http::openapi::{Guarded, SecurityDocs};
 use rocket::{Phase, Rocket};
-use serde_json::json;
-use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::security::SecurityRequirement;
-use utoipa::openapi::{Components, OpenApi, RefOr, Response, Schema};
+use utoipa::openapi::OpenApi;
 
 use crate::routes::{route_inventory, RouteAuth, RouteInfo, RouteInventory};
 use crate::state::ApiKeyState;
 
-/// The name of the API key security scheme.
-pub const API_KEY_SCHEME: &str = "ApiKey";
-/// The name of the Bearer security scheme (with `accept_bearer`).
-pub const BEARER_SCHEME: &str = "Bearer";
-/// The name of the problem document schema.
-pub const PROBLEM_SCHEMA: &str = "Problem";
+pub use apikey_core::http::openapi::{
+    API_KEY_SCHEME, AUTH_EXTENSION, BEARER_SCHEME, GROUPS_EXTENSION, PROBLEM_SCHEMA,
+};
 
 /// Writes apikey's facts into an OpenAPI document (also a `utoipa::Modify`).
 #[derive(Debug, Clone)]
 pub struct ApiKeyDocs {
     routes: RouteInventory,
-    header: String,
-    bearer: bool,
+    docs: SecurityDocs,
 }
 
 impl ApiKeyDocs {
@@ -46,8 +56,7 @@ impl ApiKeyDocs {
     pub fn new(routes: RouteInventory, header: impl Into<String>, bearer: bool) -> Self {
         ApiKeyDocs {
             routes,
-            header: header.into(),
-            bearer,
+            docs: SecurityDocs::new(header, bearer),
         }
     }
 
@@ -74,44 +83,12 @@ impl ApiKeyDocs {
 
     /// Writes the schemes, and each `#[route]` operation's security, groups and responses.
     pub fn apply(&self, doc: &mut OpenApi) {
-        let components = doc.components.get_or_insert_with(Components::new);
-        self.add_components(components);
-        for (path, item) in doc.paths.paths.iter_mut() {
-            for (method, operation) in operations(item) {
-                if let Some(route) = self.route(method, path) {
-                    self.describe(operation, route);
-                }
-            }
-        }
-    }
-
-    fn add_components(&self, components: &mut Components) {
-        let scheme = |value| serde_json::from_value(value).expect("a valid security scheme");
-        components.security_schemes.insert(
-            API_KEY_SCHEME.into(),
-            scheme(json!({ "type": "apiKey", "in": "header", "name": self.header })),
-        );
-        if self.bearer {
-            components.security_schemes.insert(
-                BEARER_SCHEME.into(),
-                scheme(json!({ "type": "http", "scheme": "bearer" })),
-            );
-        }
-        let problem: Schema = serde_json::from_value(json!({
-            "type": "object",
-            "description": "A problem document (RFC 9457). Never holds the key.",
-            "required": ["type", "title", "status", "detail"],
-            "properties": {
-                "type": { "type": "string", "example": "about:blank" },
-                "title": { "type": "string" },
-                "status": { "type": "integer" },
-                "detail": { "type": "string" }
-            }
-        }))
-        .expect("a valid schema");
-        components
-            .schemas
-            .insert(PROBLEM_SCHEMA.into(), RefOr::T(problem));
+        self.docs.apply(doc, |method, path, _| {
+            self.route(method, path).map(|r| Guarded {
+                auth: r.auth,
+                groups: r.groups.clone(),
+            })
+        });
     }
 
     /// The `#[route]` behind `method` `path` (an OpenAPI path: `{id}` for `<id>`).
@@ -122,87 +99,12 @@ impl ApiKeyDocs {
                 && !matches!(r.auth, RouteAuth::Unguarded | RouteAuth::Custom)
         })
     }
-
-    fn requirement(&self) -> Vec<SecurityRequirement> {
-        let mut alternatives = vec![SecurityRequirement::new(API_KEY_SCHEME, [""; 0])];
-        if self.bearer {
-            alternatives.push(SecurityRequirement::new(BEARER_SCHEME, [""; 0]));
-        }
-        alternatives
-    }
-
-    fn describe(&self, operation: &mut Operation, route: &RouteInfo) {
-        let mut problems = vec![("503", "The key store cannot be reached right now.")];
-        match route.auth {
-            RouteAuth::ApiKey => operation.security = Some(self.requirement()),
-            RouteAuth::Public => {
-                let mut optional = vec![SecurityRequirement::default()];
-                optional.extend(self.requirement());
-                operation.security = Some(optional);
-            }
-            // Open on purpose: say so, so the document does not inherit a global requirement.
-            _ => {
-                operation.security = Some(vec![SecurityRequirement::default()]);
-                return;
-            }
-        }
-        problems.push(("401", "The API key is missing or not valid."));
-        problems.push((
-            "429",
-            "The API key is over its rate limit; see Retry-After.",
-        ));
-        if !route.groups.is_empty() {
-            problems.push((
-                "403",
-                "The API key is not in a group this operation allows.",
-            ));
-            let groups = route.groups.join(", ");
-            let sentence = format!("Needs an API key in one of the groups: {groups}.");
-            operation.description = Some(match operation.description.take() {
-                Some(d) if !d.trim().is_empty() => format!("{d}\n\n{sentence}"),
-                _ => sentence,
-            });
-            let extensions = operation.extensions.get_or_insert_with(Default::default);
-            extensions.insert("x-apikey-groups".into(), json!(route.groups));
-        }
-        for (status, description) in problems {
-            let response: Response = serde_json::from_value(json!({
-                "description": description,
-                "content": { "application/problem+json": {
-                    "schema": { "$ref": format!("#/components/schemas/{PROBLEM_SCHEMA}") }
-                } }
-            }))
-            .expect("a valid response");
-            operation
-                .responses
-                .responses
-                .entry(status.into())
-                .or_insert(RefOr::T(response));
-        }
-    }
 }
 
 impl utoipa::Modify for ApiKeyDocs {
     fn modify(&self, openapi: &mut OpenApi) {
         self.apply(openapi);
     }
-}
-
-/// The operations of a path item, with their methods.
-fn operations(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
-    [
-        ("GET", &mut item.get),
-        ("PUT", &mut item.put),
-        ("POST", &mut item.post),
-        ("DELETE", &mut item.delete),
-        ("OPTIONS", &mut item.options),
-        ("HEAD", &mut item.head),
-        ("PATCH", &mut item.patch),
-        ("TRACE", &mut item.trace),
-    ]
-    .into_iter()
-    .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
-    .collect()
 }
 
 /// A Rocket path as OpenAPI writes it: `<id>` → `{id}`, `<rest..>` → `{rest}`, no query.

@@ -4,21 +4,7 @@
 use rocket::Rocket;
 use serde::Serialize;
 
-/// How a route is guarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteAuth {
-    /// `auth = "api_key"`: a valid key is required.
-    ApiKey,
-    /// `auth = "public"`: a key is optional; a bad one is refused.
-    Public,
-    /// `auth = "none"`: declared open.
-    None,
-    /// `auth = path::Guard`: a guard of the service's own.
-    Custom,
-    /// Mounted with Rocket's own attributes: apikey knows nothing of it.
-    Unguarded,
-}
+pub use apikey_core::http::RouteAuth;
 
 /// One `#[route]` as declared, registered at compile time (generated code; not public API).
 #[doc(hidden)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use apikey_core::Verifier;
 
-use crate::problem::Answers;
+use apikey_core::http::Answers;
 
 /// The verification state managed by the fairing. Request handlers can verify with it but
 /// cannot reach the store: key administration is not a request-path capability.
@@ -46,7 +46,7 @@ impl ApiKeyState {
     /// The answer apikey gives for `err` (the same bytes its catchers send), for handlers that
     /// refuse on their own terms.
     pub fn answer(&self, err: apikey_core::AuthError) -> crate::problem::Prepared {
-        self.answers.get(Some(err), crate::problem::status_of(err))
+        self.answers.refusal(err).into()
     }
 
     /// Valid keys cached right now, for metrics.

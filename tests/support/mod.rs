@@ -3,6 +3,7 @@
 pub mod admin_page;
 pub mod cli;
 pub mod cluster;
+pub mod demo;
 pub mod http;
 pub mod logs;
 pub mod probe;

@@ -101,3 +101,27 @@ impl Drop for BlackHoleProxy {
         }
     }
 }
+
+/// The `host[:port]` part of a URL (after any `user@`).
+fn server_of(url: &str) -> &str {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|a| a.rsplit('@').next())
+        .unwrap_or_default()
+}
+
+/// The `host:port` a PostgreSQL URL points at (5432 when it names no port).
+pub fn authority(url: &str) -> String {
+    let a = server_of(url);
+    if a.contains(':') {
+        a.to_owned()
+    } else {
+        format!("{a}:5432")
+    }
+}
+
+/// `url` with its server replaced by `127.0.0.1:port` (a proxy in front of it).
+pub fn through(url: &str, port: u16) -> String {
+    url.replacen(server_of(url), &format!("127.0.0.1:{port}"), 1)
+}

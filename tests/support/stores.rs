@@ -37,10 +37,12 @@ pub async fn drop_schema(url: &str, schema: &str) {
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .expect("connect to drop the test schema");
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&mut conn)
-        .await
-        .expect("drop the test schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop the test schema");
 }
 
 /// An empty memory store.
@@ -173,7 +175,7 @@ impl PgDatabase {
         let mut conn = sqlx::PgConnection::connect(&server)
             .await
             .expect("connect to the test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
             .expect("create a test database");
@@ -187,7 +189,7 @@ impl PgDatabase {
         let mut conn = sqlx::PgConnection::connect(&self.url)
             .await
             .expect("connect to the test database");
-        sqlx::raw_sql(sql)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&mut conn)
             .await
             .expect("run SQL in the test database");
@@ -198,10 +200,10 @@ impl PgDatabase {
         let mut conn = sqlx::PgConnection::connect(&self.server)
             .await
             .expect("connect to drop the test database");
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
-        ))
+        )))
         .execute(&mut conn)
         .await
         .expect("drop the test database");

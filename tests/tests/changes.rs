@@ -99,11 +99,11 @@ async fn postgres_store_newer_than_the_binary_is_refused() {
     let (url, schema) = (db.url.clone(), db.schema.clone().unwrap());
     drop(db.store().await);
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {schema}._sqlx_migrations \
          (version, description, success, checksum, execution_time) \
          VALUES (999, 'from the future', TRUE, '\\x00', 0)"
-    ))
+    )))
     .execute(&pool)
     .await
     .unwrap();
@@ -145,10 +145,12 @@ async fn sqlite_holds_no_key_at_rest() {
         ("apikey_users", "name"),
         ("apikey_changes", "kind || name"),
     ] {
-        let cells: Vec<String> = sqlx::query_scalar(&format!("SELECT {columns} FROM {table}"))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let cells: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM {table}"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
         dump.extend(cells);
     }
     let digests: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apikey_secrets")
@@ -192,11 +194,12 @@ async fn postgres_holds_no_key_at_rest() {
     assert!(tables.len() >= 4, "{tables:?}");
     let mut dump = String::new();
     for table in tables {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT t::text FROM {schema}.{table} t"))
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM {schema}.{table} t"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
         dump.extend(rows);
     }
     assert!(dump.contains("at rest"), "the dump holds the rows");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use apikey_core::store::{FeedOptions, PostgresStore};
 use apikey_core::SharedStore;
 use apikey_tests::{
-    admin, captured_logs, filter_ready, get, spec, BlackHoleProxy, Probe, SharedDb,
+    admin, captured_logs, filter_ready, get, spec, through, BlackHoleProxy, Probe, SharedDb,
 };
 use rocket::http::Status;
 use rocket::routes;
@@ -19,21 +19,6 @@ use rocket::routes;
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// `host:port` of a PostgreSQL URL.
-fn authority(url: &str) -> String {
-    let a = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .and_then(|a| a.rsplit('@').next())
-        .unwrap()
-        .to_owned();
-    if a.contains(':') {
-        a
-    } else {
-        format!("{a}:5432")
-    }
-}
-
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
@@ -57,17 +42,9 @@ async fn postgres_a_black_holed_feed_is_not_trusted_and_recovers() {
     };
     let logs = captured_logs();
     let prometheus = my_service::prometheus();
-    let upstream = authority(&db.url);
+    let upstream = apikey_tests::authority(&db.url);
     let proxy = BlackHoleProxy::start(&upstream).await;
-    let feed_url = db
-        .url
-        .replacen(&upstream, &format!("127.0.0.1:{}", proxy.port), 1);
-    let feed_url = if feed_url == db.url {
-        db.url
-            .replacen("localhost", &format!("127.0.0.1:{}", proxy.port), 1)
-    } else {
-        feed_url
-    };
+    let feed_url = through(&db.url, proxy.port);
     let admin_store = db.store().await;
     let m = admin(&admin_store);
     let (_, before) = m.create(spec("before", "alice", &[])).await.unwrap();

@@ -96,7 +96,7 @@ async fn pg_store() -> Option<(SharedDb, String, String, SharedStore)> {
 /// Opens a connection in `schema` and begins a transaction there.
 async fn pg_locker(url: &str, schema: &str) -> sqlx::PgConnection {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::query(&format!("SET search_path TO {schema}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -166,7 +166,7 @@ async fn postgres_concurrent_rotations_leave_one_valid_key() {
         keys.push(r.await.unwrap().expect("rotate").1);
     }
 
-    sqlx::query(&format!("SET search_path TO {schema}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
         .execute(&mut watcher)
         .await
         .unwrap();

@@ -184,6 +184,25 @@ impl KeyManager {
         Ok((record, generated.key))
     }
 
+    /// Creates `keys` when the store holds no key yet (a first start): their secrets, in
+    /// order, to be shown once; `None` when the store already had keys or another process
+    /// seeded it first.
+    pub async fn seed(&self, keys: Vec<CreateKey>) -> Result<Option<Vec<Secret>>, StoreError> {
+        if !self.list().await?.is_empty() {
+            return Ok(None);
+        }
+        let mut secrets = Vec::with_capacity(keys.len());
+        for spec in keys {
+            match self.create(spec).await {
+                Ok((_, secret)) => secrets.push(secret),
+                // Another instance seeded the same store first.
+                Err(StoreError::Duplicate(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(secrets))
+    }
+
     /// Checks a given secret (keys migrated from elsewhere) against the key format.
     fn usable(&self, key: &Secret) -> Result<(), StoreError> {
         self.format

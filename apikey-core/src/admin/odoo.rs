@@ -141,7 +141,7 @@ async fn read_keys(
         }
     }
     let mut keys = Vec::new();
-    let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn);
     while let Some(row) = rows.try_next().await.map_err(e)? {
         let id: i64 = row.try_get("id").map_err(e)?;
         let value: Option<Secret> = row

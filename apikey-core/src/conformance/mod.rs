@@ -1,10 +1,11 @@
 //! The conformance suite every [`KeyStore`](crate::KeyStore) must pass. Use it through [`store_conformance!`]:
 //!
-//! ```ignore
+//! ```no_run
 //! apikey_core::store_conformance!(memory, async {
 //!     let store = std::sync::Arc::new(apikey_core::MemoryStore::new());
 //!     Some(apikey_core::conformance::Fixture::new(store))
 //! });
+//! # fn main() {}
 //! ```
 
 use std::future::Future;

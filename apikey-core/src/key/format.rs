@@ -115,7 +115,7 @@ impl KeyFormat {
     /// ```
     pub fn generate(&self) -> Result<GeneratedKey, getrandom::Error> {
         let mut bytes = [0u8; 32];
-        getrandom::getrandom(&mut bytes)?;
+        getrandom::fill(&mut bytes)?;
         let (hi, lo) = bytes.split_at(16);
         let mut hi_arr = [0u8; 16];
         let mut lo_arr = [0u8; 16];

@@ -125,12 +125,12 @@ impl Target {
     /// failed (a refused certificate says so).
     pub(super) async fn connect(&self) -> Result<ConnectionManager, String> {
         let client = self.client().map_err(|e| e.to_string())?;
-        let server = client.get_connection_info().addr.to_string();
+        let server = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_millis(500))
-            .set_response_timeout(super::backend::CALL_TIMEOUT)
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(super::backend::CALL_TIMEOUT))
             .set_number_of_retries(1)
-            .set_max_delay(200);
+            .set_max_delay(Duration::from_millis(200));
         match tokio::time::timeout(
             Duration::from_secs(1),
             ConnectionManager::new_with_config(client, config),

@@ -37,7 +37,7 @@ impl Actor {
         [ACTOR_ENV, "USER", "LOGNAME", "USERNAME"]
             .into_iter()
             .filter_map(|var| std::env::var(var).ok())
-            .chain(whoami::fallible::username().ok())
+            .chain(whoami::username().ok())
             .find_map(|name| Actor::new(&name).ok())
             .unwrap_or_else(|| Actor("unknown".into()))
     }

@@ -84,8 +84,8 @@ impl Identity {
     }
 
     /// Whether the key is in at least one of `groups`; true when `groups` is empty.
-    pub fn in_any(&self, groups: &[&str]) -> bool {
-        groups.is_empty() || groups.iter().any(|g| self.in_group(g))
+    pub fn in_any<G: AsRef<str>>(&self, groups: &[G]) -> bool {
+        groups.is_empty() || groups.iter().any(|g| self.in_group(g.as_ref()))
     }
 }
 

@@ -68,9 +68,11 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_failed(&options, &e))?;
-        pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
-            .await
-            .map_err(unavailable)?;
+        pool.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .await
+        .map_err(unavailable)?;
         migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
         let channel = format!("apikey_changes_{schema}");
         let changes = Arc::new(ChangeFeed::default());

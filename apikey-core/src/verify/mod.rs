@@ -213,6 +213,14 @@ impl Verifier {
         self.verify(key).await
     }
 
+    /// Refuses a request whose key header (or, with `accept_bearer`, `Authorization`) value
+    /// is not UTF-8, as an invalid key (the one body every invalid key gets), counted with the
+    /// malformed ones. For adapters whose framework hands such values on (axum).
+    pub fn refuse_unreadable(&self) -> AuthError {
+        log::info!("API key refused before lookup: the header value is not UTF-8");
+        self.refused_early(AuthError::Invalid)
+    }
+
     /// Counts a request refused before its key was looked at (none, or several).
     fn refused_early(&self, e: AuthError) -> AuthError {
         self.meters.request(match e {

@@ -1,11 +1,20 @@
 //! A mountable admin page (feature `admin`): keys, users and the audit trail in a browser,
 //! like Odoo's Settings > Technical > API Keys.
 //!
-//! ```ignore
-//! rocket::build()
-//!     .attach(ApiKey::with_store(store.clone()))
-//!     .manage(Admin::new(KeyManager::new(store, &config), &config))
-//!     .mount("/admin", apikey_rocket::admin::routes())
+//! ```no_run
+//! use apikey_rocket::admin::{self, Admin};
+//! use apikey_rocket::core::{open, ApiKeyConfig, KeyManager};
+//! use apikey_rocket::ApiKey;
+//!
+//! #[rocket::launch]
+//! async fn rocket() -> _ {
+//!     let config = ApiKeyConfig::default();
+//!     let store = open(&config.settings).await.expect("the key store opens");
+//!     rocket::build()
+//!         .attach(ApiKey::with_store(store.clone()))
+//!         .manage(Admin::new(KeyManager::new(store, &config), &config))
+//!         .mount("/admin", admin::routes())
+//! }
 //! ```
 //!
 //! Only keys in `[apikey] admin_group` (`apikey-admin`) may log in. Every change goes through

@@ -56,7 +56,7 @@ fn now() -> i64 {
 /// `n` random bytes, hex.
 fn token(n: usize) -> String {
     let mut bytes = vec![0u8; n];
-    getrandom::getrandom(&mut bytes).expect("the OS random generator works");
+    getrandom::fill(&mut bytes).expect("the OS random generator works");
     hex(&bytes)
 }
 

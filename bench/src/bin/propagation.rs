@@ -111,7 +111,9 @@ async fn main() {
     }
     if let Ok(mut conn) = sqlx::PgConnection::connect(&pg).await {
         let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        let _ = sqlx::query(&drop).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(drop.as_str()))
+            .execute(&mut conn)
+            .await;
     }
 }
 

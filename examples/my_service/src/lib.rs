@@ -3,57 +3,31 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "metrics")]
+pub use apikey_demo_kit::prometheus;
+use apikey_demo_kit::Manage;
+pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
 use apikey_rocket::admin::Admin;
-use apikey_rocket::core::{
-    Actor, ApiKeyConfig, CreateKey, KeyManager, Secret, StoreError, Verifier,
-};
+use apikey_rocket::core::{Actor, ApiKeyConfig, KeyManager, Verifier};
 use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
 use rocket::serde::json::Json;
 use rocket::{routes, Build, Rocket};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
-
-/// What `/my_service` and `/billing` answer.
-#[derive(Serialize, ToSchema)]
-pub struct Hello {
-    user: String,
-    key: String,
-}
-
-impl From<&Caller> for Hello {
-    fn from(c: &Caller) -> Self {
-        Hello {
-            user: c.user().to_owned(),
-            key: c.key_name().to_owned(),
-        }
-    }
-}
+use utoipa::OpenApi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 /// Needs a valid key; says who called.
 #[utoipa::path(get, path = "/my_service", responses((status = 200, body = Hello)))]
 #[route("/my_service", auth = "api_key")]
 pub fn my_service(caller: &Caller) -> Json<Hello> {
-    Json(caller.into())
-}
-
-/// What `/whoami` answers.
-#[derive(Serialize, ToSchema)]
-pub struct WhoAmI {
-    user: Option<String>,
-    groups: Vec<String>,
+    Json(Hello::from(&**caller))
 }
 
 /// A key is optional here; a bad one is still refused.
 #[utoipa::path(get, path = "/whoami", responses((status = 200, body = WhoAmI)))]
 #[route("/whoami", auth = "public")]
 pub fn whoami(caller: Option<&Caller>) -> Json<WhoAmI> {
-    Json(WhoAmI {
-        user: caller.map(|c| c.user().to_owned()),
-        groups: caller
-            .map(|c| c.groups().map(str::to_owned).collect())
-            .unwrap_or_default(),
-    })
+    Json(WhoAmI::from(caller.map(|c| &**c)))
 }
 
 /// No check at all.
@@ -67,22 +41,7 @@ pub fn health() -> &'static str {
 #[utoipa::path(post, path = "/billing", responses((status = 200, body = Hello)))]
 #[route(POST, "/billing", auth = "api_key", groups = ["billing"])]
 pub fn billing(caller: &Caller) -> Json<Hello> {
-    Json(caller.into())
-}
-
-/// What `/stats` answers.
-#[derive(Serialize, ToSchema)]
-pub struct Stats {
-    store_queries: u64,
-    filtered: u64,
-    cached_keys: usize,
-    /// Whether the store's change feed is live (while it is not, every request asks the
-    /// store).
-    feed_live: bool,
-    /// Where limits are kept (`rate_limits`, `quotas`), whether they fall back to per
-    /// instance (`fallback`), outages and round trips to the shared backend.
-    #[schema(value_type = Object)]
-    limits: apikey_rocket::core::limits::LimitsStats,
+    Json(Hello::from(&**caller))
 }
 
 /// Verification counters (used by the load benchmark to count store queries).
@@ -95,21 +54,6 @@ pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
         cached_keys: keys.cached_keys(),
         feed_live: keys.feed_live(),
         limits: keys.limits(),
-    })
-}
-
-/// The process-wide Prometheus recorder, installed on first use (before any verifier is
-/// built, so that its metric handles reach it).
-#[cfg(feature = "metrics")]
-pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
-        std::sync::OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        // Another recorder installed by the embedding program keeps the metrics instead.
-        let _ = metrics::set_global_recorder(recorder);
-        handle
     })
 }
 
@@ -140,47 +84,11 @@ pub fn openapi(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<utoipa:
     Json(doc)
 }
 
-/// The demo key created on an empty store.
-pub const DEMO_KEY_NAME: &str = "demo";
-
-/// The admin key created on an empty store.
-pub const ADMIN_KEY_NAME: &str = "admin";
-
-/// The keys created on an empty store, shown once.
-pub struct Seeded {
-    /// The demo key (user `demo`, group `billing`).
-    pub demo: Secret,
-    /// The admin key (user `admin`, the admin group), for `/admin`.
-    pub admin: Secret,
-}
-
-/// Creates the demo key (user `demo`, group `billing`) and an admin key (group
-/// `admin_group`) when the store holds no key; returns them, to be shown once.
-pub async fn seed(keys: &KeyManager, admin_group: &str) -> Result<Option<Seeded>, StoreError> {
-    if !keys.list().await?.is_empty() {
-        return Ok(None);
-    }
-    let create = |name: &str, user: &str, group: &str| CreateKey {
-        name: name.into(),
-        user: user.into(),
-        groups: vec![group.into()],
-        ..CreateKey::default()
-    };
-    let created = async {
-        let (_, demo) = keys
-            .create(create(DEMO_KEY_NAME, "demo", "billing"))
-            .await?;
-        let (_, admin) = keys
-            .create(create(ADMIN_KEY_NAME, "admin", admin_group))
-            .await?;
-        Ok(Seeded { demo, admin })
-    };
-    match created.await {
-        Ok(seeded) => Ok(Some(seeded)),
-        // Another instance seeded the same store first.
-        Err(StoreError::Duplicate(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// Swagger UI for `/openapi.json` at `/docs` (its assets are vendored in the binary).
+pub fn swagger_ui() -> Vec<rocket::Route> {
+    SwaggerUi::new("/docs/<_..>")
+        .config(Config::new(["/openapi.json"]))
+        .into()
 }
 
 /// The demo application on `rocket`'s configuration, with the admin page at `/admin`, and the
@@ -206,8 +114,40 @@ pub async fn app(
             "/",
             routes![my_service, whoami, health, billing, stats, openapi],
         )
-        .mount("/admin", apikey_rocket::admin::routes());
+        .mount("/admin", apikey_rocket::admin::routes())
+        .mount("/", swagger_ui());
     #[cfg(feature = "metrics")]
     let rocket = rocket.mount("/", routes![scrape]);
     Ok((rocket, seeded))
+}
+
+/// What `cargo run -p my-service` does: the demo on Rocket's configuration (the embedded
+/// SQLite store unless `APIKEY_DATABASE_URL` or a config file says otherwise), printing the
+/// keys of a first start once, until Rocket shuts down.
+pub async fn serve() -> std::process::ExitCode {
+    use std::process::ExitCode;
+
+    let (rocket, seeded) = match app(rocket::build()).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("my-service: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(keys) = seeded {
+        let config = rocket
+            .figment()
+            .extract::<rocket::Config>()
+            .unwrap_or_default();
+        let origin = format!("http://{}:{}", config.address, config.port);
+        let admin = format!("{origin}/admin/");
+        println!("{}", keys.announcement(&origin, Manage::AdminPage(&admin)));
+    }
+    match rocket.launch().await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("my-service: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -8,7 +8,7 @@ macro_rules! sql_admin {
         impl KeyStore for $store {
             async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>> {
                 let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.name = $1");
-                let row: Option<KeyRow> = sqlx::query_as(&sql)
+                let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(name)
                     .fetch_optional(&self.pool)
                     .await
@@ -18,7 +18,7 @@ macro_rules! sql_admin {
 
             async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
                 let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} ORDER BY k.name");
-                let rows: Vec<KeyRow> = sqlx::query_as(&sql)
+                let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(unavailable)?;

@@ -11,7 +11,7 @@ macro_rules! sql_lookup {
                      JOIN apikey_keys k ON k.id = s.key_id \
                      LEFT JOIN apikey_users u ON u.name = k.user_name WHERE s.digest = $1"
                 );
-                let row: Option<MatchRow> = sqlx::query_as(&sql)
+                let row: Option<MatchRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(digest.as_bytes().to_vec())
                     .fetch_optional(&self.pool)
                     .await
@@ -28,7 +28,7 @@ macro_rules! sql_lookup {
 
             async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>> {
                 let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.tech_name = $1");
-                let row: Option<KeyRow> = sqlx::query_as(&sql)
+                let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(tech_name)
                     .fetch_optional(&self.pool)
                     .await

@@ -31,7 +31,7 @@ macro_rules! sql_tx {
                 name: &str,
             ) -> StoreResult<KeyRecord> {
                 let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.name = $1");
-                let row: Option<KeyRow> = sqlx::query_as(&sql)
+                let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(name)
                     .fetch_optional(&mut **tx)
                     .await

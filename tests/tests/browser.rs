@@ -5,13 +5,16 @@
 //! Skipped (it says so) where `chromedriver` is not installed; `.ci/run` installs Debian's
 //! `chromium` and `chromium-driver`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{status, Server};
+use apikey_tests::demo::{printed_key, Demo, Framework, Server};
+
+const ROCKET: Demo = Demo {
+    bin: env!("CARGO_BIN_EXE_my-service-under-test"),
+    framework: Framework::Rocket,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
@@ -51,7 +54,7 @@ impl Drop for Driver {
 }
 
 fn screenshots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/admin-screenshots");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/admin-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -59,18 +62,6 @@ fn screenshots() -> PathBuf {
 async fn shot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.expect("a screenshot");
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
-}
-
-/// The key the demo printed after `label` (it prints each key once, indented).
-fn printed_key(log: &str, label: &str) -> String {
-    let after = &log[log.find(label).expect("the demo printed the key")..];
-    after
-        .lines()
-        .skip(1)
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap()
-        .to_owned()
 }
 
 async fn click(browser: &Client, what: Locator<'_>) {
@@ -111,12 +102,14 @@ async fn an_operator_manages_keys_in_a_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
-    let server = Server::start(dir.path(), &url, &[]);
+    let server = Server::start(ROCKET, dir.path(), &url, &[]);
     let admin_key = printed_key(&server.output(), "Created an admin key");
     let origin = format!("http://127.0.0.1:{}", server.port);
     let api = |key: &str| {
         let header = format!("API-KEY: {key}").into_bytes();
-        status(&server.get("/my_service", &[&header])).to_owned()
+        server
+            .get("/my_service", &[&header])
+            .map_or(String::new(), |r| r.status.to_string())
     };
 
     let mut caps = serde_json::Map::new();

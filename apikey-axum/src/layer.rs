@@ -1,0 +1,139 @@
+//! The layer: carries the verification state to every request, and adds to responses what
+//! apikey adds to answers it did not make (`Sunset`, the key header in CORS preflights).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use apikey_core::http::{http_date, preflight_allow_headers};
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_REQUEST_HEADERS,
+    ACCESS_CONTROL_REQUEST_METHOD,
+};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::state::ApiKeyState;
+use crate::verify::SUNSET;
+
+const SUNSET_HEADER: HeaderName = HeaderName::from_static("sunset");
+
+/// The apikey layer. Install it once, outermost: `router.layer(ApiKeyLayer::new(state))`.
+/// It verifies nothing by itself: the [`Caller`](crate::Caller) extractor and
+/// [`Auth`](crate::Auth) route layers do, at most once per request.
+#[derive(Debug, Clone)]
+pub struct ApiKeyLayer {
+    state: ApiKeyState,
+}
+
+impl ApiKeyLayer {
+    /// The layer for `state`.
+    pub fn new(state: ApiKeyState) -> Self {
+        ApiKeyLayer { state }
+    }
+}
+
+impl<S> Layer<S> for ApiKeyLayer {
+    type Service = ApiKeyService<S>;
+
+    fn layer(&self, inner: S) -> ApiKeyService<S> {
+        ApiKeyService {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service [`ApiKeyLayer`] wraps around a router or route.
+#[derive(Debug, Clone)]
+pub struct ApiKeyService<S> {
+    inner: S,
+    state: ApiKeyState,
+}
+
+/// What the service's future resolves to.
+type Answer<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<S, B> Service<Request<B>> for ApiKeyService<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone that was driven to readiness serves this request (tower's rule).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let preflight = preflight(&req);
+        req.extensions_mut().insert(self.state.clone());
+        let state = self.state.clone();
+        Box::pin(SUNSET.scope(Cell::new(None), async move {
+            let mut res = inner.call(req).await?;
+            if let Some(date) = SUNSET.with(Cell::get).and_then(http_date) {
+                if let Ok(value) = HeaderValue::from_str(&date) {
+                    res.headers_mut().insert(SUNSET_HEADER, value);
+                }
+            }
+            if let Some(preflight) = preflight {
+                allow_key_header(&state, preflight, &mut res);
+            }
+            Ok(res)
+        }))
+    }
+}
+
+/// A CORS preflight's request: the method and headers the browser asks for.
+struct Preflight {
+    method: HeaderValue,
+    headers: Option<HeaderValue>,
+}
+
+fn preflight<B>(req: &Request<B>) -> Option<Preflight> {
+    if req.method() != Method::OPTIONS {
+        return None;
+    }
+    let method = req.headers().get(ACCESS_CONTROL_REQUEST_METHOD)?.clone();
+    let headers = req.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    Some(Preflight { method, headers })
+}
+
+/// CORS preflights never need a key (browsers send them without one): a preflight no route
+/// answered gets `204`, and every preflight answer lists the key header in
+/// `Access-Control-Allow-Headers`. Origins are left to a CORS layer, if any.
+fn allow_key_header(state: &ApiKeyState, preflight: Preflight, res: &mut Response) {
+    if matches!(
+        res.status(),
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    ) {
+        let mut answer = Response::new(Body::empty());
+        *answer.status_mut() = StatusCode::NO_CONTENT;
+        answer
+            .headers_mut()
+            .insert(ACCESS_CONTROL_ALLOW_METHODS, preflight.method);
+        *res = answer;
+    }
+    // What the route's own CORS answer allows, else what the browser asked for.
+    let base = res
+        .headers()
+        .get(ACCESS_CONTROL_ALLOW_HEADERS)
+        .or(preflight.headers.as_ref())
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let value = preflight_allow_headers(base.as_deref(), state.header(), state.accepts_bearer());
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        res.headers_mut()
+            .insert(ACCESS_CONTROL_ALLOW_HEADERS, value);
+    }
+}

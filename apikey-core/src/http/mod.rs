@@ -1,0 +1,151 @@
+//! What a refused request is answered, as bytes: the status, the `application/problem+json`
+//! body (RFC 9457) and the `WWW-Authenticate` / `Retry-After` headers, prepared once and sent
+//! as they are by every adapter (Rocket, axum), so that both give the very same answers. Also
+//! the two response headers apikey adds to answers it did not make: `Sunset` (RFC 8594) for a
+//! key that stops working soon, and the key header in a CORS preflight's
+//! `Access-Control-Allow-Headers`.
+
+mod answers;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod openapi;
+
+pub use answers::{Answers, Prepared, Problem, PROBLEM_JSON};
+
+use serde::Serialize;
+
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use crate::AuthError;
+
+/// How a route is guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAuth {
+    /// `auth = "api_key"`: a valid key is required.
+    ApiKey,
+    /// `auth = "public"`: a key is optional; a bad one is refused.
+    Public,
+    /// `auth = "none"`: declared open.
+    None,
+    /// `auth = path::Guard`: a guard of the service's own.
+    Custom,
+    /// Mounted with the framework's own routing: apikey knows nothing of it.
+    Unguarded,
+}
+
+/// The HTTP status code of a refusal.
+pub fn status_of(err: AuthError) -> u16 {
+    match err {
+        AuthError::Missing | AuthError::Invalid => 401,
+        AuthError::Forbidden => 403,
+        AuthError::Unavailable => 503,
+        AuthError::RateLimited { .. } | AuthError::QuotaExhausted { .. } => 429,
+    }
+}
+
+/// The reason phrase of a status code (RFC 9110), as the `title` of a problem.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+/// An HTTP-date (RFC 9110 IMF-fixdate), as `Sunset` carries it: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(t: OffsetDateTime) -> Option<String> {
+    let format = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC).format(&format).ok()
+}
+
+/// The `Access-Control-Allow-Headers` of a CORS preflight's answer: `base` (what the route's own
+/// CORS answer allows, else what the browser asked for in `Access-Control-Request-Headers`)
+/// with the key header (and `Authorization` when Bearer keys are accepted) added unless it is
+/// already listed (or `*` is). Browsers send preflights without a key, so a key header they
+/// were not told about would block every cross-origin call.
+pub fn preflight_allow_headers(base: Option<&str>, key_header: &str, bearer: bool) -> String {
+    let base = base.map(str::trim).unwrap_or_default();
+    let lists = |name: &str| {
+        base.split(',')
+            .any(|h| h.trim().eq_ignore_ascii_case(name) || h.trim() == "*")
+    };
+    let mut needed = vec![key_header];
+    if bearer {
+        needed.push("Authorization");
+    }
+    let missing: Vec<&str> = needed.into_iter().filter(|h| !lists(h)).collect();
+    match (base.is_empty(), missing.is_empty()) {
+        (true, _) => missing.join(", "),
+        (false, true) => base.to_owned(),
+        (false, false) => format!("{base}, {}", missing.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_imf_fixdate() {
+        let t = OffsetDateTime::from_unix_timestamp(784_111_777).unwrap();
+        assert_eq!(
+            http_date(t).as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+    }
+
+    #[test]
+    fn preflights_list_the_key_header_once() {
+        assert_eq!(preflight_allow_headers(None, "API-KEY", false), "API-KEY");
+        assert_eq!(
+            preflight_allow_headers(Some("content-type"), "API-KEY", true),
+            "content-type, API-KEY, Authorization"
+        );
+        assert_eq!(
+            preflight_allow_headers(Some(" api-key , x-other "), "API-KEY", false),
+            "api-key , x-other"
+        );
+        assert_eq!(preflight_allow_headers(Some("*"), "API-KEY", true), "*");
+    }
+
+    #[test]
+    fn refusal_statuses() {
+        assert_eq!(status_of(AuthError::Missing), 401);
+        assert_eq!(status_of(AuthError::Invalid), 401);
+        assert_eq!(status_of(AuthError::Forbidden), 403);
+        assert_eq!(status_of(AuthError::Unavailable), 503);
+        assert_eq!(
+            status_of(AuthError::QuotaExhausted {
+                retry_after_secs: 3
+            }),
+            429
+        );
+        assert_eq!(reason(429), "Too Many Requests");
+    }
+}

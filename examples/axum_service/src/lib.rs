@@ -1,0 +1,179 @@
+//! The apikey demo service on axum: the routes and answers of `my-service`.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
+use apikey_axum::openapi::{guarded, ApiKeyDocs};
+use apikey_axum::{ApiKeyLayer, ApiKeyState, Auth, Caller};
+#[cfg(feature = "metrics")]
+pub use apikey_demo_kit::prometheus;
+use apikey_demo_kit::Manage;
+pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
+use axum::{Extension, Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+/// Needs a valid key; says who called.
+#[utoipa::path(get, path = "/my_service", responses((status = 200, body = Hello)))]
+pub async fn my_service(caller: Caller) -> Json<Hello> {
+    Json(Hello::from(&*caller))
+}
+
+/// A key is optional here; a bad one is still refused.
+#[utoipa::path(get, path = "/whoami", responses((status = 200, body = WhoAmI)))]
+pub async fn whoami(caller: Option<Caller>) -> Json<WhoAmI> {
+    Json(WhoAmI::from(caller.as_deref()))
+}
+
+/// No check at all.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = String)))]
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+/// Only keys in the `billing` group.
+#[utoipa::path(post, path = "/billing", responses((status = 200, body = Hello)))]
+pub async fn billing(caller: Caller) -> Json<Hello> {
+    Json(Hello::from(&*caller))
+}
+
+/// Verification counters (used by the load benchmark to count store queries).
+#[utoipa::path(get, path = "/stats", responses((status = 200, body = Stats)))]
+pub async fn stats(Extension(keys): Extension<ApiKeyState>) -> Json<Stats> {
+    Json(Stats {
+        store_queries: keys.store_queries(),
+        filtered: keys.filtered(),
+        cached_keys: keys.cached_keys(),
+        feed_live: keys.feed_live(),
+        limits: keys.limits(),
+    })
+}
+
+/// The document `/openapi.json` serves, made once at start.
+#[derive(Clone)]
+struct Document(Arc<utoipa::openapi::OpenApi>);
+
+/// The OpenAPI document of the running service: security, groups and problem responses come
+/// from the routes' `Auth`.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
+async fn openapi(Extension(doc): Extension<Document>) -> Json<utoipa::openapi::OpenApi> {
+    Json(doc.0.as_ref().clone())
+}
+
+/// apikey's metrics (and any other the process records) in Prometheus text format.
+#[cfg(feature = "metrics")]
+async fn scrape() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            apikey_demo_kit::PROMETHEUS_TEXT,
+        )],
+        prometheus().render(),
+    )
+}
+
+/// The demo's API, as `#[utoipa::path]` describes it; apikey adds who may call what.
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "axum-service",
+    description = "The apikey demo service on axum."
+))]
+pub struct ApiDoc;
+
+/// The demo's routes over `keys`, with the document `/openapi.json` serves.
+pub fn router(keys: &ApiKeyState) -> Router {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(guarded(Auth::api_key(), routes!(my_service)))
+        .routes(guarded(Auth::public(), routes!(whoami)))
+        .routes(guarded(Auth::none(), routes!(health)))
+        .routes(guarded(
+            Auth::api_key().groups(["billing"]),
+            routes!(billing),
+        ))
+        .routes(guarded(Auth::none(), routes!(stats)))
+        .routes(guarded(Auth::none(), routes!(openapi)))
+        .split_for_parts();
+    ApiKeyDocs::for_state(keys).apply(&mut doc);
+    let docs = SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]));
+    let router = router.merge(docs);
+    #[cfg(feature = "metrics")]
+    let router = router.route("/metrics", axum::routing::get(scrape));
+    router
+        .layer(Extension(Document(Arc::new(doc))))
+        .layer(ApiKeyLayer::new(keys.clone()))
+}
+
+/// The demo application on `config`: its router, its verification state (to flush request
+/// counts on shutdown) and the keys created when the store was empty. The store `config`
+/// names is opened once, seeded, and verified against.
+pub async fn app(
+    config: ApiKeyConfig,
+) -> Result<(Router, ApiKeyState, Option<Seeded>), Box<dyn std::error::Error>> {
+    let store = apikey_axum::core::open(&config.settings).await?;
+    // The demo's own changes (its seeded keys) are audited as made by the demo.
+    let manager = KeyManager::new(store.clone(), &config)
+        .with_actor(Actor::new("axum-service").expect("a valid actor"));
+    let seeded = seed(&manager, &config.settings.admin_group).await?;
+    #[cfg(feature = "metrics")]
+    prometheus();
+    let keys = ApiKeyState::with_store(config, store).await?;
+    Ok((router(&keys), keys, seeded))
+}
+
+/// What `cargo run -p axum-service` does: the demo at 127.0.0.1:8000 (`HOST` and `PORT`
+/// override it) on the configured store (the embedded SQLite store by default), printing the
+/// keys of a first start once, until Ctrl-C or SIGTERM.
+pub async fn serve() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axum-service: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
+        Err(_) => 8000,
+    };
+    let config = apikey_axum::load_config()?;
+    let (router, keys, seeded) = app(config).await?;
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    if let Some(keys) = seeded {
+        let origin = format!("http://{host}:{port}");
+        println!("{}", keys.announcement(&origin, Manage::Cli));
+    }
+    println!("axum-service: listening on http://{host}:{port}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    // Request counts and leased limit tokens not written yet are written now.
+    keys.verifier().shutdown().await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

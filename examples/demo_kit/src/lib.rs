@@ -1,0 +1,146 @@
+//! What the two apikey demos share, so that they answer alike by construction: the JSON their
+//! routes answer, the keys a first start creates and how it shows them, and the Prometheus
+//! recorder behind `/metrics`.
+#![forbid(unsafe_code)]
+
+use apikey_core::limits::LimitsStats;
+use apikey_core::{CreateKey, Identity, KeyManager, Secret, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What `/my_service` and `/billing` answer.
+#[derive(Serialize, ToSchema)]
+pub struct Hello {
+    user: String,
+    key: String,
+}
+
+impl From<&Identity> for Hello {
+    fn from(c: &Identity) -> Self {
+        Hello {
+            user: c.user().to_owned(),
+            key: c.key_name().to_owned(),
+        }
+    }
+}
+
+/// What `/whoami` answers.
+#[derive(Serialize, ToSchema)]
+pub struct WhoAmI {
+    user: Option<String>,
+    groups: Vec<String>,
+}
+
+impl From<Option<&Identity>> for WhoAmI {
+    fn from(caller: Option<&Identity>) -> Self {
+        WhoAmI {
+            user: caller.map(|c| c.user().to_owned()),
+            groups: caller
+                .map(|c| c.groups().map(str::to_owned).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What `/stats` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    /// Store queries made by verification (cache misses).
+    pub store_queries: u64,
+    /// Unknown keys the digest filter refused without a store query.
+    pub filtered: u64,
+    /// Valid keys cached right now.
+    pub cached_keys: usize,
+    /// Whether the store's change feed is live (while it is not, every request asks the
+    /// store).
+    pub feed_live: bool,
+    /// Where limits are kept (`rate_limits`, `quotas`), whether they fall back to per
+    /// instance (`fallback`), outages and round trips to the shared backend.
+    #[schema(value_type = Object)]
+    pub limits: LimitsStats,
+}
+
+/// The demo key created on an empty store.
+pub const DEMO_KEY_NAME: &str = "demo";
+
+/// The admin key created on an empty store.
+pub const ADMIN_KEY_NAME: &str = "admin";
+
+/// The keys created on an empty store, shown once.
+pub struct Seeded {
+    /// The demo key (user `demo`, group `billing`).
+    pub demo: Secret,
+    /// The admin key (user `admin`, the admin group), for the admin page.
+    pub admin: Secret,
+}
+
+/// The keys a first start creates: the demo key (user `demo`, group `billing`) and an admin
+/// key (group `admin_group`).
+pub fn first_keys(admin_group: &str) -> Vec<CreateKey> {
+    let create = |name: &str, user: &str, group: &str| CreateKey {
+        name: name.into(),
+        user: user.into(),
+        groups: vec![group.into()],
+        ..CreateKey::default()
+    };
+    vec![
+        create(DEMO_KEY_NAME, "demo", "billing"),
+        create(ADMIN_KEY_NAME, "admin", admin_group),
+    ]
+}
+
+/// Creates [`first_keys`] when the store holds no key; returns them, to be shown once.
+pub async fn seed(keys: &KeyManager, admin_group: &str) -> Result<Option<Seeded>, StoreError> {
+    Ok(keys.seed(first_keys(admin_group)).await?.map(|secrets| {
+        let [demo, admin]: [Secret; 2] = secrets.try_into().expect("two keys");
+        Seeded { demo, admin }
+    }))
+}
+
+/// Where an operator manages keys, as the first-start text says.
+pub enum Manage<'a> {
+    /// The admin page at this URL.
+    AdminPage(&'a str),
+    /// The CLI (a demo without the admin page).
+    Cli,
+}
+
+impl Seeded {
+    /// What a first start prints (once: only digests are stored): each key, a ready `curl`
+    /// line for the service at `origin`, and where to manage keys.
+    pub fn announcement(&self, origin: &str, manage: Manage<'_>) -> String {
+        let demo = self.demo.expose();
+        let manage = match manage {
+            Manage::AdminPage(url) => {
+                format!("Manage keys in a browser at {url} (log in with the admin key).")
+            }
+            Manage::Cli => {
+                "Manage keys with the apikey CLI (the admin page is served by my-service).".into()
+            }
+        };
+        format!(
+            "Created the demo API key (shown once, store it now):\n\n    {demo}\n\n\
+             Try it:\n\n    curl -H 'API-KEY: {demo}' {origin}/my_service\n\n\
+             Created an admin key (shown once, store it now):\n\n    {}\n\n{manage}\n",
+            self.admin.expose()
+        )
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use (before any verifier is
+/// built, so that its metric handles reach it).
+#[cfg(feature = "metrics")]
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder installed by the embedding program keeps the metrics instead.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// The content type of the Prometheus text format `/metrics` answers.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,0 +1,682 @@
+//! The end-to-end suite both demos must pass, unchanged: `my-service` (Rocket) and
+//! `axum-service` (axum) as real processes on real sockets, real config files and environment
+//! variables, checked on the bytes they send. Every check runs once per demo (`rocket::…`,
+//! `axum::…`); `both_demos_answer_byte_for_byte` runs them side by side on one store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use apikey_core::{open, ApiKeyConfig, CreateKey, KeyManager, Secret, Settings};
+use apikey_tests::demo::{printed_key, Demo, Framework, Raw, Server};
+
+const ROCKET: Demo = Demo {
+    bin: env!("CARGO_BIN_EXE_my-service-under-test"),
+    framework: Framework::Rocket,
+};
+const AXUM: Demo = Demo {
+    bin: env!("CARGO_BIN_EXE_axum-service-under-test"),
+    framework: Framework::Axum,
+};
+
+macro_rules! suite {
+    ($($check:ident),* $(,)?) => {
+        mod rocket {
+            $( #[test] fn $check() { super::$check(super::ROCKET) } )*
+        }
+        mod axum {
+            $( #[test] fn $check() { super::$check(super::AXUM) } )*
+        }
+    };
+}
+
+suite!(
+    a_first_start_prints_a_key_and_a_curl_line_that_works,
+    routes_answer_as_the_spec_says,
+    every_invalid_key_gets_one_body,
+    limits_answer_429_with_retry_after,
+    bearer_keys_when_accepted,
+    sunset_on_keys_that_end_soon,
+    preflights_need_no_key,
+    openapi_says_who_may_call_what,
+    swagger_ui_is_served,
+    config_file_sections_and_header_name,
+    a_key_made_by_another_process_works_on_the_next_request,
+    a_dead_store_is_503_never_200,
+    no_key_in_anything_printed,
+    non_utf8_key_values_never_give_more_than_no_key,
+    limits_hold_across_two_processes,
+    metrics_are_scraped,
+);
+
+/// The keys every check can use, on a SQLite file made before the demo starts (so the demo
+/// prints no key of its own).
+struct Keys {
+    url: String,
+    robot: Secret,
+    plain: Secret,
+    limited: Secret,
+    metered: Secret,
+    soon: Secret,
+    revoked: Secret,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("keys.db").display())
+}
+
+async fn manager(url: &str) -> KeyManager {
+    let settings = Settings {
+        database_url: url.to_owned(),
+        ..Settings::default()
+    };
+    KeyManager::new(open(&settings).await.unwrap(), &ApiKeyConfig::default())
+}
+
+fn key(name: &str, groups: &[&str]) -> CreateKey {
+    CreateKey {
+        name: name.into(),
+        user: name.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..CreateKey::default()
+    }
+}
+
+fn seeded(dir: &Path) -> Keys {
+    let url = sqlite_url(dir);
+    runtime().block_on(async {
+        let m = manager(&url).await;
+        let create = async |spec: CreateKey| m.create(spec).await.unwrap().1;
+        let robot = create(key("robot", &["billing"])).await;
+        let plain = create(key("plain", &[])).await;
+        let limited = create(CreateKey {
+            rate_limit: Some("2/1h".parse().unwrap()),
+            ..key("limited", &[])
+        })
+        .await;
+        let metered = create(CreateKey {
+            quota: Some("1/1d".parse().unwrap()),
+            ..key("metered", &[])
+        })
+        .await;
+        let soon = create(CreateKey {
+            expires_in: Some(Duration::from_secs(2 * 86_400)),
+            ..key("soon", &[])
+        })
+        .await;
+        let revoked = create(key("revoked", &[])).await;
+        m.revoke("revoked").await.unwrap();
+        Keys {
+            url: url.clone(),
+            robot,
+            plain,
+            limited,
+            metered,
+            soon,
+            revoked,
+        }
+    })
+}
+
+/// A demo started on a store holding [`Keys`], in a directory of its own (removed when dropped).
+fn started(demo: Demo, env: &[(&str, &str)]) -> (tempfile::TempDir, Keys, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = seeded(dir.path());
+    let server = Server::start(demo, dir.path(), &keys.url, env);
+    (dir, keys, server)
+}
+
+fn header(name: &str, value: &str) -> Vec<u8> {
+    format!("{name}: {value}").into_bytes()
+}
+
+fn api_key(key: &str) -> Vec<u8> {
+    header("API-KEY", key)
+}
+
+/// The one body every invalid key gets (and the one a missing key gets), byte for byte.
+const INVALID: &str = r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"The API key in the API-KEY header is not valid."}"#;
+const MISSING: &str = r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"This resource needs an API key in the API-KEY header."}"#;
+const FORBIDDEN: &str = r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"The API key is not allowed to use this resource."}"#;
+const UNAVAILABLE: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"API keys cannot be checked right now; try again later."}"#;
+
+fn assert_problem(res: &Option<Raw>, status: u16, body: &str) {
+    let res = res.as_ref().expect("an answer");
+    assert_eq!(res.status, status, "{}", res.text());
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
+    assert_eq!(res.text(), body);
+}
+
+fn a_first_start_prints_a_key_and_a_curl_line_that_works(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(demo, dir.path(), &sqlite_url(dir.path()), &[]);
+    let out = server.output();
+    let key = printed_key(&out, "Created the demo API key (shown once, store it now):");
+    let curl = format!(
+        "curl -H 'API-KEY: {key}' http://127.0.0.1:{}/my_service",
+        server.port
+    );
+    assert!(out.contains(&curl), "no ready curl line in:\n{out}");
+    let res = server.get("/my_service", &[&api_key(&key)]).unwrap();
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), r#"{"user":"demo","key":"demo"}"#);
+    let billing = server
+        .send("POST", "/billing", &[&api_key(&key)], b"")
+        .unwrap();
+    assert_eq!(billing.status, 200, "the demo key is in group billing");
+    drop(server);
+    // A second start on the same store prints no key.
+    let again = Server::start(demo, dir.path(), &sqlite_url(dir.path()), &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!again.output().contains("Created the demo API key"));
+}
+
+fn routes_answer_as_the_spec_says(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[]);
+    let robot = api_key(keys.robot.expose());
+    let plain = api_key(keys.plain.expose());
+
+    let health = server.get("/health", &[]).unwrap();
+    assert_eq!((health.status, health.text().as_str()), (200, "ok"));
+    let health = server.get("/health", &[&api_key("not a key")]).unwrap();
+    assert_eq!(health.status, 200, "auth = none never looks at the key");
+
+    let ok = server.get("/my_service", &[&robot]).unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("content-type"), Some("application/json"));
+    assert_eq!(ok.text(), r#"{"user":"robot","key":"robot"}"#);
+    let missing = server.get("/my_service", &[]);
+    assert_problem(&missing, 401, MISSING);
+    assert_eq!(
+        missing.unwrap().header("www-authenticate"),
+        Some(r#"ApiKey header="API-KEY""#)
+    );
+    assert_problem(&server.get("/my_service", &[&api_key("")]), 401, MISSING);
+
+    let anonymous = server.get("/whoami", &[]).unwrap();
+    assert_eq!(anonymous.text(), r#"{"user":null,"groups":[]}"#);
+    let known = server.get("/whoami", &[&robot]).unwrap();
+    assert_eq!(known.text(), r#"{"user":"robot","groups":["billing"]}"#);
+    assert_problem(&server.get("/whoami", &[&api_key("wrong")]), 401, INVALID);
+
+    let billing = server.send("POST", "/billing", &[&robot], b"").unwrap();
+    assert_eq!(billing.text(), r#"{"user":"robot","key":"robot"}"#);
+    assert_problem(
+        &server.send("POST", "/billing", &[&plain], b""),
+        403,
+        FORBIDDEN,
+    );
+    assert_problem(&server.send("POST", "/billing", &[], b""), 401, MISSING);
+
+    let stats = server.get("/stats", &[]).unwrap().json();
+    for field in [
+        "store_queries",
+        "filtered",
+        "cached_keys",
+        "feed_live",
+        "limits",
+    ] {
+        assert!(stats.get(field).is_some(), "/stats has {field}: {stats}");
+    }
+    assert_eq!(stats["feed_live"], true);
+}
+
+fn every_invalid_key_gets_one_body(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[]);
+    let robot = keys.robot.expose();
+    let mut bad_sum = robot.to_owned();
+    bad_sum.replace_range(robot.len() - 6.., "000000");
+    let unknown_generated = "ak_0000000000000000000000000000000000000000000000000000";
+    let cases: Vec<Vec<Vec<u8>>> = vec![
+        vec![api_key("never-stored-free-form-key-0123456789")],
+        vec![api_key(&bad_sum)],
+        vec![api_key(unknown_generated)],
+        vec![api_key(keys.revoked.expose())],
+        vec![api_key(robot), api_key(robot)],
+        vec![api_key(robot), api_key("other")],
+        vec![api_key(&format!("{robot}x"))],
+    ];
+    for case in cases {
+        let headers: Vec<&[u8]> = case.iter().map(Vec::as_slice).collect();
+        let res = server.get("/my_service", &headers);
+        assert_problem(&res, 401, INVALID);
+        assert_eq!(
+            res.unwrap().header("www-authenticate"),
+            Some(r#"ApiKey header="API-KEY""#)
+        );
+    }
+    // Only SP/HTAB around a value are trimmed; the header name is case-insensitive.
+    let padded = format!("api-key: \t{robot} ").into_bytes();
+    assert_eq!(server.get("/my_service", &[&padded]).unwrap().status, 200);
+}
+
+fn limits_answer_429_with_retry_after(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[]);
+    let limited = api_key(keys.limited.expose());
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| server.get("/my_service", &[&limited]).unwrap().status)
+        .collect();
+    assert_eq!(statuses, [200, 200, 429], "a limit of 2 an hour");
+    let refused = server.get("/my_service", &[&limited]).unwrap();
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    assert!(refused.text().contains("rate limit"), "{}", refused.text());
+
+    let metered = api_key(keys.metered.expose());
+    assert_eq!(server.get("/my_service", &[&metered]).unwrap().status, 200);
+    let exhausted = server.get("/my_service", &[&metered]).unwrap();
+    assert_eq!(exhausted.status, 429);
+    assert!(exhausted.text().contains("Quota exhausted"));
+    let retry: u64 = exhausted.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "Retry-After {retry}");
+}
+
+fn bearer_keys_when_accepted(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = seeded(dir.path());
+    let robot = keys.robot.expose();
+    let bearer = header("Authorization", &format!("Bearer {robot}"));
+    let off = Server::start(demo, dir.path(), &keys.url, &[]);
+    assert_problem(&off.get("/my_service", &[&bearer]), 401, MISSING);
+    drop(off);
+    let on = Server::start(
+        demo,
+        dir.path(),
+        &keys.url,
+        &[("APIKEY_ACCEPT_BEARER", "true")],
+    );
+    assert_eq!(on.get("/my_service", &[&bearer]).unwrap().status, 200);
+    let both = on.get("/my_service", &[&bearer, &api_key(robot)]);
+    assert_problem(&both, 401, INVALID);
+    assert_eq!(
+        both.unwrap().header("www-authenticate"),
+        Some(r#"ApiKey header="API-KEY", Bearer"#)
+    );
+}
+
+fn sunset_on_keys_that_end_soon(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[]);
+    let soon = server
+        .get("/my_service", &[&api_key(keys.soon.expose())])
+        .unwrap();
+    assert_eq!(soon.status, 200);
+    let sunset = soon.header("sunset").expect("a Sunset header");
+    assert!(sunset.ends_with(" GMT") && sunset.len() == 29, "{sunset}");
+    let robot = server
+        .get("/my_service", &[&api_key(keys.robot.expose())])
+        .unwrap();
+    assert_eq!(robot.header("sunset"), None);
+}
+
+fn preflights_need_no_key(demo: Demo) {
+    let (_dir, _keys, server) = started(demo, &[]);
+    for path in ["/my_service", "/billing"] {
+        let res = server
+            .send(
+                "OPTIONS",
+                path,
+                &[
+                    b"Origin: https://app.example",
+                    b"Access-Control-Request-Method: GET",
+                    b"Access-Control-Request-Headers: content-type",
+                ],
+                b"",
+            )
+            .unwrap();
+        assert_eq!(res.status, 204, "{path}");
+        assert_eq!(
+            res.header("access-control-allow-headers"),
+            Some("content-type, API-KEY")
+        );
+    }
+}
+
+fn openapi_says_who_may_call_what(demo: Demo) {
+    let (_dir, _keys, server) = started(demo, &[]);
+    let doc = server.get("/openapi.json", &[]).unwrap().json();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["ApiKey"],
+        serde_json::json!({"type": "apiKey", "in": "header", "name": "API-KEY"})
+    );
+    let op = |method: &str, path: &str| doc["paths"][path][method].clone();
+    let required = serde_json::json!([{ "ApiKey": [] }]);
+    let optional = serde_json::json!([{}, { "ApiKey": [] }]);
+    let open = serde_json::json!([{}]);
+    assert_eq!(op("get", "/my_service")["security"], required);
+    assert_eq!(op("post", "/billing")["security"], required);
+    assert_eq!(
+        op("post", "/billing")["x-apikey-groups"],
+        serde_json::json!(["billing"])
+    );
+    assert!(op("post", "/billing")["responses"]["403"].is_object());
+    assert!(op("get", "/my_service")["responses"]["401"].is_object());
+    assert_eq!(op("get", "/whoami")["security"], optional);
+    for path in ["/health", "/stats", "/openapi.json"] {
+        assert_eq!(op("get", path)["security"], open, "{path}");
+    }
+}
+
+fn swagger_ui_is_served(demo: Demo) {
+    let (_dir, _keys, server) = started(demo, &[]);
+    let page = server.get("/docs/", &[]).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("swagger-ui"), "{}", page.text());
+    let init = server.get("/docs/swagger-initializer.js", &[]).unwrap();
+    assert_eq!(init.status, 200);
+    assert!(init.text().contains("/openapi.json"), "{}", init.text());
+    let script = server.get("/docs/swagger-ui-bundle.js", &[]).unwrap();
+    assert_eq!(script.status, 200, "the vendored assets are in the binary");
+    assert!(script.body.len() > 100_000);
+}
+
+fn config_file_sections_and_header_name(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = seeded(dir.path());
+    std::fs::write(
+        dir.path().join("apikeys.toml"),
+        "[apikey]\nheader = \"X-Token\"\n\n\
+         [api_key_partner]\nkey = \"partner-secret-0123456789\"\nuser = \"partner\"\n",
+    )
+    .unwrap();
+    let server = Server::start(demo, dir.path(), &keys.url, &[]);
+    let partner = header("X-Token", "partner-secret-0123456789");
+    let res = server.get("/my_service", &[&partner]).unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.text(), r#"{"user":"partner","key":"partner"}"#);
+    let robot = server
+        .get("/my_service", &[&header("x-token", keys.robot.expose())])
+        .unwrap();
+    assert_eq!(robot.status, 200);
+    let old = server.get("/my_service", &[&api_key(keys.robot.expose())]);
+    let old = old.unwrap();
+    assert_eq!(old.status, 401);
+    assert_eq!(
+        old.header("www-authenticate"),
+        Some(r#"ApiKey header="X-Token""#)
+    );
+    assert!(old.text().contains("X-Token header"));
+}
+
+fn a_key_made_by_another_process_works_on_the_next_request(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[]);
+    let rt = runtime();
+    let m = rt.block_on(manager(&keys.url));
+    let (_, fresh) = rt.block_on(m.create(key("fresh", &[]))).unwrap();
+    let res = server
+        .get("/my_service", &[&api_key(fresh.expose())])
+        .unwrap();
+    assert_eq!(res.status, 200, "a new key works on the first request");
+    rt.block_on(m.revoke("fresh")).unwrap();
+    // Another process' revocation reaches the demo through the store's change check (every
+    // 5 ms on SQLite): within milliseconds, not before the revoking call returns.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let res = loop {
+        let res = server.get("/my_service", &[&api_key(fresh.expose())]);
+        if res.as_ref().is_some_and(|r| r.status == 401) || std::time::Instant::now() > deadline {
+            break res;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_problem(&res, 401, INVALID);
+}
+
+fn a_dead_store_is_503_never_200(demo: Demo) {
+    // The proxy's tasks run on this runtime's workers while the test talks to the demo.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(apikey_tests::PgDatabase::create("demo503")) else {
+        eprintln!("skipped: {} is not set", apikey_tests::POSTGRES_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = rt.block_on(apikey_tests::BlackHoleProxy::start(
+        &apikey_tests::authority(&db.url),
+    ));
+    let url = apikey_tests::through(&db.url, proxy.port);
+    let server = Server::start(
+        demo,
+        dir.path(),
+        &url,
+        &[("APIKEY_FEED_HEARTBEAT", "200ms")],
+    );
+    let key = printed_key(&server.output(), "Created the demo API key");
+    assert_eq!(
+        server.get("/my_service", &[&api_key(&key)]).unwrap().status,
+        200
+    );
+    proxy.black_hole();
+    // The feed goes quiet; within two heartbeats and a store timeout the answer is 503.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(res) = server.get("/my_service", &[&api_key(&key)]) {
+            assert_ne!(res.status, 401, "a dead store never says the key is bad");
+            if res.status == 503 {
+                assert_problem(&Some(res), 503, UNAVAILABLE);
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never 503");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(server);
+    proxy.heal();
+    rt.block_on(db.drop());
+}
+
+fn no_key_in_anything_printed(demo: Demo) {
+    let (_dir, keys, server) = started(
+        demo,
+        &[
+            ("ROCKET_LOG_LEVEL", "debug"),
+            ("RUST_LOG", "trace"),
+            ("APIKEY_ACCEPT_BEARER", "true"),
+        ],
+    );
+    let k = keys.robot.expose();
+    let unknown = "never-stored-free-form-key-0123456789";
+    let mut bad_sum = k.to_owned();
+    bad_sum.replace_range(k.len() - 6.., "000000");
+    for value in [k, unknown, bad_sum.as_str()] {
+        server.get("/my_service", &[&api_key(value)]);
+        server.get("/whoami", &[&api_key(value)]);
+        server.get(
+            "/my_service",
+            &[&header("Authorization", &format!("Bearer {value}"))],
+        );
+    }
+    let log = server.stop();
+    for secret in [k, unknown, bad_sum.as_str()] {
+        for window in [secret, &secret[3..19], &secret[secret.len() - 16..]] {
+            assert!(!log.contains(window), "{window} is in the log:\n{log}");
+        }
+    }
+    if demo.framework == Framework::Rocket {
+        // Rocket's debug log prints raw headers: the fairing caps the level at info.
+        assert!(
+            log.contains("logging is limited to info"),
+            "the server ran at debug level: {log}"
+        );
+    }
+}
+
+/// Rocket 0.5 drops a header value that is not UTF-8 before any guard runs (it counts as no
+/// value); axum hands it on and apikey-axum refuses it as an invalid key. Either way it never
+/// gives more than sending no key, and never someone else's identity.
+fn non_utf8_key_values_never_give_more_than_no_key(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[("ROCKET_LOG_LEVEL", "critical")]);
+    let bad: &[u8] = b"API-KEY: \xff\xfe";
+    let good = api_key(keys.robot.expose());
+    let alone = server.get("/my_service", &[bad]);
+    let both = server.get("/my_service", &[&good, bad]);
+    let public = server.get("/whoami", &[bad]).unwrap();
+    match demo.framework {
+        Framework::Rocket => {
+            assert_problem(&alone, 401, MISSING);
+            assert_eq!(both.unwrap().text(), r#"{"user":"robot","key":"robot"}"#);
+            assert_eq!(public.text(), r#"{"user":null,"groups":[]}"#);
+        }
+        Framework::Axum => {
+            assert_problem(&alone, 401, INVALID);
+            assert_problem(&both, 401, INVALID);
+            assert_problem(&Some(public), 401, INVALID);
+        }
+    }
+}
+
+fn limits_hold_across_two_processes(demo: Demo) {
+    let Ok(redis) = std::env::var(apikey_tests::REDIS_ENV) else {
+        eprintln!("skipped: {} is not set", apikey_tests::REDIS_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (limited, metered) = runtime().block_on(async {
+        let m = manager(&url).await;
+        let limited = CreateKey {
+            rate_limit: Some("20/1h".parse().unwrap()),
+            ..key("limited", &[])
+        };
+        let metered = CreateKey {
+            quota: Some("10/1d".parse().unwrap()),
+            ..key("metered", &[])
+        };
+        (
+            m.create(limited).await.unwrap().1,
+            m.create(metered).await.unwrap().1,
+        )
+    });
+    let prefix = apikey_tests::unique_prefix();
+    let env = [
+        ("APIKEY_LIMITS_URL", redis.as_str()),
+        ("APIKEY_LIMITS_PREFIX", prefix.as_str()),
+        ("ROCKET_LOG_LEVEL", "critical"),
+    ];
+    let servers: Vec<Server> = ["a", "b"]
+        .iter()
+        .map(|d| {
+            let d = dir.path().join(d);
+            std::fs::create_dir_all(&d).unwrap();
+            Server::start(demo, &d, &url, &env)
+        })
+        .collect();
+    let h = api_key(limited.expose());
+    let answers: Vec<u16> = (0..40)
+        .map(|i| servers[i % 2].get("/my_service", &[&h]).unwrap().status)
+        .collect();
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        20,
+        "a limit of 20 an hour admits 20 requests across both"
+    );
+    assert!(answers.iter().all(|s| *s == 200 || *s == 429));
+    let h = api_key(metered.expose());
+    let answers: Vec<Raw> = (0..16)
+        .map(|i| servers[i % 2].get("/my_service", &[&h]).unwrap())
+        .collect();
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(ok, 10, "a quota of 10 a day runs out across both");
+    let refused = answers.iter().find(|a| a.status == 429).unwrap();
+    assert!(refused.text().contains("Quota exhausted"));
+    let retry: i64 = refused.header("retry-after").unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let midnight = 86_400 - now % 86_400;
+    assert!(
+        (retry - midnight).abs() <= 5,
+        "Retry-After {retry} vs {midnight} to midnight UTC"
+    );
+    for server in &servers {
+        let stats = server.get("/stats", &[]).unwrap().json();
+        assert_eq!(stats["limits"]["rate_limits"], "redis", "{stats}");
+    }
+}
+
+fn metrics_are_scraped(demo: Demo) {
+    let (_dir, keys, server) = started(demo, &[]);
+    server.get("/my_service", &[&api_key(keys.robot.expose())]);
+    server.get("/my_service", &[&api_key("wrong")]);
+    let res = server.get("/metrics", &[]).unwrap();
+    assert_eq!(res.status, 200);
+    assert!(res
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/plain")));
+    let text = res.text();
+    assert!(
+        text.contains(r#"apikey_requests_total{outcome="valid"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("apikey_requests_total{outcome="), "{text}");
+}
+
+/// The same requests to both demos on one store: the same status, apikey's headers and
+/// refusal bodies, byte for byte.
+#[test]
+fn both_demos_answer_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = seeded(dir.path());
+    let env = [("APIKEY_ACCEPT_BEARER", "true")];
+    let (rd, ad) = (dir.path().join("rocket"), dir.path().join("axum"));
+    std::fs::create_dir_all(&rd).unwrap();
+    std::fs::create_dir_all(&ad).unwrap();
+    let rocket = Server::start(ROCKET, &rd, &keys.url, &env);
+    let axum = Server::start(AXUM, &ad, &keys.url, &env);
+    let robot = api_key(keys.robot.expose());
+    let plain = api_key(keys.plain.expose());
+    let soon = api_key(keys.soon.expose());
+    let wrong = api_key("wrong");
+    let empty = api_key("");
+    let bearer = header("Authorization", &format!("Bearer {}", keys.plain.expose()));
+    let preflight: [&[u8]; 2] = [
+        b"Access-Control-Request-Method: POST",
+        b"Access-Control-Request-Headers: x-a, API-KEY",
+    ];
+    let requests: Vec<(&str, &str, Vec<&[u8]>)> = vec![
+        ("GET", "/my_service", vec![]),
+        ("GET", "/my_service", vec![&empty]),
+        ("GET", "/my_service", vec![&wrong]),
+        ("GET", "/my_service", vec![&robot, &plain]),
+        ("GET", "/my_service", vec![&robot, &bearer]),
+        ("GET", "/my_service", vec![&bearer]),
+        ("GET", "/my_service", vec![&soon]),
+        ("GET", "/whoami", vec![]),
+        ("GET", "/whoami", vec![&wrong]),
+        ("POST", "/billing", vec![&plain]),
+        ("POST", "/billing", vec![&robot]),
+        ("OPTIONS", "/billing", preflight.to_vec()),
+        ("GET", "/health", vec![&wrong]),
+    ];
+    for (method, path, headers) in requests {
+        let r = rocket.send(method, path, &headers, b"").unwrap();
+        let a = axum.send(method, path, &headers, b"").unwrap();
+        assert_eq!(
+            r.apikey_part(),
+            a.apikey_part(),
+            "{method} {path}: Rocket {} / axum {}",
+            r.text(),
+            a.text()
+        );
+    }
+    let limited = api_key(keys.limited.expose());
+    let last = |server: &Server| {
+        let mut answer = None;
+        for _ in 0..3 {
+            answer = server.get("/my_service", &[&limited]);
+        }
+        answer.unwrap()
+    };
+    let (r, a) = (last(&rocket), last(&axum));
+    assert_eq!((r.status, a.status), (429, 429));
+    assert_eq!(r.body, a.body);
+    assert_eq!(r.header("content-type"), a.header("content-type"));
+}
