@@ -29,6 +29,7 @@ pub struct KeyManager {
     format: KeyFormat,
     actor: Actor,
     /// The admin group: an import never grants it unless asked to.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     admin_group: String,
 }
 

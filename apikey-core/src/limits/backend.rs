@@ -22,7 +22,8 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 pub(super) enum Bucket<'a> {
     /// A token bucket of `limit.count` refilled over `limit.period`.
     Rate {
-        /// The key's tech name.
+        /// The key's tech name (what a shared backend keys the bucket by).
+        #[cfg_attr(not(feature = "redis"), allow(dead_code))]
         tech: &'a str,
         /// The limit.
         limit: RateLimit,
@@ -87,6 +88,7 @@ impl Health {
     }
 
     /// Marks the backend down without a failure (not connected yet at start).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn start_down(&self) {
         self.down.store(true, Ordering::Relaxed);
     }
