@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::LimitsError;
+
 use async_trait::async_trait;
 
 use crate::model::{Quota, RateLimit};
@@ -59,11 +61,11 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// What it is, for `/stats` and logs: `redis` or `store`.
     fn name(&self) -> &'static str;
     /// Takes up to `want` tokens from `bucket` in one atomic step.
-    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, String>;
+    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, LimitsError>;
     /// Gives back `n` tokens taken and not spent.
-    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), String>;
+    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), LimitsError>;
     /// Whether it answers (and, for Redis, connects when it was not connected).
-    async fn ping(&self) -> Result<(), String>;
+    async fn ping(&self) -> Result<(), LimitsError>;
     /// Its health.
     fn health(&self) -> &Health;
 }
@@ -97,18 +99,18 @@ impl Health {
 /// Runs one backend call with the time limit, counting it as a round trip.
 pub(super) async fn call<T>(
     backend: &dyn Backend,
-    op: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    op: impl std::future::Future<Output = Result<T, LimitsError>>,
+) -> Result<T, LimitsError> {
     backend.health().round_trips.fetch_add(1, Ordering::Relaxed);
     match tokio::time::timeout(CALL_TIMEOUT, op).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+        Err(_) => Err(LimitsError::Timeout(CALL_TIMEOUT)),
     }
 }
 
 /// Records a failure: the first of an outage is logged and starts the prober that brings the
 /// backend back.
-pub(super) fn failed(backend: &Arc<dyn Backend>, error: &str) {
+pub(super) fn failed(backend: &Arc<dyn Backend>, error: &LimitsError) {
     let health = backend.health();
     if health.down.swap(true, Ordering::Relaxed) {
         return;
@@ -155,7 +157,7 @@ impl Backend for StoreQuotas {
         "store"
     }
 
-    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, String> {
+    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, LimitsError> {
         let Bucket::Quota {
             tech,
             quota,
@@ -163,13 +165,14 @@ impl Backend for StoreQuotas {
             ends_at,
         } = bucket
         else {
-            return Err("the key store holds no rate limits".into());
+            return Err(LimitsError::Config(
+                "the key store holds no rate limits".into(),
+            ));
         };
         let granted = self
             .store
             .take_quota(tech, window, quota.count, want)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(Grant {
             granted,
             wait: until(ends_at),
@@ -177,22 +180,16 @@ impl Backend for StoreQuotas {
         })
     }
 
-    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), String> {
+    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), LimitsError> {
         if let Bucket::Quota { tech, window, .. } = bucket {
-            self.store
-                .return_quota(tech, window, n)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.store.return_quota(tech, window, n).await?;
         }
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), String> {
-        self.store
-            .user_active("")
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+    async fn ping(&self) -> Result<(), LimitsError> {
+        self.store.user_active("").await?;
+        Ok(())
     }
 
     fn health(&self) -> &Health {

@@ -26,8 +26,11 @@ pub(crate) use state::KeyMeter;
 pub(crate) use state::Outcome;
 use state::Shards;
 
+pub use error::LimitsError;
+
 mod admit;
 mod backend;
+mod error;
 mod housekeeping;
 mod local;
 mod pool;
@@ -91,7 +94,10 @@ pub(crate) struct Limits {
 impl Limits {
     /// Starts the limits the settings ask for (connecting to Redis when `limits_url` is set;
     /// an unreachable Redis is not an error: limits start per instance).
-    pub(crate) async fn start(settings: &Settings, store: SharedLookup) -> Result<Self, String> {
+    pub(crate) async fn start(
+        settings: &Settings,
+        store: SharedLookup,
+    ) -> Result<Self, LimitsError> {
         let redis = shared(settings).await?;
         let quotas = redis.clone().unwrap_or_else(|| {
             Arc::new(StoreQuotas {
@@ -247,7 +253,7 @@ impl Limits {
 }
 
 #[cfg(feature = "redis")]
-async fn shared(settings: &Settings) -> Result<Option<Arc<dyn Backend>>, String> {
+async fn shared(settings: &Settings) -> Result<Option<Arc<dyn Backend>>, LimitsError> {
     match &settings.limits_url {
         Some(url) => {
             let target = redis::Target::new(url, settings.limits_ca.as_deref())?;
@@ -260,9 +266,11 @@ async fn shared(settings: &Settings) -> Result<Option<Arc<dyn Backend>>, String>
 }
 
 #[cfg(not(feature = "redis"))]
-async fn shared(settings: &Settings) -> Result<Option<Arc<dyn Backend>>, String> {
+async fn shared(settings: &Settings) -> Result<Option<Arc<dyn Backend>>, LimitsError> {
     match settings.limits_url {
-        Some(_) => Err("`limits_url` needs apikey-core's `redis` feature".into()),
+        Some(_) => Err(LimitsError::Config(
+            "`limits_url` needs apikey-core's `redis` feature".into(),
+        )),
         None => Ok(None),
     }
 }
@@ -291,7 +299,7 @@ pub async fn quota_used(
     store: &SharedStore,
     tech_name: &str,
     quota: Quota,
-) -> Result<u64, String> {
+) -> Result<u64, LimitsError> {
     let window = quota.window(unix_now()).index;
     match &settings.limits_url {
         #[cfg(feature = "redis")]
@@ -306,10 +314,9 @@ pub async fn quota_used(
             redis::quota_used(&target, &key).await
         }
         #[cfg(not(feature = "redis"))]
-        Some(_) => Err("`limits_url` needs apikey-core's `redis` feature".into()),
-        None => store
-            .quota_used(tech_name, window)
-            .await
-            .map_err(|e| e.to_string()),
+        Some(_) => Err(LimitsError::Config(
+            "`limits_url` needs apikey-core's `redis` feature".into(),
+        )),
+        None => Ok(store.quota_used(tech_name, window).await?),
     }
 }

@@ -12,6 +12,7 @@ use redis::Script;
 use tokio::sync::RwLock;
 
 use super::backend::{until, Backend, Bucket, Grant, Health};
+use super::LimitsError;
 
 /// Refills the bucket for the time passed, then grants up to `want` whole tokens.
 /// Returns `{granted, ms until the next token when none is left}`.
@@ -87,12 +88,14 @@ pub(super) struct Target {
 
 impl Target {
     /// The target the settings name: `limits_url`, and `limits_ca` read now.
-    pub(super) fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Self, String> {
+    pub(super) fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Self, LimitsError> {
         let ca = match ca {
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| format!("`limits_ca` cannot be read ({}): {e}", path.display()))?,
-            ),
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                LimitsError::Config(format!(
+                    "`limits_ca` cannot be read ({}): {e}",
+                    path.display()
+                ))
+            })?),
             None => None,
         };
         let target = Target {
@@ -101,9 +104,11 @@ impl Target {
         };
         // A URL that cannot work is a configuration error, not an outage.
         target.client().map_err(|_| {
-            "`limits_url` is not a usable Redis URL (redis://[:password@]host:port/db or \
-             rediss://…)"
-                .to_owned()
+            LimitsError::Config(
+                "`limits_url` is not a usable Redis URL (redis://[:password@]host:port/db or \
+                 rediss://…)"
+                    .to_owned(),
+            )
         })?;
         Ok(target)
     }
@@ -123,8 +128,8 @@ impl Target {
 
     /// Connects, failing fast; the error names the server (never the password) and what
     /// failed (a refused certificate says so).
-    pub(super) async fn connect(&self) -> Result<ConnectionManager, String> {
-        let client = self.client().map_err(|e| e.to_string())?;
+    pub(super) async fn connect(&self) -> Result<ConnectionManager, LimitsError> {
+        let client = self.client()?;
         let server = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -137,8 +142,12 @@ impl Target {
         )
         .await
         {
-            Ok(result) => result.map_err(|e| format!("Redis at {server}: {e}")),
-            Err(_) => Err(format!("Redis at {server}: no connection within 1s")),
+            Ok(result) => {
+                result.map_err(|e| LimitsError::Backend(format!("Redis at {server}: {e}")))
+            }
+            Err(_) => Err(LimitsError::Backend(format!(
+                "Redis at {server}: no connection within 1s"
+            ))),
         }
     }
 }
@@ -158,7 +167,7 @@ pub(super) struct RedisLimits {
 impl RedisLimits {
     /// Connects to `url`; when Redis does not answer, starts down (limits per instance) and
     /// the prober connects later.
-    pub(super) async fn start(target: Target, prefix: &str) -> Result<Arc<Self>, String> {
+    pub(super) async fn start(target: Target, prefix: &str) -> Result<Arc<Self>, LimitsError> {
         let redis = Arc::new(RedisLimits {
             target,
             prefix: prefix.to_owned(),
@@ -184,12 +193,12 @@ impl RedisLimits {
         Ok(redis)
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, String> {
+    async fn connection(&self) -> Result<ConnectionManager, LimitsError> {
         self.connection
             .read()
             .await
             .clone()
-            .ok_or_else(|| "not connected".to_owned())
+            .ok_or(LimitsError::NotConnected)
     }
 }
 
@@ -199,7 +208,7 @@ impl Backend for RedisLimits {
         "redis"
     }
 
-    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, String> {
+    async fn take(&self, bucket: Bucket<'_>, want: u64) -> Result<Grant, LimitsError> {
         let mut con = self.connection().await?;
         match bucket {
             Bucket::Rate { tech, limit } => {
@@ -211,8 +220,7 @@ impl Backend for RedisLimits {
                     .arg(period)
                     .arg(want)
                     .invoke_async(&mut con)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(Grant {
                     granted,
                     wait: Duration::from_millis(wait_ms.max(1)),
@@ -234,8 +242,7 @@ impl Backend for RedisLimits {
                     .arg(want)
                     .arg(ttl)
                     .invoke_async(&mut con)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(Grant {
                     granted,
                     wait: until(ends_at),
@@ -245,7 +252,7 @@ impl Backend for RedisLimits {
         }
     }
 
-    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), String> {
+    async fn give_back(&self, bucket: Bucket<'_>, n: u64) -> Result<(), LimitsError> {
         let mut con = self.connection().await?;
         let result: redis::RedisResult<i64> = match bucket {
             Bucket::Rate { tech, limit } => {
@@ -271,10 +278,10 @@ impl Backend for RedisLimits {
                     .await
             }
         };
-        result.map(drop).map_err(|e| e.to_string())
+        Ok(result.map(drop)?)
     }
 
-    async fn ping(&self) -> Result<(), String> {
+    async fn ping(&self) -> Result<(), LimitsError> {
         let mut con = match self.connection().await {
             Ok(c) => c,
             Err(_) => {
@@ -283,11 +290,8 @@ impl Backend for RedisLimits {
                 c
             }
         };
-        redis::cmd("PING")
-            .query_async::<String>(&mut con)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+        redis::cmd("PING").query_async::<String>(&mut con).await?;
+        Ok(())
     }
 
     fn health(&self) -> &Health {
@@ -296,12 +300,8 @@ impl Backend for RedisLimits {
 }
 
 /// The uses of a quota window as Redis counts them.
-pub(super) async fn quota_used(target: &Target, key: &str) -> Result<u64, String> {
+pub(super) async fn quota_used(target: &Target, key: &str) -> Result<u64, LimitsError> {
     let mut con = target.connect().await?;
-    let used: Option<u64> = redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut con)
-        .await
-        .map_err(|e| e.to_string())?;
+    let used: Option<u64> = redis::cmd("GET").arg(key).query_async(&mut con).await?;
     Ok(used.unwrap_or(0))
 }

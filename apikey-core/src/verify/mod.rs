@@ -135,10 +135,10 @@ impl Verifier {
         let caches = Arc::new(Caches::new(settings.cache_ttl, settings.negative_cache_ttl));
         let limits = Limits::start(&settings, store.clone())
             .await
-            .map_err(|message| ConfigError {
+            .map_err(|e| ConfigError {
                 section: "apikey".into(),
                 source_name: "settings".into(),
-                message,
+                message: e.to_string(),
             })?;
         // Registered before the first lookup, so no change can slip between.
         let listener: Arc<dyn ChangeListener> = caches.clone();
