@@ -43,7 +43,7 @@ pub use model::{
     ImportedKey, KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 pub use store::{
-    open, Change, ChangeFeed, KeyLookup, KeyStore, MemoryStore, SharedLookup, SharedStore,
-    StoreError, StoreResult,
+    open, Change, ChangeFeed, KeyLookup, KeyMetering, KeyStore, MemoryStore, SharedLookup,
+    SharedStore, StoreError, StoreResult,
 };
 pub use verify::{AuthError, SetupError, Verified, Verifier};

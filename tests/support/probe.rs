@@ -6,8 +6,9 @@ use std::sync::Arc;
 use apikey_core::model::UsageCount;
 use apikey_core::{
     Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups, Imported,
-    ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyRecord, KeyStore, Match, NewKey, NewSecret,
-    Quota, RateLimit, Settings, SharedStore, StoreError, StoreResult, UsageDay, Verifier,
+    ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore, Match, NewKey,
+    NewSecret, Quota, RateLimit, Settings, SharedStore, StoreError, StoreResult, UsageDay,
+    Verifier,
 };
 use time::OffsetDateTime;
 
@@ -123,20 +124,8 @@ impl KeyLookup for Probe {
     async fn user_active(&self, user: &str) -> StoreResult<bool> {
         self.up()?.user_active(user).await
     }
-    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
-        self.up()?.touch(names, at).await
-    }
     fn changes(&self) -> &ChangeFeed {
         self.inner.changes()
-    }
-    async fn take_quota(&self, tech: &str, window: i64, limit: u64, want: u64) -> StoreResult<u64> {
-        self.up()?.take_quota(tech, window, limit, want).await
-    }
-    async fn return_quota(&self, tech: &str, window: i64, n: u64) -> StoreResult<()> {
-        self.up()?.return_quota(tech, window, n).await
-    }
-    async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
-        self.up()?.add_usage(counts).await
     }
     async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
         if self.hide_digests.load(Ordering::SeqCst) {
@@ -149,6 +138,22 @@ impl KeyLookup for Probe {
             return Ok(None);
         }
         self.up()?.digests_of(name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyMetering for Probe {
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
+        self.up()?.touch(names, at).await
+    }
+    async fn take_quota(&self, tech: &str, window: i64, limit: u64, want: u64) -> StoreResult<u64> {
+        self.up()?.take_quota(tech, window, limit, want).await
+    }
+    async fn return_quota(&self, tech: &str, window: i64, n: u64) -> StoreResult<()> {
+        self.up()?.return_quota(tech, window, n).await
+    }
+    async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
+        self.up()?.add_usage(counts).await
     }
 }
 

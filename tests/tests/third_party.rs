@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use apikey_core::model::UsageCount;
 use apikey_core::{
-    ApiKeyConfig, AuthError, ChangeFeed, KeyDigest, KeyLookup, KeyRecord, Match, MemoryStore,
-    SharedStore, StoreResult, Verifier,
+    ApiKeyConfig, AuthError, ChangeFeed, KeyDigest, KeyLookup, KeyMetering, KeyRecord, Match,
+    MemoryStore, SharedStore, StoreResult, Verifier,
 };
 use apikey_tests::{admin, spec};
 use time::OffsetDateTime;
@@ -32,11 +32,21 @@ impl KeyLookup for NoFeed {
     async fn user_active(&self, user: &str) -> StoreResult<bool> {
         self.data.user_active(user).await
     }
-    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
-        self.data.touch(names, at).await
-    }
     fn changes(&self) -> &ChangeFeed {
         &self.changes
+    }
+    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+        self.data.all_digests().await
+    }
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+        self.data.digests_of(name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyMetering for NoFeed {
+    async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
+        self.data.touch(names, at).await
     }
     async fn take_quota(&self, tech: &str, window: i64, limit: u64, want: u64) -> StoreResult<u64> {
         self.data.take_quota(tech, window, limit, want).await
@@ -46,12 +56,6 @@ impl KeyLookup for NoFeed {
     }
     async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()> {
         self.data.add_usage(counts).await
-    }
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
-        self.data.all_digests().await
-    }
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
-        self.data.digests_of(name).await
     }
 }
 

@@ -64,27 +64,12 @@ pub enum StoreError {
     },
 }
 
-/// What the request path asks of a store: lookups by digest (the hot path), the few reads
-/// that config sections need, last-used times, and the change feed that keeps caches honest.
-///
-/// Every implementation must pass the conformance suite (`store_conformance!`, feature
-/// `conformance`).
+/// What the request path writes, none of it a change (caches are not invalidated): last-used
+/// times, quota takes and request counts. Every [`KeyLookup`] meters too.
 #[async_trait]
-pub trait KeyLookup: Send + Sync + fmt::Debug + 'static {
-    /// The key whose current (or rotated, still in grace) secret has this digest.
-    async fn find_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<Match>>;
-
-    /// The key with this tech name.
-    async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>>;
-
-    /// Whether a user is active (users never disabled are).
-    async fn user_active(&self, user: &str) -> StoreResult<bool>;
-
+pub trait KeyMetering: Send + Sync {
     /// Records that keys were used at `at`. Not a change: caches are not invalidated.
     async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()>;
-
-    /// Changes made through this store, and (for database stores) by other processes.
-    fn changes(&self) -> &ChangeFeed;
 
     /// Takes up to `want` uses from a key's quota of `limit` uses in `window` (a window index,
     /// see [`Quota::window`]) in one atomic step; returns how many were granted, 0 once the
@@ -102,6 +87,27 @@ pub trait KeyLookup: Send + Sync + fmt::Debug + 'static {
 
     /// Adds request counts per key and day. Not a change: caches are not invalidated.
     async fn add_usage(&self, counts: &[UsageCount]) -> StoreResult<()>;
+}
+
+/// What the request path asks of a store: lookups by digest (the hot path), the few reads
+/// that config sections need, and the change feed that keeps caches honest (with
+/// [`KeyMetering`], what it writes).
+///
+/// Every implementation must pass the conformance suite (`store_conformance!`, feature
+/// `conformance`).
+#[async_trait]
+pub trait KeyLookup: KeyMetering + fmt::Debug + 'static {
+    /// The key whose current (or rotated, still in grace) secret has this digest.
+    async fn find_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<Match>>;
+
+    /// The key with this tech name.
+    async fn get_by_tech_name(&self, tech_name: &str) -> StoreResult<Option<KeyRecord>>;
+
+    /// Whether a user is active (users never disabled are).
+    async fn user_active(&self, user: &str) -> StoreResult<bool>;
+
+    /// Changes made through this store, and (for database stores) by other processes.
+    fn changes(&self) -> &ChangeFeed;
 
     /// Every digest that verifies right now (secrets of active, unexpired keys: current ones
     /// and those in a rotation grace), for the verifier's membership filter: a revoked, expired

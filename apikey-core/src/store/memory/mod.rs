@@ -6,7 +6,7 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{summary, Change, ChangeFeed, KeyLookup, StoreError, StoreResult};
+use super::{summary, Change, ChangeFeed, KeyLookup, KeyMetering, StoreError, StoreResult};
 use crate::key::KeyDigest;
 use crate::model::{Actor, AuditRecord, KeyRecord, Match, UsageCount, UsageDay};
 
@@ -165,6 +165,37 @@ impl KeyLookup for MemoryStore {
             .map(|e| state.record(e)))
     }
 
+    async fn user_active(&self, user: &str) -> StoreResult<bool> {
+        Ok(!self.read().inactive_users.contains(user))
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
+    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+        let now = OffsetDateTime::now_utc();
+        let state = self.read();
+        Ok(Some(
+            state
+                .keys
+                .values()
+                .flat_map(|e| e.usable_digests(now))
+                .collect(),
+        ))
+    }
+
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+        let now = OffsetDateTime::now_utc();
+        let state = self.read();
+        Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
+            e.usable_digests(now).collect()
+        })))
+    }
+}
+
+#[async_trait]
+impl KeyMetering for MemoryStore {
     async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
         let mut state = self.write();
         for name in names {
@@ -173,14 +204,6 @@ impl KeyLookup for MemoryStore {
             }
         }
         Ok(())
-    }
-
-    async fn user_active(&self, user: &str) -> StoreResult<bool> {
-        Ok(!self.read().inactive_users.contains(user))
-    }
-
-    fn changes(&self) -> &ChangeFeed {
-        &self.changes
     }
 
     async fn take_quota(
@@ -231,25 +254,5 @@ impl KeyLookup for MemoryStore {
             day.limited += c.counts.limited;
         }
         Ok(())
-    }
-
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
-        let now = OffsetDateTime::now_utc();
-        let state = self.read();
-        Ok(Some(
-            state
-                .keys
-                .values()
-                .flat_map(|e| e.usable_digests(now))
-                .collect(),
-        ))
-    }
-
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
-        let now = OffsetDateTime::now_utc();
-        let state = self.read();
-        Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {
-            e.usable_digests(now).collect()
-        })))
     }
 }

@@ -36,6 +36,51 @@ macro_rules! sql_lookup {
                 row.map(KeyRow::into_record).transpose()
             }
 
+            async fn user_active(&self, user: &str) -> StoreResult<bool> {
+                let active: Option<bool> =
+                    sqlx::query_scalar("SELECT active FROM apikey_users WHERE name = $1")
+                        .bind(user)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                Ok(active.unwrap_or(true))
+            }
+
+            fn changes(&self) -> &ChangeFeed {
+                &self.changes
+            }
+
+            async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+                     WHERE k.active AND (k.expires_at IS NULL OR k.expires_at > $1) \
+                     AND (s.valid_until IS NULL OR s.valid_until > $1)",
+                )
+                .bind(now_secs())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                digests(rows).map(Some)
+            }
+
+            async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+                     WHERE k.name = $1 AND k.active \
+                     AND (k.expires_at IS NULL OR k.expires_at > $2) \
+                     AND (s.valid_until IS NULL OR s.valid_until > $2)",
+                )
+                .bind(name)
+                .bind(now_secs())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                digests(rows).map(Some)
+            }
+        }
+
+        #[async_trait]
+        impl KeyMetering for $store {
             async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await.map_err(unavailable)?;
                 for name in names {
@@ -51,20 +96,6 @@ macro_rules! sql_lookup {
                 }
                 // Not a change of what verification depends on: no notification.
                 tx.commit().await.map_err(unavailable)
-            }
-
-            async fn user_active(&self, user: &str) -> StoreResult<bool> {
-                let active: Option<bool> =
-                    sqlx::query_scalar("SELECT active FROM apikey_users WHERE name = $1")
-                        .bind(user)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(unavailable)?;
-                Ok(active.unwrap_or(true))
-            }
-
-            fn changes(&self) -> &ChangeFeed {
-                &self.changes
             }
 
             async fn take_quota(
@@ -146,34 +177,6 @@ macro_rules! sql_lookup {
                 }
                 // Not a change of what verification depends on: no notification.
                 tx.commit().await.map_err(unavailable)
-            }
-
-            async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
-                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
-                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
-                     WHERE k.active AND (k.expires_at IS NULL OR k.expires_at > $1) \
-                     AND (s.valid_until IS NULL OR s.valid_until > $1)",
-                )
-                .bind(now_secs())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)?;
-                digests(rows).map(Some)
-            }
-
-            async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
-                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
-                    "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
-                     WHERE k.name = $1 AND k.active \
-                     AND (k.expires_at IS NULL OR k.expires_at > $2) \
-                     AND (s.valid_until IS NULL OR s.valid_until > $2)",
-                )
-                .bind(name)
-                .bind(now_secs())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)?;
-                digests(rows).map(Some)
             }
         }
     };

@@ -57,7 +57,7 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use crate::store::{
         not_imported, summary, validate_new, validate_user, Change, ChangeFeed, KeyLookup,
-        KeyStore, StoreError, StoreResult, IMPORT_ORIGIN,
+        KeyMetering, KeyStore, StoreError, StoreResult, IMPORT_ORIGIN,
     };
     pub(in crate::store) use crate::task::Background;
 }
