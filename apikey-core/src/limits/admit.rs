@@ -127,7 +127,7 @@ impl Inner {
             return Step { next, refill };
         }
         let now = self.now();
-        if let (Some(limit), Held::No) = (st.rate().or(self.default_rate), held[0]) {
+        if let (Some(limit), Held::No) = (self.rate_of(st), held[0]) {
             if self.rates.as_ref().is_some_and(|r| !r.health().is_down()) {
                 let cap = lease_cap(u64::from(limit.count));
                 let pool = &mut st.lim().pools().rate;
@@ -156,7 +156,7 @@ impl Inner {
                 }
             }
         }
-        if let (Some(quota), Held::No) = (st.quota().or(self.default_quota), held[1]) {
+        if let (Some(quota), Held::No) = (self.quota_of(st), held[1]) {
             let window = quota.window(unix);
             let left = Duration::from_secs(u64::try_from(window.ends_at - unix).unwrap_or(1));
             if self.quotas.health().is_down() {
@@ -220,14 +220,14 @@ impl Inner {
     ) -> Option<(Arc<dyn Backend>, Bucket<'a>)> {
         match kind {
             Kind::Rate => {
-                let limit = st.rate().or(self.default_rate)?;
+                let limit = self.rate_of(st)?;
                 Some((
                     Arc::clone(self.rates.as_ref()?),
                     Bucket::Rate { tech, limit },
                 ))
             }
             Kind::Quota => {
-                let quota = st.quota().or(self.default_quota)?;
+                let quota = self.quota_of(st)?;
                 let w = quota.window(unix);
                 let bucket = Bucket::Quota {
                     tech,

@@ -280,6 +280,17 @@ impl Inner {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// The rate limit that applies to a key: its own (the key's, or its config section's, as
+    /// [`Limits::configure`] recorded it), else the default. The one place it is worked out.
+    fn rate_of(&self, st: &state::KeyState) -> Option<RateLimit> {
+        st.rate().or(self.default_rate)
+    }
+
+    /// The quota that applies to a key: its own, else the default.
+    fn quota_of(&self, st: &state::KeyState) -> Option<Quota> {
+        st.quota().or(self.default_quota)
+    }
+
     /// Whether any limit applies at all (else requests are only counted).
     fn limited(&self) -> bool {
         self.any.load(Ordering::Relaxed)
