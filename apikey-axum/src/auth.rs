@@ -116,19 +116,18 @@ where
             if auth.mode == RouteAuth::None {
                 return inner.call(req).await;
             }
-            let (mut parts, body) = req.into_parts();
-            let refused = match verified(&parts.headers, &mut parts.extensions).await {
+            let refused = match verified(req.headers(), req.extensions()).await {
                 Ok(caller) if caller.in_any(&auth.groups) => None,
                 Ok(caller) => {
-                    note_forbidden(&parts.extensions, &caller, &auth.groups);
+                    note_forbidden(req.extensions(), &caller, &auth.groups);
                     Some(AuthError::Forbidden)
                 }
                 Err(AuthError::Missing) if auth.mode == RouteAuth::Public => None,
                 Err(e) => Some(e),
             };
             match refused {
-                Some(e) => Ok(refusal(&parts.extensions, e).into_response()),
-                None => inner.call(Request::from_parts(parts, body)).await,
+                Some(e) => Ok(refusal(req.extensions(), e).into_response()),
+                None => inner.call(req).await,
             }
         })
     }

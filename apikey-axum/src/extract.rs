@@ -6,7 +6,8 @@ use http::request::Parts;
 
 use crate::caller::Caller;
 use crate::refused::Refused;
-use crate::verify::{refusal, verified};
+use crate::state::ApiKeyState;
+use crate::verify::{refusal, verified, InRequest};
 
 /// A valid key is required: a missing, invalid or refused key answers the refusal (401, 429,
 /// 503) and the handler does not run.
@@ -14,7 +15,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Refused> {
-        match verified(&parts.headers, &mut parts.extensions).await {
+        match verified(&parts.headers, &parts.extensions).await {
             Ok(caller) => Ok(caller),
             Err(e) => Err(refusal(&parts.extensions, e)),
         }
@@ -27,10 +28,27 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Refused> {
-        match verified(&parts.headers, &mut parts.extensions).await {
+        match verified(&parts.headers, &parts.extensions).await {
             Ok(caller) => Ok(Some(caller)),
             Err(AuthError::Missing) => Ok(None),
             Err(e) => Err(refusal(&parts.extensions, e)),
+        }
+    }
+}
+
+/// The verification state, in a handler (counters for `/stats`, the answer to a refusal of the
+/// handler's own): `async fn stats(keys: ApiKeyState)`. Without the [`ApiKeyLayer`]
+/// (crate::ApiKeyLayer) it answers 503.
+impl<S: Send + Sync> FromRequestParts<S> for ApiKeyState {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Refused> {
+        match parts.extensions.get::<InRequest>() {
+            Some(keys) => Ok(keys.state.clone()),
+            None => {
+                log::error!("apikey: the ApiKeyLayer is not installed");
+                Err(refusal(&parts.extensions, AuthError::Unavailable))
+            }
         }
     }
 }

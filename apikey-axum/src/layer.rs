@@ -18,7 +18,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::state::ApiKeyState;
-use crate::verify::SUNSET;
+use crate::verify::{InRequest, SUNSET};
 
 const SUNSET_HEADER: HeaderName = HeaderName::from_static("sunset");
 
@@ -77,7 +77,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let preflight = preflight(&req);
-        req.extensions_mut().insert(self.state.clone());
+        req.extensions_mut()
+            .insert(InRequest::new(self.state.clone()));
         let state = self.state.clone();
         Box::pin(SUNSET.scope(Cell::new(None), async move {
             let mut res = inner.call(req).await?;

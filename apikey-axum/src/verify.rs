@@ -2,6 +2,7 @@
 //! the extractors), its outcome kept in the request's extensions.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use apikey_core::config::DEFAULT_HEADER;
 use apikey_core::http::Answers;
@@ -19,30 +20,41 @@ tokio::task_local! {
     pub(crate) static SUNSET: Cell<Option<OffsetDateTime>>;
 }
 
-/// This request's outcome, once computed.
+/// What the layer puts in each request: the state, and the outcome of verifying the
+/// request's key once something asked (one entry of the request's extensions for both).
 #[derive(Clone)]
-struct Verified(Result<Caller, AuthError>);
+pub(crate) struct InRequest {
+    pub(crate) state: ApiKeyState,
+    outcome: OnceLock<Result<Caller, AuthError>>,
+}
+
+impl InRequest {
+    pub(crate) fn new(state: ApiKeyState) -> Self {
+        InRequest {
+            state,
+            outcome: OnceLock::new(),
+        }
+    }
+}
 
 /// Verifies the request's key once; later calls return the kept outcome.
 pub(crate) async fn verified(
     headers: &HeaderMap,
-    extensions: &mut Extensions,
+    extensions: &Extensions,
 ) -> Result<Caller, AuthError> {
-    if let Some(Verified(outcome)) = extensions.get::<Verified>() {
+    let Some(keys) = extensions.get::<InRequest>() else {
+        log::error!(
+            "apikey: a route needs an API key but the ApiKeyLayer is not installed: add \
+             `.layer(apikey_axum::ApiKeyLayer::new(state))`; refusing the request"
+        );
+        return Err(AuthError::Unavailable);
+    };
+    if let Some(outcome) = keys.outcome.get() {
         return outcome.clone();
     }
-    let outcome = match extensions.get::<ApiKeyState>() {
-        Some(state) => check(state, headers).await,
-        None => {
-            log::error!(
-                "apikey: a route needs an API key but the ApiKeyLayer is not installed: add \
-                 `.layer(apikey_axum::ApiKeyLayer::new(state))`; refusing the request"
-            );
-            Err(AuthError::Unavailable)
-        }
-    };
-    extensions.insert(Verified(outcome.clone()));
-    outcome
+    let outcome = check(&keys.state, headers).await;
+    // Two extractors of one request never run at once: the first outcome is the one kept.
+    keys.outcome.get_or_init(|| outcome).clone()
 }
 
 fn text(value: &HeaderValue) -> Option<&str> {
@@ -70,8 +82,8 @@ async fn check(state: &ApiKeyState, headers: &HeaderMap) -> Result<Caller, AuthE
 
 /// The answer to `err` for this request.
 pub(crate) fn refusal(extensions: &Extensions, err: AuthError) -> Refused {
-    match extensions.get::<ApiKeyState>() {
-        Some(state) => Refused(state.prepared(err)),
+    match extensions.get::<InRequest>() {
+        Some(keys) => Refused(keys.state.prepared(err)),
         None => Refused(Answers::new(DEFAULT_HEADER, false).refusal(err)),
     }
 }
@@ -83,7 +95,7 @@ pub(crate) fn note_forbidden(extensions: &Extensions, caller: &Caller, groups: &
         caller.key_name(),
         groups
     );
-    if let Some(state) = extensions.get::<ApiKeyState>() {
-        state.0.verifier.note_forbidden(&caller.0);
+    if let Some(keys) = extensions.get::<InRequest>() {
+        keys.state.0.verifier.note_forbidden(&caller.0);
     }
 }

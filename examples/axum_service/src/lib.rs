@@ -42,7 +42,7 @@ pub async fn billing(caller: Caller) -> Json<Hello> {
 
 /// Verification counters (used by the load benchmark to count store queries).
 #[utoipa::path(get, path = "/stats", responses((status = 200, body = Stats)))]
-pub async fn stats(Extension(keys): Extension<ApiKeyState>) -> Json<Stats> {
+pub async fn stats(keys: ApiKeyState) -> Json<Stats> {
     Json(Stats {
         store_queries: keys.store_queries(),
         filtered: keys.filtered(),
