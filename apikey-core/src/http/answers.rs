@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{reason, status_of};
-use crate::AuthError;
+use crate::verify::AuthError;
 
 /// The media type of every refusal's body.
 pub const PROBLEM_JSON: &str = "application/problem+json";

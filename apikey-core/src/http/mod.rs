@@ -17,7 +17,7 @@ use serde::Serialize;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::AuthError;
+use crate::verify::AuthError;
 
 /// How a route is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

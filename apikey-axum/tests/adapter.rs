@@ -1,0 +1,183 @@
+//! The adapter on its own, through tower (no socket): extractors, route layers, the layer's
+//! headers, and what happens without the layer. The demos' end-to-end suite (in the repository's
+//! `tests/`) runs the same behaviour over real sockets against both adapters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apikey_axum::core::{ApiKeyConfig, CreateKey, KeyManager, MemoryStore, SharedStore};
+use apikey_axum::{ApiKeyLayer, ApiKeyState, Auth, Caller};
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+async fn me(caller: Caller) -> String {
+    caller.user().to_owned()
+}
+
+async fn maybe(caller: Option<Caller>) -> String {
+    caller.map_or("nobody".into(), |c| c.user().to_owned())
+}
+
+/// A store with `robot` (group billing), `plain` (no group) and `soon` (ends in two days).
+async fn keys() -> (ApiKeyState, [String; 3]) {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let config = ApiKeyConfig::default();
+    let m = KeyManager::new(store.clone(), &config);
+    let mut secrets = Vec::new();
+    for (name, groups, expires_in) in [
+        ("robot", vec!["billing".to_owned()], None),
+        ("plain", vec![], None),
+        ("soon", vec![], Some(Duration::from_secs(2 * 86_400))),
+    ] {
+        let spec = CreateKey {
+            name: name.into(),
+            user: name.into(),
+            groups,
+            expires_in,
+            ..CreateKey::default()
+        };
+        secrets.push(m.create(spec).await.unwrap().1.expose().to_owned());
+    }
+    let state = ApiKeyState::with_store(config, store).await.unwrap();
+    (state, secrets.try_into().unwrap())
+}
+
+fn app(state: &ApiKeyState) -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route("/maybe", get(maybe))
+        .route("/public", get(maybe).route_layer(Auth::public()))
+        .route(
+            "/billing",
+            get(me).route_layer(Auth::api_key().groups(["billing"])),
+        )
+        .layer(ApiKeyLayer::new(state.clone()))
+}
+
+async fn send(
+    app: &Router,
+    path: &str,
+    key: Option<&[u8]>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let mut req = Request::get(path);
+    if let Some(key) = key {
+        req = req.header("API-KEY", key);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn extractors_and_route_layers() {
+    let (state, [robot, plain, _]) = keys().await;
+    let app = app(&state);
+    let (status, _, body) = send(&app, "/me", Some(robot.as_bytes())).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "robot"));
+
+    let (status, headers, body) = send(&app, "/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(headers["www-authenticate"], r#"ApiKey header="API-KEY""#);
+    assert!(body.contains("needs an API key"), "{body}");
+
+    // Option<Caller>: no key is None; a bad key is refused, never silently anonymous.
+    assert_eq!(send(&app, "/maybe", None).await.2, "nobody");
+    let (status, _, body) = send(&app, "/maybe", Some(b"wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("is not valid"), "{body}");
+    assert_eq!(send(&app, "/public", None).await.2, "nobody");
+    assert_eq!(
+        send(&app, "/public", Some(b"wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Groups: the route layer refuses before the handler runs.
+    let (status, _, body) = send(&app, "/billing", Some(plain.as_bytes())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("not allowed"), "{body}");
+    let (status, _, body) = send(&app, "/billing", Some(robot.as_bytes())).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "robot"));
+}
+
+#[tokio::test]
+async fn a_request_is_verified_once_whatever_asks() {
+    let (state, [robot, ..]) = keys().await;
+    // The route layer and the extractor both ask; a key never seen before costs one lookup.
+    let app = Router::new()
+        .route(
+            "/both",
+            get(|a: Caller, b: Option<Caller>| async move {
+                assert_eq!(Some(a), b);
+                "ok"
+            })
+            .route_layer(Auth::api_key()),
+        )
+        .layer(ApiKeyLayer::new(state.clone()));
+    let before = state.store_queries();
+    assert_eq!(
+        send(&app, "/both", Some(robot.as_bytes())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(state.store_queries() - before, 1);
+}
+
+#[tokio::test]
+async fn sunset_and_preflights() {
+    let (state, [robot, _, soon]) = keys().await;
+    let app = app(&state);
+    let (_, headers, _) = send(&app, "/me", Some(soon.as_bytes())).await;
+    let sunset = headers["sunset"].to_str().unwrap();
+    assert!(sunset.ends_with(" GMT"), "{sunset}");
+    let (_, headers, _) = send(&app, "/me", Some(robot.as_bytes())).await;
+    assert!(headers.get("sunset").is_none());
+
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/me")
+        .header("Access-Control-Request-Method", "GET")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(preflight).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(res.headers()["access-control-allow-headers"], "API-KEY");
+    assert_eq!(res.headers()["access-control-allow-methods"], "GET");
+}
+
+#[tokio::test]
+async fn a_key_value_that_is_not_utf8_is_an_invalid_key() {
+    let (state, [robot, ..]) = keys().await;
+    let app = app(&state);
+    let (status, _, body) = send(&app, "/maybe", Some(b"\xff\xfe")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("is not valid"), "{body}");
+    let req = Request::get("/me")
+        .header("API-KEY", robot.as_bytes())
+        .header("API-KEY", &b"\xff"[..])
+        .body(Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_the_layer_keys_cannot_be_checked() {
+    let app = Router::new().route("/me", get(me));
+    let (status, headers, body) = send(&app, "/me", Some(b"anything")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(body.contains("cannot be checked"), "{body}");
+}
