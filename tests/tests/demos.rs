@@ -46,6 +46,7 @@ suite!(
     non_utf8_key_values_never_give_more_than_no_key,
     limits_hold_across_two_processes,
     metrics_are_scraped,
+    a_bad_configuration_stops_the_demo_with_a_message,
 );
 
 /// The keys every check can use, on a SQLite file made before the demo starts (so the demo
@@ -405,6 +406,27 @@ fn config_file_sections_and_header_name(demo: Demo) {
         Some(r#"ApiKey header="X-Token""#)
     );
     assert!(old.text().contains("X-Token header"));
+    drop(server);
+
+    // Odoo's own config file, as it is (server_environment sections, values verbatim).
+    let odoo = dir.path().join("odoo.conf");
+    std::fs::write(
+        &odoo,
+        "[options]\ndb_name = prod\n\n[api_key_erp]\nkey = erp_secret_key_0123456789\nuser = erp\n",
+    )
+    .unwrap();
+    let odoo = odoo.display().to_string();
+    let server = Server::start(
+        demo,
+        dir.path(),
+        &keys.url,
+        &[("APIKEY_CONFIG", odoo.as_str())],
+    );
+    let erp = server
+        .get("/my_service", &[&api_key("erp_secret_key_0123456789")])
+        .unwrap();
+    assert_eq!(erp.status, 200, "{}", erp.text());
+    assert_eq!(erp.text(), r#"{"user":"erp","key":"erp"}"#);
 }
 
 fn a_key_made_by_another_process_works_on_the_next_request(demo: Demo) {
@@ -617,6 +639,43 @@ fn metrics_are_scraped(demo: Demo) {
         "{text}"
     );
     assert!(text.contains("apikey_requests_total{outcome="), "{text}");
+}
+
+fn a_bad_configuration_stops_the_demo_with_a_message(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+        (
+            "a port that is not one",
+            &[("PORT", "nope"), ("ROCKET_PORT", "nope")],
+            "port",
+        ),
+        (
+            "a header name that cannot be one",
+            &[("APIKEY_HEADER", "no spaces")],
+            "header",
+        ),
+        ("a store URL nobody serves", &[], "nosuch"),
+        (
+            "a rate limit that is not one",
+            &[("APIKEY_RATE_LIMIT", "lots")],
+            "rate_limit",
+        ),
+    ];
+    for (what, env, needle) in cases {
+        let store = if needle == "nosuch" {
+            "nosuch://x"
+        } else {
+            url.as_str()
+        };
+        let (status, out) = Server::spawn(demo, dir.path(), store, env).wait();
+        assert!(!status.success(), "{what}: the demo started:\n{out}");
+        assert!(
+            out.to_lowercase().contains(needle),
+            "{what}: no word of {needle:?} in:\n{out}"
+        );
+        assert!(!out.contains("panicked"), "{what}: {out}");
+    }
 }
 
 /// The same requests to both demos on one store: the same status, apikey's headers and

@@ -127,7 +127,14 @@ pub async fn app(
 pub async fn serve() -> std::process::ExitCode {
     use std::process::ExitCode;
 
-    let (rocket, seeded) = match app(rocket::build()).await {
+    // Rocket's own settings (address, port, …) are read first: a bad one stops the demo with
+    // what is wrong, before any key is made or shown.
+    let figment = rocket::Config::figment();
+    if let Err(e) = figment.extract::<rocket::Config>() {
+        eprintln!("my-service: invalid Rocket configuration: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (rocket, seeded) = match app(rocket::custom(figment)).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("my-service: {e}");
