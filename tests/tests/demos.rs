@@ -644,7 +644,9 @@ fn metrics_are_scraped(demo: Demo) {
 fn a_bad_configuration_stops_the_demo_with_a_message(demo: Demo) {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+    // What is wrong, the environment that says it, and a word the message must hold.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (
             "a port that is not one",
             &[("PORT", "nope"), ("ROCKET_PORT", "nope")],
