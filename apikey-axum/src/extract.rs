@@ -37,8 +37,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
 }
 
 /// The verification state, in a handler (counters for `/stats`, the answer to a refusal of the
-/// handler's own): `async fn stats(keys: ApiKeyState)`. Without the [`ApiKeyLayer`]
-/// (crate::ApiKeyLayer) it answers 503.
+/// handler's own): `async fn stats(keys: ApiKeyState)`. Without the
+/// [`ApiKeyLayer`](crate::ApiKeyLayer) it answers 503.
 impl<S: Send + Sync> FromRequestParts<S> for ApiKeyState {
     type Rejection = Refused;
 

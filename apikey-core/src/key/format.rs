@@ -92,7 +92,7 @@ fn checksum(body: &str) -> String {
 }
 
 impl KeyFormat {
-    /// A format with the given prefix; `None` unless [`valid_prefix`].
+    /// A format with the given prefix; `None` unless the prefix is 1 to 16 lowercase ASCII letters or digits.
     pub fn new(prefix: &str) -> Option<Self> {
         valid_prefix(prefix).then(|| KeyFormat {
             prefix: prefix.to_owned(),

@@ -1,11 +1,11 @@
 //! Per-key limits and request counts: rate limits, quotas, and what each key did each day.
 //!
-//! Without `limits_url`, rate limits hold per instance ([`local`]: a GCRA in memory) and quotas
+//! Without `limits_url`, rate limits hold per instance (`local.rs`: a GCRA in memory) and quotas
 //! are counted in the key store. With it, both hold across every instance sharing that Redis.
-//! Shared limits are leased ([`pool`]): the request path spends tokens an instance holds and
+//! Shared limits are leased (`pool.rs`): the request path spends tokens an instance holds and
 //! makes no round trip, except for limits under 100 per period, which ask Redis on every
 //! request. When the shared backend fails, limits fall back to per instance until it answers
-//! again ([`backend`]); keys are verified all along.
+//! again (`backend.rs`); keys are verified all along.
 //!
 //! Request counts (accepted, 403, 429) are kept per key and day in memory on the request path
 //! and added to the store in the background every 10 seconds.

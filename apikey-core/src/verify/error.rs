@@ -35,7 +35,7 @@ pub enum AuthError {
     },
 }
 
-/// A failure to build a [`Verifier`].
+/// A failure to build a [`Verifier`](crate::Verifier).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// The configuration is not usable.

@@ -1,9 +1,9 @@
 //! The request path: a header value in, an [`Identity`] or an [`AuthError`] out.
 //!
 //! In order: the format check, the cache of verified keys, the digest filter, the cache of
-//! unknown keys, then one shared store lookup per digest ([`resolve`]); every accepted key is
+//! unknown keys, then one shared store lookup per digest (`resolve.rs`); every accepted key is
 //! then counted against its rate limit and quota ([`crate::limits`]) and its use noted
-//! ([`usage`]).
+//! (`usage.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
