@@ -1,4 +1,4 @@
-//! The conformance suite every [`KeyStore`](crate::KeyStore) must pass. Use it through [`store_conformance!`]:
+//! The conformance suite every [`KeyStore`](crate::KeyStore) must pass. Use it through [`store_conformance!`](crate::store_conformance):
 //!
 //! ```no_run
 //! apikey_core::store_conformance!(memory, async {
