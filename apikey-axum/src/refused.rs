@@ -33,8 +33,9 @@ impl IntoResponse for Refused {
             StatusCode::from_u16(p.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = res.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(challenge) = p.challenge().and_then(|c| HeaderValue::from_str(c).ok()) {
-            headers.insert(WWW_AUTHENTICATE, challenge);
+        if let Some(challenge) = p.challenge() {
+            // Built from a header name the configuration checked: visible ASCII only.
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(secs) = p.retry_after_secs() {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));

@@ -78,7 +78,7 @@ impl<'r> Responder<'r, 'static> for Prepared {
             .header(ContentType::new("application", "problem+json"))
             .sized_body(body.len(), Cursor::new(body));
         if let Some(challenge) = p.challenge() {
-            res.header(Header::new("WWW-Authenticate", challenge.to_owned()));
+            res.header(Header::new("WWW-Authenticate", challenge));
         }
         if let Some(secs) = p.retry_after_secs() {
             res.header(Header::new("Retry-After", secs.to_string()));

@@ -1,6 +1,6 @@
 //! Problem documents, serialized once and answered many times.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
@@ -83,10 +83,24 @@ impl Problem {
         Prepared {
             status: self.status,
             body: serde_json::to_vec(self).unwrap_or_default().into(),
-            challenge: self.challenge.as_deref().map(Arc::from),
+            challenge: self.challenge.as_deref().map(interned),
             retry_after: self.retry_after,
         }
     }
+}
+
+/// The one copy of a challenge, kept for the life of the process: answers hand it to the
+/// framework as a `'static` string, so a refusal copies nothing. There is one challenge per
+/// configured header and Bearer setting; each distinct one is kept once.
+fn interned(challenge: &str) -> &'static str {
+    static KEPT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = kept.iter().find(|k| **k == challenge) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(challenge.into());
+    kept.push(leaked);
+    leaked
 }
 
 /// A problem serialized ahead of time: refusals are answered without formatting anything.
@@ -95,7 +109,7 @@ impl Problem {
 pub struct Prepared {
     status: u16,
     body: Arc<[u8]>,
-    challenge: Option<Arc<str>>,
+    challenge: Option<&'static str>,
     retry_after: Option<u32>,
 }
 
@@ -116,9 +130,10 @@ impl Prepared {
         &self.body
     }
 
-    /// The `WWW-Authenticate` value (401s only).
-    pub fn challenge(&self) -> Option<&str> {
-        self.challenge.as_deref()
+    /// The `WWW-Authenticate` value (401s only). `'static`, so that adapters send it without
+    /// copying it.
+    pub fn challenge(&self) -> Option<&'static str> {
+        self.challenge
     }
 
     /// The `Retry-After` delay in seconds (429s only).
