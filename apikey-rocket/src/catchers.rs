@@ -4,14 +4,14 @@ use apikey_core::config::DEFAULT_HEADER;
 use rocket::http::Status;
 use rocket::{catch, Request};
 
-use crate::guard::Refusal;
+use crate::guard::Verified;
 use apikey_core::http::Answers;
 
 use crate::problem::Prepared;
 use crate::state::ApiKeyState;
 
 fn problem(status: Status, req: &Request<'_>) -> Prepared {
-    let refusal = req.local_cache(|| Refusal(None)).0;
+    let refusal = Verified::of(req).refusal();
     match req.rocket().state::<ApiKeyState>() {
         Some(keys) => keys.answers.get(refusal, status.code).into(),
         None => Answers::new(DEFAULT_HEADER, false)

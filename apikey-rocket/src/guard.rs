@@ -1,6 +1,7 @@
 //! Request guards: the verification of one request, done once and shared by every guard.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use apikey_core::AuthError;
 use rocket::request::{FromRequest, Outcome};
@@ -11,45 +12,101 @@ use crate::caller::Caller;
 use crate::problem::status_of;
 use crate::state::ApiKeyState;
 
-/// The outcome of verifying this request's key, computed at most once per request.
-struct Verified(Result<Caller, AuthError>);
+/// What apikey knows of this request, in one request-local entry: the outcome of verifying its
+/// key (computed at most once), when a valid key stops working if soon (the response's
+/// `Sunset`), and whether a guard of ours refused it (for the catchers).
+pub(crate) struct Verified {
+    /// `None` until something asks (a catcher or the response hook of a request no guard of
+    /// ours saw).
+    outcome: Option<Result<Caller, AuthError>>,
+    sunset: Option<OffsetDateTime>,
+    refused: AtomicU8,
+}
 
-/// When this request's (valid) key stops working, if soon: the `Sunset` of the response.
-pub(crate) struct Sunset(pub Option<OffsetDateTime>);
+/// Values of [`Verified::refused`].
+const NOT_REFUSED: u8 = 0;
+const REFUSED: u8 = 1;
+const FORBIDDEN: u8 = 2;
 
-/// Why this request was refused, for the catchers.
-pub(crate) struct Refusal(pub Option<AuthError>);
+impl Verified {
+    fn not_asked() -> Self {
+        Verified {
+            outcome: None,
+            sunset: None,
+            refused: AtomicU8::new(NOT_REFUSED),
+        }
+    }
+
+    /// This request's entry (one that says "not asked" when no guard of ours ran).
+    pub(crate) fn of<'r>(req: &'r Request<'_>) -> &'r Verified {
+        req.local_cache(Verified::not_asked)
+    }
+
+    /// Why a guard of ours refused this request, if one did.
+    pub(crate) fn refusal(&self) -> Option<AuthError> {
+        match (self.refused.load(Ordering::Relaxed), &self.outcome) {
+            (FORBIDDEN, _) => Some(AuthError::Forbidden),
+            (REFUSED, Some(Err(e))) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// When this request's key stops working, if soon.
+    pub(crate) fn sunset(&self) -> Option<OffsetDateTime> {
+        self.sunset
+    }
+}
 
 /// Verifies the request's key once; later calls return the cached outcome.
 pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, AuthError> {
-    &req.local_cache_async(async {
-        match req.rocket().state::<ApiKeyState>() {
-            Some(keys) => {
-                let headers = req.headers();
-                let outcome = keys
-                    .verifier
-                    .verify_request(
-                        headers.get(keys.verifier.header()),
-                        headers.get("Authorization"),
-                    )
-                    .await;
-                Verified(outcome.map(|v| {
-                    req.local_cache(|| Sunset(v.sunset));
-                    Caller(v.identity)
-                }))
+    let entry = req
+        .local_cache_async(async {
+            match req.rocket().state::<ApiKeyState>() {
+                Some(keys) => {
+                    let headers = req.headers();
+                    let outcome = keys
+                        .verifier
+                        .verify_request(
+                            headers.get(keys.verifier.header()),
+                            headers.get("Authorization"),
+                        )
+                        .await;
+                    let (outcome, sunset) = match outcome {
+                        Ok(v) => (Ok(Caller(v.identity)), v.sunset),
+                        Err(e) => (Err(e), None),
+                    };
+                    Verified {
+                        outcome: Some(outcome),
+                        sunset,
+                        refused: AtomicU8::new(NOT_REFUSED),
+                    }
+                }
+                None => {
+                    log::error!("apikey: the ApiKey fairing is not attached; refusing the request");
+                    Verified {
+                        outcome: Some(Err(AuthError::Unavailable)),
+                        sunset: None,
+                        refused: AtomicU8::new(NOT_REFUSED),
+                    }
+                }
             }
-            None => {
-                log::error!("apikey: the ApiKey fairing is not attached; refusing the request");
-                Verified(Err(AuthError::Unavailable))
-            }
-        }
-    })
-    .await
-    .0
+        })
+        .await;
+    entry
+        .outcome
+        .as_ref()
+        .unwrap_or(&Err(AuthError::Unavailable))
 }
 
+/// Refuses the request with `err`: the verification's own outcome, or `Forbidden`. The entry
+/// exists (every guard verifies first), so nothing is allocated.
 fn refuse<T>(req: &Request<'_>, err: AuthError) -> Outcome<T, AuthError> {
-    req.local_cache(|| Refusal(Some(err)));
+    let code = if err == AuthError::Forbidden {
+        FORBIDDEN
+    } else {
+        REFUSED
+    };
+    Verified::of(req).refused.store(code, Ordering::Relaxed);
     Outcome::Error((status_of(err), err))
 }
 

@@ -4,11 +4,11 @@
 use apikey_core::http::http_date;
 use rocket::{Request, Response};
 
-use crate::guard::Sunset;
+use crate::guard::Verified;
 
 /// Adds `Sunset` when this request's key is valid and ends soon.
 pub(crate) fn announce<'r>(req: &'r Request<'_>, res: &mut Response<'r>) {
-    if let Some(date) = req.local_cache(|| Sunset(None)).0.and_then(http_date) {
+    if let Some(date) = Verified::of(req).sunset().and_then(http_date) {
         res.set_raw_header("Sunset", date);
     }
 }
