@@ -1,7 +1,5 @@
 //! Route layers: who may call a route, declared where the route is.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,6 +10,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::service::{ready, Answer};
 use crate::verify::{note_forbidden, refusal, verified};
 
 /// Who may call a route, as a route layer:
@@ -92,8 +91,6 @@ pub struct AuthService<S> {
     auth: Auth,
 }
 
-type Answer<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
-
 impl<S, B> Service<Request<B>> for AuthService<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -109,8 +106,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = ready(&mut self.inner);
         let auth = self.auth.clone();
         Box::pin(async move {
             if auth.mode == RouteAuth::None {

@@ -2,8 +2,6 @@
 //! apikey adds to answers it did not make (`Sunset`, the key header in CORS preflights).
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use apikey_core::http::{http_date, preflight_allow_headers};
@@ -17,6 +15,7 @@ use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
 use crate::verify::{InRequest, SUNSET};
 
@@ -55,9 +54,6 @@ pub struct ApiKeyService<S> {
     state: ApiKeyState,
 }
 
-/// What the service's future resolves to.
-type Answer<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
-
 impl<S, B> Service<Request<B>> for ApiKeyService<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -73,13 +69,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // The clone that was driven to readiness serves this request (tower's rule).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let preflight = preflight(&req);
+        let mut inner = ready(&mut self.inner);
+        // Only a preflight's answer needs the state after the call.
+        let preflight = preflight(&req).map(|p| (p, self.state.clone()));
         req.extensions_mut()
             .insert(InRequest::new(self.state.clone()));
-        let state = self.state.clone();
         Box::pin(SUNSET.scope(Cell::new(None), async move {
             let mut res = inner.call(req).await?;
             if let Some(date) = SUNSET.with(Cell::get).and_then(http_date) {
@@ -87,7 +81,7 @@ where
                     res.headers_mut().insert(SUNSET_HEADER, value);
                 }
             }
-            if let Some(preflight) = preflight {
+            if let Some((preflight, state)) = preflight {
                 allow_key_header(&state, preflight, &mut res);
             }
             Ok(res)

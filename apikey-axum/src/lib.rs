@@ -60,6 +60,7 @@ mod layer;
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 mod refused;
+mod service;
 mod state;
 mod verify;
 

@@ -4,9 +4,9 @@ use apikey_core::config::DEFAULT_HEADER;
 use rocket::http::Status;
 use rocket::{catch, Request};
 
-use crate::guard::Verified;
 use apikey_core::http::Answers;
 
+use crate::guard::Verified;
 use crate::problem::Prepared;
 use crate::state::ApiKeyState;
 

@@ -30,9 +30,13 @@ const FORBIDDEN: u8 = 2;
 
 impl Verified {
     fn not_asked() -> Self {
+        Self::with(None, None)
+    }
+
+    fn with(outcome: Option<Result<Caller, AuthError>>, sunset: Option<OffsetDateTime>) -> Self {
         Verified {
-            outcome: None,
-            sunset: None,
+            outcome,
+            sunset,
             refused: AtomicU8::new(NOT_REFUSED),
         }
     }
@@ -71,23 +75,14 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
                             headers.get("Authorization"),
                         )
                         .await;
-                    let (outcome, sunset) = match outcome {
-                        Ok(v) => (Ok(Caller(v.identity)), v.sunset),
-                        Err(e) => (Err(e), None),
-                    };
-                    Verified {
-                        outcome: Some(outcome),
-                        sunset,
-                        refused: AtomicU8::new(NOT_REFUSED),
+                    match outcome {
+                        Ok(v) => Verified::with(Some(Ok(Caller(v.identity))), v.sunset),
+                        Err(e) => Verified::with(Some(Err(e)), None),
                     }
                 }
                 None => {
                     log::error!("apikey: the ApiKey fairing is not attached; refusing the request");
-                    Verified {
-                        outcome: Some(Err(AuthError::Unavailable)),
-                        sunset: None,
-                        refused: AtomicU8::new(NOT_REFUSED),
-                    }
+                    Verified::with(Some(Err(AuthError::Unavailable)), None)
                 }
             }
         })

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use apikey_core::limits::LimitsStats;
-use apikey_core::{CreateKey, Identity, KeyManager, Secret, StoreError};
+use apikey_core::{CreateKey, Identity, KeyManager, Secret, StoreError, Verifier};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -46,18 +46,30 @@ impl From<Option<&Identity>> for WhoAmI {
 #[derive(Serialize, ToSchema)]
 pub struct Stats {
     /// Store queries made by verification (cache misses).
-    pub store_queries: u64,
+    store_queries: u64,
     /// Unknown keys the digest filter refused without a store query.
-    pub filtered: u64,
+    filtered: u64,
     /// Valid keys cached right now.
-    pub cached_keys: usize,
+    cached_keys: usize,
     /// Whether the store's change feed is live (while it is not, every request asks the
     /// store).
-    pub feed_live: bool,
+    feed_live: bool,
     /// Where limits are kept (`rate_limits`, `quotas`), whether they fall back to per
     /// instance (`fallback`), outages and round trips to the shared backend.
     #[schema(value_type = Object)]
-    pub limits: LimitsStats,
+    limits: LimitsStats,
+}
+
+impl From<&Verifier> for Stats {
+    fn from(v: &Verifier) -> Self {
+        Stats {
+            store_queries: v.store_queries(),
+            filtered: v.filtered(),
+            cached_keys: v.cached_keys(),
+            feed_live: v.feed_live(),
+            limits: v.limits_stats(),
+        }
+    }
 }
 
 /// The demo key created on an empty store.

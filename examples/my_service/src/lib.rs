@@ -48,13 +48,7 @@ pub fn billing(caller: &Caller) -> Json<Hello> {
 #[utoipa::path(get, path = "/stats", responses((status = 200, body = Stats)))]
 #[route("/stats", auth = "none")]
 pub fn stats(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<Stats> {
-    Json(Stats {
-        store_queries: keys.store_queries(),
-        filtered: keys.filtered(),
-        cached_keys: keys.cached_keys(),
-        feed_live: keys.feed_live(),
-        limits: keys.limits(),
-    })
+    Json(Stats::from(keys.verifier()))
 }
 
 /// apikey's metrics (and any other the process records) in Prometheus text format.
