@@ -1,5 +1,6 @@
-//! Where keys live: the [`KeyLookup`] trait the request path needs, the [`KeyStore`] trait
-//! administration needs on top of it, and the stores that implement both.
+//! Where keys live: the [`KeyLookup`] trait the request path reads through, [`KeyMetering`]
+//! (its supertrait) for what the request path writes, the [`KeyStore`] trait administration
+//! needs on top of them, and the stores that implement all three.
 
 use std::fmt;
 use std::sync::Arc;
