@@ -33,7 +33,7 @@ pub(crate) use postgres::describe_connect_failure;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::SCHEMA_VERSION;
+pub use sql::{Dialect, SqlStore, SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -3,27 +3,69 @@
 
 use std::str::FromStr;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
-use sqlx::{Executor, PgPool};
+use sqlx::{Executor, PgPool, Postgres, Row};
 
-use super::sql::prelude::*;
-use super::FeedOptions;
-
-/// A transaction on this store's database.
-type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+use super::sql::{
+    decode_change, encode_change, migrated, unavailable, Column, Dialect, Param, Sql, SqlStore, Tx,
+};
+use super::{Change, ChangeFeed, FeedOptions, StoreError, StoreResult};
+use crate::task::Background;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Keys in PostgreSQL, for many service instances sharing one key store. Tables live in a
 /// schema of their own (`apikey` by default).
+pub type PostgresStore = SqlStore<Postgres>;
+
+/// PostgreSQL's part: the `NOTIFY` channel, and the tasks that follow it and send heartbeats.
 #[derive(Debug)]
-pub struct PostgresStore {
-    pool: PgPool,
-    changes: Arc<ChangeFeed>,
+pub struct PgFeed {
     /// The `NOTIFY` channel of this schema.
     notify_as: String,
     /// Follows notifications; sends heartbeats.
-    _feed: [Background; 2],
+    _tasks: [Background; 2],
+}
+
+impl Dialect for Postgres {
+    type Feed = PgFeed;
+
+    fn add<P: Param>(args: &mut Self::Arguments, value: P) -> Result<(), sqlx::Error> {
+        sqlx::Arguments::add(args, value).map_err(sqlx::Error::Encode)
+    }
+
+    fn get<C: Column>(row: &Self::Row, i: usize) -> Result<C, sqlx::Error> {
+        row.try_get(i)
+    }
+
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn pool(pool: &sqlx::Pool<Self>) -> impl Executor<'_, Database = Self> {
+        pool
+    }
+
+    fn tx(tx: &mut Tx<Self>) -> impl Executor<'_, Database = Self> {
+        &mut **tx
+    }
+
+    /// Sends the change on the schema's channel; delivered at commit to every listener, ours
+    /// included (a repeated invalidation is harmless).
+    async fn notify(feed: &PgFeed, tx: &mut Tx<Self>, change: &Change) -> StoreResult<()> {
+        let (kind, name) = encode_change(change);
+        Sql::<Postgres>::new("SELECT pg_notify($1, $2)")
+            .bind(feed.notify_as.as_str())
+            .bind(format!("{kind}:{name}"))
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 /// Whether `schema` is a plain identifier we can put in SQL unquoted.
@@ -36,7 +78,7 @@ fn valid_schema(schema: &str) -> bool {
         && !schema.as_bytes()[0].is_ascii_digit()
 }
 
-impl PostgresStore {
+impl SqlStore<Postgres> {
     /// Connects, creates the `apikey` schema if needed, migrates it and starts listening
     /// for other processes' changes.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -102,25 +144,11 @@ impl PostgresStore {
         }
         let beats = Background(tokio::spawn(Arc::clone(&feed).beat_forever()));
         let follows = Background(tokio::spawn(feed.run(listener)));
-        Ok(PostgresStore {
-            pool,
-            changes,
+        let feed = PgFeed {
             notify_as: channel,
-            _feed: [follows, beats],
-        })
-    }
-
-    async fn notify(&self, tx: &mut Tx, change: &Change) -> StoreResult<()> {
-        let (kind, name) = encode_change(change);
-        // Delivered at commit to every listener, ours included (a repeated
-        // invalidation is harmless).
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.notify_as)
-            .bind(format!("{kind}:{name}"))
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            _tasks: [follows, beats],
+        };
+        Ok(SqlStore::new(pool, changes, feed))
     }
 }
 
@@ -283,5 +311,3 @@ impl Feed {
         }
     }
 }
-
-sql_store!(PostgresStore, sqlx::Postgres);

@@ -3,14 +3,19 @@
 
 use std::str::FromStr;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection};
 
-use super::sql::prelude::*;
-use super::FeedOptions;
-
-/// A transaction on this store's database.
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+use super::sql::{
+    decode_change, encode_change, migrated, now_secs, unavailable, Column, Dialect, Param, Sql,
+    SqlStore, Tx,
+};
+use super::{Change, ChangeFeed, FeedOptions, StoreError, StoreResult};
+use crate::task::Background;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -20,14 +25,59 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 const POLL: Duration = Duration::from_millis(5);
 
 /// Keys in an SQLite file (or `sqlite::memory:`), for services on one machine.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// SQLite's part: the change log, and the task polling it (none for an in-memory database).
 #[derive(Debug)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    changes: Arc<ChangeFeed>,
+pub struct SqliteFeed {
     _watcher: Option<Background>,
 }
 
-impl SqliteStore {
+impl Dialect for Sqlite {
+    type Feed = SqliteFeed;
+
+    fn add<P: Param>(args: &mut Self::Arguments, value: P) -> Result<(), sqlx::Error> {
+        sqlx::Arguments::add(args, value).map_err(sqlx::Error::Encode)
+    }
+
+    fn get<C: Column>(row: &Self::Row, i: usize) -> Result<C, sqlx::Error> {
+        row.try_get(i)
+    }
+
+    fn rows_affected(done: &Self::QueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn pool(pool: &sqlx::Pool<Self>) -> impl sqlx::Executor<'_, Database = Self> {
+        pool
+    }
+
+    fn tx(tx: &mut Tx<Self>) -> impl sqlx::Executor<'_, Database = Self> {
+        &mut **tx
+    }
+
+    /// Logs the change for other processes' watchers (and this one's: see [`watch`]).
+    async fn notify(_feed: &SqliteFeed, tx: &mut Tx<Self>, change: &Change) -> StoreResult<()> {
+        let (kind, name) = encode_change(change);
+        let now = now_secs();
+        Sql::<Sqlite>::new("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
+            .bind(kind)
+            .bind(name)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        // The log only serves processes polling right now; an hour is plenty.
+        Sql::<Sqlite>::new("DELETE FROM apikey_changes WHERE at < $1")
+            .bind(now - 3600)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl SqlStore<Sqlite> {
     /// Opens (with `mode=rwc`, creates) the database and migrates it. Other processes'
     /// changes are picked up by polling `PRAGMA data_version` every 5 ms.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -81,31 +131,11 @@ impl SqliteStore {
                 feed.silence_limit(),
             ))))
         };
-        Ok(SqliteStore {
+        Ok(SqlStore::new(
             pool,
             changes,
-            _watcher: watcher,
-        })
-    }
-
-    /// Logs the change for other processes' watchers (and this one's: see [`watch`]).
-    async fn notify(&self, tx: &mut Tx, change: &Change) -> StoreResult<()> {
-        let (kind, name) = encode_change(change);
-        let now = now_secs();
-        sqlx::query("INSERT INTO apikey_changes (kind, name, at) VALUES ($1, $2, $3)")
-            .bind(kind)
-            .bind(name)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-        // The log only serves processes polling right now; an hour is plenty.
-        sqlx::query("DELETE FROM apikey_changes WHERE at < $1")
-            .bind(now - 3600)
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            SqliteFeed { _watcher: watcher },
+        ))
     }
 }
 
@@ -241,5 +271,3 @@ async fn watch(
         }
     }
 }
-
-sql_store!(SqliteStore, sqlx::Sqlite);

@@ -1,330 +1,311 @@
-//! Administration queries, written once for both databases (sqlx binds `$n` on both). Every
-//! write runs in one transaction that also writes its audit entry.
+//! Administration queries, written once for both databases. Every write runs in one
+//! transaction that also writes its audit entry.
 
-/// Implements [`KeyStore`](crate::store::KeyStore) for `$store`.
-macro_rules! sql_admin {
-    ($store:ident) => {
-        #[async_trait]
-        impl KeyStore for $store {
-            async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>> {
-                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.name = $1");
-                let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(name)
-                    .fetch_optional(&self.pool)
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{
+    groups_json, now_secs, unavailable, AuditRow, Dialect, KeyRow, Sql, SqlStore, UsageRow,
+    KEY_COLUMNS, KEY_FROM,
+};
+use crate::model::{
+    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
+    NewSecret, Quota, RateLimit, UsageDay,
+};
+use crate::store::{
+    not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
+    IMPORT_ORIGIN,
+};
+
+#[async_trait]
+impl<D: Dialect> KeyStore for SqlStore<D> {
+    async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} WHERE k.name = $1");
+        let row: Option<KeyRow> = Sql::<D>::composed(sql)
+            .bind(name)
+            .optional(self.db())
+            .await
+            .map_err(unavailable)?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} ORDER BY k.name");
+        let rows: Vec<KeyRow> = Sql::<D>::composed(sql)
+            .all(self.db())
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+
+    async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord> {
+        let mut tx = self.begin().await?;
+        let name = new.name.clone();
+        Self::insert_in(&mut tx, new, true).await?;
+        self.finish(tx, &name, by, |r| ("create", summary::of("create", r)))
+            .await
+    }
+
+    async fn set_active(&self, name: &str, active: bool, by: &Actor) -> StoreResult<KeyRecord> {
+        let sql = "UPDATE apikey_keys SET active = $1 WHERE name = $2";
+        self.update_key(name, sql, active, (by, summary::active_action(active)))
+            .await
+    }
+
+    async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let id = Self::lock_key(&mut tx, name).await?;
+        Sql::<D>::new("DELETE FROM apikey_secrets WHERE key_id = $1")
+            .bind(id)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        Sql::<D>::new("DELETE FROM apikey_keys WHERE id = $1")
+            .bind(id)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        Self::audit_in(&mut tx, by, "delete", name, "deleted").await?;
+        self.commit(tx, Change::Key(name.to_owned())).await
+    }
+
+    async fn rotate(&self, name: &str, secret: NewSecret, by: &Actor) -> StoreResult<KeyRecord> {
+        let NewSecret {
+            digest,
+            stub,
+            old_valid_until,
+        } = secret;
+        let now = now_secs();
+        let until = old_valid_until
+            .map(OffsetDateTime::unix_timestamp)
+            .filter(|t| *t > now);
+        let mut tx = self.begin().await?;
+        let id = Self::lock_key(&mut tx, name).await?;
+        match until {
+            // Secrets already in grace keep their own, earlier end.
+            Some(until) => Sql::<D>::new(
+                "UPDATE apikey_secrets SET valid_until = $1 \
+                 WHERE key_id = $2 AND (valid_until IS NULL OR valid_until > $1)",
+            )
+            .bind(until)
+            .bind(id)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?,
+            None => Sql::<D>::new("DELETE FROM apikey_secrets WHERE key_id = $1")
+                .bind(id)
+                .execute(D::tx(&mut tx))
+                .await
+                .map_err(unavailable)?,
+        };
+        Sql::<D>::new("DELETE FROM apikey_secrets WHERE key_id = $1 AND valid_until <= $2")
+            .bind(id)
+            .bind(now)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        Self::add_secret(&mut tx, id, &digest, name).await?;
+        Sql::<D>::new("UPDATE apikey_keys SET stub = $1 WHERE id = $2")
+            .bind(stub.as_str())
+            .bind(id)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        let grace = until.and(old_valid_until);
+        self.finish(tx, name, by, |r| ("rotate", summary::rotated(r, grace)))
+            .await
+    }
+
+    async fn set_groups(&self, name: &str, groups: Groups, by: &Actor) -> StoreResult<KeyRecord> {
+        let groups = groups_json(&groups)?;
+        let sql = "UPDATE apikey_keys SET group_names = $1 WHERE name = $2";
+        self.update_key(name, sql, groups, (by, "groups")).await
+    }
+
+    async fn edit_groups(
+        &self,
+        name: &str,
+        edit: &GroupEdit,
+        by: &Actor,
+    ) -> StoreResult<KeyRecord> {
+        let mut tx = self.begin().await?;
+        let id = Self::lock_key(&mut tx, name).await?;
+        let current = Self::record_in(&mut tx, name).await?;
+        let groups = edit.apply(&current.groups);
+        Sql::<D>::new("UPDATE apikey_keys SET group_names = $1 WHERE id = $2")
+            .bind(groups_json(&groups)?)
+            .bind(id)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        self.finish(tx, name, by, |r| ("groups", summary::of("groups", r)))
+            .await
+    }
+
+    async fn set_rate_limit(
+        &self,
+        name: &str,
+        rate_limit: Option<RateLimit>,
+        by: &Actor,
+    ) -> StoreResult<KeyRecord> {
+        let sql = "UPDATE apikey_keys SET rate_limit = $1 WHERE name = $2";
+        let value = rate_limit.map(|l| l.to_string());
+        self.update_key(name, sql, value, (by, "rate-limit")).await
+    }
+
+    async fn set_quota(
+        &self,
+        name: &str,
+        quota: Option<Quota>,
+        by: &Actor,
+    ) -> StoreResult<KeyRecord> {
+        let sql = "UPDATE apikey_keys SET quota = $1 WHERE name = $2";
+        let value = quota.map(|q| q.to_string());
+        self.update_key(name, sql, value, (by, "quota")).await
+    }
+
+    async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
+        let rows: Vec<UsageRow> = Sql::<D>::new(
+            "SELECT day, accepted, forbidden, limited FROM apikey_usage \
+             WHERE tech_name = $1 AND day >= $2 ORDER BY day",
+        )
+        .bind(tech_name)
+        .bind(since_day)
+        .all(self.db())
+        .await
+        .map_err(unavailable)?;
+        Ok(rows.into_iter().map(UsageDay::from).collect())
+    }
+
+    async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64> {
+        let used: Option<i64> = Sql::<D>::new(
+            "SELECT used FROM apikey_quota WHERE tech_name = $1 AND window_index = $2",
+        )
+        .bind(tech_name)
+        .bind(window)
+        .optional(self.db())
+        .await
+        .map_err(unavailable)?;
+        Ok(used.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
+    }
+
+    async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64> {
+        validate_user(user)?;
+        let mut tx = self.begin().await?;
+        Sql::<D>::new(
+            "INSERT INTO apikey_users (name, active) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET active = excluded.active",
+        )
+        .bind(user)
+        .bind(active)
+        .execute(D::tx(&mut tx))
+        .await
+        .map_err(unavailable)?;
+        let count: i64 = Sql::<D>::new("SELECT COUNT(*) FROM apikey_keys WHERE user_name = $1")
+            .bind(user)
+            .one(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        let count = count.max(0) as u64;
+        let action = summary::user_action(active);
+        let summary = format!("{action}: {count} key(s)");
+        Self::audit_in(&mut tx, by, action, user, &summary).await?;
+        self.commit(tx, Change::User(user.to_owned())).await?;
+        Ok(count)
+    }
+
+    async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported> {
+        let ImportedKey { key: new, active } = key;
+        validate_new(&new)?;
+        let name = new.name.clone();
+        let mut tx = self.begin().await?;
+        let outcome = match Self::lock_key(&mut tx, &name).await {
+            Err(StoreError::NotFound(_)) => {
+                Self::insert_in(&mut tx, new, active).await?;
+                Sql::<D>::new("UPDATE apikey_keys SET origin = $1 WHERE name = $2")
+                    .bind(IMPORT_ORIGIN)
+                    .bind(name.as_str())
+                    .execute(D::tx(&mut tx))
                     .await
                     .map_err(unavailable)?;
-                row.map(KeyRow::into_record).transpose()
+                Imported::Created
             }
-
-            async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
-                let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} ORDER BY k.name");
-                let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                rows.into_iter().map(KeyRow::into_record).collect()
-            }
-
-            async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let name = new.name.clone();
-                Self::insert_in(&mut tx, new, true).await?;
-                self.finish(tx, &name, by, |r| ("create", summary::of("create", r)))
-                    .await
-            }
-
-            async fn set_active(
-                &self,
-                name: &str,
-                active: bool,
-                by: &Actor,
-            ) -> StoreResult<KeyRecord> {
-                let sql = "UPDATE apikey_keys SET active = $1 WHERE name = $2";
-                self.update_key(name, sql, active, (by, summary::active_action(active)))
-                    .await
-            }
-
-            async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let id = Self::lock_key(&mut tx, name).await?;
-                sqlx::query("DELETE FROM apikey_secrets WHERE key_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                sqlx::query("DELETE FROM apikey_keys WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                Self::audit_in(&mut tx, by, "delete", name, "deleted").await?;
-                self.commit(tx, Change::Key(name.to_owned())).await
-            }
-
-            async fn rotate(
-                &self,
-                name: &str,
-                secret: NewSecret,
-                by: &Actor,
-            ) -> StoreResult<KeyRecord> {
-                let NewSecret {
-                    digest,
-                    stub,
-                    old_valid_until,
-                } = secret;
-                let now = now_secs();
-                let until = old_valid_until
-                    .map(OffsetDateTime::unix_timestamp)
-                    .filter(|t| *t > now);
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let id = Self::lock_key(&mut tx, name).await?;
-                match until {
-                    // Secrets already in grace keep their own, earlier end.
-                    Some(until) => sqlx::query(
-                        "UPDATE apikey_secrets SET valid_until = $1 \
-                         WHERE key_id = $2 AND (valid_until IS NULL OR valid_until > $1)",
-                    )
-                    .bind(until)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?,
-                    None => sqlx::query("DELETE FROM apikey_secrets WHERE key_id = $1")
+            Err(e) => return Err(e),
+            Ok(id) => {
+                let origin: Option<String> =
+                    Sql::<D>::new("SELECT origin FROM apikey_keys WHERE id = $1")
                         .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(unavailable)?,
-                };
-                sqlx::query("DELETE FROM apikey_secrets WHERE key_id = $1 AND valid_until <= $2")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                Self::add_secret(&mut tx, id, &digest, name).await?;
-                sqlx::query("UPDATE apikey_keys SET stub = $1 WHERE id = $2")
-                    .bind(&stub)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                let grace = until.and(old_valid_until);
-                self.finish(tx, name, by, |r| ("rotate", summary::rotated(r, grace)))
-                    .await
-            }
-
-            async fn set_groups(
-                &self,
-                name: &str,
-                groups: Groups,
-                by: &Actor,
-            ) -> StoreResult<KeyRecord> {
-                let groups = groups_json(&groups)?;
-                let sql = "UPDATE apikey_keys SET group_names = $1 WHERE name = $2";
-                self.update_key(name, sql, groups, (by, "groups")).await
-            }
-
-            async fn edit_groups(
-                &self,
-                name: &str,
-                edit: &GroupEdit,
-                by: &Actor,
-            ) -> StoreResult<KeyRecord> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let id = Self::lock_key(&mut tx, name).await?;
-                let current = Self::record_in(&mut tx, name).await?;
-                let groups = edit.apply(&current.groups);
-                sqlx::query("UPDATE apikey_keys SET group_names = $1 WHERE id = $2")
-                    .bind(groups_json(&groups)?)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                self.finish(tx, name, by, |r| ("groups", summary::of("groups", r)))
-                    .await
-            }
-
-            async fn set_rate_limit(
-                &self,
-                name: &str,
-                rate_limit: Option<RateLimit>,
-                by: &Actor,
-            ) -> StoreResult<KeyRecord> {
-                let sql = "UPDATE apikey_keys SET rate_limit = $1 WHERE name = $2";
-                let value = rate_limit.map(|l| l.to_string());
-                self.update_key(name, sql, value, (by, "rate-limit")).await
-            }
-
-            async fn set_quota(
-                &self,
-                name: &str,
-                quota: Option<Quota>,
-                by: &Actor,
-            ) -> StoreResult<KeyRecord> {
-                let sql = "UPDATE apikey_keys SET quota = $1 WHERE name = $2";
-                let value = quota.map(|q| q.to_string());
-                self.update_key(name, sql, value, (by, "quota")).await
-            }
-
-            async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
-                let rows: Vec<UsageRow> = sqlx::query_as(
-                    "SELECT day, accepted, forbidden, limited FROM apikey_usage \
-                     WHERE tech_name = $1 AND day >= $2 ORDER BY day",
-                )
-                .bind(tech_name)
-                .bind(since_day)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)?;
-                Ok(rows.into_iter().map(UsageDay::from).collect())
-            }
-
-            async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64> {
-                let used: Option<i64> = sqlx::query_scalar(
-                    "SELECT used FROM apikey_quota WHERE tech_name = $1 AND window_index = $2",
-                )
-                .bind(tech_name)
-                .bind(window)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-                Ok(used.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
-            }
-
-            async fn set_user_active(
-                &self,
-                user: &str,
-                active: bool,
-                by: &Actor,
-            ) -> StoreResult<u64> {
-                validate_user(user)?;
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                sqlx::query(
-                    "INSERT INTO apikey_users (name, active) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET active = excluded.active",
-                )
-                .bind(user)
-                .bind(active)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                let count: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM apikey_keys WHERE user_name = $1")
-                        .bind(user)
-                        .fetch_one(&mut *tx)
+                        .one(D::tx(&mut tx))
                         .await
                         .map_err(unavailable)?;
-                let count = count.max(0) as u64;
-                let action = summary::user_action(active);
-                let summary = format!("{action}: {count} key(s)");
-                Self::audit_in(&mut tx, by, action, user, &summary).await?;
-                self.commit(tx, Change::User(user.to_owned())).await?;
-                Ok(count)
-            }
-
-            async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported> {
-                let ImportedKey { key: new, active } = key;
-                validate_new(&new)?;
-                let name = new.name.clone();
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let outcome = match Self::lock_key(&mut tx, &name).await {
-                    Err(StoreError::NotFound(_)) => {
-                        Self::insert_in(&mut tx, new, active).await?;
-                        sqlx::query("UPDATE apikey_keys SET origin = $1 WHERE name = $2")
-                            .bind(IMPORT_ORIGIN)
-                            .bind(&name)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(unavailable)?;
-                        Imported::Created
-                    }
-                    Err(e) => return Err(e),
-                    Ok(id) => {
-                        let origin: Option<String> =
-                            sqlx::query_scalar("SELECT origin FROM apikey_keys WHERE id = $1")
-                                .bind(id)
-                                .fetch_one(&mut *tx)
-                                .await
-                                .map_err(unavailable)?;
-                        if origin.as_deref() != Some(IMPORT_ORIGIN) {
-                            return Err(not_imported(&name));
-                        }
-                        match Self::bring_in_line(&mut tx, id, &new, active).await? {
-                            false => return Ok(Imported::Unchanged),
-                            true => Imported::Updated,
-                        }
-                    }
-                };
-                self.finish(tx, &name, by, |r| ("import", summary::of("import", r)))
-                    .await?;
-                Ok(outcome)
-            }
-
-            async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
-                let origin: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT origin FROM apikey_keys WHERE name = $1")
-                        .bind(name)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(unavailable)?;
-                Ok(origin.map(|o| o.as_deref() == Some(IMPORT_ORIGIN)))
-            }
-
-            async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                let done = sqlx::query("UPDATE apikey_keys SET active = FALSE WHERE active")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                let count = done.rows_affected();
-                let summary = format!("{count} active key(s) deactivated");
-                Self::audit_in(&mut tx, by, "neutralize", "*", &summary).await?;
-                self.commit(tx, Change::All).await?;
-                Ok(count)
-            }
-
-            async fn note(
-                &self,
-                action: &str,
-                name: &str,
-                summary: &str,
-                by: &Actor,
-            ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                Self::audit_in(&mut tx, by, action, name, summary).await?;
-                tx.commit().await.map_err(unavailable)
-            }
-
-            async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
-                let since = filter
-                    .since
-                    .map_or(i64::MIN, OffsetDateTime::unix_timestamp);
-                let rows: Vec<AuditRow> = match &filter.name {
-                    Some(name) => {
-                        sqlx::query_as(
-                            "SELECT at, actor, action, name, summary FROM apikey_audit \
-                         WHERE name = $1 AND at >= $2 ORDER BY id",
-                        )
-                        .bind(name)
-                        .bind(since)
-                        .fetch_all(&self.pool)
-                        .await
-                    }
-                    None => {
-                        sqlx::query_as(
-                            "SELECT at, actor, action, name, summary FROM apikey_audit \
-                         WHERE at >= $1 ORDER BY id",
-                        )
-                        .bind(since)
-                        .fetch_all(&self.pool)
-                        .await
-                    }
+                if origin.as_deref() != Some(IMPORT_ORIGIN) {
+                    return Err(not_imported(&name));
                 }
+                match Self::bring_in_line(&mut tx, id, &new, active).await? {
+                    false => return Ok(Imported::Unchanged),
+                    true => Imported::Updated,
+                }
+            }
+        };
+        self.finish(tx, &name, by, |r| ("import", summary::of("import", r)))
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
+        let origin: Option<Option<String>> =
+            Sql::<D>::new("SELECT origin FROM apikey_keys WHERE name = $1")
+                .bind(name)
+                .optional(self.db())
+                .await
                 .map_err(unavailable)?;
-                rows.into_iter().map(AuditRow::into_record).collect()
+        Ok(origin.map(|o| o.as_deref() == Some(IMPORT_ORIGIN)))
+    }
+
+    async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let count = Sql::<D>::new("UPDATE apikey_keys SET active = FALSE WHERE active")
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        let summary = format!("{count} active key(s) deactivated");
+        Self::audit_in(&mut tx, by, "neutralize", "*", &summary).await?;
+        self.commit(tx, Change::All).await?;
+        Ok(count)
+    }
+
+    async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::audit_in(&mut tx, by, action, name, summary).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let since = filter
+            .since
+            .map_or(i64::MIN, OffsetDateTime::unix_timestamp);
+        let rows: Vec<AuditRow> = match &filter.name {
+            Some(name) => {
+                Sql::<D>::new(
+                    "SELECT at, actor, action, name, summary FROM apikey_audit \
+                 WHERE name = $1 AND at >= $2 ORDER BY id",
+                )
+                .bind(name.as_str())
+                .bind(since)
+                .all(self.db())
+                .await
+            }
+            None => {
+                Sql::<D>::new(
+                    "SELECT at, actor, action, name, summary FROM apikey_audit \
+                 WHERE at >= $1 ORDER BY id",
+                )
+                .bind(since)
+                .all(self.db())
+                .await
             }
         }
-    };
+        .map_err(unavailable)?;
+        rows.into_iter().map(AuditRow::into_record).collect()
+    }
 }
-
-pub(in crate::store) use sql_admin;

@@ -7,71 +7,58 @@
 //! changes: PostgreSQL by `LISTEN`/`NOTIFY`, SQLite by polling `PRAGMA data_version` and a
 //! change log.
 
+use std::sync::Arc;
+
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::FromRow;
+use sqlx::Pool;
 use time::OffsetDateTime;
 
-use super::{Change, StoreError, StoreResult};
+use super::{Change, ChangeFeed, StoreError, StoreResult};
 use crate::key::KeyDigest;
 use crate::model::{AuditRecord, Groups, KeyRecord, Quota, RateLimit, UsageDay};
 
 mod admin;
+mod dialect;
 mod lookup;
 mod tx;
 
-pub(super) use admin::sql_admin;
-pub(super) use lookup::sql_lookup;
-pub(super) use tx::sql_tx;
+pub use dialect::{Column, Dialect, Param};
+pub(super) use dialect::{FromSql, Sql, Tx};
 
-/// Implements [`KeyLookup`](crate::store::KeyLookup) and [`KeyStore`](crate::store::KeyStore)
-/// for `$store`, a struct with a `pool` of database `$db`, a `changes` feed and a
-/// `notify(tx, change)` method that tells other processes.
-macro_rules! sql_store {
-    ($store:ident, $db:ty) => {
-        sql_tx!($store, $db);
-        sql_lookup!($store);
-        sql_admin!($store);
-    };
+/// Keys in an SQL database: [`SqliteStore`](super::SqliteStore) (`SqlStore<sqlx::Sqlite>`) or
+/// [`PostgresStore`](super::PostgresStore) (`SqlStore<sqlx::Postgres>`). One implementation of
+/// [`KeyLookup`](super::KeyLookup), [`KeyMetering`](super::KeyMetering) and
+/// [`KeyStore`](super::KeyStore) serves both; what differs is the [`Dialect`].
+#[derive(Debug)]
+pub struct SqlStore<D: Dialect> {
+    pool: Pool<D>,
+    changes: Arc<ChangeFeed>,
+    /// The change feed's background work, and what notifying needs.
+    feed: D::Feed,
 }
 
-pub(super) use sql_store;
-
-/// Everything the SQL stores and the queries they expand need in scope.
-pub(super) mod prelude {
-    pub(in crate::store) use std::sync::Arc;
-    pub(in crate::store) use std::time::Duration;
-
-    pub(in crate::store) use async_trait::async_trait;
-    pub(in crate::store) use sqlx::migrate::Migrator;
-    pub(in crate::store) use time::OffsetDateTime;
-
-    pub(in crate::store) use super::{
-        count, decode_change, digests, encode_change, groups_json, migrated, now_secs, opt_ts,
-        sql_admin, sql_lookup, sql_store, sql_tx, unavailable, write_error, AuditRow, KeyRow,
-        MatchRow, UsageRow, KEY_COLUMNS, KEY_FROM,
-    };
-    pub(in crate::store) use crate::key::KeyDigest;
-    pub(in crate::store) use crate::model::{
-        Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-        Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
-    };
-    pub(in crate::store) use crate::store::{
-        not_imported, summary, validate_new, validate_user, Change, ChangeFeed, KeyLookup,
-        KeyMetering, KeyStore, StoreError, StoreResult, IMPORT_ORIGIN,
-    };
-    pub(in crate::store) use crate::task::Background;
+impl<D: Dialect> SqlStore<D> {
+    /// A store on `pool`, migrated, whose changes `changes` announces.
+    pub(super) fn new(pool: Pool<D>, changes: Arc<ChangeFeed>, feed: D::Feed) -> Self {
+        SqlStore {
+            pool,
+            changes,
+            feed,
+        }
+    }
 }
 
 /// Newest schema version this binary knows (the last migration's number).
 pub const SCHEMA_VERSION: i64 = 5;
 
+/// A key's columns, in [`KeyRow`]'s order.
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
      k.last_used_at, k.rate_limit, k.quota";
 pub(super) const KEY_FROM: &str =
     "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
 
-#[derive(FromRow)]
+/// A key as [`KEY_COLUMNS`] select it.
 pub(super) struct KeyRow {
     pub(super) name: String,
     pub(super) tech_name: String,
@@ -88,7 +75,6 @@ pub(super) struct KeyRow {
 }
 
 /// An audit trail row.
-#[derive(FromRow)]
 pub(super) struct AuditRow {
     at: i64,
     actor: String,
@@ -110,7 +96,6 @@ impl AuditRow {
 }
 
 /// A usage row: one key's requests on one day.
-#[derive(FromRow)]
 pub(super) struct UsageRow {
     day: i64,
     accepted: i64,
@@ -135,12 +120,76 @@ pub(super) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-#[derive(FromRow)]
+/// A key and one of its secrets.
 pub(super) struct MatchRow {
-    #[sqlx(flatten)]
     pub(super) key: KeyRow,
     pub(super) digest: Vec<u8>,
     pub(super) valid_until: Option<i64>,
+}
+
+impl KeyRow {
+    /// The number of columns [`KEY_COLUMNS`] selects.
+    const WIDTH: usize = 12;
+
+    /// Reads [`KEY_COLUMNS`] from column `at` on.
+    fn read_at<D: Dialect>(row: &D::Row, at: usize) -> Result<Self, sqlx::Error> {
+        Ok(KeyRow {
+            name: D::get(row, at)?,
+            tech_name: D::get(row, at + 1)?,
+            user_name: D::get(row, at + 2)?,
+            group_names: D::get(row, at + 3)?,
+            active: D::get(row, at + 4)?,
+            user_active: D::get(row, at + 5)?,
+            stub: D::get(row, at + 6)?,
+            expires_at: D::get(row, at + 7)?,
+            created_at: D::get(row, at + 8)?,
+            last_used_at: D::get(row, at + 9)?,
+            rate_limit: D::get(row, at + 10)?,
+            quota: D::get(row, at + 11)?,
+        })
+    }
+}
+
+impl FromSql for KeyRow {
+    fn read<D: Dialect>(row: &D::Row) -> Result<Self, sqlx::Error> {
+        Self::read_at::<D>(row, 0)
+    }
+}
+
+impl FromSql for MatchRow {
+    /// [`KEY_COLUMNS`], then the secret's digest and end of grace.
+    fn read<D: Dialect>(row: &D::Row) -> Result<Self, sqlx::Error> {
+        Ok(MatchRow {
+            key: KeyRow::read_at::<D>(row, 0)?,
+            digest: D::get(row, KeyRow::WIDTH)?,
+            valid_until: D::get(row, KeyRow::WIDTH + 1)?,
+        })
+    }
+}
+
+impl FromSql for AuditRow {
+    /// `at, actor, action, name, summary`.
+    fn read<D: Dialect>(row: &D::Row) -> Result<Self, sqlx::Error> {
+        Ok(AuditRow {
+            at: D::get(row, 0)?,
+            actor: D::get(row, 1)?,
+            action: D::get(row, 2)?,
+            name: D::get(row, 3)?,
+            summary: D::get(row, 4)?,
+        })
+    }
+}
+
+impl FromSql for UsageRow {
+    /// `day, accepted, forbidden, limited`.
+    fn read<D: Dialect>(row: &D::Row) -> Result<Self, sqlx::Error> {
+        Ok(UsageRow {
+            day: D::get(row, 0)?,
+            accepted: D::get(row, 1)?,
+            forbidden: D::get(row, 2)?,
+            limited: D::get(row, 3)?,
+        })
+    }
 }
 
 pub(super) fn ts(secs: i64) -> StoreResult<OffsetDateTime> {
