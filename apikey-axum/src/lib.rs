@@ -54,6 +54,7 @@
 
 mod auth;
 mod caller;
+mod client;
 mod extract;
 mod layer;
 #[cfg(feature = "openapi")]
@@ -68,6 +69,7 @@ pub use apikey_core as core;
 pub use apikey_core::{AuthError, KeyRecord, KeyStore};
 pub use auth::{Auth, AuthService};
 pub use caller::Caller;
+pub use client::ClientAddr;
 pub use layer::{ApiKeyLayer, ApiKeyService};
 pub use refused::Refused;
 pub use state::{load_config, load_config_from, ApiKeyState};

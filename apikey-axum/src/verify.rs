@@ -2,16 +2,19 @@
 //! the extractors), its outcome kept in the request's extensions.
 
 use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use apikey_core::config::DEFAULT_HEADER;
 use apikey_core::http::Answers;
 use apikey_core::AuthError;
+use axum::extract::ConnectInfo;
 use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
+use crate::client::ClientAddr;
 use crate::refused::Refused;
 use crate::state::ApiKeyState;
 
@@ -52,7 +55,7 @@ pub(crate) async fn verified(
     if let Some(outcome) = keys.outcome.get() {
         return outcome.clone();
     }
-    let outcome = check(&keys.state, headers).await;
+    let outcome = check(&keys.state, headers, &|| client_addr(extensions)).await;
     // Two extractors of one request never run at once: the first outcome is the one kept.
     keys.outcome.get_or_init(|| outcome).clone()
 }
@@ -61,7 +64,22 @@ fn text(value: &HeaderValue) -> Option<&str> {
     std::str::from_utf8(value.as_bytes()).ok()
 }
 
-async fn check(state: &ApiKeyState, headers: &HeaderMap) -> Result<Caller, AuthError> {
+/// The client's address: a [`ClientAddr`] the app set (behind a proxy), else the peer of the
+/// connection when the app is served with `into_make_service_with_connect_info`.
+fn client_addr(extensions: &Extensions) -> Option<IpAddr> {
+    if let Some(ClientAddr(ip)) = extensions.get::<ClientAddr>() {
+        return Some(*ip);
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+async fn check(
+    state: &ApiKeyState,
+    headers: &HeaderMap,
+    client: &(dyn Fn() -> Option<IpAddr> + Sync),
+) -> Result<Caller, AuthError> {
     let inner = &state.0;
     let keys = headers.get_all(&inner.header);
     // axum hands on values that are not UTF-8 (Rocket drops them): such a key is not valid.
@@ -71,7 +89,7 @@ async fn check(state: &ApiKeyState, headers: &HeaderMap) -> Result<Caller, AuthE
     let authorization = headers.get_all(AUTHORIZATION).iter().filter_map(text);
     let verified = inner
         .verifier
-        .verify_request(keys.iter().filter_map(text), authorization)
+        .verify_request(keys.iter().filter_map(text), authorization, client)
         .await?;
     if verified.sunset.is_some() {
         // Outside the layer (no scope) there is no response to announce it on.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use apikey_core::model::check_name;
-use apikey_core::{parse_duration, Actor, Quota, RateLimit};
+use apikey_core::{parse_duration, Actor, IpNet, Quota, RateLimit};
 use clap::{Parser, Subcommand};
 
 /// Administer API keys: create, list, revoke, rotate. Reads the same configuration as the
@@ -50,6 +50,25 @@ pub enum Command {
         /// The key's own quota, e.g. 10000/30d (else the [apikey] quota default).
         #[arg(long, value_parser = quota, value_name = "QUOTA")]
         quota: Option<Quota>,
+        /// A network the key is accepted from, e.g. 10.0.0.0/8 or 2001:db8::/32 (repeat for
+        /// several; none: any address).
+        #[arg(long = "allow-ip", value_parser = network, value_name = "CIDR")]
+        allow_ip: Vec<IpNet>,
+    },
+    /// Set the networks a key is accepted from (e.g. 10.0.0.0/8 2001:db8::/32), or `--clear`
+    /// to accept it from any address again.
+    AllowIp {
+        name: String,
+        #[arg(
+            value_parser = network,
+            value_name = "CIDR",
+            required_unless_present = "clear",
+            conflicts_with = "clear"
+        )]
+        networks: Vec<IpNet>,
+        /// Accept the key from any address.
+        #[arg(long)]
+        clear: bool,
     },
     /// Set a key's rate limit (e.g. 100/1m), or `none` to use the default.
     RateLimit {
@@ -189,6 +208,10 @@ impl Cli {
 
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
+}
+
+fn network(text: &str) -> Result<IpNet, String> {
+    text.parse()
 }
 
 fn rate_limit(text: &str) -> Result<RateLimit, String> {

@@ -5,7 +5,9 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
-use apikey_core::{Actor, ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier};
+use apikey_core::{
+    Actor, AllowIp, ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier,
+};
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use time::OffsetDateTime;
@@ -60,6 +62,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             expires_in,
             rate_limit,
             quota,
+            allow_ip,
         } => {
             let spec = CreateKey {
                 name,
@@ -68,6 +71,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
                 expires_in,
                 rate_limit,
                 quota,
+                allow_ip: AllowIp::new(allow_ip),
             };
             let (r, key) = keys.create(spec).await?;
             output::print_secret(json, &r, &key, "Created");
@@ -93,6 +97,15 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
         }
         Command::Quota { name, quota } => {
             output::done(json, &keys.set_quota(&name, quota.0).await?, "Updated")
+        }
+        Command::AllowIp {
+            name,
+            networks,
+            clear: _,
+        } => {
+            // `--clear` comes with no network: the empty list, from any address.
+            let r = keys.set_allow_ip(&name, AllowIp::new(networks)).await?;
+            output::done(json, &r, "Updated");
         }
         Command::Usage { name, days } => {
             let report = usage::report(&config, &store, &name, days).await?;

@@ -72,6 +72,14 @@ fn print_record(r: &KeyRecord) {
         r.quota
             .map_or_else(|| "- (the default)".into(), |q| q.to_string())
     );
+    say!(
+        "allow_ip:     {}",
+        if r.allow_ip.is_empty() {
+            "- (any address)".into()
+        } else {
+            r.allow_ip.to_string().replace(',', ", ")
+        }
+    );
     say!("expires_at:   {}", when(r.expires_at));
     say!("created_at:   {}", when(Some(r.created_at)));
     say!("last_used_at: {}", when(r.last_used_at));

@@ -39,8 +39,8 @@ pub use admin::{CreateKey, KeyManager};
 pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use key::{KeyDigest, KeyFormat, KeyHasher, Secret};
 pub use model::{
-    parse_duration, Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Identity, Imported,
-    ImportedKey, KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    parse_duration, Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Identity,
+    Imported, ImportedKey, IpNet, KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyMetering, KeyStore, MemoryStore, SharedLookup,

@@ -29,6 +29,7 @@ pub async fn filled_store(n: usize, groups: &[&str]) -> (Arc<MemoryStore>, Vec<S
                     stub: g.stub,
                     rate_limit: None,
                     quota: None,
+                    allow_ip: Default::default(),
                 },
                 &by,
             )

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use apikey_core::model::UsageCount;
 use apikey_core::{
-    Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups, Imported,
-    ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore, Match, NewKey,
-    NewSecret, Quota, RateLimit, Settings, SharedStore, StoreError, StoreResult, UsageDay,
-    Verifier,
+    Actor, AllowIp, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups,
+    Imported, ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore,
+    Match, NewKey, NewSecret, Quota, RateLimit, Settings, SharedStore, StoreError, StoreResult,
+    UsageDay, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -194,6 +194,9 @@ impl KeyStore for Probe {
     }
     async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord> {
         self.up()?.set_quota(name, q, by).await
+    }
+    async fn set_allow_ip(&self, name: &str, a: AllowIp, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.set_allow_ip(name, a, by).await
     }
     async fn usage(&self, tech: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
         self.up()?.usage(tech, since_day).await

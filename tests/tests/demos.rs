@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use apikey_core::{open, ApiKeyConfig, CreateKey, KeyManager, Secret, Settings};
 use apikey_tests::demo::{printed_key, Demo, Framework, Raw, Server};
+use apikey_tests::{json_output, run_apikey, PgDatabase};
 
 const ROCKET: Demo = Demo {
     bin: env!("CARGO_BIN_EXE_my-service-under-test"),
@@ -47,6 +48,7 @@ suite!(
     limits_hold_across_two_processes,
     metrics_are_scraped,
     a_bad_configuration_stops_the_demo_with_a_message,
+    keys_bound_to_networks,
 );
 
 /// The keys every check can use, on a SQLite file made before the demo starts (so the demo
@@ -145,6 +147,7 @@ fn api_key(key: &str) -> Vec<u8> {
 const INVALID: &str = r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"The API key in the API-KEY header is not valid."}"#;
 const MISSING: &str = r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"This resource needs an API key in the API-KEY header."}"#;
 const FORBIDDEN: &str = r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"The API key is not allowed to use this resource."}"#;
+const ADDRESS: &str = r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"Address not allowed: the API key may not be used from this address."}"#;
 const UNAVAILABLE: &str = r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"API keys cannot be checked right now; try again later."}"#;
 
 fn assert_problem(res: &Option<Raw>, status: u16, body: &str) {
@@ -682,6 +685,163 @@ fn a_bad_configuration_stops_the_demo_with_a_message(demo: Demo) {
 
 /// The same requests to both demos on one store: the same status, apikey's headers and
 /// refusal bodies, byte for byte.
+/// Keys bound to networks, administered with the CLI, on SQLite and (when configured)
+/// PostgreSQL: accepted from inside their networks only, refused with 403 after verification
+/// (an unknown key stays 401), never on a spoofed proxy header the service does not trust.
+fn keys_bound_to_networks(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    networks_on(demo, dir.path(), &sqlite_url(dir.path()));
+    let rt = runtime();
+    if let Some(db) = rt.block_on(PgDatabase::create("networks")) {
+        networks_on(demo, dir.path(), &db.url);
+        rt.block_on(db.drop());
+    }
+}
+
+fn networks_on(demo: Demo, dir: &Path, url: &str) {
+    let cli = |args: &[&str]| {
+        let bin = env!("CARGO_BIN_EXE_apikey-under-test");
+        json_output(&run_apikey(bin, dir, url, &[], args))
+    };
+    let office = cli(&[
+        "--json",
+        "create",
+        "office",
+        "--user",
+        "u",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--allow-ip",
+        "2001:db8::/32",
+    ]);
+    assert_eq!(
+        office["allow_ip"],
+        serde_json::json!(["10.0.0.0/8", "2001:db8::/32"])
+    );
+    let office_key = office["key"].as_str().unwrap().to_owned();
+    let local = cli(&[
+        "--json",
+        "create",
+        "local",
+        "--user",
+        "u",
+        "--allow-ip",
+        "127.0.0.1",
+    ]);
+    let local_key = local["key"].as_str().unwrap().to_owned();
+    // A bad network is refused with a message, and nothing is created.
+    let bin = env!("CARGO_BIN_EXE_apikey-under-test");
+    let bad = run_apikey(
+        bin,
+        dir,
+        url,
+        &[],
+        &["create", "bad", "--user", "u", "--allow-ip", "10/8"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a network"));
+    let missing = run_apikey(bin, dir, url, &[], &["allow-ip", "office"]);
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "a network or --clear is needed"
+    );
+
+    // Rocket trusts no proxy header here (`ip_header = false`), as behind no proxy it must.
+    let server = Server::start(demo, dir, url, &[("ROCKET_IP_HEADER", "false")]);
+    let get = |key: &str, extra: &[&[u8]]| {
+        let k = api_key(key);
+        let mut headers: Vec<&[u8]> = vec![&k];
+        headers.extend_from_slice(extra);
+        server.get("/my_service", &headers)
+    };
+    assert_eq!(get(&local_key, &[]).unwrap().status, 200, "127.0.0.1 is in");
+    assert_problem(&get(&office_key, &[]), 403, ADDRESS);
+    let spoof = header("X-Real-IP", "10.1.2.3");
+    let forwarded = header("X-Forwarded-For", "10.1.2.3");
+    assert_problem(&get(&office_key, &[&spoof, &forwarded]), 403, ADDRESS);
+    // After verification only: a wrong key is the same 401 as ever.
+    let wrong = format!("{}x", &office_key[..office_key.len() - 1]);
+    assert_problem(&get(&wrong, &[]), 401, INVALID);
+
+    // Changed by another process: the next requests follow.
+    let moved = cli(&["--json", "allow-ip", "office", "127.0.0.0/8", "::1"]);
+    assert_eq!(
+        moved["allow_ip"],
+        serde_json::json!(["127.0.0.0/8", "::1/128"])
+    );
+    let until = |status: u16, key: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let res = get(key, &[]);
+            if res.as_ref().is_some_and(|r| r.status == status)
+                || std::time::Instant::now() > deadline
+            {
+                return res;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    assert_eq!(until(200, &office_key).unwrap().status, 200);
+    cli(&["--json", "allow-ip", "local", "192.0.2.0/24"]);
+    assert_problem(&until(403, &local_key), 403, ADDRESS);
+    let cleared = cli(&["--json", "allow-ip", "local", "--clear"]);
+    assert_eq!(cleared["allow_ip"], serde_json::json!([]));
+    assert_eq!(until(200, &local_key).unwrap().status, 200);
+    let trail = cli(&["--json", "audit", "local"]);
+    let summaries: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "allow-ip")
+        .map(|a| a["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(summaries, ["only from 192.0.2.0/24", "from any address"]);
+    drop(server);
+
+    if demo.framework == Framework::Rocket {
+        // Rocket's default `ip_header` trusts `X-Real-IP`: right behind a proxy that sets it,
+        // a bypass without one (the README says so).
+        cli(&["--json", "allow-ip", "office", "10.0.0.0/8"]);
+        let server = Server::start(demo, dir, url, &[]);
+        let k = api_key(&office_key);
+        let res = server.get("/my_service", &[&k, &spoof]).unwrap();
+        assert_eq!(res.status, 200, "the proxy's header decides");
+    }
+
+    // A config section's own list.
+    let section = "partner-secret-0123456789";
+    let server = Server::start(
+        demo,
+        dir,
+        url,
+        &[
+            ("ROCKET_IP_HEADER", "false"),
+            ("APIKEY_API_KEY_PARTNER__KEY", section),
+            ("APIKEY_API_KEY_PARTNER__USER", "partner"),
+            ("APIKEY_API_KEY_PARTNER__ALLOW_IP", "10.0.0.0/8, 192.0.2.1"),
+        ],
+    );
+    assert_problem(
+        &server.get("/my_service", &[&api_key(section)]),
+        403,
+        ADDRESS,
+    );
+    drop(server);
+    let server = Server::start(
+        demo,
+        dir,
+        url,
+        &[
+            ("APIKEY_API_KEY_PARTNER__KEY", section),
+            ("APIKEY_API_KEY_PARTNER__USER", "partner"),
+            ("APIKEY_API_KEY_PARTNER__ALLOW_IP", "127.0.0.1"),
+        ],
+    );
+    let res = server.get("/my_service", &[&api_key(section)]).unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+}
+
 #[test]
 fn both_demos_answer_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();

@@ -63,6 +63,7 @@ async fn every_store_refuses_hostile_names(store: SharedStore) {
                     stub: "(custom)".into(),
                     rate_limit: None,
                     quota: None,
+                    allow_ip: Default::default(),
                 },
                 &Actor::new("test").unwrap(),
             )

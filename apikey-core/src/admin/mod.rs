@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
-    NewSecret, Quota, RateLimit,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
+    NewKey, NewSecret, Quota, RateLimit,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -48,6 +48,8 @@ pub struct CreateKey {
     pub rate_limit: Option<RateLimit>,
     /// Its own quota.
     pub quota: Option<Quota>,
+    /// The networks it is accepted from; empty: from anywhere.
+    pub allow_ip: AllowIp,
 }
 
 fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError> {
@@ -165,6 +167,11 @@ impl KeyManager {
         self.store.set_quota(name, quota, &self.actor).await
     }
 
+    /// Sets the networks a key is accepted from; an empty list: from anywhere again.
+    pub async fn set_allow_ip(&self, name: &str, allow: AllowIp) -> Result<KeyRecord, StoreError> {
+        self.store.set_allow_ip(name, allow, &self.actor).await
+    }
+
     /// Disables or enables a user; returns how many keys the user has.
     pub async fn set_user_active(&self, user: &str, active: bool) -> Result<u64, StoreError> {
         self.store.set_user_active(user, active, &self.actor).await
@@ -241,6 +248,7 @@ impl KeyManager {
                     stub,
                     rate_limit: spec.rate_limit,
                     quota: spec.quota,
+                    allow_ip: spec.allow_ip,
                 },
                 &self.actor,
             )
@@ -297,6 +305,7 @@ impl KeyManager {
             expires_at: None,
             rate_limit: spec.rate_limit,
             quota: spec.quota,
+            allow_ip: spec.allow_ip,
         };
         self.store
             .import(ImportedKey { key: new, active }, &self.actor)

@@ -29,7 +29,8 @@ const TEXT_SETTINGS: &[&str] = &[
 
 /// `APIKEY_<SETTING>` → `apikey.<setting>`; `APIKEY_API_KEY_<TECH>__<FIELD>` →
 /// `api_key_<tech>.<field>`. Keys, users, groups and text settings are taken verbatim
-/// (`000042` stays `000042`, `true` stays `true`); `groups` is a comma-separated list. Other
+/// (`000042` stays `000042`, `true` stays `true`); `groups` and `allow_ip` are comma-separated
+/// lists. Other
 /// settings (numbers, booleans, durations) are parsed as figment's `Env` would.
 pub(super) struct EnvProvider;
 
@@ -64,8 +65,8 @@ impl figment::Provider for EnvProvider {
                     .into());
                 };
                 let value = match field {
-                    "groups" if value.trim_start().starts_with('[') => parsed(value),
-                    "groups" => comma_list(value),
+                    "groups" | "allow_ip" if value.trim_start().starts_with('[') => parsed(value),
+                    "groups" | "allow_ip" => comma_list(value),
                     _ => Value::from(value.to_owned()),
                 };
                 insert(&mut root, section, field, value);

@@ -12,7 +12,7 @@ use figment::{Figment, Profile};
 use serde::Deserialize;
 
 use crate::key::{slugify, KeyFormat, Secret};
-use crate::model::{Groups, Quota, RateLimit};
+use crate::model::{AllowIp, Groups, Quota, RateLimit};
 
 mod env;
 mod errors;
@@ -42,6 +42,7 @@ struct RawSection {
     groups: Option<Groups>,
     rate_limit: Option<RateLimit>,
     quota: Option<Quota>,
+    allow_ip: Option<AllowIp>,
 }
 
 /// One `[api_key_<tech_name>]` section.
@@ -59,6 +60,8 @@ pub struct KeySection {
     pub rate_limit: Option<RateLimit>,
     /// Quota; when absent, the stored key's (or the default).
     pub quota: Option<Quota>,
+    /// The networks the key is accepted from; when absent, the stored key's (or anywhere).
+    pub allow_ip: Option<AllowIp>,
     /// Where the section came from, for messages.
     pub source_name: String,
 }
@@ -240,6 +243,7 @@ impl ApiKeyConfig {
                 groups: raw.groups,
                 rate_limit: raw.rate_limit,
                 quota: raw.quota,
+                allow_ip: raw.allow_ip,
                 source_name: source_of(figment, name),
             });
         }

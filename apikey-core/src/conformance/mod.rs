@@ -73,7 +73,7 @@ macro_rules! store_conformance {
             $crate::store_conformance!(@tests $make;
                 create_and_lookup, unknown_digest, duplicate_names, invalid_new_keys,
                 revoke_and_activate, delete, unknown_names, rotate_without_grace,
-                rotate_with_grace, expiry, groups, users, rate_limits, last_used,
+                rotate_with_grace, expiry, groups, users, rate_limits, address_allowlists, last_used,
                 changes_are_announced,
                 reused_secret, concurrent_writes, audit_trail, import_is_idempotent,
                 deactivate_all, quotas, quota_takes, concurrent_quota_takes, usage_counts);
@@ -114,6 +114,7 @@ pub(crate) fn new_key(name: &str, key: &str) -> NewKey {
         stub: "ak_test".into(),
         rate_limit: None,
         quota: None,
+        allow_ip: Default::default(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{by, create, digest, new_key};
-use crate::model::{NewKey, RateLimit};
+use crate::model::{AllowIp, AuditFilter, NewKey, RateLimit};
 use crate::store::{SharedStore, StoreError};
 
 #[doc(hidden)]
@@ -67,6 +67,60 @@ pub async fn rate_limits(store: SharedStore) {
     );
     let r = store.set_rate_limit("k", None, &by()).await.unwrap();
     assert_eq!(r.rate_limit, None);
+}
+
+#[doc(hidden)]
+pub async fn address_allowlists(store: SharedStore) {
+    let office = AllowIp::parse(&["10.0.0.0/8", "2001:db8::/32"]).unwrap();
+    let r = store
+        .create(
+            NewKey {
+                allow_ip: office.clone(),
+                ..new_key("k", "s")
+            },
+            &by(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.allow_ip, office);
+    let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
+    assert_eq!(m.record.allow_ip, office);
+    assert!(create(&store, "open", "s2").await.allow_ip.is_empty());
+    let one = AllowIp::parse(&["192.0.2.7"]).unwrap();
+    let mut rx = store.changes().subscribe();
+    let r = store.set_allow_ip("k", one.clone(), &by()).await.unwrap();
+    assert_eq!(r.allow_ip, one);
+    assert_eq!(store.get("k").await.unwrap().unwrap().allow_ip, one);
+    let announced = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(announced.is_ok(), "a new allowlist is a change");
+    let r = store
+        .set_allow_ip("k", AllowIp::default(), &by())
+        .await
+        .unwrap();
+    assert!(r.allow_ip.is_empty());
+    assert!(store
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.allow_ip.is_empty()));
+    assert!(matches!(
+        store.set_allow_ip("missing", one, &by()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let filter = AuditFilter {
+        name: Some("k".into()),
+        since: None,
+    };
+    let trail: Vec<String> = store
+        .audit(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "allow-ip")
+        .map(|a| a.summary)
+        .collect();
+    assert_eq!(trail, ["only from 192.0.2.7/32", "from any address"]);
 }
 
 #[doc(hidden)]

@@ -49,6 +49,9 @@ impl Problem {
             AuthError::Missing => format!("This resource needs an API key in the {header} header."),
             AuthError::Invalid => format!("The API key in the {header} header is not valid."),
             AuthError::Forbidden => "The API key is not allowed to use this resource.".into(),
+            AuthError::AddressNotAllowed => {
+                "Address not allowed: the API key may not be used from this address.".into()
+            }
             AuthError::Unavailable => {
                 "API keys cannot be checked right now; try again later.".into()
             }
@@ -148,6 +151,7 @@ pub struct Answers {
     missing: Prepared,
     invalid: Prepared,
     forbidden: Prepared,
+    address: Prepared,
     unavailable: Prepared,
     rate_limited: Prepared,
     quota_exhausted: Prepared,
@@ -175,6 +179,7 @@ impl Answers {
             missing: auth(AuthError::Missing),
             invalid: auth(AuthError::Invalid),
             forbidden: auth(AuthError::Forbidden),
+            address: auth(AuthError::AddressNotAllowed),
             unavailable: auth(AuthError::Unavailable),
             rate_limited: auth(AuthError::RateLimited {
                 retry_after_secs: 1,
@@ -195,6 +200,7 @@ impl Answers {
             AuthError::Missing => self.missing.clone(),
             AuthError::Invalid => self.invalid.clone(),
             AuthError::Forbidden => self.forbidden.clone(),
+            AuthError::AddressNotAllowed => self.address.clone(),
             AuthError::Unavailable => self.unavailable.clone(),
             AuthError::RateLimited { retry_after_secs } => self
                 .rate_limited

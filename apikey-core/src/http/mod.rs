@@ -39,7 +39,7 @@ pub enum RouteAuth {
 pub fn status_of(err: AuthError) -> u16 {
     match err {
         AuthError::Missing | AuthError::Invalid => 401,
-        AuthError::Forbidden => 403,
+        AuthError::Forbidden | AuthError::AddressNotAllowed => 403,
         AuthError::Unavailable => 503,
         AuthError::RateLimited { .. } | AuthError::QuotaExhausted { .. } => 429,
     }

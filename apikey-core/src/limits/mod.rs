@@ -199,7 +199,8 @@ impl Limits {
         Err(self.inner.refuse(meter, tech, &mut held, Kind::Rate, wait))
     }
 
-    /// Counts a request refused with 403 after verification let it in.
+    /// Counts a request refused with 403: by its route after verification let it in
+    /// ([`Outcome::Forbidden`]), or for its address before ([`Outcome::Barred`]).
     pub(crate) fn note(&self, tech: &str, outcome: Outcome) {
         let day = unix_now().div_euclid(86_400);
         let meter = self.inner.keys.meter(tech);

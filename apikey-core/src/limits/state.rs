@@ -18,6 +18,9 @@ pub(crate) enum Outcome {
     Forbidden = 1,
     /// Refused with 429.
     Limited = 2,
+    /// Refused with 403 before admission (from outside the key's allowlist): counted with
+    /// the forbidden ones, never counted accepted.
+    Barred = 3,
 }
 
 /// FNV-1a: cheap, and good enough for tech names.
@@ -169,11 +172,18 @@ impl KeyState {
             }
             self.day = day;
         }
-        // A 403 comes after the key was admitted (and counted accepted) by verification.
-        if let Outcome::Forbidden = outcome {
-            self.counts[0] = self.counts[0].saturating_sub(1);
-        }
-        let n = &mut self.counts[outcome as usize];
+        let slot = match outcome {
+            Outcome::Accepted => 0,
+            // A 403 from the route comes after the key was admitted (and counted accepted) by
+            // verification.
+            Outcome::Forbidden => {
+                self.counts[0] = self.counts[0].saturating_sub(1);
+                1
+            }
+            Outcome::Barred => 1,
+            Outcome::Limited => 2,
+        };
+        let n = &mut self.counts[slot];
         *n = n.saturating_add(1);
     }
 

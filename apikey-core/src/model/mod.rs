@@ -1,6 +1,7 @@
 //! The values every layer speaks: stored records, the identity of a verified key, and the
 //! typed settings of a key (groups, rate limit, durations), parsed once where they enter.
 
+mod allow_ip;
 mod audit;
 mod duration;
 mod groups;
@@ -10,6 +11,7 @@ mod rate_limit;
 mod record;
 mod text;
 
+pub use allow_ip::{AllowIp, IpNet};
 pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
 pub(crate) use duration::de_duration;
 pub use duration::parse_duration;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Groups, Quota, RateLimit};
+use super::{AllowIp, Groups, Quota, RateLimit};
 use crate::key::KeyDigest;
 
 /// A stored key, without its secret: what `apikey list` shows.
@@ -36,6 +36,8 @@ pub struct KeyRecord {
     pub rate_limit: Option<RateLimit>,
     /// Its own quota (`10000/30d`), else the `[apikey] quota` default applies.
     pub quota: Option<Quota>,
+    /// The networks it is accepted from; empty: from anywhere.
+    pub allow_ip: AllowIp,
 }
 
 impl KeyRecord {
@@ -77,6 +79,8 @@ pub struct NewKey {
     pub rate_limit: Option<RateLimit>,
     /// Optional quota (`10000/30d`).
     pub quota: Option<Quota>,
+    /// The networks it is accepted from; empty: from anywhere.
+    pub allow_ip: AllowIp,
 }
 
 /// A digest found in a store: the key record and the life of that particular secret.

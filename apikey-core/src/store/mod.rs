@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, Match,
-    NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
+    Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
 };
 
 mod changes;
@@ -171,6 +171,9 @@ pub trait KeyStore: KeyLookup {
 
     /// Sets or clears a key's quota.
     async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord>;
+
+    /// Sets the networks a key is accepted from (empty: from anywhere).
+    async fn set_allow_ip(&self, name: &str, allow: AllowIp, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// The request counts of a key (by tech name) from `since_day` (days since the epoch) on,
     /// oldest first; days without requests are left out.

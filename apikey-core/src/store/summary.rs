@@ -34,6 +34,14 @@ fn quota(r: &KeyRecord) -> String {
     }
 }
 
+fn allow_ip(r: &KeyRecord) -> String {
+    if r.allow_ip.is_empty() {
+        "from any address".into()
+    } else {
+        format!("only from {}", r.allow_ip)
+    }
+}
+
 /// The summary of `action` on the key as it now is.
 pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
     match action {
@@ -42,8 +50,13 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
                 .expires_at
                 .map_or_else(|| "no expiry".into(), |t| format!("expires {}", when(t)));
             let state = if r.active { "active" } else { "inactive" };
+            let from = if r.allow_ip.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", allow_ip(r))
+            };
             format!(
-                "user {}, {}, {}, {}, {expiry}, {state}, secret {}…",
+                "user {}, {}, {}, {}{from}, {expiry}, {state}, secret {}…",
                 r.user,
                 groups(r),
                 limit(r),
@@ -56,6 +69,7 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
         "groups" => groups(r),
         "rate-limit" => limit(r),
         "quota" => quota(r),
+        "allow-ip" => allow_ip(r),
         "rotate" => format!("new secret {}…", r.stub),
         other => other.into(),
     }

@@ -17,6 +17,10 @@ pub enum AuthError {
     /// The key is valid but not in a group this route allows. → 403
     #[error("the API key is not allowed to use this resource")]
     Forbidden,
+    /// The key is valid but bound to networks the client's address is not in (or the
+    /// address is unknown). → 403
+    #[error("the API key may not be used from this address")]
+    AddressNotAllowed,
     /// The key store could not be asked. → 503, never the handler.
     #[error("the API key store is unavailable")]
     Unavailable,

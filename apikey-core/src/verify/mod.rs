@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -50,6 +51,15 @@ pub struct Verified {
     pub identity: Identity,
     /// When the key stops working, when that is soon.
     pub sunset: Option<OffsetDateTime>,
+}
+
+/// Whether a key is checked for a request (and from where) or outside one.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// A request; its client's address (`None`: unknown), asked only when a key needs it.
+    Request(&'a (dyn Fn() -> Option<IpAddr> + Sync)),
+    /// A tool checking a key: no address to hold it against.
+    NotARequest,
 }
 
 /// One store lookup in flight, shared by every request that misses on the same digest in the
@@ -232,11 +242,14 @@ impl Verifier {
 
     /// Verifies a request from its key-header values and its `Authorization` values (used
     /// only with `accept_bearer`; a Bearer credential next to a key header is
-    /// [`AuthError::Invalid`]).
+    /// [`AuthError::Invalid`]). `client` tells the client's address (`None` when the framework
+    /// cannot tell); it is asked only for a valid key bound to networks, which is refused
+    /// with [`AuthError::AddressNotAllowed`] from outside them or from an unknown address.
     pub async fn verify_request<'a, I, J>(
         &self,
         api_key: I,
         authorization: J,
+        client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError>
     where
         I: IntoIterator<Item = &'a str>,
@@ -246,7 +259,7 @@ impl Verifier {
             .credentials
             .select(api_key, authorization)
             .map_err(|e| self.refused_early(e))?;
-        self.check(key).await
+        self.checked(key, Origin::Request(client)).await
     }
 
     /// Verifies one key.
@@ -254,9 +267,27 @@ impl Verifier {
         self.check(key).await.map(|v| v.identity)
     }
 
-    /// Verifies one key; the outcome tells when a valid key stops working, if soon.
+    /// Verifies one key; the outcome tells when a valid key stops working, if soon. The key's
+    /// address allowlist is not looked at: this is for checking a key outside a request (the
+    /// CLI's `verify`); requests go through [`check_from`](Self::check_from).
     pub async fn check(&self, key: &str) -> Result<Verified, AuthError> {
-        match self.decide(key).await {
+        self.checked(key, Origin::NotARequest).await
+    }
+
+    /// Verifies the key of a request from `client` (`None`: an address the framework cannot
+    /// tell): a key bound to networks is refused, with [`AuthError::AddressNotAllowed`], from
+    /// any other address. The address is looked at only once the key is known to be valid, and
+    /// before its limits: a refused request spends none of its rate limit or quota.
+    pub async fn check_from(
+        &self,
+        key: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Verified, AuthError> {
+        self.checked(key, Origin::Request(&move || client)).await
+    }
+
+    async fn checked(&self, key: &str, origin: Origin<'_>) -> Result<Verified, AuthError> {
+        match self.decide(key, origin).await {
             Ok(verified) => {
                 self.meters.request(RequestOutcome::Valid);
                 Ok(verified)
@@ -305,7 +336,7 @@ impl Verifier {
         Ok(valid.identity)
     }
 
-    async fn decide(&self, key: &str) -> Result<Verified, Refusal> {
+    async fn decide(&self, key: &str, origin: Origin<'_>) -> Result<Verified, Refusal> {
         let digest = self.checked_digest(key)?;
         let now = unix_now();
         let minute = (now / 60) as u32;
@@ -315,12 +346,13 @@ impl Verifier {
         if live {
             if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
                 return self
-                    .accept(&digest, &valid, now, Some(first_this_minute))
+                    .accept(&digest, &valid, now, Some(first_this_minute), origin)
                     .await;
             }
         }
         let (valid, first_this_minute) = self.look_up(&digest, now, minute, live).await?;
-        self.accept(&digest, &valid, now, first_this_minute).await
+        self.accept(&digest, &valid, now, first_this_minute, origin)
+            .await
     }
 
     /// The valid key of a digest that is not in the cache of verified keys (or whose caches
@@ -409,12 +441,26 @@ impl Verifier {
         valid: &Valid,
         now: i64,
         first_this_minute: Option<bool>,
+        origin: Origin<'_>,
     ) -> Result<Verified, Refusal> {
         let not_after = valid.not_after();
         if not_after <= now {
             log::info!("API key {:?} refused: expired", valid.identity.key_name());
             self.caches.forget(digest);
             return Err(Refusal::Expired);
+        }
+        if let (Some(allow), Origin::Request(client)) = (&valid.allow, origin) {
+            let client = client();
+            if !client.is_some_and(|ip| allow.allows(ip)) {
+                let from = client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string());
+                log::info!(
+                    "API key {:?} refused: used from {from}, outside its allowlist",
+                    valid.identity.key_name()
+                );
+                self.limits
+                    .note(valid.identity.tech_name(), Outcome::Barred);
+                return Err(Refusal::Address);
+            }
         }
         if let Err(refused) = self
             .limits

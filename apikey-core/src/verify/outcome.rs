@@ -29,11 +29,13 @@ pub enum RequestOutcome {
     Quota,
     /// The store could not answer (503).
     Unavailable,
+    /// A valid key used from an address outside its allowlist (403).
+    AddressRefused,
 }
 
 impl RequestOutcome {
     /// Every outcome, in label order.
-    pub const ALL: [RequestOutcome; 10] = [
+    pub const ALL: [RequestOutcome; 11] = [
         RequestOutcome::Valid,
         RequestOutcome::Missing,
         RequestOutcome::Malformed,
@@ -44,6 +46,7 @@ impl RequestOutcome {
         RequestOutcome::RateLimited,
         RequestOutcome::Quota,
         RequestOutcome::Unavailable,
+        RequestOutcome::AddressRefused,
     ];
 
     /// The metric label.
@@ -59,6 +62,7 @@ impl RequestOutcome {
             RequestOutcome::RateLimited => "rate_limited",
             RequestOutcome::Quota => "quota",
             RequestOutcome::Unavailable => "unavailable",
+            RequestOutcome::AddressRefused => "address_refused",
         }
     }
 
@@ -77,8 +81,14 @@ pub(crate) enum Refusal {
     Revoked,
     Expired,
     Unavailable,
-    RateLimited { retry_after_secs: u32 },
-    Quota { retry_after_secs: u32 },
+    RateLimited {
+        retry_after_secs: u32,
+    },
+    Quota {
+        retry_after_secs: u32,
+    },
+    /// A valid key from outside its allowlist.
+    Address,
 }
 
 impl Refusal {
@@ -93,6 +103,7 @@ impl Refusal {
                 AuthError::RateLimited { retry_after_secs }
             }
             Refusal::Quota { retry_after_secs } => AuthError::QuotaExhausted { retry_after_secs },
+            Refusal::Address => AuthError::AddressNotAllowed,
         }
     }
 
@@ -105,6 +116,7 @@ impl Refusal {
             Refusal::Unavailable => RequestOutcome::Unavailable,
             Refusal::RateLimited { .. } => RequestOutcome::RateLimited,
             Refusal::Quota { .. } => RequestOutcome::Quota,
+            Refusal::Address => RequestOutcome::AddressRefused,
         }
     }
 }

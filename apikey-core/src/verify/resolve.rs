@@ -10,7 +10,7 @@ use super::cache::Valid;
 use super::{unavailable, Refusal, SetupError, Verifier};
 use crate::config::{ConfigError, KeySection};
 use crate::key::{KeyDigest, KeyHasher};
-use crate::model::{Identity, KeyRecord, Match};
+use crate::model::{AllowIp, Identity, KeyRecord, Match};
 use crate::store::SharedLookup;
 
 /// The config sections by the digest of their key, and what the store's answers must be
@@ -125,7 +125,8 @@ impl Verifier {
             not_after.map(OffsetDateTime::unix_timestamp),
             grace,
         )
-        .with_meter(meter))
+        .with_meter(meter)
+        .with_allow(&r.allow_ip))
     }
 
     async fn resolve_section(
@@ -177,6 +178,11 @@ impl Verifier {
         if self.sections.refuse_inactive_users && !user_active {
             return refuse("its user is disabled", Refusal::Revoked);
         }
+        let allow = match (&section.allow_ip, &stored) {
+            (Some(own), _) => own,
+            (None, Some(r)) => &r.allow_ip,
+            (None, None) => &AllowIp::ANYWHERE,
+        };
         let stored_limit = stored.as_ref().and_then(|r| r.rate_limit);
         let stored_quota = stored.as_ref().and_then(|r| r.quota);
         let meter = self.limits.configure(
@@ -189,7 +195,8 @@ impl Verifier {
             expires_at.map(OffsetDateTime::unix_timestamp),
             false,
         )
-        .with_meter(meter))
+        .with_meter(meter)
+        .with_allow(allow))
     }
 
     async fn user_active(&self, user: &str) -> Result<bool, Refusal> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use apikey_core::{parse_duration, CreateKey, StoreError};
+use apikey_core::{parse_duration, AllowIp, CreateKey, StoreError};
 use rocket::form::{Form, FromForm};
 use rocket::http::Status;
 use rocket::{get, post, State};
@@ -32,6 +32,16 @@ pub(super) struct Create<'r> {
     expires_in: &'r str,
     rate_limit: &'r str,
     quota: Option<&'r str>,
+    allow_ip: Option<&'r str>,
+}
+
+/// Networks as the forms take them: separated by commas (or spaces); empty: any address.
+fn networks(text: &str) -> Result<AllowIp, String> {
+    let nets: Vec<&str> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect();
+    AllowIp::parse(&nets)
 }
 
 impl Create<'_> {
@@ -50,6 +60,7 @@ impl Create<'_> {
             expires_in,
             rate_limit,
             quota,
+            allow_ip: networks(self.allow_ip.unwrap_or_default())?,
         })
     }
 }
@@ -82,7 +93,7 @@ pub(super) async fn create(
     })
 }
 
-const ACTIONS: [&str; 4] = ["revoke", "activate", "rotate", "delete"];
+const ACTIONS: [&str; 5] = ["revoke", "activate", "rotate", "delete", "networks"];
 
 #[get("/keys/<name>/<action>")]
 pub(super) async fn confirm(
@@ -109,6 +120,7 @@ pub(super) async fn confirm(
 pub(super) struct Act<'r> {
     csrf: Option<&'r str>,
     grace: Option<&'r str>,
+    allow_ip: Option<&'r str>,
 }
 
 #[post("/keys/<name>/<action>", data = "<form>")]
@@ -126,6 +138,10 @@ pub(super) async fn act(
         "revoke" => keys.revoke(name).await.map(drop),
         "activate" => keys.activate(name).await.map(drop),
         "delete" => keys.delete(name).await,
+        "networks" => match networks(form.allow_ip.unwrap_or_default()) {
+            Ok(allow) => keys.set_allow_ip(name, allow).await.map(drop),
+            Err(message) => return Ok(refused(&base, Status::BadRequest, &message)),
+        },
         "rotate" => {
             let grace = match parse_duration(form.grace.unwrap_or("0")) {
                 Ok(grace) => grace,

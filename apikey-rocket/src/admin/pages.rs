@@ -89,7 +89,7 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
         }
         table {
             thead { tr { th { "Name" } th { "User" } th { "Groups" } th { "Stub" } th { "Status" }
-                th { "Expires" } th { "Last used" } th { "Rate limit" } th { "Quota" } th { "Actions" } } }
+                th { "Expires" } th { "Last used" } th { "Rate limit" } th { "Quota" } th { "Networks" } th { "Actions" } } }
             tbody {
                 @for r in &shown {
                     tr {
@@ -98,8 +98,9 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
                         td { (when(r.expires_at)) } td { (when(r.last_used_at)) }
                         td { (r.rate_limit.map_or_else(|| "default".into(), |l| l.to_string())) }
                         td { (r.quota.map_or_else(|| "default".into(), |q| q.to_string())) }
+                        td.networks { @if r.allow_ip.is_empty() { "any" } @else { (r.allow_ip.to_string().replace(',', ", ")) } }
                         td.actions {
-                            @for action in ["revoke", "activate", "rotate", "delete"] {
+                            @for action in ["revoke", "activate", "rotate", "delete", "networks"] {
                                 @if (action != "revoke" || r.active) && (action != "activate" || !r.active) {
                                     a href={ (base) "/keys/" (urlencode(&r.name)) "/" (action) } { (action) }
                                 }
@@ -126,6 +127,7 @@ pub(crate) fn new_key(base: &str, csrf: &str, who: &str, error: Option<&str>) ->
             label for="expires_in" { "Expires in (e.g. 90d; empty: never)" } input #expires_in name="expires_in";
             label for="rate_limit" { "Rate limit (e.g. 100/1m; empty: the default)" } input #rate_limit name="rate_limit";
             label for="quota" { "Quota (e.g. 10000/30d; empty: the default)" } input #quota name="quota";
+            label for="allow_ip" { "Networks it is accepted from (e.g. 10.0.0.0/8, 2001:db8::/32; empty: any)" } input #allow_ip name="allow_ip";
             button type="submit" { "Create" }
         }
     };
@@ -154,6 +156,9 @@ pub(crate) fn shown_once(
 
 /// The confirmation of an action on a key.
 pub(crate) fn confirm(base: &str, csrf: &str, who: &str, r: &KeyRecord, action: &str) -> Markup {
+    if action == "networks" {
+        return networks(base, csrf, who, r);
+    }
     let body = html! {
         p { "Really " (action) " the key " strong { (r.name) } " of user " (r.user) "?" }
         @if action == "delete" { p.error { "Deleting cannot be undone." } }
@@ -168,6 +173,23 @@ pub(crate) fn confirm(base: &str, csrf: &str, who: &str, r: &KeyRecord, action: 
         }
     };
     layout(base, &format!("Confirm: {action}"), Some((who, csrf)), body)
+}
+
+/// The networks a key is accepted from, to change.
+fn networks(base: &str, csrf: &str, who: &str, r: &KeyRecord) -> Markup {
+    let body = html! {
+        p { "The key " strong { (r.name) } " of user " (r.user) " is accepted "
+            @if r.allow_ip.is_empty() { "from any address." }
+            @else { "only from " (r.allow_ip.to_string().replace(',', ", ")) "." } }
+        form method="post" action={ (base) "/keys/" (urlencode(&r.name)) "/networks" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="allow_ip" { "Networks (e.g. 10.0.0.0/8, 2001:db8::/32; empty: any address)" }
+            input #allow_ip name="allow_ip" value=(r.allow_ip.to_string().replace(',', ", "));
+            button type="submit" { "Save" }
+            " " a href={ (base) "/" } { "Cancel" }
+        }
+    };
+    layout(base, "Networks", Some((who, csrf)), body)
 }
 
 /// Users and their state.

@@ -148,7 +148,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", keys.announcement(&origin, Manage::Cli));
     }
     println!("axum-service: listening on http://{host}:{port}");
-    axum::serve(listener, router)
+    // With the peer's address in each request: keys bound to networks are checked against it.
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
     // Request counts and leased limit tokens not written yet are written now.

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use super::{Credential, Entry, MemoryStore, State};
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
-    NewSecret, Quota, RateLimit, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
+    NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -40,6 +40,7 @@ impl State {
             last_used_at: None,
             rate_limit: new.rate_limit,
             quota: new.quota,
+            allow_ip: new.allow_ip,
         };
         self.by_digest.insert(new.digest, new.name.clone());
         self.by_tech
@@ -198,6 +199,10 @@ impl KeyStore for MemoryStore {
 
     async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord> {
         self.edit(name, by, "quota", |r| r.quota = q)
+    }
+
+    async fn set_allow_ip(&self, name: &str, allow: AllowIp, by: &Actor) -> StoreResult<KeyRecord> {
+        self.edit(name, by, "allow-ip", |r| r.allow_ip = allow)
     }
 
     async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {

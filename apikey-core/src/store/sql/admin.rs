@@ -9,8 +9,8 @@ use super::{
     KEY_COLUMNS, KEY_FROM,
 };
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord, NewKey,
-    NewSecret, Quota, RateLimit, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
+    NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -162,6 +162,12 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         let sql = "UPDATE apikey_keys SET quota = $1 WHERE name = $2";
         let value = quota.map(|q| q.to_string());
         self.update_key(name, sql, value, (by, "quota")).await
+    }
+
+    async fn set_allow_ip(&self, name: &str, allow: AllowIp, by: &Actor) -> StoreResult<KeyRecord> {
+        let sql = "UPDATE apikey_keys SET allow_ip = $1 WHERE name = $2";
+        self.update_key(name, sql, allow.to_stored(), (by, "allow-ip"))
+            .await
     }
 
     async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {

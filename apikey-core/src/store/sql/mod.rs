@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::{Change, ChangeFeed, StoreError, StoreResult};
 use crate::key::KeyDigest;
-use crate::model::{AuditRecord, Groups, KeyRecord, Quota, RateLimit, UsageDay};
+use crate::model::{AllowIp, AuditRecord, Groups, KeyRecord, Quota, RateLimit, UsageDay};
 
 mod admin;
 mod dialect;
@@ -49,12 +49,12 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// A key's columns, in [`KeyRow`]'s order.
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
-     k.last_used_at, k.rate_limit, k.quota";
+     k.last_used_at, k.rate_limit, k.quota, k.allow_ip";
 pub(super) const KEY_FROM: &str =
     "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
 
@@ -72,6 +72,7 @@ pub(super) struct KeyRow {
     pub(super) last_used_at: Option<i64>,
     pub(super) rate_limit: Option<String>,
     pub(super) quota: Option<String>,
+    pub(super) allow_ip: Option<String>,
 }
 
 /// An audit trail row.
@@ -129,7 +130,7 @@ pub(super) struct MatchRow {
 
 impl KeyRow {
     /// The number of columns [`KEY_COLUMNS`] selects.
-    const WIDTH: usize = 12;
+    const WIDTH: usize = 13;
 
     /// Reads [`KEY_COLUMNS`] from column `at` on.
     fn read_at<D: Dialect>(row: &D::Row, at: usize) -> Result<Self, sqlx::Error> {
@@ -146,6 +147,7 @@ impl KeyRow {
             last_used_at: D::get(row, at + 9)?,
             rate_limit: D::get(row, at + 10)?,
             quota: D::get(row, at + 11)?,
+            allow_ip: D::get(row, at + 12)?,
         })
     }
 }
@@ -229,9 +231,16 @@ impl KeyRow {
                     self.name
                 ))
             })?;
+        let allow_ip = AllowIp::from_stored(self.allow_ip.as_deref()).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "corrupt address allowlist of key {:?} in the store",
+                self.name
+            ))
+        })?;
         Ok(KeyRecord {
             rate_limit,
             quota,
+            allow_ip,
             expires_at: opt_ts(self.expires_at)?,
             created_at: ts(self.created_at)?,
             last_used_at: opt_ts(self.last_used_at)?,

@@ -137,7 +137,8 @@ impl<D: Dialect> SqlStore<D> {
         let id: i64 = Sql::<D>::new(
             "INSERT INTO apikey_keys \
              (name, tech_name, user_name, group_names, active, stub, expires_at, created_at, \
-             rate_limit, quota) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+             rate_limit, quota, allow_ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(new.name.as_str())
         .bind(tech_name)
@@ -149,6 +150,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(now_secs())
         .bind(new.rate_limit.map(|l| l.to_string()))
         .bind(new.quota.map(|q| q.to_string()))
+        .bind(new.allow_ip.to_stored())
         .one(D::tx(tx))
         .await
         .map_err(|e| write_error(e, &new.name))?;

@@ -1,7 +1,7 @@
 //! Verification caches: valid digests → identity, and (separately, bounded) unknown digests.
 //!
 //! A purpose-built sharded map rather than a general cache crate: digests are uniformly random
-//! (no hashing needed), entries are small and inline (88 bytes plus the identity's text), expiry
+//! (no hashing needed), entries are small and inline (96 bytes plus the identity's text), expiry
 //! is checked lazily on read, and the whole thing costs a read lock and a probe per hit. A
 //! general-purpose cache measured 350 bytes of overhead per entry and 2 µs per hit at a million
 //! keys (see BENCHMARKS.md).
@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::key::{slugify, KeyDigest};
 use crate::limits::KeyMeter;
-use crate::model::Identity;
+use crate::model::{AllowIp, Identity};
 use crate::store::{Change, ChangeListener};
 
 /// Most valid keys cached at once.
@@ -27,12 +27,14 @@ const SHARDS: usize = 64;
 
 /// A verified key as cached: the identity and the instant (unix seconds) after which it must no
 /// longer be accepted, re-checked on every hit. One `i64` holds both that instant and whether
-/// it ends a rotation grace (stored negated), so the entry stays at 88 bytes.
+/// it ends a rotation grace (stored negated), so the entry stays at 96 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Valid {
     pub identity: Identity,
     /// The key's limits and counts, reached without a lookup (`None` in unit tests).
     pub meter: Option<KeyMeter>,
+    /// The networks the key is accepted from; `None`: from anywhere.
+    pub allow: Option<Arc<AllowIp>>,
     /// `i64::MAX`: never; negative: `-until`, the end of a rotated-out secret's grace.
     until: i64,
 }
@@ -50,8 +52,15 @@ impl Valid {
         Valid {
             identity,
             meter: None,
+            allow: None,
             until,
         }
+    }
+
+    /// The same, accepted only from inside `allow` (from anywhere when it is empty).
+    pub fn with_allow(mut self, allow: &AllowIp) -> Self {
+        self.allow = (!allow.is_empty()).then(|| Arc::new(allow.clone()));
+        self
     }
 
     /// The same, with the key's limits and counts.
@@ -91,7 +100,7 @@ impl std::hash::Hasher for DigestHasher {
 }
 
 /// A cached value, when it was cached (seconds since the cache started: 136 years of range)
-/// and the minute its use was last noted (for last-used times). 48 bytes for a `Valid`.
+/// and the minute its use was last noted (for last-used times). 56 bytes for a `Valid`.
 struct Slot<V> {
     value: V,
     inserted: u32,
