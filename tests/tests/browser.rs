@@ -172,23 +172,52 @@ async fn an_operator_manages_keys_in_a_browser() {
     click(&browser, Locator::LinkText("Done")).await;
     assert!(!browser.source().await.unwrap().contains(&key));
 
+    // Bind it to a network it is not called from, then to the one it is.
+    let networks = format!("{origin}/admin/keys/Browser%20Made/networks");
+    browser.goto(&networks).await.unwrap();
+    text_of(&browser, "main", "from any address").await;
+    let field = browser.find(Locator::Id("allow_ip")).await.unwrap();
+    field.clear().await.unwrap();
+    field
+        .send_keys("192.0.2.0/24, 2001:db8::/32")
+        .await
+        .unwrap();
+    shot(&browser, "06-networks").await;
+    click(&browser, Locator::Css("main form button")).await;
+    let table = text_of(&browser, "table", "192.0.2.0/24").await;
+    assert!(table.contains("2001:db8::/32"), "{table}");
+    assert_eq!(api(&key), "403", "not from 127.0.0.1");
+    browser.goto(&networks).await.unwrap();
+    let field = browser.find(Locator::Id("allow_ip")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("127.0.0.1").await.unwrap();
+    click(&browser, Locator::Css("main form button")).await;
+    text_of(&browser, "table", "127.0.0.1/32").await;
+    assert_eq!(api(&key), "200", "from 127.0.0.1 again");
+    browser.goto(&networks).await.unwrap();
+    let field = browser.find(Locator::Id("allow_ip")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("10/8").await.unwrap();
+    click(&browser, Locator::Css("main form button")).await;
+    text_of(&browser, "main", "not a network").await;
+
     // Revoke it, behind a confirmation.
     let revoke = format!("{origin}/admin/keys/Browser%20Made/revoke");
     browser.goto(&revoke).await.unwrap();
     text_of(&browser, "main", "Really revoke").await;
-    shot(&browser, "06-confirm-revoke").await;
+    shot(&browser, "07-confirm-revoke").await;
     click(&browser, Locator::Css("main form button")).await;
     let table = text_of(&browser, "table", "revoked").await;
     assert!(
         table.contains("Browser Made") && table.contains("revoked"),
         "{table}"
     );
-    shot(&browser, "07-revoked").await;
+    shot(&browser, "08-revoked").await;
     assert_eq!(api(&key), "401", "refused at once");
 
     click(&browser, Locator::LinkText("Audit trail")).await;
     text_of(&browser, "table", "admin:admin").await;
-    shot(&browser, "08-audit").await;
+    shot(&browser, "09-audit").await;
 
     // Log out: back to the login page, and the pages are closed.
     click(&browser, Locator::Css("form.logout button")).await;
@@ -198,7 +227,7 @@ async fn an_operator_manages_keys_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(text_of(&browser, "h1", "Log in").await, "Log in");
-    shot(&browser, "09-logged-out").await;
+    shot(&browser, "10-logged-out").await;
 
     browser.close().await.unwrap();
     let log = server.stop();

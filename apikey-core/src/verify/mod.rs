@@ -317,8 +317,13 @@ impl Verifier {
 
     /// Who the secret of this digest speaks for right now, by the same caches, config
     /// sections and store checks as a request, without counting a request against its
-    /// limits or usage: for sessions bound to a key (the admin page).
-    pub async fn identify(&self, digest: &KeyDigest) -> Result<Identity, AuthError> {
+    /// limits or usage: for sessions bound to a key (the admin page). A key bound to networks
+    /// is [`AuthError::AddressNotAllowed`] unless `client` is inside them.
+    pub async fn identify(
+        &self,
+        digest: &KeyDigest,
+        client: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
         let now = unix_now();
         // A minute no request is in: a cache hit here never takes a request's note of use.
         let live = self.store.changes().is_live();
@@ -332,6 +337,11 @@ impl Verifier {
         };
         if valid.not_after() <= now {
             return Err(AuthError::Invalid);
+        }
+        if let Some(allow) = &valid.allow {
+            if !client.is_some_and(|ip| allow.allows(ip)) {
+                return Err(AuthError::AddressNotAllowed);
+            }
         }
         Ok(valid.identity)
     }

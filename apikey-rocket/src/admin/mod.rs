@@ -288,7 +288,7 @@ async fn login(
         return LoginAnswer::Throttled(Throttled(answer, wait));
     }
     let identity = match &tried {
-        Some(digest) => verifier.identify(digest).await,
+        Some(digest) => verifier.identify(digest, client.1).await,
         None => Err(apikey_core::AuthError::Invalid),
     };
     let identity = match identity {
@@ -298,6 +298,13 @@ async fn login(
                 Status::ServiceUnavailable,
                 "Keys cannot be checked right now.",
             )
+        }
+        Err(apikey_core::AuthError::AddressNotAllowed) => {
+            admin.throttle.failed(&client.0, tried.as_ref());
+            return page(
+                Status::Forbidden,
+                "That key may not be used from this address.",
+            );
         }
         Err(_) => {
             admin.throttle.failed(&client.0, tried.as_ref());
@@ -329,16 +336,15 @@ async fn login(
 
 /// The client's address as Rocket sees it (its `ip_header` decides whether a proxy's header
 /// is trusted), for counting failed logins.
-struct Client(String);
+struct Client(String, Option<std::net::IpAddr>);
 
 #[rocket::async_trait]
 impl<'r> rocket::request::FromRequest<'r> for Client {
     type Error = ();
     async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, ()> {
-        let ip = req
-            .client_ip()
-            .map_or_else(|| "unknown".into(), |ip| ip.to_string());
-        rocket::request::Outcome::Success(Client(ip))
+        let ip = req.client_ip();
+        let text = ip.map_or_else(|| "unknown".into(), |ip| ip.to_string());
+        rocket::request::Outcome::Success(Client(text, ip))
     }
 }
 

@@ -193,8 +193,14 @@ impl Session {
     }
 
     /// Whether the session still holds: not idle too long, not too old, its secret still
-    /// verifying as an admin key, and not logged out.
-    async fn holds(data: &Data, admin: &Admin, keys: &ApiKeyState) -> bool {
+    /// verifying as an admin key (from this client's address, for a key bound to networks),
+    /// and not logged out.
+    async fn holds(
+        data: &Data,
+        admin: &Admin,
+        keys: &ApiKeyState,
+        client: Option<std::net::IpAddr>,
+    ) -> bool {
         let now = now();
         if now - data.seen > IDLE_SECS || now - data.started > admin.lifetime_secs {
             return false;
@@ -202,7 +208,7 @@ impl Session {
         let Some(digest) = unhex(&data.digest) else {
             return false;
         };
-        match keys.verifier().identify(&digest).await {
+        match keys.verifier().identify(&digest, client).await {
             Ok(identity)
                 if identity.key_name() == data.name && may_administer(&identity, &admin.group) => {}
             _ => return false,
@@ -245,7 +251,7 @@ impl<'r> FromRequest<'r> for Session {
             return Outcome::Forward(rocket::http::Status::Unauthorized);
         };
         let scope = Scope::of(req);
-        if !Session::holds(&data, admin, keys).await {
+        if !Session::holds(&data, admin, keys, req.client_ip()).await {
             Session::end(&scope, jar);
             return Outcome::Forward(rocket::http::Status::Unauthorized);
         }
