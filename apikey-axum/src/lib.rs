@@ -61,6 +61,7 @@ mod layer;
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 mod refused;
+pub mod rotation;
 mod service;
 mod state;
 mod verify;

@@ -24,6 +24,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `#[route]` names this crate by its path, also in its own routes.
+extern crate self as apikey_rocket;
+
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
@@ -36,6 +39,7 @@ mod guard;
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 mod problem;
+pub mod rotation;
 mod routes;
 mod state;
 mod sunset;

@@ -49,6 +49,7 @@ suite!(
     metrics_are_scraped,
     a_bad_configuration_stops_the_demo_with_a_message,
     keys_bound_to_networks,
+    keys_rotate_themselves,
 );
 
 /// The keys every check can use, on a SQLite file made before the demo starts (so the demo
@@ -840,6 +841,137 @@ fn networks_on(demo: Demo, dir: &Path, url: &str) {
     );
     let res = server.get("/my_service", &[&api_key(section)]).unwrap();
     assert_eq!(res.status, 200, "{}", res.text());
+}
+
+/// `POST /apikey/rotate`, authenticated by the key itself, on SQLite and (when configured)
+/// PostgreSQL: a new key once, the old one in grace, once an hour at most, never for a key set
+/// in the configuration, audited with the key as actor.
+fn keys_rotate_themselves(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    rotation_on(demo, dir.path(), &sqlite_url(dir.path()));
+    let rt = runtime();
+    if let Some(db) = rt.block_on(PgDatabase::create("rotation")) {
+        rotation_on(demo, dir.path(), &db.url);
+        rt.block_on(db.drop());
+    }
+}
+
+fn rotation_on(demo: Demo, dir: &Path, url: &str) {
+    let rt = runtime();
+    let m = rt.block_on(manager(url));
+    let (_, old) = rt.block_on(m.create(key("rotor", &[]))).unwrap();
+    let (_, quick) = rt.block_on(m.create(key("quick", &[]))).unwrap();
+    let section = "partner-secret-0123456789";
+    let server = Server::start(
+        demo,
+        dir,
+        url,
+        &[
+            ("APIKEY_API_KEY_PARTNER__KEY", section),
+            ("APIKEY_API_KEY_PARTNER__USER", "partner"),
+        ],
+    );
+    let rotate = |key: &str| server.send("POST", "/apikey/rotate", &[&api_key(key)], b"");
+
+    let res = rotate(old.expose()).unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert!(res
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let body = res.json();
+    assert_eq!(body["name"], "rotor");
+    let new = body["key"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("ak_") && new != old.expose());
+    let until = body["previous_key_valid_until"].as_str().unwrap();
+    let until =
+        time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).unwrap();
+    let grace = until - time::OffsetDateTime::now_utc();
+    assert!(
+        grace > time::Duration::hours(23) && grace <= time::Duration::hours(24),
+        "{grace}"
+    );
+
+    // The new key works; the old one too, in grace, announcing its end.
+    assert_eq!(
+        server.get("/my_service", &[&api_key(&new)]).unwrap().status,
+        200
+    );
+    let in_grace = server
+        .get("/my_service", &[&api_key(old.expose())])
+        .unwrap();
+    assert_eq!(in_grace.status, 200);
+    assert!(
+        in_grace.header("sunset").is_some(),
+        "the old key's end is announced"
+    );
+
+    // Once an hour at most, whichever of its secrets asks.
+    let again = rotate(&new).unwrap();
+    assert_eq!(again.status, 429, "{}", again.text());
+    assert_eq!(
+        again.header("content-type"),
+        Some("application/problem+json")
+    );
+    let retry: u64 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!((3000..=3600).contains(&retry), "Retry-After {retry}");
+    assert_eq!(rotate(old.expose()).unwrap().status, 429);
+
+    // No key, a bad key: the usual 401s. A key from the configuration: 403.
+    assert_problem(
+        &server.send("POST", "/apikey/rotate", &[], b""),
+        401,
+        MISSING,
+    );
+    assert_problem(&rotate("ak_not-a-real-key"), 401, INVALID);
+    let configured = rotate(section).unwrap();
+    assert_eq!(configured.status, 403, "{}", configured.text());
+    assert!(
+        configured.text().contains("configuration"),
+        "{}",
+        configured.text()
+    );
+    drop(server);
+
+    // Without a grace period the old key stops at once.
+    let server = Server::start(demo, dir, url, &[("APIKEY_SELF_ROTATION_GRACE", "0")]);
+    let res = server
+        .send("POST", "/apikey/rotate", &[&api_key(quick.expose())], b"")
+        .unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(res.json()["previous_key_valid_until"].is_null());
+    let fresh = res.json()["key"].as_str().unwrap().to_owned();
+    assert_problem(
+        &server.get("/my_service", &[&api_key(quick.expose())]),
+        401,
+        INVALID,
+    );
+    assert_eq!(
+        server
+            .get("/my_service", &[&api_key(&fresh)])
+            .unwrap()
+            .status,
+        200
+    );
+    drop(server);
+
+    let trail = rt.block_on(m.audit(&apikey_core::AuditFilter {
+        name: Some("rotor".into()),
+        since: None,
+    }));
+    let rotations: Vec<(String, String)> = trail
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "rotate")
+        .map(|a| (a.actor, a.summary))
+        .collect();
+    assert_eq!(rotations.len(), 1, "{rotations:?}");
+    assert_eq!(rotations[0].0, "key:rotor");
+    assert!(
+        rotations[0].1.contains("previous secrets valid until"),
+        "{rotations:?}"
+    );
 }
 
 #[test]

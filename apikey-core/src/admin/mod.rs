@@ -16,9 +16,11 @@ use crate::store::{SharedStore, StoreError};
 
 #[cfg(feature = "postgres")]
 mod odoo;
+mod rotation;
 
 #[cfg(feature = "postgres")]
 pub use odoo::{OdooError, OdooReport};
+pub use rotation::{RotateError, Rotated, SelfRotation, SELF_ROTATE_ACTION};
 
 /// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
 /// and hands the secret back once. Every write is one atomic store operation.

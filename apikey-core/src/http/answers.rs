@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 
 use super::{reason, status_of};
+use crate::admin::RotateError;
+use crate::store::StoreError;
 use crate::verify::AuthError;
 
 /// The media type of every refusal's body.
@@ -74,6 +76,25 @@ impl Problem {
             problem.retry_after = Some(retry_after_secs);
         }
         problem
+    }
+
+    /// The answer to a key that may not rotate itself now: 403 for a key set in a config
+    /// section, 429 with `Retry-After` within `self_rotation_every`, 503 when the store fails.
+    pub fn for_rotation(err: &RotateError) -> Prepared {
+        let retry = match err {
+            RotateError::TooSoon { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let detail = match err {
+            // A store's message may name a server: not for callers.
+            RotateError::Store(StoreError::Unavailable(_)) => {
+                "API keys cannot be changed right now; try again later.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Problem::new(err.status(), detail)
+            .prepare()
+            .retry_after(retry)
     }
 
     /// The `WWW-Authenticate` challenge (401s only).

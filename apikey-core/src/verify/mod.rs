@@ -509,6 +509,12 @@ impl Verifier {
         self.limits.note(identity.tech_name(), Outcome::Forbidden);
     }
 
+    /// Whether the key of this tech name is set in a config section (its value lives in the
+    /// configuration, not in the store).
+    pub fn is_configured(&self, tech_name: &str) -> bool {
+        self.sections.configures(tech_name)
+    }
+
     /// Where rate limits and quotas are kept, and whether they fall back to per instance.
     pub fn limits_stats(&self) -> LimitsStats {
         self.limits.stats()

@@ -62,6 +62,11 @@ impl Sections {
         self.by_digest.len()
     }
 
+    /// Whether a section sets the key of this tech name.
+    pub(super) fn configures(&self, tech_name: &str) -> bool {
+        self.overridden.contains(tech_name)
+    }
+
     /// Whether a section has a key of this digest.
     pub(super) fn holds(&self, digest: &KeyDigest) -> bool {
         self.by_digest.contains_key(digest)

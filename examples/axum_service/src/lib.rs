@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use apikey_axum::core::admin::SelfRotation;
 use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
 use apikey_axum::openapi::{guarded, ApiKeyDocs};
 use apikey_axum::{ApiKeyLayer, ApiKeyState, Auth, Caller};
@@ -77,8 +78,9 @@ async fn scrape() -> impl axum::response::IntoResponse {
 ))]
 pub struct ApiDoc;
 
-/// The demo's routes over `keys`, with the document `/openapi.json` serves.
-pub fn router(keys: &ApiKeyState) -> Router {
+/// The demo's routes over `keys`, with the document `/openapi.json` serves, and keys
+/// rotating themselves at `POST /apikey/rotate`.
+pub fn router(keys: &ApiKeyState, rotation: SelfRotation) -> Router {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(guarded(Auth::api_key(), routes!(my_service)))
         .routes(guarded(Auth::public(), routes!(whoami)))
@@ -92,7 +94,9 @@ pub fn router(keys: &ApiKeyState) -> Router {
         .split_for_parts();
     ApiKeyDocs::for_state(keys).apply(&mut doc);
     let docs = SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]));
-    let router = router.merge(docs);
+    let router = router
+        .merge(docs)
+        .route("/apikey/rotate", apikey_axum::rotation::route(rotation));
     #[cfg(feature = "metrics")]
     let router = router.route("/metrics", axum::routing::get(scrape));
     router
@@ -113,8 +117,9 @@ pub async fn app(
     let seeded = seed(&manager, &config.settings.admin_group).await?;
     #[cfg(feature = "metrics")]
     prometheus();
+    let rotation = SelfRotation::new(store.clone(), &config);
     let keys = ApiKeyState::with_store(config, store).await?;
-    Ok((router(&keys), keys, seeded))
+    Ok((router(&keys, rotation), keys, seeded))
 }
 
 /// What `cargo run -p axum-service` does: the demo at 127.0.0.1:8000 (`HOST` and `PORT`

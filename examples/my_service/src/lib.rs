@@ -8,6 +8,7 @@ pub use apikey_demo_kit::prometheus;
 use apikey_demo_kit::Manage;
 pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
 use apikey_rocket::admin::Admin;
+use apikey_rocket::core::admin::SelfRotation;
 use apikey_rocket::core::{Actor, ApiKeyConfig, KeyManager, Verifier};
 use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
@@ -98,12 +99,15 @@ pub async fn app(
         .with_actor(Actor::new("my-service").expect("a valid actor"));
     let seeded = seed(&keys, &config.settings.admin_group).await?;
     let admin = Admin::new(keys, &config);
+    let rotation = SelfRotation::new(store.clone(), &config);
     #[cfg(feature = "metrics")]
     prometheus();
     let verifier = Verifier::new(config, store).await?;
     let rocket = rocket
         .attach(ApiKey::with_verifier(Arc::new(verifier)))
         .manage(admin)
+        .manage(rotation)
+        .mount("/apikey", apikey_rocket::rotation::routes())
         .mount(
             "/",
             routes![my_service, whoami, health, billing, stats, openapi],
