@@ -4,22 +4,24 @@
 use std::cell::Cell;
 use std::task::{Context, Poll};
 
-use apikey_core::http::{http_date, preflight_allow_headers};
+use apikey_core::http::{http_date, preflight_allow_headers, ratelimit_fields};
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_REQUEST_HEADERS,
     ACCESS_CONTROL_REQUEST_METHOD,
 };
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
-use crate::verify::{InRequest, SUNSET};
+use crate::verify::{Announced, InRequest, ANNOUNCED};
 
 const SUNSET_HEADER: HeaderName = HeaderName::from_static("sunset");
+const POLICY_HEADER: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT_HEADER: HeaderName = HeaderName::from_static("ratelimit");
 
 /// The apikey layer. Install it once, outermost: `router.layer(ApiKeyLayer::new(state))`.
 /// It verifies nothing by itself: the [`Caller`](crate::Caller) extractor and
@@ -74,18 +76,32 @@ where
         let preflight = preflight(&req).map(|p| (p, self.state.clone()));
         req.extensions_mut()
             .insert(InRequest::new(self.state.clone()));
-        Box::pin(SUNSET.scope(Cell::new(None), async move {
+        Box::pin(ANNOUNCED.scope(Cell::default(), async move {
             let mut res = inner.call(req).await?;
-            if let Some(date) = SUNSET.with(Cell::get).and_then(http_date) {
-                if let Ok(value) = HeaderValue::from_str(&date) {
-                    res.headers_mut().insert(SUNSET_HEADER, value);
-                }
-            }
+            announce(ANNOUNCED.with(Cell::get), res.headers_mut());
             if let Some((preflight, state)) = preflight {
                 allow_key_header(&state, preflight, &mut res);
             }
             Ok(res)
         }))
+    }
+}
+
+/// Adds `Sunset` when the request's key ends soon, and its limits when it has some.
+fn announce(announced: Announced, headers: &mut HeaderMap) {
+    let text = |s: &str| HeaderValue::from_str(s).ok();
+    if let Some(date) = announced.sunset.and_then(http_date) {
+        if let Some(value) = text(&date) {
+            headers.insert(SUNSET_HEADER, value);
+        }
+    }
+    if let Some((policy, left)) = ratelimit_fields(&announced.limits) {
+        if let Some(value) = text(&policy) {
+            headers.insert(POLICY_HEADER, value);
+        }
+        if let Some(value) = left.as_deref().and_then(text) {
+            headers.insert(RATELIMIT_HEADER, value);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use apikey_core::config::DEFAULT_HEADER;
 use apikey_core::http::Answers;
+use apikey_core::limits::Budget;
 use apikey_core::AuthError;
 use axum::extract::ConnectInfo;
 use http::header::AUTHORIZATION;
@@ -18,9 +19,17 @@ use crate::client::ClientAddr;
 use crate::refused::Refused;
 use crate::state::ApiKeyState;
 
+/// What the response tells the client of its valid key: when it stops working, if soon
+/// (`Sunset`), and its limits (`RateLimit-Policy`, `RateLimit`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Announced {
+    pub(crate) sunset: Option<OffsetDateTime>,
+    pub(crate) limits: Budget,
+}
+
 tokio::task_local! {
-    /// When this request's (valid) key stops working, if soon: the `Sunset` of the response.
-    pub(crate) static SUNSET: Cell<Option<OffsetDateTime>>;
+    /// What this request's response announces (set by its verification).
+    pub(crate) static ANNOUNCED: Cell<Announced>;
 }
 
 /// What the layer puts in each request: the state, and the outcome of verifying the
@@ -91,9 +100,13 @@ async fn check(
         .verifier
         .verify_request(keys.iter().filter_map(text), authorization, client)
         .await?;
-    if verified.sunset.is_some() {
+    if verified.sunset.is_some() || !verified.limits.is_empty() {
+        let announced = Announced {
+            sunset: verified.sunset,
+            limits: verified.limits,
+        };
         // Outside the layer (no scope) there is no response to announce it on.
-        let _ = SUNSET.try_with(|slot| slot.set(verified.sunset));
+        let _ = ANNOUNCED.try_with(|slot| slot.set(announced));
     }
     Ok(Caller(verified.identity))
 }

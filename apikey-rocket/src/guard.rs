@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use apikey_core::limits::Budget;
 use apikey_core::AuthError;
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
@@ -20,6 +21,8 @@ pub(crate) struct Verified {
     /// ours saw).
     outcome: Option<Result<Caller, AuthError>>,
     sunset: Option<OffsetDateTime>,
+    /// The key's limits, for the `RateLimit-Policy` and `RateLimit` fields.
+    limits: Budget,
     refused: AtomicU8,
 }
 
@@ -30,13 +33,23 @@ const FORBIDDEN: u8 = 2;
 
 impl Verified {
     fn not_asked() -> Self {
-        Self::with(None, None)
+        Self::failed(None)
     }
 
-    fn with(outcome: Option<Result<Caller, AuthError>>, sunset: Option<OffsetDateTime>) -> Self {
+    fn failed(outcome: Option<Result<Caller, AuthError>>) -> Self {
         Verified {
             outcome,
-            sunset,
+            sunset: None,
+            limits: Budget::default(),
+            refused: AtomicU8::new(NOT_REFUSED),
+        }
+    }
+
+    fn valid(v: apikey_core::Verified) -> Self {
+        Verified {
+            outcome: Some(Ok(Caller(v.identity))),
+            sunset: v.sunset,
+            limits: v.limits,
             refused: AtomicU8::new(NOT_REFUSED),
         }
     }
@@ -59,6 +72,11 @@ impl Verified {
     pub(crate) fn sunset(&self) -> Option<OffsetDateTime> {
         self.sunset
     }
+
+    /// This request's key's limits (empty when it has none).
+    pub(crate) fn limits(&self) -> &Budget {
+        &self.limits
+    }
 }
 
 /// Verifies the request's key once; later calls return the cached outcome.
@@ -79,13 +97,13 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
                         )
                         .await;
                     match outcome {
-                        Ok(v) => Verified::with(Some(Ok(Caller(v.identity))), v.sunset),
-                        Err(e) => Verified::with(Some(Err(e)), None),
+                        Ok(v) => Verified::valid(v),
+                        Err(e) => Verified::failed(Some(Err(e))),
                     }
                 }
                 None => {
                     log::error!("apikey: the ApiKey fairing is not attached; refusing the request");
-                    Verified::with(Some(Err(AuthError::Unavailable)), None)
+                    Verified::failed(Some(Err(AuthError::Unavailable)))
                 }
             }
         })

@@ -211,6 +211,8 @@ impl Raw {
             "retry-after",
             "sunset",
             "access-control-allow-headers",
+            "ratelimit-policy",
+            "ratelimit",
         ];
         let mut headers: Vec<(String, String)> = self
             .headers

@@ -149,6 +149,17 @@ impl KeyMetering for Probe {
     async fn take_quota(&self, tech: &str, window: i64, limit: u64, want: u64) -> StoreResult<u64> {
         self.up()?.take_quota(tech, window, limit, want).await
     }
+    async fn take_quota_counted(
+        &self,
+        tech: &str,
+        window: i64,
+        limit: u64,
+        want: u64,
+    ) -> StoreResult<(u64, Option<u64>)> {
+        self.up()?
+            .take_quota_counted(tech, window, limit, want)
+            .await
+    }
     async fn return_quota(&self, tech: &str, window: i64, n: u64) -> StoreResult<()> {
         self.up()?.return_quota(tech, window, n).await
     }

@@ -50,6 +50,7 @@ suite!(
     a_bad_configuration_stops_the_demo_with_a_message,
     keys_bound_to_networks,
     keys_rotate_themselves,
+    clients_see_their_limits,
 );
 
 /// The keys every check can use, on a SQLite file made before the demo starts (so the demo
@@ -974,6 +975,103 @@ fn rotation_on(demo: Demo, dir: &Path, url: &str) {
     );
 }
 
+/// The `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers-09) on
+/// responses to keys with limits, on SQLite and (when configured) PostgreSQL, where quotas are
+/// counted; none for keys without limits, none at all with `ratelimit_headers = false`.
+fn clients_see_their_limits(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    limits_fields_on(demo, dir.path(), &sqlite_url(dir.path()));
+    let rt = runtime();
+    if let Some(db) = rt.block_on(PgDatabase::create("ratelimit")) {
+        limits_fields_on(demo, dir.path(), &db.url);
+        rt.block_on(db.drop());
+    }
+}
+
+fn limits_fields_on(demo: Demo, dir: &Path, url: &str) {
+    let rt = runtime();
+    let m = rt.block_on(manager(url));
+    let create = |spec| rt.block_on(m.create(spec)).unwrap().1;
+    let limited = create(CreateKey {
+        rate_limit: Some("2/1h".parse().unwrap()),
+        ..key("limited", &[])
+    });
+    let metered = create(CreateKey {
+        quota: Some("5/1d".parse().unwrap()),
+        ..key("metered", &[])
+    });
+    let both = create(CreateKey {
+        rate_limit: Some("100/1m".parse().unwrap()),
+        quota: Some("1000/30d".parse().unwrap()),
+        ..key("both", &[])
+    });
+    let plain = create(key("plain", &[]));
+    let server = Server::start(demo, dir, url, &[]);
+    let get = |key: &Secret| {
+        server
+            .get("/my_service", &[&api_key(key.expose())])
+            .unwrap()
+    };
+
+    let first = get(&limited);
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("ratelimit-policy"),
+        Some(r#""rate";q=2;w=3600"#)
+    );
+    assert_eq!(first.header("ratelimit"), Some(r#""rate";r=1;t=1800"#));
+    let second = get(&limited);
+    assert_eq!(second.header("ratelimit"), Some(r#""rate";r=0;t=3600"#));
+    assert_eq!(get(&limited).status, 429, "the fields said none was left");
+
+    let midnight = 86_400 - time::OffsetDateTime::now_utc().unix_timestamp() % 86_400;
+    for left in (0..5).rev() {
+        let res = get(&metered);
+        assert_eq!(res.status, 200);
+        assert_eq!(
+            res.header("ratelimit-policy"),
+            Some(r#""quota";q=5;w=86400"#)
+        );
+        let field = res.header("ratelimit").unwrap();
+        let prefix = format!(r#""quota";r={left};t="#);
+        assert!(
+            field.starts_with(&prefix),
+            "{field} after {} uses",
+            5 - left
+        );
+        let t: i64 = field[prefix.len()..].parse().unwrap();
+        assert!(
+            (midnight - 5..=midnight).contains(&t),
+            "{t} s to midnight UTC ({midnight})"
+        );
+    }
+
+    let res = get(&both);
+    assert_eq!(
+        res.header("ratelimit-policy"),
+        Some(r#""rate";q=100;w=60, "quota";q=1000;w=2592000"#)
+    );
+    let field = res.header("ratelimit").unwrap();
+    assert!(
+        field.starts_with(r#""rate";r=99;t=1, "quota";r=999;t="#),
+        "{field}"
+    );
+
+    let res = get(&plain);
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("ratelimit-policy"), None, "no limits, no fields");
+    assert_eq!(res.header("ratelimit"), None);
+    drop(server);
+
+    let server = Server::start(demo, dir, url, &[("APIKEY_RATELIMIT_HEADERS", "false")]);
+    let res = server
+        .get("/my_service", &[&api_key(both.expose())])
+        .unwrap();
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("ratelimit-policy"), None, "turned off");
+    assert_eq!(res.header("ratelimit"), None);
+}
+
 #[test]
 fn both_demos_answer_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -994,7 +1092,9 @@ fn both_demos_answer_byte_for_byte() {
         b"Access-Control-Request-Method: POST",
         b"Access-Control-Request-Headers: x-a, API-KEY",
     ];
+    let limited = api_key(keys.limited.expose());
     let requests: Vec<(&str, &str, Vec<&[u8]>)> = vec![
+        ("GET", "/my_service", vec![&limited]),
         ("GET", "/my_service", vec![]),
         ("GET", "/my_service", vec![&empty]),
         ("GET", "/my_service", vec![&wrong]),
@@ -1020,7 +1120,6 @@ fn both_demos_answer_byte_for_byte() {
             a.text()
         );
     }
-    let limited = api_key(keys.limited.expose());
     let last = |server: &Server| {
         let mut answer = None;
         for _ in 0..3 {

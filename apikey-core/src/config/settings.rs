@@ -74,6 +74,9 @@ pub struct Settings {
     /// How long an admin session may last however active it is (`8h`).
     #[serde(deserialize_with = "de_duration")]
     pub admin_session_lifetime: Duration,
+    /// Whether responses to keys with a rate limit or quota carry the `RateLimit-Policy` and
+    /// `RateLimit` fields (`true`).
+    pub ratelimit_headers: bool,
     /// How long the previous key keeps working after a key rotated itself (`24h`; `0`: it
     /// stops at once).
     #[serde(deserialize_with = "de_duration")]
@@ -120,6 +123,7 @@ impl Default for Settings {
             admin_group: "apikey-admin".into(),
             admin_secure_cookie: SecureCookie::Auto,
             admin_session_lifetime: Duration::from_secs(8 * 3600),
+            ratelimit_headers: true,
             self_rotation_grace: Duration::from_secs(24 * 3600),
             self_rotation_every: Duration::from_secs(3600),
         }
@@ -153,6 +157,7 @@ impl fmt::Debug for Settings {
             .field("admin_group", &self.admin_group)
             .field("admin_secure_cookie", &self.admin_secure_cookie)
             .field("admin_session_lifetime", &self.admin_session_lifetime)
+            .field("ratelimit_headers", &self.ratelimit_headers)
             .field("self_rotation_grace", &self.self_rotation_grace)
             .field("self_rotation_every", &self.self_rotation_every)
             .finish()

@@ -73,6 +73,13 @@ pub async fn quota_takes(store: SharedStore) {
         1,
         "a new window starts full"
     );
+    // The count after a take, where the store tells it; never a wrong one.
+    let (granted, used) = store.take_quota_counted("k", 8, 10, 4).await.unwrap();
+    assert_eq!(granted, 4);
+    assert!(used.is_none_or(|u| u == 5), "{used:?}");
+    let (granted, used) = store.take_quota_counted("k", 8, 10, 9).await.unwrap();
+    assert_eq!(granted, 5, "only what is left");
+    assert!(used.is_none_or(|u| u == 10), "{used:?}");
     assert_eq!(store.quota_used("k", 8).await.unwrap(), 1);
 }
 

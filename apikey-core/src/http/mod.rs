@@ -17,6 +17,7 @@ use serde::Serialize;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use crate::limits::Budget;
 use crate::verify::AuthError;
 
 /// How a route is guarded.
@@ -33,6 +34,41 @@ pub enum RouteAuth {
     Custom,
     /// Mounted with the framework's own routing: apikey knows nothing of it.
     Unguarded,
+}
+
+/// The `RateLimit-Policy` and `RateLimit` field values (draft-ietf-httpapi-ratelimit-headers,
+/// revision 09: lists of quoted policy names with `q`/`w` and `r`/`t` parameters) for a request
+/// of a key with limits: `"rate";q=100;w=60, "quota";q=10000;w=2592000` and
+/// `"rate";r=99;t=1, "quota";r=9998;t=86399`. `None` for a key without limits; `RateLimit` lists
+/// only the policies whose remaining count this instance knows (`None` when it knows none).
+///
+/// ```
+/// use apikey_core::http::ratelimit_fields;
+/// use apikey_core::limits::{Budget, Policy};
+/// let rate = Policy { quota: 100, window_secs: 60, remaining: Some(99), reset_secs: 1 };
+/// let fields = ratelimit_fields(&Budget { rate: Some(rate), quota: None }).unwrap();
+/// assert_eq!(fields.0, r#""rate";q=100;w=60"#);
+/// assert_eq!(fields.1.as_deref(), Some(r#""rate";r=99;t=1"#));
+/// assert!(ratelimit_fields(&Budget::default()).is_none());
+/// ```
+pub fn ratelimit_fields(budget: &Budget) -> Option<(String, Option<String>)> {
+    use std::fmt::Write;
+    if budget.is_empty() {
+        return None;
+    }
+    let policies = [("rate", budget.rate), ("quota", budget.quota)];
+    let mut policy = String::with_capacity(48);
+    let mut left = String::with_capacity(48);
+    for (name, p) in policies {
+        let Some(p) = p else { continue };
+        let sep = if policy.is_empty() { "" } else { ", " };
+        let _ = write!(policy, "{sep}\"{name}\";q={};w={}", p.quota, p.window_secs);
+        if let Some(r) = p.remaining {
+            let sep = if left.is_empty() { "" } else { ", " };
+            let _ = write!(left, "{sep}\"{name}\";r={r};t={}", p.reset_secs);
+        }
+    }
+    Some((policy, (!left.is_empty()).then_some(left)))
 }
 
 /// The HTTP status code of a refusal.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend::{call, failed, Backend, Bucket};
+use super::budget::{self, Budget};
 use super::local::gcra;
 use super::pool::Pool;
 use super::pool::{lease_cap, Take};
@@ -32,8 +33,8 @@ pub(super) enum Held {
 
 /// What the request path does next.
 pub(super) enum Next {
-    /// Answer.
-    Done(Result<(), Refused>),
+    /// Answer (with the key's limits, when it has any).
+    Done(Result<Budget, Refused>),
     /// Lease `want` tokens of `kind` (`main`: the pool's share, else one for this request).
     Lease(Kind, u64, bool),
 }
@@ -112,7 +113,7 @@ impl Inner {
         let mut st = meter.lock();
         let st = &mut *st;
         let mut refill = [false; 2];
-        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<(), Refused>| {
+        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<Budget, Refused>| {
             let outcome = if result.is_ok() {
                 Outcome::Accepted
             } else {
@@ -123,7 +124,7 @@ impl Inner {
             Next::Done(result)
         };
         if !self.limited() {
-            let next = done(st, held, Ok(()));
+            let next = done(st, held, Ok(Budget::default()));
             return Step { next, refill };
         }
         let now = self.now();
@@ -186,7 +187,15 @@ impl Inner {
                 }
             }
         }
-        let next = done(st, held, Ok(()));
+        let budget = Budget {
+            rate: self
+                .rate_of(st)
+                .map(|limit| budget::rate(limit, held[0], st, now)),
+            quota: self
+                .quota_of(st)
+                .map(|quota| budget::quota(quota, held[1], st, unix)),
+        };
+        let next = done(st, held, Ok(budget));
         Step { next, refill }
     }
 

@@ -169,14 +169,14 @@ impl Backend for StoreQuotas {
                 "the key store holds no rate limits".into(),
             ));
         };
-        let granted = self
+        let (granted, used) = self
             .store
-            .take_quota(tech, window, quota.count, want)
+            .take_quota_counted(tech, window, quota.count, want)
             .await?;
         Ok(Grant {
             granted,
             wait: until(ends_at),
-            used: None,
+            used,
         })
     }
 

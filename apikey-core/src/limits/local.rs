@@ -55,6 +55,15 @@ impl LocalQuota {
         }
     }
 
+    /// The uses counted (and last seen shared) in `window`.
+    pub(super) fn used(&self, window: i64) -> u64 {
+        if self.window == window {
+            self.used
+        } else {
+            0
+        }
+    }
+
     /// Whether uses were counted in `window`.
     pub(super) fn used_in(&self, window: i64) -> bool {
         self.window == window && self.used > 0

@@ -26,10 +26,12 @@ pub(crate) use state::KeyMeter;
 pub(crate) use state::Outcome;
 use state::Shards;
 
+pub use budget::{Budget, Policy};
 pub use error::LimitsError;
 
 mod admit;
 mod backend;
+mod budget;
 mod error;
 mod housekeeping;
 mod local;
@@ -157,7 +159,7 @@ impl Limits {
         meter: Option<&KeyMeter>,
         tech: &str,
         unix: i64,
-    ) -> Result<(), Refused> {
+    ) -> Result<Budget, Refused> {
         let found;
         let meter = match meter {
             Some(m) => m,

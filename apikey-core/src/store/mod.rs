@@ -83,6 +83,20 @@ pub trait KeyMetering: Send + Sync {
         want: u64,
     ) -> StoreResult<u64>;
 
+    /// [`take_quota`](Self::take_quota), also telling how many uses the window holds after
+    /// it (all processes), when the store can say so in the same step (`None` otherwise, the
+    /// default): the limits use it to tell clients what is left of their quota.
+    async fn take_quota_counted(
+        &self,
+        tech_name: &str,
+        window: i64,
+        limit: u64,
+        want: u64,
+    ) -> StoreResult<(u64, Option<u64>)> {
+        let granted = self.take_quota(tech_name, window, limit, want).await?;
+        Ok((granted, None))
+    }
+
     /// Gives back `n` uses taken from `window` but not spent.
     async fn return_quota(&self, tech_name: &str, window: i64, n: u64) -> StoreResult<()>;
 

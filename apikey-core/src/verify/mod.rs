@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher};
-use crate::limits::{Limits, LimitsStats, Outcome, Refused};
+use crate::limits::{Budget, Limits, LimitsStats, Outcome, Refused};
 use crate::model::Identity;
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
@@ -51,6 +51,10 @@ pub struct Verified {
     pub identity: Identity,
     /// When the key stops working, when that is soon.
     pub sunset: Option<OffsetDateTime>,
+    /// The key's rate limit and quota and what is left of them, for the `RateLimit-Policy`
+    /// and `RateLimit` fields (empty for a key without limits, or with `ratelimit_headers =
+    /// false`).
+    pub limits: Budget,
 }
 
 /// Whether a key is checked for a request (and from where) or outside one.
@@ -90,6 +94,8 @@ pub struct Verifier {
     credentials: Credentials,
     /// Keys expiring within this many seconds get a `Sunset` warning.
     expiry_warning: i64,
+    /// Whether responses tell clients their limits (`ratelimit_headers`).
+    ratelimit_headers: bool,
     format: KeyFormat,
     hasher: KeyHasher,
     sections: Sections,
@@ -175,6 +181,7 @@ impl Verifier {
                 bearer: settings.accept_bearer,
             },
             expiry_warning: i64::try_from(settings.expiry_warning.as_secs()).unwrap_or(i64::MAX),
+            ratelimit_headers: settings.ratelimit_headers,
             format,
             hasher,
             sections,
@@ -472,24 +479,29 @@ impl Verifier {
                 return Err(Refusal::Address);
             }
         }
-        if let Err(refused) = self
+        let budget = match self
             .limits
             .admit(valid.meter.as_ref(), valid.identity.tech_name(), now)
             .await
         {
-            let refused = match refused {
-                Refused::RateLimited { retry_after_secs } => {
-                    Refusal::RateLimited { retry_after_secs }
-                }
-                Refused::QuotaExhausted { retry_after_secs } => Refusal::Quota { retry_after_secs },
-            };
-            log::info!(
-                "API key {:?} refused: {}",
-                valid.identity.key_name(),
-                refused.error()
-            );
-            return Err(refused);
-        }
+            Ok(budget) => budget,
+            Err(refused) => {
+                let refused = match refused {
+                    Refused::RateLimited { retry_after_secs } => {
+                        Refusal::RateLimited { retry_after_secs }
+                    }
+                    Refused::QuotaExhausted { retry_after_secs } => {
+                        Refusal::Quota { retry_after_secs }
+                    }
+                };
+                log::info!(
+                    "API key {:?} refused: {}",
+                    valid.identity.key_name(),
+                    refused.error()
+                );
+                return Err(refused);
+            }
+        };
         self.usage.record(&valid.identity, now, first_this_minute);
         // Warn of the end: a rotated-out secret always, a key expiring within the window.
         let warn =
@@ -499,6 +511,11 @@ impl Verifier {
             sunset: warn
                 .then(|| OffsetDateTime::from_unix_timestamp(not_after).ok())
                 .flatten(),
+            limits: if self.ratelimit_headers {
+                budget
+            } else {
+                Budget::default()
+            },
         })
     }
 

@@ -213,6 +213,19 @@ impl KeyMetering for MemoryStore {
         limit: u64,
         want: u64,
     ) -> StoreResult<u64> {
+        let (granted, _) = self
+            .take_quota_counted(tech_name, window, limit, want)
+            .await?;
+        Ok(granted)
+    }
+
+    async fn take_quota_counted(
+        &self,
+        tech_name: &str,
+        window: i64,
+        limit: u64,
+        want: u64,
+    ) -> StoreResult<(u64, Option<u64>)> {
         let mut state = self.write();
         state
             .quota_used
@@ -223,7 +236,7 @@ impl KeyMetering for MemoryStore {
             .or_insert(0);
         let granted = want.min(limit.saturating_sub(*used));
         *used += granted;
-        Ok(granted)
+        Ok((granted, Some(*used)))
     }
 
     async fn return_quota(&self, tech_name: &str, window: i64, n: u64) -> StoreResult<()> {

@@ -112,6 +112,19 @@ impl<D: Dialect> KeyMetering for SqlStore<D> {
         limit: u64,
         want: u64,
     ) -> StoreResult<u64> {
+        let (granted, _) = self
+            .take_quota_counted(tech_name, window, limit, want)
+            .await?;
+        Ok(granted)
+    }
+
+    async fn take_quota_counted(
+        &self,
+        tech_name: &str,
+        window: i64,
+        limit: u64,
+        want: u64,
+    ) -> StoreResult<(u64, Option<u64>)> {
         let mut tx = self.begin().await?;
         // A write first: it locks the row (PostgreSQL) or the database (SQLite) until
         // the commit, so concurrent takers line up.
@@ -146,7 +159,7 @@ impl<D: Dialect> KeyMetering for SqlStore<D> {
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(granted)
+        Ok((granted, Some(used + granted)))
     }
 
     async fn return_quota(&self, tech_name: &str, window: i64, n: u64) -> StoreResult<()> {
