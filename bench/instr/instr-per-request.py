@@ -19,6 +19,12 @@ comparable run to run.
 FRAMEWORK=axum runs `axum-load-server` (the axum demo, its baselines outside the apikey layer)
 instead of the Rocket `load-server`; the cases and baselines are the same.
 
+EXTRA=1 adds three config-section keys of one length, all valid, to price features one at a time:
+  open       a section key                                 vs /bench/noauth
+  bound      the same, bound to 127.0.0.0/8 (allowlist)    vs /bench/noauth  (bound - open: the check)
+  limited    the same, with a rate limit and quota          vs /bench/noauth  (limited - open: the
+             limits and their RateLimit fields; run again with APIKEY_RATELIMIT_HEADERS=false)
+
 Usage (from the repository root):  python3 bench/instr/instr-per-request.py
 Env: FRAMEWORK (rocket | axum), N (1000 requests per case), ROUNDS (2), BIN (the load server of
 the framework in target/release; built if absent or BUILD=1), and bars BAR_VALID,
@@ -40,7 +46,16 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "apikey-bench", "--bin", SERVER], check=True)
     work = tempfile.mkdtemp(prefix="instr-")
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-    env = dict(os.environ, APIKEY_DATABASE_URL="memory:", ROCKET_PORT=str(port), PORT=str(port), ROCKET_LOG_LEVEL="off",
+    extra = os.environ.get("EXTRA") == "1"
+    sections = {}
+    if extra:
+        for name in ("open", "bound", "limited"):
+            sections[f"APIKEY_API_KEY_{name.upper()}__KEY"] = f"section-key-{name:>7}-0123456789".replace(" ", "x")
+            sections[f"APIKEY_API_KEY_{name.upper()}__USER"] = "bench"
+        sections["APIKEY_API_KEY_BOUND__ALLOW_IP"] = "127.0.0.0/8"
+        sections["APIKEY_API_KEY_LIMITED__RATE_LIMIT"] = "4000000000/1s"
+        sections["APIKEY_API_KEY_LIMITED__QUOTA"] = "1000000000000/1d"
+    env = dict(os.environ, **sections, APIKEY_DATABASE_URL="memory:", ROCKET_PORT=str(port), PORT=str(port), ROCKET_LOG_LEVEL="off",
                ROCKET_SECRET_KEY=base64.b64encode(os.urandom(32)).decode())
     log = open(os.path.join(work, "svc.log"), "w+")
     out = os.path.join(work, "cg.out")
@@ -63,6 +78,9 @@ def main():
                  ("malformed", "/my_service", lambda i: {"API-KEY": bad}),
                  ("unknown", "/my_service", lambda i: {"API-KEY": "junk-free-form-key-123456"}),
                  ("spray", "/my_service", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"})]
+        for name in ("open", "bound", "limited") if extra else ():
+            k = sections[f"APIKEY_API_KEY_{name.upper()}__KEY"]
+            cases.append((name, "/my_service", lambda i, k=k: {"API-KEY": k}))
 
         def send(path, hdr, n):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -94,7 +112,8 @@ def main():
         for _ in range(ROUNDS):
             for name, path, hdr in cases:
                 ctl("-z"); send(path, hdr, N); per[name].append(total() / N)
-        base_of = {"valid": "noauth", "malformed": "noauth_401", "unknown": "noauth_401", "spray": "noauth_401"}
+        base_of = {"valid": "noauth", "malformed": "noauth_401", "unknown": "noauth_401", "spray": "noauth_401",
+                   "open": "noauth", "bound": "noauth", "limited": "noauth"}
         ok = True
         for name, *_ in cases:
             v = min(per[name])
