@@ -57,6 +57,7 @@ mod caller;
 mod client;
 mod extract;
 mod layer;
+pub mod leaks;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;

@@ -35,6 +35,7 @@ mod catchers;
 mod cors;
 mod fairing;
 mod guard;
+pub mod leaks;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;

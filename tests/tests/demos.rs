@@ -51,6 +51,7 @@ suite!(
     keys_bound_to_networks,
     keys_rotate_themselves,
     clients_see_their_limits,
+    leaked_keys_reported_by_a_scanner,
 );
 
 /// The keys every check can use, on a SQLite file made before the demo starts (so the demo
@@ -1070,6 +1071,193 @@ fn limits_fields_on(demo: Demo, dir: &Path, url: &str) {
     assert_eq!(res.status, 200);
     assert_eq!(res.header("ratelimit-policy"), None, "turned off");
     assert_eq!(res.header("ratelimit"), None);
+}
+
+/// A signing key of a scanner, made by the test (a fixed scalar: deterministic, never used
+/// anywhere else), and its public key in PEM.
+fn scanner(seed: u8) -> (p256::ecdsa::SigningKey, String) {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    (key, pem)
+}
+
+/// The scanner's signature header of `body`: base64 of the DER ECDSA signature.
+fn signature(key: &p256::ecdsa::SigningKey, body: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    let sig: p256::ecdsa::Signature = key.sign(body);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
+    header("Github-Public-Key-Signature", &b64)
+}
+
+fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `POST /apikey/secret-scanning` on SQLite and (when configured) PostgreSQL: a forged or
+/// missing signature is 401 and touches nothing; a signed report labels each token (a bad
+/// checksum and an unknown key false, a working key true), revokes that key, and audits where it
+/// was found; with `secret_scanning_action = flag` the key keeps working.
+fn leaked_keys_reported_by_a_scanner(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    leaks_on(demo, dir.path(), &sqlite_url(dir.path()));
+    let rt = runtime();
+    if let Some(db) = rt.block_on(PgDatabase::create("leaks")) {
+        leaks_on(demo, dir.path(), &db.url);
+        rt.block_on(db.drop());
+    }
+}
+
+fn leaks_on(demo: Demo, dir: &Path, url: &str) {
+    let rt = runtime();
+    let m = rt.block_on(manager(url));
+    let (_, leaked) = rt.block_on(m.create(key("leaked", &[]))).unwrap();
+    let (_, flagged) = rt.block_on(m.create(key("flagged", &[]))).unwrap();
+    let (github, pem) = scanner(7);
+    let (forger, _) = scanner(9);
+    let keys_file = dir.join("scanner.pem");
+    std::fs::write(&keys_file, &pem).unwrap();
+    let keys_path = keys_file.display().to_string();
+    let env = [("APIKEY_SECRET_SCANNING_KEYS", keys_path.as_str())];
+    let server = Server::start(demo, dir, url, &env);
+    let post = |body: &str, signed: Option<&p256::ecdsa::SigningKey>| {
+        let sig = signed.map(|k| signature(k, body.as_bytes()));
+        let json = header("Content-Type", "application/json");
+        let mut headers: Vec<&[u8]> = vec![&json];
+        headers.extend(sig.as_deref());
+        server.send("POST", "/apikey/secret-scanning", &headers, body.as_bytes())
+    };
+
+    let bad_sum = format!("{}0", &leaked.expose()[..leaked.expose().len() - 1]);
+    let unknown = rt.block_on(async {
+        let other = apikey_core::KeyFormat::default().generate().unwrap();
+        other.key.expose().to_owned()
+    });
+    let report = serde_json::json!([
+        {"token": bad_sum, "type": "apikey", "url": "https://example.com/a", "source": "content"},
+        {"token": unknown, "type": "apikey", "url": "https://example.com/b", "source": "content"},
+        {"token": leaked.expose(), "type": "apikey", "url": "https://example.com/leak.txt", "source": "commit"},
+    ])
+    .to_string();
+
+    // Unsigned, or signed by someone else: 401, the same answer, nothing touched.
+    let unsigned = post(&report, None).unwrap();
+    let forged = post(&report, Some(&forger)).unwrap();
+    assert_eq!(unsigned.status, 401, "{}", unsigned.text());
+    assert_eq!(
+        (forged.status, forged.text()),
+        (unsigned.status, unsigned.text())
+    );
+    assert!(!forged.text().contains(leaked.expose()));
+    assert_eq!(
+        server
+            .get("/my_service", &[&api_key(leaked.expose())])
+            .unwrap()
+            .status,
+        200,
+        "a forged report revokes nothing"
+    );
+
+    let res = post(&report, Some(&github)).unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    let labels = res.json();
+    let expected = serde_json::json!([
+        {"token_hash": token_hash(&bad_sum), "token_type": "apikey", "label": "false_positive"},
+        {"token_hash": token_hash(&unknown), "token_type": "apikey", "label": "false_positive"},
+        {"token_hash": token_hash(leaked.expose()), "token_type": "apikey", "label": "true_positive"},
+    ]);
+    assert_eq!(labels, expected);
+    assert!(
+        !res.text().contains(leaked.expose()),
+        "tokens are never echoed"
+    );
+    // Revoked: refused on the next requests (this process changed it: at once).
+    assert_problem(
+        &server.get("/my_service", &[&api_key(leaked.expose())]),
+        401,
+        INVALID,
+    );
+    // Reported again: no longer a working key.
+    let again = post(&report, Some(&github)).unwrap().json();
+    assert_eq!(again[2]["label"], "false_positive");
+    // Signed but not a report.
+    assert_eq!(
+        post("{\"not\": \"a list\"}", Some(&github)).unwrap().status,
+        400
+    );
+
+    let trail = rt
+        .block_on(m.audit(&apikey_core::AuditFilter {
+            name: Some("leaked".into()),
+            since: None,
+        }))
+        .unwrap();
+    let leak = trail.iter().find(|a| a.action == "leak-reported").unwrap();
+    assert_eq!(leak.actor, "secret-scanning");
+    assert!(
+        leak.summary.contains("https://example.com/leak.txt"),
+        "{}",
+        leak.summary
+    );
+    assert!(leak.summary.contains("revoked"), "{}", leak.summary);
+    assert!(trail
+        .iter()
+        .any(|a| a.action == "revoke" && a.actor == "secret-scanning"));
+    drop(server);
+
+    // Flag only: audited, still working.
+    let env = [
+        ("APIKEY_SECRET_SCANNING_KEYS", keys_path.as_str()),
+        ("APIKEY_SECRET_SCANNING_ACTION", "flag"),
+    ];
+    let server = Server::start(demo, dir, url, &env);
+    let body = serde_json::json!([{"token": flagged.expose(), "type": "apikey", "url": "u", "source": "s"}])
+        .to_string();
+    let sig = signature(&github, body.as_bytes());
+    let res = server
+        .send("POST", "/apikey/secret-scanning", &[&sig], body.as_bytes())
+        .unwrap();
+    assert_eq!(res.json()[0]["label"], "true_positive");
+    assert_eq!(
+        server
+            .get("/my_service", &[&api_key(flagged.expose())])
+            .unwrap()
+            .status,
+        200,
+        "flagged, not revoked"
+    );
+    drop(server);
+
+    // Without verifying keys the endpoint takes no report at all.
+    let server = Server::start(demo, dir, url, &[]);
+    let sig = signature(&github, body.as_bytes());
+    let res = server
+        .send("POST", "/apikey/secret-scanning", &[&sig], body.as_bytes())
+        .unwrap();
+    assert_eq!(res.status, 503, "{}", res.text());
+    drop(server);
+
+    // A key file that is not one stops the demo with a message naming the setting.
+    let bad = dir.join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    let bad = bad.display().to_string();
+    let (status, out) = Server::spawn(
+        demo,
+        dir,
+        url,
+        &[("APIKEY_SECRET_SCANNING_KEYS", bad.as_str())],
+    )
+    .wait();
+    assert!(!status.success());
+    assert!(out.contains("secret_scanning_keys"), "{out}");
 }
 
 #[test]

@@ -10,15 +10,17 @@ use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
     Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-    NewKey, NewSecret, Quota, RateLimit,
+    Match, NewKey, NewSecret, Quota, RateLimit,
 };
 use crate::store::{SharedStore, StoreError};
 
 #[cfg(feature = "postgres")]
+mod leaks;
 mod odoo;
 mod rotation;
 
 #[cfg(feature = "postgres")]
+pub use leaks::{Label, LeakError, LeakReports, LEAK_ACTION, LEAK_ACTOR, MAX_REPORT_BYTES};
 pub use odoo::{OdooError, OdooReport};
 pub use rotation::{RotateError, Rotated, SelfRotation, SELF_ROTATE_ACTION};
 
@@ -172,6 +174,23 @@ impl KeyManager {
     /// Sets the networks a key is accepted from; an empty list: from anywhere again.
     pub async fn set_allow_ip(&self, name: &str, allow: AllowIp) -> Result<KeyRecord, StoreError> {
         self.store.set_allow_ip(name, allow, &self.actor).await
+    }
+
+    /// The digest of a key value, as this manager's stores keep it.
+    pub(crate) fn digest_of(&self, key: &str) -> KeyDigest {
+        self.hasher.digest(key)
+    }
+
+    /// The digest of a value that passes the key format check; `None` for one that can never
+    /// be a key (a bad checksum, a bad character).
+    pub(crate) fn checked_digest(&self, key: &str) -> Option<KeyDigest> {
+        self.format.check(key).ok()?;
+        Some(self.hasher.digest(key))
+    }
+
+    /// The stored key of a digest, and that secret's life.
+    pub(crate) async fn find(&self, digest: &KeyDigest) -> Result<Option<Match>, StoreError> {
+        self.store.find_by_digest(digest).await
     }
 
     /// Disables or enables a user; returns how many keys the user has.

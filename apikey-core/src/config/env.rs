@@ -25,6 +25,8 @@ const TEXT_SETTINGS: &[&str] = &[
     "feed_url",
     "admin_group",
     "admin_secure_cookie",
+    "secret_scanning_keys",
+    "secret_scanning_action",
 ];
 
 /// `APIKEY_<SETTING>` → `apikey.<setting>`; `APIKEY_API_KEY_<TECH>__<FIELD>` →

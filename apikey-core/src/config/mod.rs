@@ -25,7 +25,9 @@ use env::EnvProvider;
 pub use errors::ConfigError;
 use errors::{describe, source_of};
 use settings::valid_header_name;
-pub use settings::{redact_url, SecureCookie, Settings, DEFAULT_DATABASE_URL, DEFAULT_HEADER};
+pub use settings::{
+    redact_url, LeakAction, SecureCookie, Settings, DEFAULT_DATABASE_URL, DEFAULT_HEADER,
+};
 
 /// Environment variable naming the standalone config file.
 pub const CONFIG_ENV: &str = "APIKEY_CONFIG";

@@ -74,6 +74,12 @@ pub struct Settings {
     /// How long an admin session may last however active it is (`8h`).
     #[serde(deserialize_with = "de_duration")]
     pub admin_session_lifetime: Duration,
+    /// A PEM file of the ECDSA P-256 public keys that sign secret scanning reports (GitHub's
+    /// are published at `https://api.github.com/meta/public_keys/secret_scanning`); none: the
+    /// report endpoint refuses every report.
+    pub secret_scanning_keys: Option<PathBuf>,
+    /// What a report of a working key of ours does: `revoke` (default) or `flag` (audit only).
+    pub secret_scanning_action: LeakAction,
     /// Whether responses to keys with a rate limit or quota carry the `RateLimit-Policy` and
     /// `RateLimit` fields (`true`).
     pub ratelimit_headers: bool,
@@ -84,6 +90,17 @@ pub struct Settings {
     /// How often a key may rotate itself at most (`1h`).
     #[serde(deserialize_with = "de_duration")]
     pub self_rotation_every: Duration,
+}
+
+/// What to do with a key of ours a secret scanner reports leaked (`secret_scanning_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakAction {
+    /// Revoke it (the default): it stops working at once.
+    #[default]
+    Revoke,
+    /// Only record the report in the audit trail.
+    Flag,
 }
 
 /// When the admin session cookie is marked `Secure`.
@@ -123,6 +140,8 @@ impl Default for Settings {
             admin_group: "apikey-admin".into(),
             admin_secure_cookie: SecureCookie::Auto,
             admin_session_lifetime: Duration::from_secs(8 * 3600),
+            secret_scanning_keys: None,
+            secret_scanning_action: LeakAction::Revoke,
             ratelimit_headers: true,
             self_rotation_grace: Duration::from_secs(24 * 3600),
             self_rotation_every: Duration::from_secs(3600),
@@ -157,6 +176,8 @@ impl fmt::Debug for Settings {
             .field("admin_group", &self.admin_group)
             .field("admin_secure_cookie", &self.admin_secure_cookie)
             .field("admin_session_lifetime", &self.admin_session_lifetime)
+            .field("secret_scanning_keys", &self.secret_scanning_keys)
+            .field("secret_scanning_action", &self.secret_scanning_action)
             .field("ratelimit_headers", &self.ratelimit_headers)
             .field("self_rotation_grace", &self.self_rotation_grace)
             .field("self_rotation_every", &self.self_rotation_every)

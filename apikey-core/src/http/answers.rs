@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 
 use super::{reason, status_of};
-use crate::admin::RotateError;
+use crate::admin::{LeakError, RotateError};
 use crate::store::StoreError;
 use crate::verify::AuthError;
 
@@ -95,6 +95,17 @@ impl Problem {
         Problem::new(err.status(), detail)
             .prepare()
             .retry_after(retry)
+    }
+
+    /// The answer to a secret scanning report that is not taken: 401 for a missing or bad
+    /// signature (the same whatever the tokens), 400 for a signed report that is not a list of
+    /// tokens, 503 when no verifying key is configured or the store fails.
+    pub fn for_leak_report(err: &LeakError) -> Prepared {
+        let detail = match err {
+            LeakError::Store(_) => "Reports cannot be taken right now; try again later.".to_owned(),
+            other => other.to_string(),
+        };
+        Problem::new(err.status(), detail).prepare()
     }
 
     /// The `WWW-Authenticate` challenge (401s only).

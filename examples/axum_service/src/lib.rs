@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use apikey_axum::core::admin::SelfRotation;
+use apikey_axum::core::admin::{LeakReports, SelfRotation};
 use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
 use apikey_axum::openapi::{guarded, ApiKeyDocs};
 use apikey_axum::{ApiKeyLayer, ApiKeyState, Auth, Caller};
@@ -78,9 +78,9 @@ async fn scrape() -> impl axum::response::IntoResponse {
 ))]
 pub struct ApiDoc;
 
-/// The demo's routes over `keys`, with the document `/openapi.json` serves, and keys
-/// rotating themselves at `POST /apikey/rotate`.
-pub fn router(keys: &ApiKeyState, rotation: SelfRotation) -> Router {
+/// The demo's routes over `keys`, with the document `/openapi.json` serves, keys rotating
+/// themselves at `POST /apikey/rotate` and leak reports at `POST /apikey/secret-scanning`.
+pub fn router(keys: &ApiKeyState, rotation: SelfRotation, leaks: LeakReports) -> Router {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(guarded(Auth::api_key(), routes!(my_service)))
         .routes(guarded(Auth::public(), routes!(whoami)))
@@ -96,7 +96,8 @@ pub fn router(keys: &ApiKeyState, rotation: SelfRotation) -> Router {
     let docs = SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]));
     let router = router
         .merge(docs)
-        .route("/apikey/rotate", apikey_axum::rotation::route(rotation));
+        .route("/apikey/rotate", apikey_axum::rotation::route(rotation))
+        .route("/apikey/secret-scanning", apikey_axum::leaks::route(leaks));
     #[cfg(feature = "metrics")]
     let router = router.route("/metrics", axum::routing::get(scrape));
     router
@@ -118,8 +119,9 @@ pub async fn app(
     #[cfg(feature = "metrics")]
     prometheus();
     let rotation = SelfRotation::new(store.clone(), &config);
+    let leaks = LeakReports::new(store.clone(), &config)?;
     let keys = ApiKeyState::with_store(config, store).await?;
-    Ok((router(&keys, rotation), keys, seeded))
+    Ok((router(&keys, rotation, leaks), keys, seeded))
 }
 
 /// What `cargo run -p axum-service` does: the demo at 127.0.0.1:8000 (`HOST` and `PORT`

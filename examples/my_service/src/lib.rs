@@ -8,7 +8,7 @@ pub use apikey_demo_kit::prometheus;
 use apikey_demo_kit::Manage;
 pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
 use apikey_rocket::admin::Admin;
-use apikey_rocket::core::admin::SelfRotation;
+use apikey_rocket::core::admin::{LeakReports, SelfRotation};
 use apikey_rocket::core::{Actor, ApiKeyConfig, KeyManager, Verifier};
 use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
@@ -100,6 +100,7 @@ pub async fn app(
     let seeded = seed(&keys, &config.settings.admin_group).await?;
     let admin = Admin::new(keys, &config);
     let rotation = SelfRotation::new(store.clone(), &config);
+    let leaks = LeakReports::new(store.clone(), &config)?;
     #[cfg(feature = "metrics")]
     prometheus();
     let verifier = Verifier::new(config, store).await?;
@@ -107,7 +108,9 @@ pub async fn app(
         .attach(ApiKey::with_verifier(Arc::new(verifier)))
         .manage(admin)
         .manage(rotation)
+        .manage(leaks)
         .mount("/apikey", apikey_rocket::rotation::routes())
+        .mount("/apikey", apikey_rocket::leaks::routes())
         .mount(
             "/",
             routes![my_service, whoami, health, billing, stats, openapi],
