@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use apikey_core::model::UsageCount;
+use apikey_core::{KeyMetering, UsageDay};
 use apikey_tests::demo::{printed_key, Demo, Framework, Server};
 
 const ROCKET: Demo = Demo {
@@ -200,6 +202,90 @@ async fn an_operator_manages_keys_in_a_browser() {
     field.send_keys("10/8").await.unwrap();
     click(&browser, Locator::Css("main form button")).await;
     text_of(&browser, "main", "not a network").await;
+
+    // Its page: the facts and a chart of its requests (3 accepted, 1 refused so far today, and
+    // earlier days as a store would hold them).
+    assert_eq!(api(&key), "200");
+    let today = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .div_euclid(86_400);
+    let history: Vec<UsageCount> = (1..24)
+        .map(|ago: i64| UsageCount {
+            tech_name: "browser_made".into(),
+            counts: UsageDay {
+                day: today - ago,
+                accepted: 40 + (ago as u64 * 37) % 60,
+                forbidden: (ago as u64 * 7) % 9,
+                limited: if ago % 6 == 0 { 12 } else { 0 },
+            },
+        })
+        .collect();
+    let earlier: u64 = history
+        .iter()
+        .map(|c| c.counts.accepted + c.counts.forbidden + c.counts.limited)
+        .sum();
+    let settings = apikey_core::Settings {
+        database_url: url.clone(),
+        ..apikey_core::Settings::default()
+    };
+    let store = apikey_core::open(&settings).await.unwrap();
+    store.add_usage(&history).await.unwrap();
+    browser
+        .goto(&format!("{origin}/admin/keys/Browser%20Made"))
+        .await
+        .unwrap();
+    text_of(&browser, "dl.facts", "127.0.0.1/32").await;
+    let today = browser
+        .find(Locator::Css("svg.usage g.day:last-of-type"))
+        .await
+        .unwrap();
+    let total = today.attr("data-total").await.unwrap().unwrap_or_default();
+    assert_eq!(total, "4", "today's bar: the requests made so far");
+    let tip = today
+        .find(Locator::Css("title"))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
+    assert!(tip.contains("3 accepted, 1 refused (403)"), "{tip}");
+    assert_eq!(
+        browser
+            .find_all(Locator::Css("svg.usage g.day"))
+            .await
+            .unwrap()
+            .len(),
+        30,
+        "a bar per day"
+    );
+    let totals = text_of(&browser, "p.totals", "accepted").await;
+    let shown: u64 = totals
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .filter(|n| ![403, 429].contains(n))
+        .sum();
+    assert_eq!(shown, earlier + 4, "{totals}");
+    browser
+        .execute("window.scrollTo(0, document.body.scrollHeight)", vec![])
+        .await
+        .unwrap();
+    let png = browser.screenshot().await.expect("a screenshot");
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/admin-key-usage.png");
+    std::fs::write(docs, &png).unwrap();
+    shot(&browser, "06b-usage").await;
+
+    // The list sorts by use: the key with requests first.
+    browser
+        .goto(&format!("{origin}/admin/?sort=usage"))
+        .await
+        .unwrap();
+    let first = text_of(&browser, "table.keys tbody tr:first-child", "Browser Made").await;
+    assert!(first.contains(&(earlier + 4).to_string()), "{first}");
+    browser
+        .goto(&format!("{origin}/admin/?sort=last_used"))
+        .await
+        .unwrap();
+    text_of(&browser, "table.keys tbody tr:first-child", "Browser Made").await;
 
     // Revoke it, behind a confirmation.
     let revoke = format!("{origin}/admin/keys/Browser%20Made/revoke");

@@ -2,6 +2,7 @@
 //! stores only their digests, and checks what people type (groups, limits, lifetimes) before
 //! any store sees it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
     Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-    Match, NewKey, NewSecret, Quota, RateLimit,
+    Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -186,6 +187,31 @@ impl KeyManager {
     pub(crate) fn checked_digest(&self, key: &str) -> Option<KeyDigest> {
         self.format.check(key).ok()?;
         Some(self.hasher.digest(key))
+    }
+
+    /// A key's requests per day (by tech name) from `since_day` on, oldest first.
+    pub async fn usage(
+        &self,
+        tech_name: &str,
+        since_day: i64,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        self.store.usage(tech_name, since_day).await
+    }
+
+    /// How many uses of a key's quota the current window has taken, wherever `settings` count
+    /// them (Redis with `limits_url`, else the store).
+    pub async fn quota_used(
+        &self,
+        settings: &crate::config::Settings,
+        tech_name: &str,
+        quota: Quota,
+    ) -> Result<u64, crate::limits::LimitsError> {
+        crate::limits::quota_used(settings, &self.store, tech_name, quota).await
+    }
+
+    /// Every key's requests from `since_day` on, by tech name.
+    pub async fn usage_totals(&self, since_day: i64) -> Result<HashMap<String, u64>, StoreError> {
+        self.store.usage_totals(since_day).await
     }
 
     /// The stored key of a digest, and that secret's life.

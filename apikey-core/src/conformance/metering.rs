@@ -129,4 +129,11 @@ pub async fn usage_counts(store: SharedStore) {
         vec![day(101, 2, 0, 3)]
     );
     assert!(store.usage("nobody", 0).await.unwrap().is_empty());
+    let totals = store.usage_totals(0).await.unwrap();
+    assert_eq!(totals.get("k"), Some(&16));
+    assert_eq!(totals.get("other"), Some(&27));
+    assert_eq!(totals.len(), 2);
+    let totals = store.usage_totals(101).await.unwrap();
+    assert_eq!(totals.get("k"), Some(&5));
+    assert_eq!(totals.len(), 1, "{totals:?}");
 }

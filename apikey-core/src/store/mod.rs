@@ -2,6 +2,7 @@
 //! (its supertrait) for what the request path writes, the [`KeyStore`] trait administration
 //! needs on top of them, and the stores that implement all three.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -195,6 +196,25 @@ pub trait KeyStore: KeyLookup {
 
     /// How many uses of a key's quota were taken in `window`.
     async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64>;
+
+    /// Every key's requests (accepted, 403 and 429 together) from `since_day` on, by tech
+    /// name; keys without requests are left out. The default asks [`usage`](Self::usage) key by
+    /// key; the SQL and memory stores answer in one query.
+    async fn usage_totals(&self, since_day: i64) -> StoreResult<HashMap<String, u64>> {
+        let mut totals = HashMap::new();
+        for r in self.list().await? {
+            let n: u64 = self
+                .usage(&r.tech_name, since_day)
+                .await?
+                .iter()
+                .map(|d| d.accepted + d.forbidden + d.limited)
+                .sum();
+            if n > 0 {
+                totals.insert(r.tech_name, n);
+            }
+        }
+        Ok(totals)
+    }
 
     /// Disables or enables a user; returns how many keys the user has.
     async fn set_user_active(&self, user: &str, active: bool, by: &Actor) -> StoreResult<u64>;

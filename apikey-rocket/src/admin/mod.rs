@@ -42,6 +42,8 @@ mod throttle;
 /// kept, and the count of failed logins.
 pub struct Admin {
     manager: KeyManager,
+    /// Where quotas are counted (`limits_url`) and the default quota, for the key pages.
+    settings: apikey_core::Settings,
     group: String,
     secure_cookie: SecureCookie,
     lifetime_secs: i64,
@@ -55,6 +57,7 @@ impl Admin {
         let settings = &config.settings;
         Admin {
             manager,
+            settings: settings.clone(),
             group: settings.admin_group.clone(),
             secure_cookie: settings.admin_secure_cookie,
             lifetime_secs: i64::try_from(settings.admin_session_lifetime.as_secs())
@@ -76,6 +79,7 @@ impl Admin {
 pub fn routes() -> Vec<Route> {
     routes![
         index,
+        key_page,
         login,
         logout,
         keys::new_form,
@@ -213,25 +217,96 @@ fn login_page(
     Answer::Page(Page(status, pages::login(&base.0, message, &token)))
 }
 
-#[get("/?<q>")]
+/// Days shown in usage: the last 30, today included.
+const USAGE_DAYS: i64 = 30;
+
+fn today() -> i64 {
+    time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .div_euclid(86_400)
+}
+
+#[get("/?<q>&<sort>")]
+#[allow(clippy::too_many_arguments)]
 async fn index(
     s: Option<Session>,
     admin: &State<Admin>,
     base: Base,
     q: Option<&str>,
+    sort: Option<&str>,
+    keys: &State<ApiKeyState>,
     scope: Scope,
     jar: &CookieJar<'_>,
 ) -> Answer {
     let Some(s) = s else {
         return login_page(&base, &scope, jar, Status::Ok, None);
     };
-    match admin.manager.list().await {
-        Ok(all) => {
-            let page = pages::keys(&base.0, s.csrf(), s.name(), &all, q.unwrap_or_default());
+    let _ = keys.verifier().flush_usage().await;
+    let since = today() - USAGE_DAYS + 1;
+    let found = match admin.manager.list().await {
+        Ok(all) => admin.manager.usage_totals(since).await.map(|t| (all, t)),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((all, totals)) => {
+            let view = pages::KeyList {
+                q: q.unwrap_or_default(),
+                sort: pages::Sort::from_param(sort.unwrap_or_default()),
+                totals: &totals,
+            };
+            let page = pages::keys(&base.0, s.csrf(), s.name(), &all, &view);
             Answer::Page(Page(Status::Ok, page))
         }
         Err(e) => failed(&base, &e),
     }
+}
+
+/// One key: its facts, and its requests of the last 30 days as a chart.
+#[get("/keys/<name>")]
+async fn key_page(
+    s: Option<Session>,
+    name: &str,
+    admin: &State<Admin>,
+    keys: &State<ApiKeyState>,
+    base: Base,
+) -> Answer {
+    let Some(s) = s else { return to_login(&base) };
+    // This instance's counts not written yet (every 10 s) are written now: the page is current.
+    let _ = keys.verifier().flush_usage().await;
+    let r = match admin.manager.get(name).await {
+        Ok(r) => r,
+        Err(e) => return failed(&base, &e),
+    };
+    let today = today();
+    let days = match admin
+        .manager
+        .usage(&r.tech_name, today - USAGE_DAYS + 1)
+        .await
+    {
+        Ok(days) => days,
+        Err(e) => return failed(&base, &e),
+    };
+    let quota = match r.quota.or(admin.settings.quota) {
+        Some(q) => {
+            let used = admin
+                .manager
+                .quota_used(&admin.settings, &r.tech_name, q)
+                .await;
+            Some((q, used.ok()))
+        }
+        None => None,
+    };
+    let facts = pages::KeyFacts {
+        record: &r,
+        days: &days,
+        today,
+        span: USAGE_DAYS,
+        quota,
+    };
+    Answer::Page(Page(
+        Status::Ok,
+        pages::key(&base.0, s.csrf(), s.name(), &facts),
+    ))
 }
 
 #[derive(FromForm)]

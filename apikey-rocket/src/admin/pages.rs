@@ -1,7 +1,7 @@
 //! The admin pages, rendered on the server (maud: checked at compile time). No page needs
 //! JavaScript; the one script (copy buttons) is a file of ours, allowed by the CSP.
 
-use apikey_core::{AuditRecord, KeyRecord, Secret};
+use apikey_core::{AuditRecord, KeyRecord, Quota, Secret, UsageDay};
 use maud::{html, Markup, DOCTYPE};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -69,10 +69,55 @@ pub(crate) fn login(base: &str, error: Option<&str>, token: &str) -> Markup {
     layout(base, "Log in", None, body)
 }
 
-/// Every key, filtered by `q`.
-pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str) -> Markup {
+/// How the key list is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sort {
+    /// By name (the default).
+    Name,
+    /// Most recently used first; never used last.
+    LastUsed,
+    /// Most requests in the last 30 days first.
+    Usage,
+}
+
+impl Sort {
+    pub(crate) fn from_param(param: &str) -> Self {
+        match param {
+            "last_used" => Sort::LastUsed,
+            "usage" => Sort::Usage,
+            _ => Sort::Name,
+        }
+    }
+
+    fn param(self) -> &'static str {
+        match self {
+            Sort::Name => "name",
+            Sort::LastUsed => "last_used",
+            Sort::Usage => "usage",
+        }
+    }
+}
+
+/// What the key list shows: the filter, the order, and each key's requests of the last 30
+/// days (by tech name).
+pub(crate) struct KeyList<'a> {
+    pub(crate) q: &'a str,
+    pub(crate) sort: Sort,
+    pub(crate) totals: &'a std::collections::HashMap<String, u64>,
+}
+
+/// Every key, filtered by `q`, in the order asked.
+pub(crate) fn keys(
+    base: &str,
+    csrf: &str,
+    who: &str,
+    all: &[KeyRecord],
+    view: &KeyList<'_>,
+) -> Markup {
+    let q = view.q;
     let q_lower = q.to_lowercase();
-    let shown: Vec<&KeyRecord> = all
+    let total = |r: &KeyRecord| view.totals.get(&r.tech_name).copied().unwrap_or(0);
+    let mut shown: Vec<&KeyRecord> = all
         .iter()
         .filter(|r| {
             q.is_empty()
@@ -82,20 +127,37 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
                 || r.groups.iter().any(|g| g.to_lowercase().contains(&q_lower))
         })
         .collect();
+    match view.sort {
+        Sort::Name => shown.sort_by(|a, b| a.name.cmp(&b.name)),
+        Sort::LastUsed => shown.sort_by(|a, b| {
+            b.last_used_at
+                .cmp(&a.last_used_at)
+                .then(a.name.cmp(&b.name))
+        }),
+        Sort::Usage => shown.sort_by(|a, b| total(b).cmp(&total(a)).then(a.name.cmp(&b.name))),
+    }
+    let sort_link = |sort: Sort, label: &str| {
+        html! {
+            @if view.sort == sort { (label) " ▾" }
+            @else { a href={ (base) "/?sort=" (sort.param()) "&q=" (urlencode(q)) } { (label) } }
+        }
+    };
     let body = html! {
         form.filter method="get" action={ (base) "/" } {
             input type="search" name="q" value=(q) placeholder="Filter by name, user, group";
+            input type="hidden" name="sort" value=(view.sort.param());
             button type="submit" { "Filter" }
         }
-        table {
-            thead { tr { th { "Name" } th { "User" } th { "Groups" } th { "Stub" } th { "Status" }
-                th { "Expires" } th { "Last used" } th { "Rate limit" } th { "Quota" } th { "Networks" } th { "Actions" } } }
+        table.keys {
+            thead { tr { th { (sort_link(Sort::Name, "Name")) } th { "User" } th { "Groups" } th { "Stub" } th { "Status" }
+                th { "Expires" } th { (sort_link(Sort::LastUsed, "Last used")) } th { (sort_link(Sort::Usage, "Requests (30 d)")) }
+                th { "Rate limit" } th { "Quota" } th { "Networks" } th { "Actions" } } }
             tbody {
                 @for r in &shown {
                     tr {
-                        td { (r.name) } td { (r.user) } td { (r.groups.join(", ")) }
+                        td { a href={ (base) "/keys/" (urlencode(&r.name)) } { (r.name) } } td { (r.user) } td { (r.groups.join(", ")) }
                         td { code { (r.stub) "…" } } td.status { (r.status()) }
-                        td { (when(r.expires_at)) } td { (when(r.last_used_at)) }
+                        td { (when(r.expires_at)) } td { (when(r.last_used_at)) } td.usage { (total(r)) }
                         td { (r.rate_limit.map_or_else(|| "default".into(), |l| l.to_string())) }
                         td { (r.quota.map_or_else(|| "default".into(), |q| q.to_string())) }
                         td.networks { @if r.allow_ip.is_empty() { "any" } @else { (r.allow_ip.to_string().replace(',', ", ")) } }
@@ -113,6 +175,134 @@ pub(crate) fn keys(base: &str, csrf: &str, who: &str, all: &[KeyRecord], q: &str
         @if shown.is_empty() { p { "No key matches." } }
     };
     layout(base, "Keys", Some((who, csrf)), body)
+}
+
+/// What the page of one key shows.
+pub(crate) struct KeyFacts<'a> {
+    pub(crate) record: &'a KeyRecord,
+    /// Its requests per day, oldest first (days without requests left out).
+    pub(crate) days: &'a [UsageDay],
+    /// Today (days since the epoch) and how many days the chart spans, today included.
+    pub(crate) today: i64,
+    pub(crate) span: i64,
+    /// The quota that applies, and how much of its window is used (when it could be read).
+    pub(crate) quota: Option<(Quota, Option<u64>)>,
+}
+
+fn day_text(day: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!("[year]-[month]-[day]"))
+                .ok()
+        })
+        .unwrap_or_else(|| day.to_string())
+}
+
+/// The page of one key: its facts and its last days of requests.
+pub(crate) fn key(base: &str, csrf: &str, who: &str, facts: &KeyFacts<'_>) -> Markup {
+    let r = facts.record;
+    let (accepted, forbidden, limited) = facts.days.iter().fold((0, 0, 0), |(a, f, l), d| {
+        (a + d.accepted, f + d.forbidden, l + d.limited)
+    });
+    let body = html! {
+        dl.facts {
+            dt { "User" } dd { (r.user) }
+            dt { "Groups" } dd { (r.groups.join(", ")) }
+            dt { "Status" } dd.status { (r.status()) }
+            dt { "Key" } dd { code { (r.stub) "…" } }
+            dt { "Last used" } dd { (when(r.last_used_at)) }
+            dt { "Expires" } dd { (when(r.expires_at)) }
+            dt { "Rate limit" } dd { (r.rate_limit.map_or_else(|| "default".into(), |l| l.to_string())) }
+            dt { "Quota" } dd.quota {
+                @match facts.quota {
+                    None => { "none" }
+                    Some((q, Some(used))) => { (used.min(q.count)) " of " (q) " used in this period" }
+                    Some((q, None)) => { (q) " (its use cannot be read right now)" }
+                }
+            }
+            dt { "Networks" } dd { @if r.allow_ip.is_empty() { "any address" } @else { (r.allow_ip.to_string().replace(',', ", ")) } }
+        }
+        h2 { "Requests, last " (facts.span) " days" }
+        p.totals { (accepted) " accepted, " (forbidden) " refused (403), " (limited) " rate-limited (429)" }
+        (usage_chart(facts))
+        p { a href={ (base) "/" } { "Back to the keys" } }
+    };
+    layout(base, &r.name, Some((who, csrf)), body)
+}
+
+/// Requests per day as stacked bars, drawn on the server (inline SVG: no script, nothing the
+/// page's CSP would need to allow).
+fn usage_chart(facts: &KeyFacts<'_>) -> Markup {
+    const W: i64 = 660;
+    const H: i64 = 180;
+    const LEFT: i64 = 44;
+    const TOP: i64 = 12;
+    const BOTTOM: i64 = 28;
+    let first = facts.today - facts.span + 1;
+    let by_day: std::collections::HashMap<i64, &UsageDay> =
+        facts.days.iter().map(|d| (d.day, d)).collect();
+    let peak = facts
+        .days
+        .iter()
+        .map(|d| d.accepted + d.forbidden + d.limited)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let plot_h = H - TOP - BOTTOM;
+    let slot = (W - LEFT) / facts.span.max(1);
+    let bar_w = (slot - 4).max(2);
+    // The height of `n` requests, in pixels (a non-zero count is at least one pixel).
+    let height = |n: u64| -> i64 {
+        if n == 0 {
+            0
+        } else {
+            (i64::try_from(n.saturating_mul(plot_h as u64) / peak).unwrap_or(plot_h)).max(1)
+        }
+    };
+    let colours = [
+        ("accepted", "#2e7d32"),
+        ("refused (403)", "#ef6c00"),
+        ("rate-limited (429)", "#c62828"),
+    ];
+    let label = format!(
+        "Requests per day from {} to {}: at most {peak} a day",
+        day_text(first),
+        day_text(facts.today)
+    );
+    html! {
+        svg.usage xmlns="http://www.w3.org/2000/svg" width=(W) height=(H + 22) viewBox={ "0 0 " (W) " " (H + 22) } role="img" aria-label=(label) {
+            line x1=(LEFT) y1=(TOP) x2=(W) y2=(TOP) stroke="#d5dae0" {}
+            line x1=(LEFT) y1=(H - BOTTOM) x2=(W) y2=(H - BOTTOM) stroke="#8a94a0" {}
+            text x=(LEFT - 6) y=(TOP + 4) text-anchor="end" font-size="11" fill="#5b6570" { (peak) }
+            text x=(LEFT - 6) y=(H - BOTTOM + 4) text-anchor="end" font-size="11" fill="#5b6570" { "0" }
+            @for i in 0..facts.span {
+                @let day = first + i;
+                @let x = LEFT + i * slot + 2;
+                @let d = by_day.get(&day);
+                @let counts = d.map_or([0, 0, 0], |d| [d.accepted, d.forbidden, d.limited]);
+                g.day data-day=(day_text(day)) data-total=(counts.iter().sum::<u64>()) {
+                    title { (day_text(day)) ": " (counts[0]) " accepted, " (counts[1]) " refused (403), " (counts[2]) " rate-limited (429)" }
+                    @let mut y = H - BOTTOM;
+                    @for (n, (_, colour)) in counts.iter().zip(colours) {
+                        @let h = height(*n);
+                        @if h > 0 {
+                            @let top = { y -= h; y };
+                            rect x=(x) y=(top) width=(bar_w) height=(h) fill=(colour) {}
+                        }
+                    }
+                    rect x=(x - 2) y=(TOP) width=(slot) height=(plot_h) fill="transparent" {}
+                }
+            }
+            text x=(LEFT) y=(H - BOTTOM + 16) font-size="11" fill="#5b6570" { (day_text(first)) }
+            text x=(W) y=(H - BOTTOM + 16) text-anchor="end" font-size="11" fill="#5b6570" { (day_text(facts.today)) }
+            @for (i, (name, colour)) in colours.iter().enumerate() {
+                @let x = LEFT + (i as i64) * 170;
+                rect x=(x) y=(H + 4) width="12" height="12" fill=(colour) {}
+                text x=(x + 18) y=(H + 14) font-size="12" fill="#1d232a" { (name) }
+            }
+        }
+    }
 }
 
 /// The create form.
@@ -260,7 +450,9 @@ header a{color:#cfe3ff;margin-right:1rem;text-decoration:none}header nav{flex:1}
 header .logout{display:flex;gap:.6rem;align-items:center}
 main{padding:1rem 1.5rem;max-width:72rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.4rem .6rem;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
-th{background:#eef1f4;font-weight:600}td:first-child{white-space:nowrap}td.actions a{margin-right:.6rem}
+th{background:#eef1f4;font-weight:600}th a{color:inherit}
+dl.facts{display:grid;grid-template-columns:9rem 1fr;gap:.3rem .8rem;background:#fff;padding:.8rem 1rem;max-width:44rem}
+dl.facts dt{font-weight:600;color:#5b6570}dl.facts dd{margin:0}svg.usage{background:#fff;display:block;margin:.4rem 0}td:first-child{white-space:nowrap}td.actions a{margin-right:.6rem}
 form{margin:.6rem 0}label{display:block;margin:.6rem 0 .2rem}input{padding:.35rem .5rem;min-width:18rem}
 button{padding:.35rem .9rem;margin-top:.6rem;cursor:pointer}
 .secret{font:15px monospace;width:36rem;background:#fffbe6}

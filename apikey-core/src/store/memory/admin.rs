@@ -1,5 +1,7 @@
 //! Administration of the memory store: every write under the one write lock, audited there.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -215,6 +217,18 @@ impl KeyStore for MemoryStore {
             .collect();
         days.sort_by_key(|u| u.day);
         Ok(days)
+    }
+
+    async fn usage_totals(&self, since_day: i64) -> StoreResult<HashMap<String, u64>> {
+        let state = self.read();
+        let mut totals: HashMap<String, u64> = HashMap::new();
+        for ((tech, day), u) in &state.usage {
+            if *day >= since_day {
+                *totals.entry(tech.clone()).or_default() += u.accepted + u.forbidden + u.limited;
+            }
+        }
+        totals.retain(|_, n| *n > 0);
+        Ok(totals)
     }
 
     async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64> {

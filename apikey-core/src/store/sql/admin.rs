@@ -1,6 +1,8 @@
 //! Administration queries, written once for both databases. Every write runs in one
 //! transaction that also writes its audit entry.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -181,6 +183,22 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         .await
         .map_err(unavailable)?;
         Ok(rows.into_iter().map(UsageDay::from).collect())
+    }
+
+    async fn usage_totals(&self, since_day: i64) -> StoreResult<HashMap<String, u64>> {
+        let rows: Vec<(String, i64)> = Sql::<D>::new(
+            "SELECT tech_name, CAST(SUM(accepted + forbidden + limited) AS BIGINT) \
+             FROM apikey_usage WHERE day >= $1 GROUP BY tech_name",
+        )
+        .bind(since_day)
+        .all(self.db())
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(tech, n)| (tech, u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
 
     async fn quota_used(&self, tech_name: &str, window: i64) -> StoreResult<u64> {
