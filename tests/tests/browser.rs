@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apikey_core::model::UsageCount;
-use apikey_core::{KeyMetering, UsageDay};
+use apikey_core::UsageDay;
 use apikey_tests::demo::{printed_key, Demo, Framework, Server};
 
 const ROCKET: Demo = Demo {
