@@ -52,23 +52,53 @@ pub enum RouteAuth {
 /// assert!(ratelimit_fields(&Budget::default()).is_none());
 /// ```
 pub fn ratelimit_fields(budget: &Budget) -> Option<(String, Option<String>)> {
-    use std::fmt::Write;
     if budget.is_empty() {
         return None;
     }
-    let policies = [("rate", budget.rate), ("quota", budget.quota)];
-    let mut policy = String::with_capacity(48);
-    let mut left = String::with_capacity(48);
+    // Written by hand, not with `format!`: these go on every response of a key with limits,
+    // and the formatting machinery costs several times the text itself.
+    let policies = [("\"rate\"", budget.rate), ("\"quota\"", budget.quota)];
+    let mut policy = String::with_capacity(64);
+    let mut left = String::with_capacity(64);
     for (name, p) in policies {
         let Some(p) = p else { continue };
-        let sep = if policy.is_empty() { "" } else { ", " };
-        let _ = write!(policy, "{sep}\"{name}\";q={};w={}", p.quota, p.window_secs);
+        if !policy.is_empty() {
+            policy.push_str(", ");
+        }
+        policy.push_str(name);
+        policy.push_str(";q=");
+        push_u64(&mut policy, p.quota);
+        policy.push_str(";w=");
+        push_u64(&mut policy, p.window_secs);
         if let Some(r) = p.remaining {
-            let sep = if left.is_empty() { "" } else { ", " };
-            let _ = write!(left, "{sep}\"{name}\";r={r};t={}", p.reset_secs);
+            if !left.is_empty() {
+                left.push_str(", ");
+            }
+            left.push_str(name);
+            left.push_str(";r=");
+            push_u64(&mut left, r);
+            left.push_str(";t=");
+            push_u64(&mut left, p.reset_secs);
         }
     }
     Some((policy, (!left.is_empty()).then_some(left)))
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
 }
 
 /// The HTTP status code of a refusal.
@@ -183,5 +213,31 @@ mod tests {
             429
         );
         assert_eq!(reason(429), "Too Many Requests");
+    }
+}
+
+#[cfg(test)]
+mod ratelimit_tests {
+    use super::*;
+    use crate::limits::Policy;
+
+    #[test]
+    fn ratelimit_fields_write_every_number() {
+        let p = |quota, window_secs, remaining, reset_secs| Policy {
+            quota,
+            window_secs,
+            remaining,
+            reset_secs,
+        };
+        let budget = Budget {
+            rate: Some(p(u64::from(u32::MAX), 1, None, 0)),
+            quota: Some(p(u64::MAX, 31_622_400, Some(0), 10)),
+        };
+        let (policy, left) = ratelimit_fields(&budget).unwrap();
+        assert_eq!(
+            policy,
+            r#""rate";q=4294967295;w=1, "quota";q=18446744073709551615;w=31622400"#
+        );
+        assert_eq!(left.as_deref(), Some(r#""quota";r=0;t=10"#));
     }
 }

@@ -190,10 +190,10 @@ impl Inner {
         let budget = Budget {
             rate: self
                 .rate_of(st)
-                .map(|limit| budget::rate(limit, held[0], st, now)),
+                .map(|limit| budget::rate(limit, held[0] == Held::Local, st, now)),
             quota: self
                 .quota_of(st)
-                .map(|quota| budget::quota(quota, held[1], st, unix)),
+                .map(|quota| budget::quota(quota, held[1] == Held::Pool, st, unix)),
         };
         let next = done(st, held, Ok(budget));
         Step { next, refill }

@@ -1,7 +1,6 @@
 //! What a request of a key with limits learns of them: each policy and what is left of it, for
 //! the `RateLimit-Policy` and `RateLimit` response fields.
 
-use super::admit::Held;
 use super::state::KeyState;
 use crate::model::{Quota, RateLimit};
 
@@ -38,13 +37,14 @@ pub struct Policy {
 
 const NS: u64 = 1_000_000_000;
 
-/// The rate limit's policy after this request, at `now` (ns).
-pub(super) fn rate(limit: RateLimit, held: Held, st: &KeyState, now: u64) -> Policy {
+/// The rate limit's policy after this request, at `now` (ns); `local`: the instance's own
+/// limiter counted the request (else a token leased from Redis).
+pub(super) fn rate(limit: RateLimit, local: bool, st: &KeyState, now: u64) -> Policy {
     let period = u64::try_from(limit.period.as_nanos()).unwrap_or(u64::MAX);
     let window_secs = period.div_ceil(NS).max(1);
     let count = u64::from(limit.count);
-    let (remaining, reset_secs) = match (held, &st.limited) {
-        (Held::Local, Some(l)) => {
+    let (remaining, reset_secs) = match (local, &st.limited) {
+        (true, Some(l)) => {
             let interval = (period / count.max(1)).max(1);
             let ahead = l.tat.saturating_sub(now);
             (
@@ -62,13 +62,14 @@ pub(super) fn rate(limit: RateLimit, held: Held, st: &KeyState, now: u64) -> Pol
     }
 }
 
-/// The quota's policy after this request, at `unix` (seconds).
-pub(super) fn quota(quota: Quota, held: Held, st: &KeyState, unix: i64) -> Policy {
+/// The quota's policy after this request, at `unix` (seconds); `leased`: the request spent a
+/// token this instance holds (tokens it still holds count as left).
+pub(super) fn quota(quota: Quota, leased: bool, st: &KeyState, unix: i64) -> Policy {
     let window = quota.window(unix);
     let remaining = st.limited.as_ref().map(|l| {
         let used = l.local_quota.used(window.index);
-        let held_here = match (held, &l.pools) {
-            (Held::Pool, Some(p)) if p.quota.window == window.index => p.quota.tokens,
+        let held_here = match (leased, &l.pools) {
+            (true, Some(p)) if p.quota.window == window.index => p.quota.tokens,
             _ => 0,
         };
         quota
