@@ -42,7 +42,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match axum::serve(listener, bench.merge(demo)).await {
+    // As the demo serves: with the peer's address in each request (for keys bound to networks).
+    let app = bench
+        .merge(demo)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match axum::serve(listener, app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("axum-load-server: {e}");
