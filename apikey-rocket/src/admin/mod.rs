@@ -115,7 +115,8 @@ macro_rules! declare {
 }
 
 declare!(
-    "index" "GET" "/?<q>" Custom,
+    "index" "GET" "/?<q>&<sort>" Custom,
+    "key_page" "GET" "/keys/<name>" Custom,
     "login" "POST" "/login" Custom,
     "logout" "POST" "/logout" Custom,
     "new_form" "GET" "/new" Custom,
