@@ -96,9 +96,8 @@ fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for d in &digits[at..] {
-        out.push(char::from(*d));
-    }
+    // ASCII digits only: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// The HTTP status code of a refusal.
