@@ -15,13 +15,13 @@ use crate::model::{
 };
 use crate::store::{SharedStore, StoreError};
 
-#[cfg(feature = "postgres")]
 mod leaks;
+#[cfg(feature = "postgres")]
 mod odoo;
 mod rotation;
 
-#[cfg(feature = "postgres")]
 pub use leaks::{Label, LeakError, LeakReports, LEAK_ACTION, LEAK_ACTOR, MAX_REPORT_BYTES};
+#[cfg(feature = "postgres")]
 pub use odoo::{OdooError, OdooReport};
 pub use rotation::{RotateError, Rotated, SelfRotation, SELF_ROTATE_ACTION};
 
