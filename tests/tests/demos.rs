@@ -688,17 +688,23 @@ fn a_bad_configuration_stops_the_demo_with_a_message(demo: Demo) {
 
 /// The same requests to both demos on one store: the same status, apikey's headers and
 /// refusal bodies, byte for byte.
+/// Runs `check` on a SQLite file, then (when a server is configured) on a PostgreSQL database
+/// of its own, named after `name`.
+fn on_sqlite_and_postgres(demo: Demo, name: &str, check: fn(Demo, &Path, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    check(demo, dir.path(), &sqlite_url(dir.path()));
+    let rt = runtime();
+    if let Some(db) = rt.block_on(PgDatabase::create(name)) {
+        check(demo, dir.path(), &db.url);
+        rt.block_on(db.drop());
+    }
+}
+
 /// Keys bound to networks, administered with the CLI, on SQLite and (when configured)
 /// PostgreSQL: accepted from inside their networks only, refused with 403 after verification
 /// (an unknown key stays 401), never on a spoofed proxy header the service does not trust.
 fn keys_bound_to_networks(demo: Demo) {
-    let dir = tempfile::tempdir().unwrap();
-    networks_on(demo, dir.path(), &sqlite_url(dir.path()));
-    let rt = runtime();
-    if let Some(db) = rt.block_on(PgDatabase::create("networks")) {
-        networks_on(demo, dir.path(), &db.url);
-        rt.block_on(db.drop());
-    }
+    on_sqlite_and_postgres(demo, "networks", networks_on);
 }
 
 fn networks_on(demo: Demo, dir: &Path, url: &str) {
@@ -849,13 +855,7 @@ fn networks_on(demo: Demo, dir: &Path, url: &str) {
 /// PostgreSQL: a new key once, the old one in grace, once an hour at most, never for a key set
 /// in the configuration, audited with the key as actor.
 fn keys_rotate_themselves(demo: Demo) {
-    let dir = tempfile::tempdir().unwrap();
-    rotation_on(demo, dir.path(), &sqlite_url(dir.path()));
-    let rt = runtime();
-    if let Some(db) = rt.block_on(PgDatabase::create("rotation")) {
-        rotation_on(demo, dir.path(), &db.url);
-        rt.block_on(db.drop());
-    }
+    on_sqlite_and_postgres(demo, "rotation", rotation_on);
 }
 
 fn rotation_on(demo: Demo, dir: &Path, url: &str) {
@@ -980,13 +980,7 @@ fn rotation_on(demo: Demo, dir: &Path, url: &str) {
 /// responses to keys with limits, on SQLite and (when configured) PostgreSQL, where quotas are
 /// counted; none for keys without limits, none at all with `ratelimit_headers = false`.
 fn clients_see_their_limits(demo: Demo) {
-    let dir = tempfile::tempdir().unwrap();
-    limits_fields_on(demo, dir.path(), &sqlite_url(dir.path()));
-    let rt = runtime();
-    if let Some(db) = rt.block_on(PgDatabase::create("ratelimit")) {
-        limits_fields_on(demo, dir.path(), &db.url);
-        rt.block_on(db.drop());
-    }
+    on_sqlite_and_postgres(demo, "ratelimit", limits_fields_on);
 }
 
 fn limits_fields_on(demo: Demo, dir: &Path, url: &str) {
@@ -1107,13 +1101,7 @@ fn token_hash(token: &str) -> String {
 /// checksum and an unknown key false, a working key true), revokes that key, and audits where it
 /// was found; with `secret_scanning_action = flag` the key keeps working.
 fn leaked_keys_reported_by_a_scanner(demo: Demo) {
-    let dir = tempfile::tempdir().unwrap();
-    leaks_on(demo, dir.path(), &sqlite_url(dir.path()));
-    let rt = runtime();
-    if let Some(db) = rt.block_on(PgDatabase::create("leaks")) {
-        leaks_on(demo, dir.path(), &db.url);
-        rt.block_on(db.drop());
-    }
+    on_sqlite_and_postgres(demo, "leaks", leaks_on);
 }
 
 fn leaks_on(demo: Demo, dir: &Path, url: &str) {
