@@ -6,7 +6,7 @@
 
 use apikey_core::admin::OdooReport;
 use apikey_core::model::{escape_unsafe, is_unsafe_char};
-use apikey_core::{AuditRecord, AuthError, Identity, KeyRecord, Secret};
+use apikey_core::{AuditRecord, AuthError, Identity, KeyRecord, Secret, UsageDay};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -276,17 +276,6 @@ pub(crate) fn record(json: bool, r: &KeyRecord) {
     }
 }
 
-fn day_text(day: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
-        .ok()
-        .and_then(|t| {
-            t.date()
-                .format(&time::macros::format_description!("[year]-[month]-[day]"))
-                .ok()
-        })
-        .unwrap_or_else(|| day.to_string())
-}
-
 pub(crate) fn usage(json: bool, report: &crate::usage::UsageReport) {
     if json {
         print_json(&serde_json::to_string_pretty(report).unwrap_or_default());
@@ -296,14 +285,14 @@ pub(crate) fn usage(json: bool, report: &crate::usage::UsageReport) {
         "{} ({}): requests per day since {} (UTC)",
         report.name,
         report.tech_name,
-        day_text(report.since_day)
+        UsageDay::date_of(report.since_day)
     );
     let mut rows: Vec<[String; 4]> = report
         .days
         .iter()
         .map(|d| {
             [
-                day_text(d.day),
+                UsageDay::date_of(d.day),
                 d.accepted.to_string(),
                 d.forbidden.to_string(),
                 d.limited.to_string(),

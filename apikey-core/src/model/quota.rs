@@ -128,6 +128,25 @@ pub struct UsageDay {
     pub limited: u64,
 }
 
+impl UsageDay {
+    /// A day (days since the Unix epoch) as a UTC date, `2026-12-02`; the number itself for a
+    /// day no date can show.
+    ///
+    /// ```
+    /// assert_eq!(apikey_core::UsageDay::date_of(20_424), "2025-12-02");
+    /// ```
+    pub fn date_of(day: i64) -> String {
+        time::OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
+            .ok()
+            .and_then(|t| {
+                t.date()
+                    .format(&time::macros::format_description!("[year]-[month]-[day]"))
+                    .ok()
+            })
+            .unwrap_or_else(|| day.to_string())
+    }
+}
+
 /// Counts to add to one key's day, written in batches by the verifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageCount {

@@ -189,16 +189,6 @@ pub(crate) struct KeyFacts<'a> {
     pub(crate) quota: Option<(Quota, Option<u64>)>,
 }
 
-fn day_text(day: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!("[year]-[month]-[day]"))
-                .ok()
-        })
-        .unwrap_or_else(|| day.to_string())
-}
-
 /// The page of one key: its facts and its last days of requests.
 pub(crate) fn key(base: &str, csrf: &str, who: &str, facts: &KeyFacts<'_>) -> Markup {
     let r = facts.record;
@@ -267,8 +257,8 @@ fn usage_chart(facts: &KeyFacts<'_>) -> Markup {
     ];
     let label = format!(
         "Requests per day from {} to {}: at most {peak} a day",
-        day_text(first),
-        day_text(facts.today)
+        UsageDay::date_of(first),
+        UsageDay::date_of(facts.today)
     );
     html! {
         svg.usage xmlns="http://www.w3.org/2000/svg" width=(W) height=(H + 22) viewBox={ "0 0 " (W) " " (H + 22) } role="img" aria-label=(label) {
@@ -281,8 +271,8 @@ fn usage_chart(facts: &KeyFacts<'_>) -> Markup {
                 @let x = LEFT + i * slot + 2;
                 @let d = by_day.get(&day);
                 @let counts = d.map_or([0, 0, 0], |d| [d.accepted, d.forbidden, d.limited]);
-                g.day data-day=(day_text(day)) data-total=(counts.iter().sum::<u64>()) {
-                    title { (day_text(day)) ": " (counts[0]) " accepted, " (counts[1]) " refused (403), " (counts[2]) " rate-limited (429)" }
+                g.day data-day=(UsageDay::date_of(day)) data-total=(counts.iter().sum::<u64>()) {
+                    title { (UsageDay::date_of(day)) ": " (counts[0]) " accepted, " (counts[1]) " refused (403), " (counts[2]) " rate-limited (429)" }
                     @let mut y = H - BOTTOM;
                     @for (n, (_, colour)) in counts.iter().zip(colours) {
                         @let h = height(*n);
@@ -294,8 +284,8 @@ fn usage_chart(facts: &KeyFacts<'_>) -> Markup {
                     rect x=(x - 2) y=(TOP) width=(slot) height=(plot_h) fill="transparent" {}
                 }
             }
-            text x=(LEFT) y=(H - BOTTOM + 16) font-size="11" fill="#5b6570" { (day_text(first)) }
-            text x=(W) y=(H - BOTTOM + 16) text-anchor="end" font-size="11" fill="#5b6570" { (day_text(facts.today)) }
+            text x=(LEFT) y=(H - BOTTOM + 16) font-size="11" fill="#5b6570" { (UsageDay::date_of(first)) }
+            text x=(W) y=(H - BOTTOM + 16) text-anchor="end" font-size="11" fill="#5b6570" { (UsageDay::date_of(facts.today)) }
             @for (i, (name, colour)) in colours.iter().enumerate() {
                 @let x = LEFT + (i as i64) * 170;
                 rect x=(x) y=(H + 4) width="12" height="12" fill=(colour) {}
