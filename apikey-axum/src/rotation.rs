@@ -27,7 +27,8 @@ use axum::extract::Extension;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
-use http::header::{HeaderValue, CACHE_CONTROL};
+use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL};
+use http::HeaderMap;
 
 use crate::{ApiKeyState, Auth, Caller, Refused};
 
@@ -42,8 +43,16 @@ async fn rotate(
     caller: Caller,
     keys: ApiKeyState,
     Extension(rotation): Extension<Arc<SelfRotation>>,
+    headers: HeaderMap,
 ) -> Response {
-    match rotation.rotate(keys.verifier(), &caller.0).await {
+    let verifier = keys.verifier();
+    let presented = verifier
+        .presented(
+            headers.get_all(verifier.header()).iter().filter_map(text),
+            headers.get_all(AUTHORIZATION).iter().filter_map(text),
+        )
+        .unwrap_or_default();
+    match rotation.rotate(verifier, &caller.0, presented).await {
         Ok(rotated) => {
             let mut res = Json(rotated).into_response();
             // The body holds a key: no cache may keep it.
@@ -53,4 +62,8 @@ async fn rotate(
         }
         Err(e) => Refused(Problem::for_rotation(&e)).into_response(),
     }
+}
+
+fn text(value: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
 }

@@ -64,7 +64,10 @@ pub(crate) async fn verified(
     if let Some(outcome) = keys.outcome.get() {
         return outcome.clone();
     }
-    let outcome = check(&keys.state, headers, &|| client_addr(extensions)).await;
+    let outcome = check(&keys.state, headers, &|| {
+        client_addr(&keys.state, headers, extensions)
+    })
+    .await;
     // Two extractors of one request never run at once: the first outcome is the one kept.
     keys.outcome.get_or_init(|| outcome).clone()
 }
@@ -73,15 +76,28 @@ fn text(value: &HeaderValue) -> Option<&str> {
     std::str::from_utf8(value.as_bytes()).ok()
 }
 
-/// The client's address: a [`ClientAddr`] the app set (behind a proxy), else the peer of the
-/// connection when the app is served with `into_make_service_with_connect_info`.
-fn client_addr(extensions: &Extensions) -> Option<IpAddr> {
+/// The client's address: a [`ClientAddr`] the app set itself, else the peer of the
+/// connection (the app is served with `into_make_service_with_connect_info`), or what the
+/// peer reports when it is inside `trusted_proxies`.
+pub(crate) fn client_addr(
+    state: &ApiKeyState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Option<IpAddr> {
     if let Some(ClientAddr(ip)) = extensions.get::<ClientAddr>() {
         return Some(*ip);
     }
-    extensions
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip())
+        .map(|ConnectInfo(peer)| peer.ip());
+    let rule = state.0.verifier.client_ip();
+    rule.resolve(
+        peer,
+        headers
+            .get_all(rule.header().name())
+            .iter()
+            .filter_map(text),
+    )
 }
 
 async fn check(

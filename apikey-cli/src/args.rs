@@ -112,7 +112,12 @@ pub enum Command {
         grace: Duration,
     },
     /// Verify a key read from standard input: exit 0 valid, 1 invalid, 2 on error.
-    Verify,
+    Verify {
+        /// The address the key is used from: a key bound to networks is valid only from inside
+        /// them (without --from, such a key is reported as not allowed).
+        #[arg(long, value_name = "ADDRESS")]
+        from: Option<std::net::IpAddr>,
+    },
     /// Show the audit trail: who changed which key, when (never a secret).
     Audit {
         /// Only the entries of this key (or user).

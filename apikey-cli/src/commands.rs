@@ -115,7 +115,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             let (r, key) = keys.rotate(&name, grace).await?;
             output::print_secret(json, &r, &key, "Rotated");
         }
-        Command::Verify => {
+        Command::Verify { from } => {
             let mut line = String::new();
             io::stdin()
                 .lock()
@@ -125,12 +125,13 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure(e.to_string(), 2))?;
             let outcome = verifier
-                .verify_header([line.trim_end_matches(['\r', '\n'])])
-                .await;
+                .verify(line.trim_end_matches(['\r', '\n']), from)
+                .await
+                .map(|v| v.identity);
             if outcome == Err(AuthError::Unavailable) {
                 return Err(Failure("the key store is unavailable".into(), 2));
             }
-            output::verified(json, &outcome);
+            output::verified(json, &outcome, from.is_some());
             if outcome.is_err() {
                 return Err(Failure(String::new(), 1));
             }

@@ -172,13 +172,14 @@ pub(crate) fn imported(json: bool, r: &OdooReport) {
         ("Imported from Odoo:", ["created", "updated", "disabled"])
     };
     say!(
-        "{lead} {} {}, {} {}, {} unchanged, {} skipped; {} user(s) {}.",
+        "{lead} {} {}, {} {}, {} unchanged, {} skipped, {} changed here (left as is); {} user(s) {}.",
         r.created,
         verbs[0],
         r.updated,
         verbs[1],
         r.unchanged,
         r.skipped,
+        r.conflicts,
         r.users_disabled,
         verbs[2]
     );
@@ -217,8 +218,11 @@ pub(crate) fn done(json: bool, r: &KeyRecord, what: &str) {
 }
 
 /// Prints the outcome of `apikey verify`.
-pub(crate) fn verified(json: bool, caller: &Result<Identity, AuthError>) {
+pub(crate) fn verified(json: bool, caller: &Result<Identity, AuthError>, from_given: bool) {
     match (caller, json) {
+        (Err(AuthError::AddressNotAllowed), false) if !from_given => say!(
+            "invalid: the key is bound to networks; give the address it is used from with --from"
+        ),
         (Ok(c), true) => say!(
             "{}",
             json!({ "valid": true, "user": c.user(), "name": c.key_name(), "groups": c.groups().collect::<Vec<_>>() })

@@ -91,9 +91,9 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
                         .verify_request(
                             headers.get(keys.verifier.header()),
                             headers.get("Authorization"),
-                            // Asked only for keys bound to networks. Rocket's `ip_header`
-                            // setting decides whether a proxy's header is trusted for it.
-                            &|| req.client_ip(),
+                            // Asked only for keys bound to networks: the peer, or what a
+                            // trusted proxy reports (never Rocket's `ip_header` as such).
+                            &|| keys.client_ip(req),
                         )
                         .await;
                     match outcome {

@@ -25,6 +25,7 @@
 use apikey_core::admin::{Rotated, SelfRotation};
 use apikey_core::http;
 use rocket::http::Header;
+use rocket::request::{self, FromRequest};
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{Request, Route, State};
@@ -37,6 +38,27 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// What the route answers: the new key, or a problem.
+/// The secret the request presents (verified already by the `Caller` guard): the store checks
+/// that it is the key's current one.
+#[doc(hidden)]
+pub struct Presented<'r>(&'r str);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Presented<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let presented = req.rocket().state::<ApiKeyState>().and_then(|keys| {
+            let headers = req.headers();
+            keys.verifier().presented(
+                headers.get(keys.verifier().header()),
+                headers.get("Authorization"),
+            )
+        });
+        request::Outcome::Success(Presented(presented.unwrap_or_default()))
+    }
+}
+
 #[doc(hidden)]
 pub enum Answer {
     Rotated(Rotated),
@@ -63,13 +85,17 @@ async fn rotate(
     caller: &Caller,
     rotation: Option<&State<SelfRotation>>,
     keys: &State<ApiKeyState>,
+    presented: Presented<'_>,
 ) -> Answer {
     let Some(rotation) = rotation else {
         log::error!("apikey: the rotation route needs `.manage(SelfRotation::new(…))`");
         let problem = http::Problem::new(503, "Key rotation is not set up on this service.");
         return Answer::Refused(problem.prepare().into());
     };
-    match rotation.rotate(keys.verifier(), &caller.0).await {
+    match rotation
+        .rotate(keys.verifier(), &caller.0, presented.0)
+        .await
+    {
         Ok(rotated) => Answer::Rotated(rotated),
         Err(e) => Answer::Refused(http::Problem::for_rotation(&e).into()),
     }

@@ -60,6 +60,16 @@ impl ApiKeyState {
         self.verifier.feed_live()
     }
 
+    /// The client's address of `req`: the TCP peer's, unless the peer is inside
+    /// `trusted_proxies`, then what its `client_ip_header` reports (the right-most address that
+    /// is not a trusted proxy). Rocket's own `ip_header` is not trusted: a client can set it.
+    /// Allowlists and the admin page's login limits read the address from here.
+    pub fn client_ip(&self, req: &rocket::Request<'_>) -> Option<std::net::IpAddr> {
+        let rule = self.verifier.client_ip();
+        let peer = req.remote().map(|a| a.ip());
+        rule.resolve(peer, req.headers().get(rule.header().name()))
+    }
+
     /// The verifier behind the guards (to flush usage on shutdown, or verify outside a route).
     pub fn verifier(&self) -> &Verifier {
         &self.verifier

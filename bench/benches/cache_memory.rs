@@ -27,7 +27,7 @@ fn main() {
         let verifier = Verifier::new(ApiKeyConfig::default(), store).await.unwrap();
         let before = rss_bytes();
         for k in &keys {
-            verifier.verify(k.expose()).await.unwrap();
+            verifier.verify(k.expose(), None).await.unwrap();
         }
         let after = rss_bytes();
         match (before, after) {

@@ -31,7 +31,7 @@ fn main() {
         let stats = verifier.filter_stats();
         let before = verifier.store_queries();
         for i in 0..n {
-            let _ = verifier.verify(&format!("never-stored-{i}")).await;
+            let _ = verifier.verify(&format!("never-stored-{i}"), None).await;
         }
         let asked = verifier.store_queries() - before;
         println!(

@@ -46,12 +46,16 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let result = w
         .rt
-        .block_on(w.verifier.verify_header(values.iter().map(String::as_str)));
+        .block_on(w.verifier.verify_request(
+            values.iter().map(String::as_str),
+            std::iter::empty(),
+            &|| None,
+        ));
     match result {
         Ok(caller) => {
             assert_eq!(values.len(), 1);
             assert_eq!(values[0].trim_matches([' ', '\t']), w.key.expose());
-            assert_eq!(caller.user(), "u");
+            assert_eq!(caller.identity.user(), "u");
         }
         Err(AuthError::Missing) => {
             assert!(values.len() == 1 && values[0].trim_matches([' ', '\t']).is_empty());

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use apikey_core::model::UsageCount;
+use apikey_core::model::{KeyOrigin, UsageCount};
 use apikey_core::{
     Actor, AllowIp, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups,
     Imported, ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore,
@@ -231,8 +231,8 @@ impl KeyStore for Probe {
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         self.up()?.audit(filter).await
     }
-    async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
-        self.up()?.imported(name).await
+    async fn origin(&self, name: &str) -> StoreResult<Option<KeyOrigin>> {
+        self.up()?.origin(name).await
     }
     async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
         self.up()?.note(action, name, summary, by).await

@@ -176,3 +176,102 @@ async fn login_uses_the_effective_groups_of_a_config_section() {
         "the section takes it out of the admin group"
     );
 }
+
+/// A login attempt from `remote`, with `extra` headers: the status.
+async fn login_from(
+    client: &Client,
+    key: &str,
+    remote: &str,
+    extra: Option<Header<'static>>,
+) -> Status {
+    let (_, page) = get(client, "/admin/").await;
+    let token = field(&page, "login_csrf").expect("a login form");
+    let mut req = client
+        .post("/admin/login")
+        .header(ContentType::Form)
+        .remote(remote.parse().unwrap())
+        .body(format!("key={key}&login_csrf={token}"));
+    if let Some(h) = extra {
+        req = req.header(h);
+    }
+    req.dispatch().await.status()
+}
+
+/// Failed logins count against the address apikey establishes (hardening round 3, item 2):
+/// an `X-Real-IP` from an untrusted peer neither locks the named address out nor walks around
+/// the limit; IPv6 clients are counted per /64; a key refused for its networks does not lock
+/// its holder out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_count_the_address_a_client_cannot_choose() {
+    let (store, m, _, root) = store_with_admin_key().await;
+    let client = service(&store, "").await;
+    let admin_ip = "198.51.100.1";
+
+    // Ten bad logins that name the admin's address: the admin still logs in from there.
+    for i in 0..10 {
+        let spoof = Header::new("X-Real-IP", admin_ip);
+        let s = login_from(
+            &client,
+            &format!("bad-{i}"),
+            "203.0.113.5:4000",
+            Some(spoof),
+        )
+        .await;
+        assert_eq!(s, Status::Unauthorized);
+    }
+    let s = login_from(&client, root.expose(), &format!("{admin_ip}:4000"), None).await;
+    assert_eq!(s, Status::SeeOther, "the admin is not locked out");
+
+    // A new header value each time does not walk around the limit.
+    let client = service(&store, "").await;
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        let walk = Header::new("X-Real-IP", format!("192.0.2.{i}"));
+        statuses.push(
+            login_from(
+                &client,
+                &format!("walk-{i}"),
+                "203.0.113.6:4000",
+                Some(walk),
+            )
+            .await,
+        );
+    }
+    assert_eq!(statuses[10], Status::TooManyRequests, "{statuses:?}");
+
+    // Every address of one IPv6 /64 is one client.
+    let mut statuses = Vec::new();
+    for i in 1..=11 {
+        let remote = format!("[2001:db8:7:7::{i:x}]:4000");
+        statuses.push(login_from(&client, &format!("v6-{i}"), &remote, None).await);
+    }
+    assert_eq!(statuses[10], Status::TooManyRequests, "{statuses:?}");
+    let other_64 = login_from(&client, "v6-other", "[2001:db8:7:8::1]:4000", None).await;
+    assert_eq!(
+        other_64,
+        Status::Unauthorized,
+        "another /64 is another client"
+    );
+
+    // An admin key bound to a network, tried from outside it (by a stranger who found it, or
+    // by its holder on the wrong network): no lock-out of the key itself.
+    let client = service(&store, "").await;
+    let (_, bound) = m
+        .create(apikey_core::CreateKey {
+            allow_ip: apikey_core::AllowIp::parse(&["192.0.2.0/24"]).unwrap(),
+            ..spec("bound-admin", "ops", &["apikey-admin"])
+        })
+        .await
+        .unwrap();
+    for i in 0..6 {
+        let remote = format!("203.0.113.{}:4000", 20 + i);
+        let s = login_from(&client, bound.expose(), &remote, None).await;
+        assert_eq!(s, Status::Forbidden);
+    }
+    let s = login_from(&client, bound.expose(), "192.0.2.44:4000", None).await;
+    assert_eq!(
+        s,
+        Status::SeeOther,
+        "the holder logs in from inside its network"
+    );
+}

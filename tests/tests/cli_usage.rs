@@ -58,7 +58,7 @@ async fn quota_and_usage(url: &str, env: &[(&str, &str)]) {
     let verifier = Verifier::new(config, store).await.unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..8 {
-        outcomes.push(verifier.verify(&key).await.map(drop));
+        outcomes.push(verifier.verify(&key, None).await.map(drop));
     }
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 5);
     assert!(outcomes[5..]

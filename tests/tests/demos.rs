@@ -49,7 +49,9 @@ suite!(
     metrics_are_scraped,
     a_bad_configuration_stops_the_demo_with_a_message,
     keys_bound_to_networks,
+    forwarding_headers_count_from_trusted_proxies_only,
     keys_rotate_themselves,
+    self_rotation_cannot_be_hijacked,
     clients_see_their_limits,
     leaked_keys_reported_by_a_scanner,
 );
@@ -808,15 +810,16 @@ fn networks_on(demo: Demo, dir: &Path, url: &str) {
     assert_eq!(summaries, ["only from 192.0.2.0/24", "from any address"]);
     drop(server);
 
-    if demo.framework == Framework::Rocket {
-        // Rocket's default `ip_header` trusts `X-Real-IP`: right behind a proxy that sets it,
-        // a bypass without one (the README says so).
-        cli(&["--json", "allow-ip", "office", "10.0.0.0/8"]);
-        let server = Server::start(demo, dir, url, &[]);
-        let k = api_key(&office_key);
-        let res = server.get("/my_service", &[&k, &spoof]).unwrap();
-        assert_eq!(res.status, 200, "the proxy's header decides");
+    // Rocket's own `ip_header` (X-Real-IP by default) is not what apikey trusts: with the
+    // demos' defaults no forwarding header moves a client into a key's networks.
+    cli(&["--json", "allow-ip", "office", "10.0.0.0/8"]);
+    let server = Server::start(demo, dir, url, &[]);
+    let k = api_key(&office_key);
+    let rfc = header("Forwarded", "for=10.1.2.3");
+    for spoofed in [&spoof, &forwarded, &rfc] {
+        assert_problem(&server.get("/my_service", &[&k, spoofed]), 403, ADDRESS);
     }
+    drop(server);
 
     // A config section's own list.
     let section = "partner-secret-0123456789";
@@ -849,6 +852,96 @@ fn networks_on(demo: Demo, dir: &Path, url: &str) {
     );
     let res = server.get("/my_service", &[&api_key(section)]).unwrap();
     assert_eq!(res.status, 200, "{}", res.text());
+}
+
+/// `trusted_proxies` and `client_ip_header` (hardening round 3, item 2): the client's address
+/// is the TCP peer's; `X-Forwarded-For`, `Forwarded` and `X-Real-IP` count only when the peer
+/// is a trusted proxy, and then the right-most address that is not a trusted proxy.
+fn forwarding_headers_count_from_trusted_proxies_only(demo: Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let rt = runtime();
+    let m = rt.block_on(manager(&url));
+    let bound = CreateKey {
+        allow_ip: apikey_core::AllowIp::parse(&["10.0.0.0/8"]).unwrap(),
+        ..key("office", &[])
+    };
+    let (_, office) = rt.block_on(m.create(bound)).unwrap();
+    let k = api_key(office.expose());
+    let xff = |v: &str| header("X-Forwarded-For", v);
+    let status =
+        |server: &Server, extra: &[u8]| server.get("/my_service", &[&k, extra]).unwrap().status;
+
+    // An untrusted peer (no proxy trusted; then another network trusted): nothing it sends
+    // moves it, whichever header the service reads.
+    for env in [
+        vec![],
+        vec![("APIKEY_TRUSTED_PROXIES", "192.0.2.0/24")],
+        vec![
+            ("APIKEY_TRUSTED_PROXIES", "192.0.2.0/24"),
+            ("APIKEY_CLIENT_IP_HEADER", "X-Real-IP"),
+        ],
+    ] {
+        let server = Server::start(demo, dir.path(), &url, &env);
+        assert_eq!(status(&server, &xff("10.1.2.3")), 403, "{env:?}");
+        assert_eq!(
+            status(&server, &header("X-Real-IP", "10.1.2.3")),
+            403,
+            "{env:?}"
+        );
+        assert_eq!(
+            status(&server, &header("Forwarded", "for=10.1.2.3")),
+            403,
+            "{env:?}"
+        );
+    }
+
+    // The peer (127.0.0.1) is a trusted proxy: its X-Forwarded-For is read from the right.
+    let server = Server::start(
+        demo,
+        dir.path(),
+        &url,
+        &[("APIKEY_TRUSTED_PROXIES", "127.0.0.0/8")],
+    );
+    assert_eq!(status(&server, &xff("10.1.2.3")), 200);
+    // What the client wrote itself stays on the left: the right-most untrusted hop decides.
+    assert_eq!(status(&server, &xff("10.1.2.3, 203.0.113.9")), 403);
+    assert_eq!(
+        status(&server, &xff("203.0.113.9, 10.1.2.3, 127.0.0.2")),
+        200
+    );
+    assert_eq!(status(&server, &xff("unknown")), 403);
+    // Only the configured header counts.
+    assert_eq!(status(&server, &header("X-Real-IP", "10.1.2.3")), 403);
+    drop(server);
+
+    for (name, value) in [
+        ("X-Real-IP", "10.1.2.3"),
+        ("Forwarded", "for=10.1.2.3;proto=http"),
+    ] {
+        let server = Server::start(
+            demo,
+            dir.path(),
+            &url,
+            &[
+                ("APIKEY_TRUSTED_PROXIES", "127.0.0.1"),
+                ("APIKEY_CLIENT_IP_HEADER", name),
+            ],
+        );
+        assert_eq!(status(&server, &header(name, value)), 200, "{name}");
+        assert_eq!(status(&server, &xff("10.1.2.3")), 403, "{name}");
+    }
+
+    // A bad setting stops the service with a message naming it.
+    let bad = Server::spawn(
+        demo,
+        dir.path(),
+        &url,
+        &[("APIKEY_CLIENT_IP_HEADER", "X-Client")],
+    );
+    let (code, out) = bad.wait();
+    assert!(!code.success());
+    assert!(out.contains("client_ip_header"), "{out}");
 }
 
 /// `POST /apikey/rotate`, authenticated by the key itself, on SQLite and (when configured)
@@ -973,6 +1066,117 @@ fn rotation_on(demo: Demo, dir: &Path, url: &str) {
     assert!(
         rotations[0].1.contains("previous secrets valid until"),
         "{rotations:?}"
+    );
+}
+
+/// A rotation made to evict a thief never hands the thief the key (hardening round 3, item 1),
+/// on SQLite and (when configured) PostgreSQL: a secret in its grace, after the holder's own
+/// rotation or an administrator's, is refused with 403 and audited, the key untouched; 16
+/// concurrent rotations of one key give exactly one 200 and 429s with `Retry-After`; an
+/// interval of 10000 years refuses the second rotation instead of panicking.
+fn self_rotation_cannot_be_hijacked(demo: Demo) {
+    on_sqlite_and_postgres(demo, "hijack", hijack_on);
+}
+
+const IN_GRACE: &str = r#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"a secret in its rotation grace cannot rotate the key"}"#;
+
+fn hijack_on(demo: Demo, dir: &Path, url: &str) {
+    let rt = runtime();
+    let m = rt.block_on(manager(url));
+    let (_, k0) = rt.block_on(m.create(key("victim", &[]))).unwrap();
+    let (_, a0) = rt.block_on(m.create(key("by-admin", &[]))).unwrap();
+    let (_, r0) = rt.block_on(m.create(key("raced", &[]))).unwrap();
+    let rotate = |server: &Server, key: &str| {
+        server
+            .send("POST", "/apikey/rotate", &[&api_key(key)], b"")
+            .unwrap()
+    };
+
+    // No interval, so that only the grace rule stands between the thief and the key.
+    let server = Server::start(demo, dir, url, &[("APIKEY_SELF_ROTATION_EVERY", "0")]);
+    let res = rotate(&server, k0.expose());
+    assert_eq!(res.status, 200, "{}", res.text());
+    let k1 = res.json()["key"].as_str().unwrap().to_owned();
+    // The thief still holds K0, in its grace: refused, and the holder's K1 stays current.
+    let stolen = rotate(&server, k0.expose());
+    assert_problem(&Some(stolen), 403, IN_GRACE);
+    let holder = server.get("/my_service", &[&api_key(&k1)]).unwrap();
+    assert_eq!(holder.status, 200);
+    assert_eq!(
+        holder.header("sunset"),
+        None,
+        "K1 is still the key's current secret"
+    );
+    // The holder may rotate again (K1 is current).
+    let res = rotate(&server, &k1);
+    assert_eq!(res.status, 200, "{}", res.text());
+
+    // After an administrator's rotation, the old secret cannot rotate either.
+    let (_, a1) = rt
+        .block_on(m.rotate("by-admin", Duration::from_secs(86_400)))
+        .unwrap();
+    assert_problem(&Some(rotate(&server, a0.expose())), 403, IN_GRACE);
+    assert_eq!(
+        server
+            .get("/my_service", &[&api_key(a1.expose())])
+            .unwrap()
+            .header("sunset"),
+        None
+    );
+    drop(server);
+
+    // Sixteen concurrent rotations of one key: exactly one is made.
+    let server = Server::start(demo, dir, url, &[]);
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let tries: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    let res = rotate(&server, r0.expose());
+                    (res.status, res.header("retry-after").map(str::to_owned))
+                })
+            })
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let made = statuses.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(made, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, retry)| *s == 200 || (*s == 429 && retry.is_some())),
+        "{statuses:?}"
+    );
+    drop(server);
+
+    // An interval no date can hold: the second rotation is refused, the service lives on.
+    let (_, far) = rt.block_on(m.create(key("far", &[]))).unwrap();
+    let server = Server::start(demo, dir, url, &[("APIKEY_SELF_ROTATION_EVERY", "10000y")]);
+    let res = rotate(&server, far.expose());
+    assert_eq!(res.status, 200, "{}", res.text());
+    let far1 = res.json()["key"].as_str().unwrap().to_owned();
+    let again = rotate(&server, &far1);
+    assert_eq!(again.status, 429, "{}", again.text());
+    assert!(again.header("retry-after").is_some());
+    assert_eq!(server.get("/health", &[]).unwrap().status, 200);
+    drop(server);
+
+    // The refusals are in the audit trail, made by the key.
+    let trail = rt
+        .block_on(m.audit(&apikey_core::AuditFilter {
+            name: Some("victim".into()),
+            since: None,
+        }))
+        .unwrap();
+    let refused: Vec<_> = trail
+        .iter()
+        .filter(|a| a.action == "rotate-refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{trail:?}");
+    assert_eq!(refused[0].actor, "key:victim");
+    let rotations = trail.iter().filter(|a| a.action == "rotate").count();
+    assert_eq!(
+        rotations, 2,
+        "the holder's two rotations, none by the thief"
     );
 }
 

@@ -122,7 +122,10 @@ async fn postgres_a_black_holed_feed_is_not_trusted_and_recovers() {
         "revoked during the black hole: no cached answer"
     );
     let queries = probe.lookups();
-    assert_eq!(verifier.verify(during.expose()).await.map(|_| ()), Ok(()));
+    assert_eq!(
+        verifier.verify(during.expose(), None).await.map(|_| ()),
+        Ok(())
+    );
     assert_eq!(probe.lookups(), queries + 1, "not served from the cache");
 
     // Healed: live again, the filter trusted again, and caches serve again.
@@ -140,10 +143,10 @@ async fn postgres_a_black_holed_feed_is_not_trusted_and_recovers() {
     })
     .await;
     // A revocation made elsewhere arrives through the feed again.
-    assert!(verifier.verify(during.expose()).await.is_ok());
+    assert!(verifier.verify(during.expose(), None).await.is_ok());
     m.revoke("during").await.unwrap();
     let start = Instant::now();
-    while verifier.verify(during.expose()).await.is_ok() {
+    while verifier.verify(during.expose(), None).await.is_ok() {
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "the revocation did not come through the feed"

@@ -32,7 +32,7 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     filter_ready(&v).await;
     let (_, later) = m.create(spec("later", "alice", &[])).await.unwrap();
     assert!(
-        v.verify(later.expose()).await.is_ok(),
+        v.verify(later.expose(), None).await.is_ok(),
         "created here: at once"
     );
     filter_ready(&v).await;
@@ -40,7 +40,7 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     let started = Instant::now();
     for i in 0..5_000 {
         let spray = format!("spray-{i}-{}", i * 7919);
-        assert_eq!(v.verify(&spray).await, Err(AuthError::Invalid));
+        assert_eq!(v.verify(&spray, None).await, Err(AuthError::Invalid));
     }
     let queries = probe.lookups() - before;
     let bound = spray_bound(started.elapsed());
@@ -49,14 +49,14 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
         "{queries} store queries for 5000 unknown keys (at most {bound})"
     );
     assert!(v.filtered() as usize >= 5_000 - bound);
-    assert!(v.verify(good.expose()).await.is_ok());
-    assert!(v.verify(later.expose()).await.is_ok());
+    assert!(v.verify(good.expose(), None).await.is_ok());
+    assert!(v.verify(later.expose(), None).await.is_ok());
     // A rotated key's new secret and a re-created name work at once too.
     let (_, rotated) = m.rotate("good", Duration::ZERO).await.unwrap();
-    assert!(v.verify(rotated.expose()).await.is_ok());
+    assert!(v.verify(rotated.expose(), None).await.is_ok());
     m.delete("later").await.unwrap();
     let (_, again) = m.create(spec("later", "alice", &[])).await.unwrap();
-    assert!(v.verify(again.expose()).await.is_ok());
+    assert!(v.verify(again.expose(), None).await.is_ok());
 }
 
 /// A store that cannot list its digests has no filter: every unknown key is asked for, and
@@ -68,9 +68,9 @@ async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
     let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!v.filter_stats().trusted);
-    assert_eq!(v.verify("never-seen").await, Err(AuthError::Invalid));
+    assert_eq!(v.verify("never-seen", None).await, Err(AuthError::Invalid));
     assert_eq!(probe.lookups(), 1);
-    assert!(v.verify(good.expose()).await.is_ok());
+    assert!(v.verify(good.expose(), None).await.is_ok());
 }
 
 per_store!(
@@ -90,17 +90,17 @@ async fn created_elsewhere_works_on_the_first_request(service: SharedStore, othe
         let name = format!("elsewhere-{i}");
         let (_, key) = m.create(spec(&name, "alice", &[])).await.unwrap();
         assert!(
-            v.verify(key.expose()).await.is_ok(),
+            v.verify(key.expose(), None).await.is_ok(),
             "created elsewhere: refused on its first request ({i})"
         );
         let (_, rotated) = m.rotate(&name, Duration::ZERO).await.unwrap();
         assert!(
-            v.verify(rotated.expose()).await.is_ok(),
+            v.verify(rotated.expose(), None).await.is_ok(),
             "rotated elsewhere: refused on its first request ({i})"
         );
         // The old secret is dropped as soon as the change arrives.
         let start = Instant::now();
-        while v.verify(key.expose()).await.is_ok() {
+        while v.verify(key.expose(), None).await.is_ok() {
             assert!(start.elapsed() < Duration::from_secs(1), "old secret kept");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -114,7 +114,7 @@ async fn created_elsewhere_works_on_the_first_request(service: SharedStore, othe
     let started = Instant::now();
     for i in 0..1_000 {
         assert_eq!(
-            v.verify(&format!("never-seen-{i}")).await,
+            v.verify(&format!("never-seen-{i}"), None).await,
             Err(AuthError::Invalid)
         );
     }
@@ -154,7 +154,10 @@ async fn postgres_a_feed_that_is_not_live_is_not_trusted() {
     assert!(!v.filter_stats().trusted);
     let m = admin(&db.store().await);
     let (_, key) = m.create(spec("unheard", "alice", &[])).await.unwrap();
-    assert!(v.verify(key.expose()).await.is_ok(), "asked the store");
+    assert!(
+        v.verify(key.expose(), None).await.is_ok(),
+        "asked the store"
+    );
     assert_eq!(probe.lookups(), 1);
     service.changes().set_live(true);
     filter_ready(&v).await;
@@ -202,13 +205,13 @@ async fn revoked_and_never_stored_keys_take_the_same_path(store: SharedStore) {
     let (outcomes, queries) = loop {
         let filtered = v.filtered();
         while v.filtered() == filtered {
-            let _ = v.verify(&format!("budget-{spray}")).await;
+            let _ = v.verify(&format!("budget-{spray}"), None).await;
             spray += 1;
         }
         let (started, before) = (second(), probe.lookups());
         let mut outcomes = Vec::new();
         for key in [revoked.expose(), old.expose(), "never-stored-anywhere"] {
-            outcomes.push(v.verify(key).await.map(|_| ()));
+            outcomes.push(v.verify(key, None).await.map(|_| ()));
         }
         if second() == started {
             break (outcomes, probe.lookups() - before);
@@ -219,5 +222,5 @@ async fn revoked_and_never_stored_keys_take_the_same_path(store: SharedStore) {
         queries, 0,
         "a revoked or rotated-out secret costs no store query, as a never-stored one"
     );
-    assert!(v.verify(kept.expose()).await.is_ok());
+    assert!(v.verify(kept.expose(), None).await.is_ok());
 }

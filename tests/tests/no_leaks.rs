@@ -175,7 +175,7 @@ async fn a_full_scenario_leaks_nothing() {
         .await
         .unwrap_err();
     texts.push(format!("{err} {err:?}"));
-    texts.push(format!("{:?}", verifier.verify(bad.as_str()).await));
+    texts.push(format!("{:?}", verifier.verify(bad.as_str(), None).await));
 
     let logs = logs.lines();
     assert!(

@@ -75,7 +75,7 @@ async fn verify(store: &SharedStore, key: &str) -> Result<(String, Vec<String>),
     let verifier = Verifier::new(ApiKeyConfig::default(), store.clone())
         .await
         .unwrap();
-    let id = verifier.verify(key).await?;
+    let id = verifier.verify(key, None).await?.identity;
     Ok((
         id.user().to_owned(),
         id.groups().map(str::to_owned).collect(),

@@ -23,7 +23,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
     let gate = probe.park_next_lookup();
     let early = tokio::spawn({
         let (v, k) = (verifier.clone(), key.clone());
-        async move { v.verify(k.expose()).await }
+        async move { v.verify(k.expose(), None).await }
     });
     gate.parked.await.expect("the first lookup read the store");
     manager.revoke("k").await.unwrap();
@@ -31,7 +31,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
     // The late request runs first in this join, so it would find and join the parked lookup
     // before the gate opens.
     let release = gate.release;
-    let (late, ()) = tokio::join!(verifier.verify(key.expose()), async move {
+    let (late, ()) = tokio::join!(verifier.verify(key.expose(), None), async move {
         tokio::task::yield_now().await;
         let _ = release.send(());
     });
@@ -43,7 +43,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
     // The early request came before the revocation returned: either answer is fair.
     let _ = early.await.unwrap();
     assert_eq!(
-        verifier.verify(key.expose()).await,
+        verifier.verify(key.expose(), None).await,
         Err(AuthError::Invalid),
         "the early answer was not cached"
     );
@@ -174,7 +174,7 @@ async fn postgres_concurrent_rotations_leave_one_valid_key() {
     let verifier = Verifier::new(config, store.clone()).await.unwrap();
     let valid = [&original, &keys[0], &keys[1]]
         .iter()
-        .map(|k| verifier.verify(k.expose()))
+        .map(|k| verifier.verify(k.expose(), None))
         .collect::<Vec<_>>();
     let mut accepted = 0;
     for v in valid {

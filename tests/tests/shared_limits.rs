@@ -55,7 +55,7 @@ async fn spray(instances: &[Arc<Verifier>], key: &str, total: usize) -> Vec<Resu
             tokio::spawn(async move {
                 let mut out = Vec::with_capacity(per);
                 for _ in 0..per {
-                    out.push(v.verify(&key).await.map(drop));
+                    out.push(v.verify(&key, None).await.map(drop));
                 }
                 out
             })

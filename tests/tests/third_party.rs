@@ -69,7 +69,7 @@ async fn a_store_without_a_feed_is_never_trusted() {
         changes: ChangeFeed::default(),
     });
     let verifier = Verifier::new(ApiKeyConfig::default(), store).await.unwrap();
-    assert!(verifier.verify(first.expose()).await.is_ok());
+    assert!(verifier.verify(first.expose(), None).await.is_ok());
     // Let the digest filter load.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!verifier.feed_live(), "no feed was ever said to be live");
@@ -79,13 +79,13 @@ async fn a_store_without_a_feed_is_never_trusted() {
     let (_, later) = m.create(spec("later", "bob", &[])).await.unwrap();
     for _ in 0..20 {
         assert!(
-            verifier.verify(later.expose()).await.is_ok(),
+            verifier.verify(later.expose(), None).await.is_ok(),
             "a key the feed never announced"
         );
     }
     m.revoke("first").await.unwrap();
     assert_eq!(
-        verifier.verify(first.expose()).await.map(|_| ()),
+        verifier.verify(first.expose(), None).await.map(|_| ()),
         Err(AuthError::Invalid),
         "a revocation the feed never announced"
     );

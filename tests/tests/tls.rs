@@ -166,7 +166,7 @@ async fn instance(store: &SharedStore, url: &str, ca: &std::path::Path, prefix: 
 async fn accepted(instances: &[&Verifier], key: &str, n: usize) -> usize {
     let mut accepted = 0;
     for i in 0..n {
-        match instances[i % instances.len()].verify(key).await {
+        match instances[i % instances.len()].verify(key, None).await {
             Ok(_) => accepted += 1,
             Err(AuthError::RateLimited { .. }) => {}
             Err(e) => panic!("{e}"),

@@ -11,7 +11,7 @@ use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
     Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-    Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    Match, NewKey, NewSecret, OwnRotation, Quota, RateLimit, UsageDay,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -23,7 +23,7 @@ mod rotation;
 pub use leaks::{Label, LeakError, LeakReports, LEAK_ACTION, LEAK_ACTOR, MAX_REPORT_BYTES};
 #[cfg(feature = "postgres")]
 pub use odoo::{OdooError, OdooReport};
-pub use rotation::{RotateError, Rotated, SelfRotation, SELF_ROTATE_ACTION};
+pub use rotation::{RotateError, Rotated, SelfRotation, REFUSED_ACTION, SELF_ROTATE_ACTION};
 
 /// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
 /// and hands the secret back once. Every write is one atomic store operation.
@@ -36,6 +36,10 @@ pub struct KeyManager {
     /// The admin group: an import never grants it unless asked to.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     admin_group: String,
+    /// The config sections' tech names and the users they name: an import never disables a
+    /// user a section acts for.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    section_users: std::sync::Arc<[(String, Option<String>)]>,
 }
 
 /// What to create.
@@ -81,6 +85,11 @@ impl KeyManager {
             format: config.key_format(),
             actor: Actor::from_env(),
             admin_group: config.settings.admin_group.clone(),
+            section_users: config
+                .sections
+                .iter()
+                .map(|s| (s.tech_name.clone(), s.user.clone()))
+                .collect(),
         }
     }
 
@@ -308,6 +317,26 @@ impl KeyManager {
         name: &str,
         grace: Duration,
     ) -> Result<(KeyRecord, Secret), StoreError> {
+        self.rotate_with(name, grace, None).await
+    }
+
+    /// [`rotate`](Self::rotate) for a key rotating itself: `rule` is decided by the store under
+    /// the key's lock ([`StoreError::RotationRefused`] and nothing changed when it fails).
+    pub async fn rotate_own(
+        &self,
+        name: &str,
+        grace: Duration,
+        rule: OwnRotation,
+    ) -> Result<(KeyRecord, Secret), StoreError> {
+        self.rotate_with(name, grace, Some(rule)).await
+    }
+
+    async fn rotate_with(
+        &self,
+        name: &str,
+        grace: Duration,
+        rule: Option<OwnRotation>,
+    ) -> Result<(KeyRecord, Secret), StoreError> {
         let generated = self.generate()?;
         let until = if grace.is_zero() {
             None
@@ -315,7 +344,8 @@ impl KeyManager {
             Some(after(OffsetDateTime::now_utc(), grace)?)
         };
         let digest = self.hasher.digest(generated.key.expose());
-        let secret = NewSecret::new(digest, generated.stub, until);
+        let mut secret = NewSecret::new(digest, generated.stub, until);
+        secret.own = rule;
         let record = self.store.rotate(name, secret, &self.actor).await?;
         Ok((record, generated.key))
     }

@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions, Row};
 use super::{CreateKey, KeyManager};
 use crate::config::redact_url;
 use crate::key::{KeyDigest, Secret};
-use crate::model::Imported;
+use crate::model::{Groups, Imported, KeyOrigin};
 use crate::store::StoreError;
 
 /// What an import did (or, in a dry run, would do).
@@ -27,6 +27,9 @@ pub struct OdooReport {
     pub updated: usize,
     /// Keys already exactly so.
     pub unchanged: usize,
+    /// Keys changed here since they were imported (revoked, rotated, their groups, limits,
+    /// networks or user's state): left as they are; each has a line in `warnings`.
+    pub conflicts: usize,
     /// Odoo keys not imported (empty or unusable value, a value another key has, a name
     /// clash); each has a line in `warnings`.
     pub skipped: usize,
@@ -253,9 +256,18 @@ impl KeyManager {
             if !key.user_active && !archived.contains(&key.login) {
                 archived.push(key.login.clone());
             }
-            let mut groups = key.groups;
-            if !allow_admin_group && groups.contains(&self.admin_group) {
-                groups.retain(|g| *g != self.admin_group);
+            // Normalised as the store will keep them, so that `'apikey-admin '` (or a tab, or
+            // an NBSP around it) is still seen as the admin group.
+            let mut groups = match Groups::new(&key.groups) {
+                Ok(groups) => groups.into_vec(),
+                Err(why) => {
+                    report.skip(format!("{label}: {why}"));
+                    continue;
+                }
+            };
+            let admin_group = self.admin_group.trim();
+            if !allow_admin_group && groups.iter().any(|g| g == admin_group) {
+                groups.retain(|g| g != admin_group);
                 report.warnings.push(format!(
                     "{label}: its Odoo group {:?} is this service's admin group; not granted \
                      (--allow-admin-group grants it)",
@@ -280,6 +292,13 @@ impl KeyManager {
                 Ok(Imported::Created) => report.created += 1,
                 Ok(Imported::Updated) => report.updated += 1,
                 Ok(Imported::Unchanged) => report.unchanged += 1,
+                Ok(Imported::Conflict) => {
+                    report.conflicts += 1;
+                    report
+                        .warnings
+                        .push(format!("{label}: {}", crate::store::CONFLICT));
+                    continue;
+                }
                 Err(e @ StoreError::Unavailable(_)) => {
                     // Each key is imported in a transaction of its own, and a run is
                     // idempotent: running it again finishes the job.
@@ -297,16 +316,34 @@ impl KeyManager {
             }
             ours.insert(name);
         }
-        // Only users whose keys here all came from the import: a user made here keeps its
-        // state whatever Odoo says.
+        // Only users whose keys here all came from the import and that no config section acts
+        // for: a user made or used here keeps its state whatever Odoo says.
         let local = self.list().await.map_err(|e| fail(e.to_string()))?;
+        let configured: HashSet<&str> = self
+            .section_users
+            .iter()
+            .filter_map(|(tech_name, user)| match user {
+                Some(user) => Some(user.as_str()),
+                None => local
+                    .iter()
+                    .find(|r| r.tech_name == *tech_name)
+                    .map(|r| r.user.as_str()),
+            })
+            .collect();
         archived.retain(|login| {
+            if configured.contains(login.as_str()) {
+                report.warnings.push(format!(
+                    "Odoo user {login:?} is archived, but a config section acts for {login:?}: \
+                     left enabled"
+                ));
+                return false;
+            }
             let theirs = || local.iter().filter(|r| r.user == *login);
             let only_ours = theirs().all(|r| ours.contains(&r.name));
             if !only_ours {
                 report.warnings.push(format!(
-                    "Odoo user {login:?} is archived, but keys made here act for {login:?} too: \
-                     left enabled"
+                    "Odoo user {login:?} is archived, but keys made or changed here act for \
+                     {login:?} too: left enabled"
                 ));
             }
             only_ours
@@ -353,8 +390,10 @@ impl KeyManager {
         let Some(current) = self.store.get(&spec.name).await? else {
             return Ok(Imported::Created);
         };
-        if self.store.imported(&spec.name).await? != Some(true) {
-            return Err(crate::store::not_imported(&spec.name));
+        match self.store.origin(&spec.name).await? {
+            Some(KeyOrigin::Imported) => {}
+            Some(KeyOrigin::ChangedSinceImport) => return Ok(Imported::Conflict),
+            _ => return Err(crate::store::not_imported(&spec.name)),
         }
         let same_secret = holds_it;
         if !same_secret {

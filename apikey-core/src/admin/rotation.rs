@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::KeyManager;
 use crate::config::ApiKeyConfig;
 use crate::key::Secret;
-use crate::model::{Actor, AuditFilter, Identity};
+use crate::model::{Actor, Identity, OwnRotation, RotationRefusal};
 use crate::store::{SharedStore, StoreError};
 use crate::verify::Verifier;
 
@@ -48,7 +48,11 @@ pub enum RotateError {
     /// The key comes from a config section: its value lives in a file, not in the store.
     #[error("a key set in the configuration cannot rotate itself; change it where it is set")]
     Configured,
-    /// The key rotated itself less than the minimum interval ago.
+    /// The secret that asked is in its rotation grace: only the key's current secret may
+    /// rotate it (else whoever holds an old secret could take the key over).
+    #[error("a secret in its rotation grace cannot rotate the key")]
+    InGrace,
+    /// The key was rotated (by anyone) less than the minimum interval ago.
     #[error("the key rotated itself a moment ago; retry after the Retry-After delay")]
     TooSoon {
         /// Seconds until it may rotate itself again (at least 1).
@@ -56,14 +60,26 @@ pub enum RotateError {
     },
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for RotateError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::RotationRefused(RotationRefusal::SecretInGrace) => RotateError::InGrace,
+            StoreError::RotationRefused(RotationRefusal::TooSoon { retry_after_secs }) => {
+                RotateError::TooSoon { retry_after_secs }
+            }
+            other => RotateError::Store(other),
+        }
+    }
 }
 
 impl RotateError {
     /// The HTTP status of the refusal: 403, 429, or 503 (404 for a key deleted meanwhile).
     pub fn status(&self) -> u16 {
         match self {
-            RotateError::Configured => 403,
+            RotateError::Configured | RotateError::InGrace => 403,
             RotateError::TooSoon { .. } => 429,
             RotateError::Store(StoreError::NotFound(_)) => 404,
             RotateError::Store(StoreError::Unavailable(_)) => 503,
@@ -74,6 +90,9 @@ impl RotateError {
 
 /// The audit action of a key rotating itself.
 pub const SELF_ROTATE_ACTION: &str = "rotate";
+
+/// The audit action of a rotation refused because the secret that asked is in its grace.
+pub const REFUSED_ACTION: &str = "rotate-refused";
 
 /// Self-rotation: mount it (Rocket: managed state and `apikey_rocket::rotation::routes()`;
 /// axum: `apikey_axum::rotation::route`) to let holders rotate their own key.
@@ -100,43 +119,53 @@ impl SelfRotation {
         Actor::escaped(&format!("key:{}", identity.key_name()))
     }
 
-    /// Rotates the key of `caller` (verified by `verifier` on this request): a new secret, the
-    /// old one in grace. Refused for a key set in a config section, and within
-    /// `self_rotation_every` of the key's last rotation of itself.
+    /// Rotates the key of `caller` (verified by `verifier` on this request, with the secret
+    /// `presented`): a new secret, the old one in grace. Refused for a key set in a config
+    /// section, for a secret that is itself in its rotation grace (403; only the current
+    /// secret may rotate the key), and within `self_rotation_every` of the key's last
+    /// rotation, whoever made it (429). Both rules are decided by the store under the key's
+    /// lock, so of concurrent rotations of one key exactly one is made.
     pub async fn rotate(
         &self,
         verifier: &Verifier,
         caller: &Identity,
+        presented: &str,
     ) -> Result<Rotated, RotateError> {
         let name = caller.key_name();
         if verifier.is_configured(caller.tech_name()) {
             log::info!("API key {name:?} may not rotate itself: it is set in a config section");
             return Err(RotateError::Configured);
         }
-        let actor = Self::actor_of(caller);
+        let presented = verifier
+            .digest(presented)
+            .map_err(|_| RotateError::InGrace)?;
+        let rule = OwnRotation {
+            presented,
+            every: self.every,
+        };
+        let keys = self.manager.clone().with_actor(Self::actor_of(caller));
         let now = OffsetDateTime::now_utc();
-        let window = time::Duration::try_from(self.every).unwrap_or(time::Duration::MAX);
-        let trail = self
-            .manager
-            .audit(&AuditFilter {
-                name: Some(name.to_owned()),
-                since: Some(now.saturating_sub(window)),
-            })
-            .await?;
-        let last = trail
-            .iter()
-            .filter(|a| a.action == SELF_ROTATE_ACTION && a.actor == actor.as_str())
-            .map(|a| a.at)
-            .max();
-        if let Some(last) = last {
-            let wait = (last + window - now).whole_seconds().max(1);
-            log::info!("API key {name:?} may not rotate itself again for {wait} s");
-            return Err(RotateError::TooSoon {
-                retry_after_secs: u32::try_from(wait).unwrap_or(u32::MAX),
-            });
-        }
-        let keys = self.manager.clone().with_actor(actor);
-        let (_, key) = keys.rotate(name, self.grace).await?;
+        let rotated = keys.rotate_own(name, self.grace, rule).await;
+        let key = match rotated {
+            Ok((_, key)) => key,
+            Err(e) => {
+                let e = RotateError::from(e);
+                match &e {
+                    RotateError::InGrace => {
+                        log::warn!(
+                            "API key {name:?} refused a rotation asked by a secret in its grace"
+                        );
+                        // Audited: a thief holding an old secret shows up in the trail.
+                        keys.note(REFUSED_ACTION, name, &e.to_string()).await?;
+                    }
+                    RotateError::TooSoon { retry_after_secs } => log::info!(
+                        "API key {name:?} may not rotate itself again for {retry_after_secs} s"
+                    ),
+                    _ => {}
+                }
+                return Err(e);
+            }
+        };
         let until = (!self.grace.is_zero())
             .then(|| time::Duration::try_from(self.grace).ok())
             .flatten()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::key::Secret;
-use crate::model::{de_duration, Quota, RateLimit};
+use crate::model::{de_duration, AllowIp, ForwardHeader, Quota, RateLimit};
 
 /// The header that carries keys unless `[apikey] header` says otherwise.
 pub const DEFAULT_HEADER: &str = "API-KEY";
@@ -87,9 +87,15 @@ pub struct Settings {
     /// stops at once).
     #[serde(deserialize_with = "de_duration")]
     pub self_rotation_grace: Duration,
-    /// How often a key may rotate itself at most (`1h`).
+    /// How often a key may rotate itself at most (`1h`), counting every rotation of the key.
     #[serde(deserialize_with = "de_duration")]
     pub self_rotation_every: Duration,
+    /// The proxies whose forwarding header is believed (CIDRs; empty, the default: none, and
+    /// the client's address is always the TCP peer's).
+    pub trusted_proxies: AllowIp,
+    /// The header a trusted proxy reports the client's address in: `X-Forwarded-For`
+    /// (default; its right-most untrusted address), `Forwarded` (`for=`) or `X-Real-IP`.
+    pub client_ip_header: ForwardHeader,
 }
 
 /// What to do with a key of ours a secret scanner reports leaked (`secret_scanning_action`).
@@ -145,6 +151,8 @@ impl Default for Settings {
             ratelimit_headers: true,
             self_rotation_grace: Duration::from_secs(24 * 3600),
             self_rotation_every: Duration::from_secs(3600),
+            trusted_proxies: AllowIp::default(),
+            client_ip_header: ForwardHeader::XForwardedFor,
         }
     }
 }
@@ -181,6 +189,8 @@ impl fmt::Debug for Settings {
             .field("ratelimit_headers", &self.ratelimit_headers)
             .field("self_rotation_grace", &self.self_rotation_grace)
             .field("self_rotation_every", &self.self_rotation_every)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("client_ip_header", &self.client_ip_header)
             .finish()
     }
 }

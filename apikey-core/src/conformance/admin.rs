@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use super::{by, create, digest, found, new_key};
 use crate::model::{
-    Actor, AuditFilter, GroupEdit, Groups, Imported, ImportedKey, NewKey, NewSecret,
+    Actor, AllowIp, AuditFilter, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin, NewKey,
+    NewSecret, OwnRotation, RotationRefusal,
 };
 use crate::store::{Change, SharedStore, StoreError};
 
@@ -149,9 +150,12 @@ pub async fn import_is_idempotent(store: SharedStore) {
     assert_eq!(store.get("Clash").await.unwrap(), None);
 
     // A key made here is never taken over by an import of its name.
-    assert_eq!(store.imported("Odoo Key").await.unwrap(), Some(true));
-    assert_eq!(store.imported("other").await.unwrap(), Some(false));
-    assert_eq!(store.imported("nobody").await.unwrap(), None);
+    assert_eq!(
+        store.origin("Odoo Key").await.unwrap(),
+        Some(KeyOrigin::Imported)
+    );
+    assert_eq!(store.origin("other").await.unwrap(), Some(KeyOrigin::Here));
+    assert_eq!(store.origin("nobody").await.unwrap(), None);
     let takeover = imported("other", "takeover-secret", "intruder", &["admin"], true);
     assert!(matches!(
         store.import(takeover, &by()).await,
@@ -190,4 +194,204 @@ pub async fn deactivate_all(store: SharedStore) {
         ("neutralize", "*")
     );
     assert_eq!(store.deactivate_all(&by()).await.unwrap(), 0);
+}
+
+/// Changes made here to an imported key, each on a key of its own.
+const LOCAL_CHANGES: [&str; 8] = [
+    "revoke",
+    "rotate",
+    "groups",
+    "rate-limit",
+    "quota",
+    "allow-ip",
+    "user-enable",
+    "neutralize",
+];
+
+async fn change_here(store: &SharedStore, change: &str, name: &str, user: &str) {
+    match change {
+        "revoke" => drop(store.set_active(name, false, &by()).await.unwrap()),
+        "rotate" => {
+            let secret = NewSecret::new(digest(&format!("{name}-rotated")), "ak_r", None);
+            store.rotate(name, secret, &by()).await.unwrap();
+        }
+        "groups" => {
+            let groups = Groups::one("local").unwrap();
+            store.set_groups(name, groups, &by()).await.unwrap();
+        }
+        "rate-limit" => {
+            let limit = "10/1m".parse().ok();
+            store.set_rate_limit(name, limit, &by()).await.unwrap();
+        }
+        "quota" => {
+            let quota = "100/1d".parse().ok();
+            store.set_quota(name, quota, &by()).await.unwrap();
+        }
+        "allow-ip" => {
+            let allow = AllowIp::parse(&["10.0.0.0/8"]).unwrap();
+            store.set_allow_ip(name, allow, &by()).await.unwrap();
+        }
+        "user-enable" => {
+            store.set_user_active(user, true, &by()).await.unwrap();
+        }
+        "neutralize" => drop(store.deactivate_all(&by()).await.unwrap()),
+        other => unreachable!("{other}"),
+    }
+}
+
+/// An imported key changed here (revoked, rotated, groups, limits, networks, its user enabled,
+/// neutralized) is left as it is by a later import: [`Imported::Conflict`], nothing written,
+/// never re-activated nor given the imported secret back. Keys an import merely updated are
+/// still brought in line.
+#[doc(hidden)]
+pub async fn import_leaves_local_changes(store: SharedStore) {
+    for change in LOCAL_CHANGES {
+        let name = format!("odoo-{change}");
+        let user = format!("user-{change}");
+        let value = format!("{name}-value");
+        let key = imported(&name, &value, &user, &["g"], true);
+        assert_eq!(
+            store.import(key.clone(), &by()).await.unwrap(),
+            Imported::Created
+        );
+        // An import's own update does not count as a change here.
+        let moved = imported(&name, &value, &user, &["g", "h"], true);
+        assert_eq!(
+            store.import(moved.clone(), &by()).await.unwrap(),
+            Imported::Updated,
+            "{change}"
+        );
+        change_here(&store, change, &name, &user).await;
+        assert_eq!(
+            store.origin(&name).await.unwrap(),
+            Some(KeyOrigin::ChangedSinceImport),
+            "{change}"
+        );
+        let before = store.get(&name).await.unwrap().unwrap();
+        let trail = store.audit(&filter(&name)).await.unwrap().len();
+        assert_eq!(
+            store.import(moved, &by()).await.unwrap(),
+            Imported::Conflict,
+            "{change}"
+        );
+        let after = store.get(&name).await.unwrap().unwrap();
+        assert_eq!(before, after, "{change}: the import changed nothing");
+        assert_eq!(
+            store.audit(&filter(&name)).await.unwrap().len(),
+            trail,
+            "{change}: nothing audited"
+        );
+        if change == "rotate" {
+            assert_eq!(
+                found(&store, &value).await,
+                None,
+                "the imported secret is not given back"
+            );
+        }
+        if matches!(change, "revoke" | "neutralize") {
+            assert!(!after.active, "{change}: not re-activated");
+        }
+        if change == "neutralize" {
+            // Every key is inactive now: start the next round from a fresh state.
+            break;
+        }
+    }
+}
+
+fn own(presented: &str, every: Duration) -> OwnRotation {
+    OwnRotation {
+        presented: digest(presented),
+        every,
+    }
+}
+
+/// A key rotating itself: only its current secret may (a secret in its grace, or one no longer
+/// the key's, is refused with nothing written), at most once per interval counting every
+/// rotation of the key (an administrator's too), and an interval too long to add to a date
+/// refuses instead of panicking.
+#[doc(hidden)]
+pub async fn own_rotation_rules(store: SharedStore) {
+    create(&store, "own", "own-0").await;
+    let hour = Duration::from_secs(3600);
+    let grace = Some(OffsetDateTime::now_utc() + hour);
+    let mut first = NewSecret::new(digest("own-1"), "ak_1", grace);
+    first.own = Some(own("own-0", hour));
+    store.rotate("own", first, &by()).await.unwrap();
+    // The old secret, still in its grace, may not rotate the key.
+    let mut thief = NewSecret::new(digest("own-2"), "ak_2", grace);
+    thief.own = Some(own("own-0", Duration::ZERO));
+    assert_eq!(
+        store.rotate("own", thief, &by()).await.unwrap_err(),
+        StoreError::RotationRefused(RotationRefusal::SecretInGrace)
+    );
+    assert_eq!(found(&store, "own-2").await, None, "nothing written");
+    assert_eq!(found(&store, "own-1").await.as_deref(), Some("own"));
+    assert_eq!(found(&store, "own-0").await.as_deref(), Some("own"));
+    // A secret that is not the key's at all.
+    let mut stranger = NewSecret::new(digest("own-3"), "ak_3", grace);
+    stranger.own = Some(own("never-stored", Duration::ZERO));
+    assert_eq!(
+        store.rotate("own", stranger, &by()).await.unwrap_err(),
+        StoreError::RotationRefused(RotationRefusal::SecretInGrace)
+    );
+    // The current secret, within the interval: too soon, whoever rotated last.
+    let mut soon = NewSecret::new(digest("own-4"), "ak_4", grace);
+    soon.own = Some(own("own-1", hour));
+    match store.rotate("own", soon, &by()).await.unwrap_err() {
+        StoreError::RotationRefused(RotationRefusal::TooSoon { retry_after_secs }) => {
+            assert!(
+                (3500..=3600).contains(&retry_after_secs),
+                "{retry_after_secs}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A huge interval refuses, never panics.
+    let mut forever = NewSecret::new(digest("own-5"), "ak_5", grace);
+    forever.own = Some(own("own-1", Duration::from_secs(10_000 * 365 * 86_400)));
+    assert!(matches!(
+        store.rotate("own", forever, &by()).await.unwrap_err(),
+        StoreError::RotationRefused(RotationRefusal::TooSoon { .. })
+    ));
+    let mut max = NewSecret::new(digest("own-6"), "ak_6", grace);
+    max.own = Some(own("own-1", Duration::MAX));
+    assert!(store.rotate("own", max, &by()).await.is_err());
+    // With no interval, the current secret rotates.
+    let mut now = NewSecret::new(digest("own-7"), "ak_7", None);
+    now.own = Some(own("own-1", Duration::ZERO));
+    store.rotate("own", now, &by()).await.unwrap();
+    assert_eq!(found(&store, "own-7").await.as_deref(), Some("own"));
+
+    // An administrator's rotation counts for the interval too.
+    create(&store, "own-admin", "adm-0").await;
+    let admin = NewSecret::new(digest("adm-1"), "ak_a1", None);
+    store.rotate("own-admin", admin, &by()).await.unwrap();
+    let mut after_admin = NewSecret::new(digest("adm-2"), "ak_a2", None);
+    after_admin.own = Some(own("adm-1", hour));
+    assert!(matches!(
+        store
+            .rotate("own-admin", after_admin, &by())
+            .await
+            .unwrap_err(),
+        StoreError::RotationRefused(RotationRefusal::TooSoon { .. })
+    ));
+
+    // Concurrent rotations of one key by its current secret: exactly one is made.
+    create(&store, "own-race", "race-0").await;
+    let tries = (0..16).map(|i| {
+        let store = store.clone();
+        async move {
+            let mut secret = NewSecret::new(digest(&format!("race-new-{i}")), "ak_r", grace);
+            secret.own = Some(own("race-0", hour));
+            store.rotate("own-race", secret, &by()).await
+        }
+    });
+    let outcomes = futures_util::future::join_all(tries).await;
+    let made = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(made, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| match o {
+        Ok(_) => true,
+        Err(StoreError::RotationRefused(_)) => true,
+        Err(e) => panic!("{e:?}"),
+    }));
 }

@@ -37,7 +37,7 @@ impl IpNet {
 }
 
 /// `ip` with an IPv4-mapped IPv6 address turned into the IPv4 address it carries.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

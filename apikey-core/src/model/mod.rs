@@ -3,6 +3,7 @@
 
 mod allow_ip;
 mod audit;
+mod client_ip;
 mod duration;
 mod groups;
 mod identity;
@@ -13,11 +14,15 @@ mod text;
 
 pub use allow_ip::{AllowIp, IpNet};
 pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
+pub use client_ip::{ClientIp, ForwardHeader};
 pub(crate) use duration::de_duration;
 pub use duration::parse_duration;
 pub use groups::{GroupEdit, Groups};
 pub use identity::Identity;
 pub use quota::{Quota, QuotaWindow, UsageCount, UsageDay};
 pub use rate_limit::RateLimit;
-pub use record::{Imported, ImportedKey, KeyRecord, Match, NewKey, NewSecret};
+pub use record::{
+    Imported, ImportedKey, KeyOrigin, KeyRecord, Match, NewKey, NewSecret, OwnRotation,
+    RotationRefusal,
+};
 pub use text::{check_name, escape_unsafe, is_unsafe_char};

@@ -124,6 +124,62 @@ pub struct NewSecret {
     /// Until when the key's previous secrets keep working (`None`, or an instant already past:
     /// not at all).
     pub old_valid_until: Option<OffsetDateTime>,
+    /// For a key rotating itself: what the store checks under the key's lock before it
+    /// rotates (`None`: an administrator's rotation, always made).
+    pub own: Option<OwnRotation>,
+}
+
+/// The rule of a key rotating itself, decided by the store inside the rotation's transaction
+/// (under the key's lock), so that concurrent rotations cannot both pass it.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnRotation {
+    /// The digest of the secret that asks: it must be the key's current secret, not one in
+    /// its rotation grace ([`RotationRefusal::SecretInGrace`] otherwise).
+    pub presented: KeyDigest,
+    /// The least time between two rotations of the key, whoever made them
+    /// ([`RotationRefusal::TooSoon`] otherwise).
+    pub every: std::time::Duration,
+}
+
+/// Why a store refused a key's rotation of itself ([`OwnRotation`]); nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RotationRefusal {
+    /// The secret that asked is in its rotation grace (or no longer the key's at all): only
+    /// the current secret may rotate the key.
+    #[error("a secret in its rotation grace cannot rotate the key")]
+    SecretInGrace,
+    /// The key was rotated (by anyone) less than the minimum interval ago.
+    #[error("the key was rotated a moment ago; retry after {retry_after_secs} s")]
+    TooSoon {
+        /// Seconds until it may rotate itself again (at least 1).
+        retry_after_secs: u32,
+    },
+}
+
+impl OwnRotation {
+    /// The refusal for a key last rotated at `last` (unix seconds; `None`: never), the presented
+    /// secret being current (`current`), at `now`. Never panics, whatever the interval.
+    pub fn check(&self, current: bool, last: Option<i64>, now: i64) -> Result<(), RotationRefusal> {
+        // The interval first: of concurrent rotations by one secret, the first is made and
+        // the others are told when to come back.
+        if let Some(last) = last {
+            let every = i64::try_from(self.every.as_secs()).unwrap_or(i64::MAX);
+            let wait = match last.checked_add(every) {
+                Some(next) if next <= now => None,
+                Some(next) => Some(next.saturating_sub(now)),
+                None => Some(i64::MAX),
+            };
+            if let Some(wait) = wait {
+                return Err(RotationRefusal::TooSoon {
+                    retry_after_secs: u32::try_from(wait.max(1)).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        if !current {
+            return Err(RotationRefusal::SecretInGrace);
+        }
+        Ok(())
+    }
 }
 
 impl NewSecret {
@@ -137,6 +193,7 @@ impl NewSecret {
             digest,
             stub: stub.into(),
             old_valid_until,
+            own: None,
         }
     }
 }
@@ -151,6 +208,18 @@ pub struct ImportedKey {
     pub active: bool,
 }
 
+/// Where a stored key came from, as an import sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyOrigin {
+    /// Made here (the CLI, the admin page, a service): an import never touches it.
+    Here,
+    /// Created by an import and not changed here since: a later import brings it in line.
+    Imported,
+    /// Created by an import, then changed here: a later import leaves it as it is.
+    ChangedSinceImport,
+}
+
 /// What an import did to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,4 +230,7 @@ pub enum Imported {
     Updated,
     /// The key existed exactly so.
     Unchanged,
+    /// The key was changed here since it was imported (revoked, rotated, its groups, limits,
+    /// networks or user's state): left as it is.
+    Conflict,
 }

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-    Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin,
+    KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
 };
 
 mod changes;
@@ -53,6 +53,10 @@ pub enum StoreError {
     /// The store cannot be reached or failed; requests that need it get 503.
     #[error("the key store is unavailable: {0}")]
     Unavailable(String),
+    /// A key's rotation of itself was refused by its rule, checked under the key's lock
+    /// ([`OwnRotation`](crate::model::OwnRotation)); nothing was written.
+    #[error(transparent)]
+    RotationRefused(#[from] crate::model::RotationRefusal),
     /// The store was migrated by a newer version of apikey than this one.
     #[error(
         "the key store has schema version {found}, newer than the {supported} this binary \
@@ -165,7 +169,9 @@ pub trait KeyStore: KeyLookup {
     async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()>;
 
     /// Gives a key a new secret. The secrets it had keep working until
-    /// `secret.old_valid_until` (never again when `None` or in the past).
+    /// `secret.old_valid_until` (never again when `None` or in the past). With `secret.own`
+    /// (a key rotating itself), its rule is decided under the key's lock, counting every
+    /// rotation of the key: [`StoreError::RotationRefused`] and nothing written when it fails.
     async fn rotate(&self, name: &str, secret: NewSecret, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// Replaces a key's groups.
@@ -222,11 +228,12 @@ pub trait KeyStore: KeyLookup {
     /// Creates a key brought over from another system (marked as imported), or brings the
     /// existing key of that name in line with it (secret, user, groups, active flag), in one
     /// transaction. A key of that name that an import did not create is never touched:
-    /// [`StoreError::Invalid`].
+    /// [`StoreError::Invalid`]; one it created but that was changed here since (any write
+    /// other than an import's, or its user enabled) is left as it is: [`Imported::Conflict`].
     async fn import(&self, key: ImportedKey, by: &Actor) -> StoreResult<Imported>;
 
-    /// Whether the key of this name was created by an import (`None`: no such key).
-    async fn imported(&self, name: &str) -> StoreResult<Option<bool>>;
+    /// Where the key of this name came from (`None`: no such key).
+    async fn origin(&self, name: &str) -> StoreResult<Option<KeyOrigin>>;
 
     /// Deactivates every key in one transaction (a store restored into another environment);
     /// returns how many were active.
@@ -257,6 +264,14 @@ pub(crate) fn validate_new(new: &NewKey) -> StoreResult<String> {
 
 /// The origin stored with keys an import created.
 pub(crate) const IMPORT_ORIGIN: &str = "import";
+
+/// The origin of keys an import created and that were changed here since (revoked, rotated,
+/// groups, limits, networks, their user enabled): a later import leaves them as they are.
+pub(crate) const CHANGED_ORIGIN: &str = "import-changed";
+
+/// What an import reports of a key changed here since it imported it.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) const CONFLICT: &str = "changed here since it was imported; left as is";
 
 /// Why an import leaves a key alone.
 pub(crate) fn not_imported(name: &str) -> StoreError {

@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher};
 use crate::limits::{Budget, Limits, LimitsStats, Outcome, Refused};
-use crate::model::Identity;
+use crate::model::{ClientIp, Identity};
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
 use credentials::{one_value, Credentials};
@@ -57,15 +57,6 @@ pub struct Verified {
     pub limits: Budget,
 }
 
-/// Whether a key is checked for a request (and from where) or outside one.
-#[derive(Clone, Copy)]
-enum Origin<'a> {
-    /// A request; its client's address (`None`: unknown), asked only when a key needs it.
-    Request(&'a (dyn Fn() -> Option<IpAddr> + Sync)),
-    /// A tool checking a key: no address to hold it against.
-    NotARequest,
-}
-
 /// One store lookup in flight, shared by every request that misses on the same digest in the
 /// same cache generation.
 type Lookup = OnceCell<Result<Valid, Refusal>>;
@@ -96,6 +87,8 @@ pub struct Verifier {
     expiry_warning: i64,
     /// Whether responses tell clients their limits (`ratelimit_headers`).
     ratelimit_headers: bool,
+    /// How a request's client address is established (`trusted_proxies`, `client_ip_header`).
+    client_ip: ClientIp,
     format: KeyFormat,
     hasher: KeyHasher,
     sections: Sections,
@@ -182,6 +175,7 @@ impl Verifier {
             },
             expiry_warning: i64::try_from(settings.expiry_warning.as_secs()).unwrap_or(i64::MAX),
             ratelimit_headers: settings.ratelimit_headers,
+            client_ip: ClientIp::new(settings.trusted_proxies, settings.client_ip_header),
             format,
             hasher,
             sections,
@@ -198,6 +192,13 @@ impl Verifier {
     /// The header that carries keys.
     pub fn header(&self) -> &str {
         &self.credentials.header
+    }
+
+    /// How adapters establish a request's client address: the TCP peer's, or what a trusted
+    /// proxy reports (`trusted_proxies`, `client_ip_header`). Every address apikey looks at
+    /// (allowlists, the admin page's login limits) comes through it.
+    pub fn client_ip(&self) -> &ClientIp {
+        &self.client_ip
     }
 
     /// Whether `Authorization: Bearer <key>` is accepted too (`accept_bearer`).
@@ -218,16 +219,6 @@ impl Verifier {
     /// The state of the digest filter.
     pub fn filter_stats(&self) -> FilterStats {
         self.filter.stats()
-    }
-
-    /// Verifies the values of the key header of one request. No value, or only an empty one,
-    /// is [`AuthError::Missing`]; several values are [`AuthError::Invalid`].
-    pub async fn verify_header<'a, I>(&self, values: I) -> Result<Identity, AuthError>
-    where
-        I: IntoIterator<Item = &'a str>,
-    {
-        let key = one_value(values).map_err(|e| self.refused_early(e))?;
-        self.verify(key).await
     }
 
     /// Refuses a request whose key header (or, with `accept_bearer`, `Authorization`) value
@@ -266,35 +257,37 @@ impl Verifier {
             .credentials
             .select(api_key, authorization)
             .map_err(|e| self.refused_early(e))?;
-        self.checked(key, Origin::Request(client)).await
+        self.checked(key, client).await
     }
 
-    /// Verifies one key.
-    pub async fn verify(&self, key: &str) -> Result<Identity, AuthError> {
-        self.check(key).await.map(|v| v.identity)
+    /// Verifies one key, as the value of a key header sent from `client`: SP/HTAB around it
+    /// are trimmed, an empty one is [`AuthError::Missing`]. A key bound to networks is
+    /// refused with [`AuthError::AddressNotAllowed`] unless `client` is inside them, so
+    /// `None` (no address: a tool checking a key) refuses every bound key. The address is
+    /// looked at only once the key is known to be valid, and before its limits: a refused
+    /// request spends none of its rate limit or quota.
+    pub async fn verify(&self, key: &str, client: Option<IpAddr>) -> Result<Verified, AuthError> {
+        let key = one_value([key]).map_err(|e| self.refused_early(e))?;
+        self.checked(key, &move || client).await
     }
 
-    /// Verifies one key; the outcome tells when a valid key stops working, if soon. The key's
-    /// address allowlist is not looked at: this is for checking a key outside a request (the
-    /// CLI's `verify`); requests go through [`check_from`](Self::check_from).
-    pub async fn check(&self, key: &str) -> Result<Verified, AuthError> {
-        self.checked(key, Origin::NotARequest).await
+    /// The secret a request presents (the key header's one value, or its Bearer credential
+    /// with `accept_bearer`), without verifying or counting it: what a route that acts on the
+    /// secret itself (a key's rotation of itself) needs once the request is verified.
+    pub fn presented<'a, I, J>(&self, api_key: I, authorization: J) -> Option<&'a str>
+    where
+        I: IntoIterator<Item = &'a str>,
+        J: IntoIterator<Item = &'a str>,
+    {
+        self.credentials.select(api_key, authorization).ok()
     }
 
-    /// Verifies the key of a request from `client` (`None`: an address the framework cannot
-    /// tell): a key bound to networks is refused, with [`AuthError::AddressNotAllowed`], from
-    /// any other address. The address is looked at only once the key is known to be valid, and
-    /// before its limits: a refused request spends none of its rate limit or quota.
-    pub async fn check_from(
+    async fn checked(
         &self,
         key: &str,
-        client: Option<IpAddr>,
+        client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
-        self.checked(key, Origin::Request(&move || client)).await
-    }
-
-    async fn checked(&self, key: &str, origin: Origin<'_>) -> Result<Verified, AuthError> {
-        match self.decide(key, origin).await {
+        match self.decide(key, client).await {
             Ok(verified) => {
                 self.meters.request(RequestOutcome::Valid);
                 Ok(verified)
@@ -353,7 +346,11 @@ impl Verifier {
         Ok(valid.identity)
     }
 
-    async fn decide(&self, key: &str, origin: Origin<'_>) -> Result<Verified, Refusal> {
+    async fn decide(
+        &self,
+        key: &str,
+        client: &(dyn Fn() -> Option<IpAddr> + Sync),
+    ) -> Result<Verified, Refusal> {
         let digest = self.checked_digest(key)?;
         let now = unix_now();
         let minute = (now / 60) as u32;
@@ -363,12 +360,12 @@ impl Verifier {
         if live {
             if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
                 return self
-                    .accept(&digest, &valid, now, Some(first_this_minute), origin)
+                    .accept(&digest, &valid, now, Some(first_this_minute), client)
                     .await;
             }
         }
         let (valid, first_this_minute) = self.look_up(&digest, now, minute, live).await?;
-        self.accept(&digest, &valid, now, first_this_minute, origin)
+        self.accept(&digest, &valid, now, first_this_minute, client)
             .await
     }
 
@@ -458,7 +455,7 @@ impl Verifier {
         valid: &Valid,
         now: i64,
         first_this_minute: Option<bool>,
-        origin: Origin<'_>,
+        client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, Refusal> {
         let not_after = valid.not_after();
         if not_after <= now {
@@ -466,7 +463,7 @@ impl Verifier {
             self.caches.forget(digest);
             return Err(Refusal::Expired);
         }
-        if let (Some(allow), Origin::Request(client)) = (&valid.allow, origin) {
+        if let Some(allow) = &valid.allow {
             let client = client();
             if !client.is_some_and(|ip| allow.allows(ip)) {
                 let from = client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string());

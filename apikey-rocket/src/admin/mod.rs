@@ -376,7 +376,9 @@ async fn login(
             )
         }
         Err(apikey_core::AuthError::AddressNotAllowed) => {
-            admin.throttle.failed(&client.0, tried.as_ref());
+            // Counted against the address, not the key: a stranger could otherwise lock its
+            // holder out by trying it from outside its networks.
+            admin.throttle.failed(&client.0, None);
             return page(
                 Status::Forbidden,
                 "That key may not be used from this address.",
@@ -410,16 +412,25 @@ async fn login(
     LoginAnswer::Answer(redirect(format!("{}/", base.0)))
 }
 
-/// The client's address as Rocket sees it (its `ip_header` decides whether a proxy's header
-/// is trusted), for counting failed logins.
+/// The client's address (the peer's, or what a trusted proxy reports), and what its failed
+/// logins are counted under (the address; its /64 for IPv6).
 struct Client(String, Option<std::net::IpAddr>);
+
+/// The client's address of `req`, as apikey establishes it (`trusted_proxies`).
+pub(crate) fn client_ip(req: &Request<'_>) -> Option<std::net::IpAddr> {
+    match req.rocket().state::<ApiKeyState>() {
+        Some(keys) => keys.client_ip(req),
+        None => req.remote().map(|a| a.ip()),
+    }
+}
 
 #[rocket::async_trait]
 impl<'r> rocket::request::FromRequest<'r> for Client {
     type Error = ();
     async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, ()> {
-        let ip = req.client_ip();
-        let text = ip.map_or_else(|| "unknown".into(), |ip| ip.to_string());
+        let ip = client_ip(req);
+        let counted = ip.map(apikey_core::model::ClientIp::counted_as);
+        let text = counted.map_or_else(|| "unknown".into(), |ip| ip.to_string());
         rocket::request::Outcome::Success(Client(text, ip))
     }
 }

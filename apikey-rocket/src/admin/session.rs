@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::Admin;
+use super::{client_ip, Admin};
 use crate::state::ApiKeyState;
 
 /// The session cookie's name.
@@ -251,7 +251,7 @@ impl<'r> FromRequest<'r> for Session {
             return Outcome::Forward(rocket::http::Status::Unauthorized);
         };
         let scope = Scope::of(req);
-        if !Session::holds(&data, admin, keys, req.client_ip()).await {
+        if !Session::holds(&data, admin, keys, client_ip(req)).await {
             Session::end(&scope, jar);
             return Outcome::Forward(rocket::http::Status::Unauthorized);
         }

@@ -71,7 +71,7 @@ async fn run(url: &str, instances: usize, case: &Case, n: usize) -> String {
             let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
             tasks.push(tokio::spawn(async move {
                 while sent.fetch_add(1, Ordering::Relaxed) < total {
-                    if v.verify(&key).await.is_ok() {
+                    if v.verify(&key, None).await.is_ok() {
                         accepted.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -67,7 +67,7 @@ async fn measure(name: &str, service: SharedStore, other: SharedStore) {
             .expect("create");
         let start = Instant::now();
         let mut tries = 0;
-        while verifier.verify(key.expose()).await.is_err() {
+        while verifier.verify(key.expose(), None).await.is_err() {
             tries += 1;
             tokio::task::yield_now().await;
         }
@@ -80,7 +80,7 @@ async fn measure(name: &str, service: SharedStore, other: SharedStore) {
             .await
             .expect("rotate");
         let start = Instant::now();
-        while verifier.verify(key.expose()).await.is_ok() {
+        while verifier.verify(key.expose(), None).await.is_ok() {
             tokio::task::yield_now().await;
         }
         rotated.push(start.elapsed());

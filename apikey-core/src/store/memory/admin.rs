@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use super::{Credential, Entry, MemoryStore, State};
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-    NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin,
+    KeyRecord, NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -53,7 +53,8 @@ impl State {
                 digest: new.digest,
                 valid_until: None,
             }],
-            imported: false,
+            origin: KeyOrigin::Here,
+            rotated_at: None,
         };
         let record = self.record(&entry);
         self.keys.insert(new.name, entry);
@@ -137,11 +138,20 @@ impl KeyStore for MemoryStore {
         let old_valid_until = secret.old_valid_until.filter(|t| *t > now);
         let record = {
             let mut state = self.write();
-            state.entry_mut(name)?;
+            let entry = state.entry_mut(name)?;
+            if let Some(rule) = secret.own {
+                let current = entry
+                    .credentials
+                    .iter()
+                    .any(|c| c.digest == rule.presented && c.valid_until.is_none());
+                rule.check(current, entry.rotated_at, now.unix_timestamp())?;
+            }
             if state.by_digest.contains_key(&digest) {
                 return Err(reused());
             }
             let entry = state.entry_mut(name)?;
+            entry.rotated_at = Some(now.unix_timestamp());
+            entry.changed_here();
             let mut dropped = Vec::new();
             entry.credentials.retain_mut(|c| {
                 // Secrets already in grace keep their own, earlier end.
@@ -246,6 +256,12 @@ impl KeyStore for MemoryStore {
             let mut state = self.write();
             if active {
                 state.inactive_users.remove(user);
+                // An import only ever disables users: enabling one here is what it could undo.
+                for entry in state.keys.values_mut() {
+                    if entry.record.user == user {
+                        entry.changed_here();
+                    }
+                }
             } else {
                 state.inactive_users.insert(user.to_owned());
             }
@@ -271,10 +287,13 @@ impl KeyStore for MemoryStore {
             let outcome = match state.keys.get(&name) {
                 None => {
                     state.insert(new, active)?;
-                    state.entry_mut(&name)?.imported = true;
+                    state.entry_mut(&name)?.origin = KeyOrigin::Imported;
                     Imported::Created
                 }
-                Some(entry) if !entry.imported => return Err(not_imported(&name)),
+                Some(entry) if entry.origin == KeyOrigin::Here => return Err(not_imported(&name)),
+                Some(entry) if entry.origin == KeyOrigin::ChangedSinceImport => {
+                    return Ok(Imported::Conflict)
+                }
                 Some(entry) => {
                     let same_secret = matches!(
                         entry.credentials.as_slice(),
@@ -309,8 +328,8 @@ impl KeyStore for MemoryStore {
         Ok(outcome)
     }
 
-    async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
-        Ok(self.read().keys.get(name).map(|e| e.imported))
+    async fn origin(&self, name: &str) -> StoreResult<Option<KeyOrigin>> {
+        Ok(self.read().keys.get(name).map(|e| e.origin))
     }
 
     async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {
@@ -320,6 +339,7 @@ impl KeyStore for MemoryStore {
             for entry in state.keys.values_mut() {
                 count += u64::from(entry.record.active);
                 entry.record.active = false;
+                entry.changed_here();
             }
             state.audit(
                 by,

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{summary, Change, ChangeFeed, KeyLookup, KeyMetering, StoreError, StoreResult};
 use crate::key::KeyDigest;
-use crate::model::{Actor, AuditRecord, KeyRecord, Match, UsageCount, UsageDay};
+use crate::model::{Actor, AuditRecord, KeyOrigin, KeyRecord, Match, UsageCount, UsageDay};
 
 mod admin;
 
@@ -22,8 +22,20 @@ struct Credential {
 struct Entry {
     record: KeyRecord,
     credentials: Vec<Credential>,
-    /// Created by an import (the only keys an import may change).
-    imported: bool,
+    /// Made here, or by an import (the only keys an import may change) and whether it was
+    /// changed here since.
+    origin: KeyOrigin,
+    /// When it last got a new secret (unix seconds).
+    rotated_at: Option<i64>,
+}
+
+impl Entry {
+    /// Notes a change made here (not by an import).
+    fn changed_here(&mut self) {
+        if self.origin == KeyOrigin::Imported {
+            self.origin = KeyOrigin::ChangedSinceImport;
+        }
+    }
 }
 
 impl Entry {
@@ -120,7 +132,9 @@ impl MemoryStore {
     ) -> StoreResult<KeyRecord> {
         let record = {
             let mut state = self.write();
-            change(&mut state.entry_mut(name)?.record);
+            let entry = state.entry_mut(name)?;
+            change(&mut entry.record);
+            entry.changed_here();
             let entry = &state.keys[name];
             let record = state.record(entry);
             state.audit(by, action, name, summary::of(action, &record));

@@ -11,12 +11,12 @@ use super::{
     KEY_COLUMNS, KEY_FROM,
 };
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
-    NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin,
+    KeyRecord, NewKey, NewSecret, Quota, RateLimit, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
-    IMPORT_ORIGIN,
+    CHANGED_ORIGIN, IMPORT_ORIGIN,
 };
 
 #[async_trait]
@@ -76,6 +76,7 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             digest,
             stub,
             old_valid_until,
+            own,
         } = secret;
         let now = now_secs();
         let until = old_valid_until
@@ -83,6 +84,24 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             .filter(|t| *t > now);
         let mut tx = self.begin().await?;
         let id = Self::lock_key(&mut tx, name).await?;
+        if let Some(rule) = own {
+            // Under the key's lock: concurrent rotations are decided one after the other.
+            let presented: Option<Option<i64>> = Sql::<D>::new(
+                "SELECT valid_until FROM apikey_secrets WHERE key_id = $1 AND digest = $2",
+            )
+            .bind(id)
+            .bind(rule.presented.as_bytes().as_slice())
+            .optional(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+            let last: Option<i64> =
+                Sql::<D>::new("SELECT rotated_at FROM apikey_keys WHERE id = $1")
+                    .bind(id)
+                    .one(D::tx(&mut tx))
+                    .await
+                    .map_err(unavailable)?;
+            rule.check(matches!(presented, Some(None)), last, now)?;
+        }
         match until {
             // Secrets already in grace keep their own, earlier end.
             Some(until) => Sql::<D>::new(
@@ -107,8 +126,9 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             .await
             .map_err(unavailable)?;
         Self::add_secret(&mut tx, id, &digest, name).await?;
-        Sql::<D>::new("UPDATE apikey_keys SET stub = $1 WHERE id = $2")
+        Sql::<D>::new("UPDATE apikey_keys SET stub = $1, rotated_at = $2 WHERE id = $3")
             .bind(stub.as_str())
+            .bind(now)
             .bind(id)
             .execute(D::tx(&mut tx))
             .await
@@ -231,6 +251,10 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             .await
             .map_err(unavailable)?;
         let count = count.max(0) as u64;
+        if active {
+            // An import only ever disables users: enabling one here is what it could undo.
+            Self::changed_here(&mut tx, "user_name", user).await?;
+        }
         let action = summary::user_action(active);
         let summary = format!("{action}: {count} key(s)");
         Self::audit_in(&mut tx, by, action, user, &summary).await?;
@@ -262,8 +286,10 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
                         .one(D::tx(&mut tx))
                         .await
                         .map_err(unavailable)?;
-                if origin.as_deref() != Some(IMPORT_ORIGIN) {
-                    return Err(not_imported(&name));
+                match origin.as_deref() {
+                    Some(IMPORT_ORIGIN) => {}
+                    Some(CHANGED_ORIGIN) => return Ok(Imported::Conflict),
+                    _ => return Err(not_imported(&name)),
                 }
                 match Self::bring_in_line(&mut tx, id, &new, active).await? {
                     false => return Ok(Imported::Unchanged),
@@ -276,14 +302,18 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         Ok(outcome)
     }
 
-    async fn imported(&self, name: &str) -> StoreResult<Option<bool>> {
+    async fn origin(&self, name: &str) -> StoreResult<Option<KeyOrigin>> {
         let origin: Option<Option<String>> =
             Sql::<D>::new("SELECT origin FROM apikey_keys WHERE name = $1")
                 .bind(name)
                 .optional(self.db())
                 .await
                 .map_err(unavailable)?;
-        Ok(origin.map(|o| o.as_deref() == Some(IMPORT_ORIGIN)))
+        Ok(origin.map(|o| match o.as_deref() {
+            Some(IMPORT_ORIGIN) => KeyOrigin::Imported,
+            Some(CHANGED_ORIGIN) => KeyOrigin::ChangedSinceImport,
+            _ => KeyOrigin::Here,
+        }))
     }
 
     async fn deactivate_all(&self, by: &Actor) -> StoreResult<u64> {
@@ -292,6 +322,13 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             .execute(D::tx(&mut tx))
             .await
             .map_err(unavailable)?;
+        // A later import must not re-activate what was deactivated here.
+        Sql::<D>::composed(format!(
+            "UPDATE apikey_keys SET origin = '{CHANGED_ORIGIN}' WHERE origin = '{IMPORT_ORIGIN}'"
+        ))
+        .execute(D::tx(&mut tx))
+        .await
+        .map_err(unavailable)?;
         let summary = format!("{count} active key(s) deactivated");
         Self::audit_in(&mut tx, by, "neutralize", "*", &summary).await?;
         self.commit(tx, Change::All).await?;

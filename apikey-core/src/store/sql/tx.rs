@@ -11,7 +11,9 @@ use super::{
 };
 use crate::key::KeyDigest;
 use crate::model::{Actor, KeyRecord, NewKey};
-use crate::store::{summary, validate_new, Change, StoreError, StoreResult};
+use crate::store::{
+    summary, validate_new, Change, StoreError, StoreResult, CHANGED_ORIGIN, IMPORT_ORIGIN,
+};
 
 impl<D: Dialect> SqlStore<D> {
     /// The pool, to run a statement outside a transaction.
@@ -84,9 +86,31 @@ impl<D: Dialect> SqlStore<D> {
     ) -> StoreResult<KeyRecord> {
         let record = Self::record_in(&mut tx, name).await?;
         let (action, summary) = what(&record);
+        if !matches!(action, "import" | "create") {
+            Self::changed_here(&mut tx, "name", name).await?;
+        }
         Self::audit_in(&mut tx, by, action, name, &summary).await?;
         self.commit(tx, Change::Key(name.to_owned())).await?;
         Ok(record)
+    }
+
+    /// Marks the imported keys whose `column` (`name` or `user_name`) is `value` as changed
+    /// here: a later import leaves them as they are.
+    pub(super) async fn changed_here(
+        tx: &mut Tx<D>,
+        column: &'static str,
+        value: &str,
+    ) -> StoreResult<()> {
+        let sql = format!(
+            "UPDATE apikey_keys SET origin = '{CHANGED_ORIGIN}' \
+             WHERE {column} = $1 AND origin = '{IMPORT_ORIGIN}'"
+        );
+        Sql::<D>::composed(sql)
+            .bind(value)
+            .execute(D::tx(tx))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Writes one audit trail entry in the transaction.
