@@ -234,3 +234,53 @@ async fn cors_preflight(store: SharedStore) {
     let res = client.options("/my_service").dispatch().await;
     assert_eq!(res.status(), Status::NotFound);
 }
+
+/// Hardening round 3, item 6: every public way to verify a key looks at its networks. A custom
+/// guard built on `Verifier::verify` without an address refuses a bound key (it used to
+/// accept it from anywhere); with an address inside the networks it passes; a key bound to
+/// nothing passes without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_public_verification_looks_at_the_networks() {
+    use apikey_core::{AllowIp, AuthError, MemoryStore, Verifier};
+    let store: SharedStore = std::sync::Arc::new(MemoryStore::new());
+    let bound = create_key(
+        &store,
+        CreateKey {
+            allow_ip: AllowIp::parse(&["10.0.0.0/8"]).unwrap(),
+            ..spec("bound", "u", &[])
+        },
+    )
+    .await;
+    let open = create_key(&store, spec("open", "u", &[])).await;
+    let v = Verifier::new(ApiKeyConfig::default(), store.clone())
+        .await
+        .unwrap();
+    let inside = Some("10.1.2.3".parse().unwrap());
+    let outside = Some("192.0.2.1".parse().unwrap());
+    assert_eq!(
+        v.verify(bound.expose(), None).await.unwrap_err(),
+        AuthError::AddressNotAllowed
+    );
+    assert_eq!(
+        v.verify(bound.expose(), outside).await.unwrap_err(),
+        AuthError::AddressNotAllowed
+    );
+    assert_eq!(
+        v.verify(bound.expose(), inside)
+            .await
+            .unwrap()
+            .identity
+            .key_name(),
+        "bound"
+    );
+    assert!(v.verify(open.expose(), None).await.is_ok());
+    // The request entry: the address the adapter gives, asked only for a bound key.
+    let refused = v
+        .verify_request([bound.expose()], std::iter::empty(), &|| None)
+        .await;
+    assert_eq!(refused.unwrap_err(), AuthError::AddressNotAllowed);
+    let from_inside = v
+        .verify_request([bound.expose()], std::iter::empty(), &|| inside)
+        .await;
+    assert!(from_inside.is_ok());
+}

@@ -472,3 +472,118 @@ async fn an_interrupted_import_is_resumed_by_running_it_again() {
     drop((m, probed, probe, store));
     odoo.drop().await;
 }
+
+/// Hardening round 3, item 3: a later import never undoes what was done here. A key revoked
+/// here stays revoked, a key rotated here keeps its new secret (Odoo's old value stays dead),
+/// both reported as conflicts; a key whose user was enabled here keeps its user enabled. Group
+/// codes with whitespace around the admin group's name are still the admin group, and an
+/// archived Odoo login that a config section acts for is never disabled.
+async fn local_changes_survive(db: SharedDb) {
+    let Some(odoo) = PgDatabase::create("odoo").await else {
+        return;
+    };
+    odoo.run(SCHEMA).await;
+    odoo.run(GROUPS).await;
+    odoo.run(
+        "INSERT INTO res_users (id, login, active) VALUES
+             (1, 'alice', true), (2, 'bob', true), (3, 'carol', false), (4, 'dave', false),
+             (5, 'erin', true);
+         INSERT INTO auth_api_key (id, name, key, user_id, active) VALUES
+             (1, 'Revoked Here', 'revoked_value', 1, true),
+             (2, 'Rotated Here', 'rotated_value', 2, true),
+             (3, 'Enabled Here', 'carol_value', 3, true),
+             (4, 'Section User', 'dave_value', 4, true),
+             (5, 'Spaced', 'erin_value', 5, true);
+         INSERT INTO auth_api_key_group (id, name, code) VALUES
+             (1, 'Space', 'apikey-admin '), (2, 'Tab', E'\tapikey-admin'),
+             (3, 'NBSP', '\u{a0}apikey-admin\u{a0}');
+         INSERT INTO auth_api_key_group_rel (key_id, group_id) VALUES (5, 1), (5, 2), (5, 3);",
+    )
+    .await;
+    let store = db.store().await;
+    // A config section acts for dave, whom Odoo archived.
+    use rocket::figment::providers::{Format, Toml};
+    use rocket::figment::Figment;
+    let config = ApiKeyConfig::from_figment(&Figment::from(Toml::string(
+        "[api_key_partner]\nkey = \"partner-secret-0123456789\"\nuser = \"dave\"",
+    )))
+    .unwrap();
+    let m = KeyManager::new(store.clone(), &config).with_actor(Actor::new("migration").unwrap());
+
+    let first = m.import_odoo(&odoo.url, false).await.unwrap();
+    let warnings = first.warnings.join("\n");
+    assert_eq!(first.created, 5, "{warnings}");
+    // Whitespace around the admin group's name does not smuggle it in.
+    assert_eq!(
+        verify(&store, "erin_value").await,
+        Ok(("erin".into(), vec![]))
+    );
+    assert!(warnings.contains("admin group"), "{warnings}");
+    // carol is archived and only has the imported key: disabled. dave too, but a section
+    // acts for him: left enabled.
+    assert!(!m.user_active("carol").await.unwrap());
+    assert!(m.user_active("dave").await.unwrap(), "{warnings}");
+    assert!(
+        warnings.contains("config section acts for \"dave\""),
+        "{warnings}"
+    );
+
+    // Local actions.
+    m.revoke("Revoked Here").await.unwrap();
+    let (_, rotated) = m
+        .rotate("Rotated Here", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    m.set_user_active("carol", true).await.unwrap();
+
+    let again = m.import_odoo(&odoo.url, false).await.unwrap();
+    let warnings = again.warnings.join("\n");
+    assert_eq!(again.conflicts, 3, "{warnings}");
+    assert_eq!(again.updated, 0, "{warnings}");
+    for name in ["Revoked Here", "Rotated Here", "Enabled Here"] {
+        assert!(
+            warnings.contains(&format!(
+                "{name:?}: changed here since it was imported; left as is"
+            )),
+            "{warnings}"
+        );
+    }
+    assert_eq!(
+        verify(&store, "revoked_value").await,
+        Err(AuthError::Invalid),
+        "still revoked"
+    );
+    assert!(!m.get("Revoked Here").await.unwrap().active);
+    assert_eq!(
+        verify(&store, "rotated_value").await,
+        Err(AuthError::Invalid),
+        "Odoo's old value is not given back"
+    );
+    assert_eq!(
+        verify(&store, rotated.expose()).await,
+        Ok(("bob".into(), vec![]))
+    );
+    assert!(
+        m.user_active("carol").await.unwrap(),
+        "enabled here: stays so"
+    );
+    assert_eq!(again.users_disabled, 0);
+    // A dry run says the same.
+    let dry = m.import_odoo(&odoo.url, true).await.unwrap();
+    assert_eq!(dry.conflicts, 3, "{:?}", dry.warnings);
+    drop((m, store));
+    odoo.drop().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_import_leaves_local_changes() {
+    local_changes_survive(SharedDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_import_leaves_local_changes() {
+    if let Some(db) = SharedDb::postgres() {
+        local_changes_survive(db).await;
+    }
+}
