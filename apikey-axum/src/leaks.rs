@@ -23,12 +23,10 @@ use std::sync::Arc;
 
 use apikey_core::admin::{LeakReports, MAX_REPORT_BYTES};
 use apikey_core::http::Problem;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Extension};
+use axum::extract::{DefaultBodyLimit, Extension, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
-use http::HeaderMap;
 
 use crate::Refused;
 
@@ -39,15 +37,28 @@ pub fn route<S: Clone + Send + Sync + 'static>(leaks: LeakReports) -> MethodRout
         .layer(DefaultBodyLimit::max(MAX_REPORT_BYTES))
 }
 
-async fn report(
-    headers: HeaderMap,
-    Extension(leaks): Extension<Arc<LeakReports>>,
-    body: Bytes,
-) -> Response {
-    let signature = headers
-        .get("github-public-key-signature")
-        .and_then(|v| v.to_str().ok());
-    match leaks.report(&body, signature).await {
+async fn report(Extension(leaks): Extension<Arc<LeakReports>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let client = crate::verify::request_client(&parts.headers, &parts.extensions);
+    // Refused before the body is read: no key, no or a malformed signature, an address past
+    // its refused reports.
+    let admitted = match leaks.admit(
+        header("github-public-key-signature"),
+        header("github-public-key-identifier"),
+        client,
+    ) {
+        Ok(admitted) => admitted,
+        Err(e) => return Refused(Problem::for_leak_report(&e)).into_response(),
+    };
+    let body = match axum::body::to_bytes(body, MAX_REPORT_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            let problem = Problem::new(413, "The report is too large.");
+            return Refused(problem.prepare()).into_response();
+        }
+    };
+    match leaks.report(admitted, &body).await {
         Ok(labels) => Json(labels).into_response(),
         Err(e) => Refused(Problem::for_leak_report(&e)).into_response(),
     }

@@ -76,6 +76,22 @@ fn text(value: &HeaderValue) -> Option<&str> {
     std::str::from_utf8(value.as_bytes()).ok()
 }
 
+/// The client's address of a request, as apikey establishes it (the state's rule when the
+/// layer is installed; the peer otherwise).
+pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+    match extensions.get::<InRequest>() {
+        Some(keys) => client_addr(&keys.state, headers, extensions),
+        None => extensions
+            .get::<ClientAddr>()
+            .map(|ClientAddr(ip)| *ip)
+            .or_else(|| {
+                extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(peer)| peer.ip())
+            }),
+    }
+}
+
 /// The client's address: a [`ClientAddr`] the app set itself, else the peer of the
 /// connection (the app is served with `into_make_service_with_connect_info`), or what the
 /// peer reports when it is inside `trusted_proxies`.

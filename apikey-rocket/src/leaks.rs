@@ -29,7 +29,7 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::serde::json::Json;
 use rocket::{Request, Route, State};
 
-use crate::{route, Prepared};
+use crate::{route, ApiKeyState, Prepared};
 
 /// The report route (`POST /secret-scanning` under where it is mounted).
 pub fn routes() -> Vec<Route> {
@@ -37,16 +37,30 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The report's signature header, if any.
+/// What is known of a report before its body is read: its signature and key identifier
+/// headers and the client's address.
 #[doc(hidden)]
-pub struct Signed(Option<String>);
+pub struct Signed<'r> {
+    signature: Option<&'r str>,
+    key_id: Option<&'r str>,
+    client: Option<std::net::IpAddr>,
+}
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Signed {
+impl<'r> FromRequest<'r> for Signed<'r> {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let value = req.headers().get_one("Github-Public-Key-Signature");
-        Outcome::Success(Signed(value.map(str::to_owned)))
+        let headers = req.headers();
+        let client = match req.rocket().state::<ApiKeyState>() {
+            Some(keys) => keys.client_ip(req),
+            None => req.remote().map(|a| a.ip()),
+        };
+        Outcome::Success(Signed {
+            signature: headers.get_one("Github-Public-Key-Signature"),
+            key_id: headers.get_one("Github-Public-Key-Identifier"),
+            client,
+        })
     }
 }
 
@@ -60,11 +74,17 @@ pub enum Answer {
 
 /// Takes a signed report of leaked keys.
 #[route(POST, "/secret-scanning", auth = "none", data = "<body>")]
-async fn report(body: Data<'_>, signed: Signed, leaks: Option<&State<LeakReports>>) -> Answer {
+async fn report(body: Data<'_>, signed: Signed<'_>, leaks: Option<&State<LeakReports>>) -> Answer {
     let Some(leaks) = leaks else {
         log::error!("apikey: the secret scanning route needs `.manage(LeakReports::new(…)?)`");
         let problem = http::Problem::new(503, "Reports are not taken on this service.");
         return Answer::Refused(problem.prepare().into());
+    };
+    // Refused before the body is read: no key, no or a malformed signature, an address past
+    // its refused reports.
+    let admitted = match leaks.admit(signed.signature, signed.key_id, signed.client) {
+        Ok(admitted) => admitted,
+        Err(e) => return Answer::Refused(http::Problem::for_leak_report(&e).into()),
     };
     let body = match body.open(MAX_REPORT_BYTES.bytes()).into_bytes().await {
         Ok(body) if body.is_complete() => body.into_inner(),
@@ -77,7 +97,7 @@ async fn report(body: Data<'_>, signed: Signed, leaks: Option<&State<LeakReports
             return Answer::Refused(problem.prepare().into());
         }
     };
-    match leaks.report(&body, signed.0.as_deref()).await {
+    match leaks.report(admitted, &body).await {
         Ok(labels) => Answer::Labels(Json(labels)),
         Err(e) => Answer::Refused(http::Problem::for_leak_report(&e).into()),
     }

@@ -234,6 +234,19 @@ impl KeyStore for Probe {
     async fn origin(&self, name: &str) -> StoreResult<Option<KeyOrigin>> {
         self.up()?.origin(name).await
     }
+    async fn claim_report(
+        &self,
+        digest: &[u8; 32],
+        now: time::OffsetDateTime,
+        window: std::time::Duration,
+    ) -> StoreResult<bool> {
+        self.up()?.claim_report(digest, now, window).await
+    }
+
+    async fn release_report(&self, digest: &[u8; 32]) -> StoreResult<()> {
+        self.up()?.release_report(digest).await
+    }
+
     async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
         self.up()?.note(action, name, summary, by).await
     }

@@ -54,6 +54,7 @@ suite!(
     self_rotation_cannot_be_hijacked,
     clients_see_their_limits,
     leaked_keys_reported_by_a_scanner,
+    leak_reports_are_cheap_to_refuse_and_never_replayed,
 );
 
 /// The keys every check can use, on a SQLite file made before the demo starts (so the demo
@@ -1377,9 +1378,16 @@ fn leaks_on(demo: Demo, dir: &Path, url: &str) {
         401,
         INVALID,
     );
-    // Reported again: no longer a working key.
+    // The same report again (a replay): answered alike, nothing done.
     let again = post(&report, Some(&github)).unwrap().json();
-    assert_eq!(again[2]["label"], "false_positive");
+    assert_eq!(again, expected);
+    // Another report of it: no longer a working key.
+    let later = serde_json::json!([
+        {"token": leaked.expose(), "type": "apikey", "url": "https://example.com/again", "source": "commit"},
+    ])
+    .to_string();
+    let again = post(&later, Some(&github)).unwrap().json();
+    assert_eq!(again[0]["label"], "false_positive");
     // Signed but not a report.
     assert_eq!(
         post("{\"not\": \"a list\"}", Some(&github)).unwrap().status,
@@ -1511,4 +1519,144 @@ fn both_demos_answer_byte_for_byte() {
     assert_eq!((r.status, a.status), (429, 429));
     assert_eq!(r.body, a.body);
     assert_eq!(r.header("content-type"), a.header("content-type"));
+}
+
+/// Hardening round 3, item 4, on SQLite and (when configured) PostgreSQL: a report is refused
+/// before its body is read (no verifying key; no or a malformed signature header), refused
+/// reports are limited per address (429, `Retry-After`), the key the report names by
+/// `Github-Public-Key-Identifier` is the one tried, and a replayed report — to another instance
+/// sharing the store, after an admin activated the key again — changes nothing.
+fn leak_reports_are_cheap_to_refuse_and_never_replayed(demo: Demo) {
+    on_sqlite_and_postgres(demo, "replays", replays_on);
+}
+
+/// Sends the head of a POST announcing `length` body bytes and only the first 512 of them
+/// (Rocket fills a peek buffer of 512 bytes before any route runs): the status, if the
+/// server answers without waiting for the rest of the body.
+fn status_before_the_body(server: &Server, headers: &[&str], length: usize) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let mut head =
+        format!("POST /apikey/secret-scanning HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(&vec![b' '; length.min(512)]).ok()?;
+    let mut out = [0u8; 64];
+    let n = s.read(&mut out).ok()?;
+    let text = std::str::from_utf8(&out[..n]).ok()?;
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+fn replays_on(demo: Demo, dir: &Path, url: &str) {
+    let rt = runtime();
+    let m = rt.block_on(manager(url));
+    let (_, leaked) = rt.block_on(m.create(key("replayed", &[]))).unwrap();
+    let (github, pem) = scanner(7);
+    let (other, other_pem) = scanner(11);
+    let keys_file = dir.join("scanners.pem");
+    // The second key is named by an identifier line, the first by its DER digest only.
+    std::fs::write(
+        &keys_file,
+        format!("{pem}key_identifier: other-scanner-key\n{other_pem}"),
+    )
+    .unwrap();
+    let keys_path = keys_file.display().to_string();
+
+    // No verifying key: refused at once, the body never read.
+    let server = Server::start(demo, dir, url, &[]);
+    assert_eq!(
+        status_before_the_body(&server, &["Github-Public-Key-Signature: AAAA"], 1 << 20),
+        Some(503)
+    );
+    drop(server);
+
+    let env = [("APIKEY_SECRET_SCANNING_KEYS", keys_path.as_str())];
+    let a = Server::start(demo, dir, url, &env);
+    let b = Server::start(demo, dir, url, &env);
+    // No signature header, or one that is not base64 DER: 401 before the body.
+    assert_eq!(status_before_the_body(&a, &[], 1 << 20), Some(401));
+    assert_eq!(
+        status_before_the_body(&a, &["Github-Public-Key-Signature: not base64!"], 1 << 20),
+        Some(401)
+    );
+    // Refused reports are limited per address: the third to tenth, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..9 {
+        statuses.push(status_before_the_body(&a, &[], 10));
+    }
+    assert_eq!(statuses[..8], [Some(401); 8], "{statuses:?}");
+    assert_eq!(statuses[8], Some(429), "{statuses:?}");
+    let limited = a
+        .send("POST", "/apikey/secret-scanning", &[], b"[]")
+        .unwrap();
+    assert_eq!(limited.status, 429);
+    assert!(limited.header("retry-after").is_some());
+    // The other instance counts its own refusals: it takes reports.
+    let report = serde_json::json!([
+        {"token": leaked.expose(), "type": "apikey", "url": "https://example.com/r", "source": "commit"},
+    ])
+    .to_string();
+    let post = |server: &Server, key: &p256::ecdsa::SigningKey, id: Option<&str>| {
+        let sig = signature(key, report.as_bytes());
+        let id = id.map(|id| header("Github-Public-Key-Identifier", id));
+        let mut headers: Vec<&[u8]> = vec![&sig];
+        headers.extend(id.as_deref());
+        server
+            .send(
+                "POST",
+                "/apikey/secret-scanning",
+                &headers,
+                report.as_bytes(),
+            )
+            .unwrap()
+    };
+    // Named by the identifier of another key than the one that signed: refused.
+    assert_eq!(post(&b, &github, Some("other-scanner-key")).status, 401);
+    let first = post(&b, &other, Some("OTHER-SCANNER-KEY"));
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()[0]["label"], "true_positive");
+    assert_eq!(
+        b.get("/my_service", &[&api_key(leaked.expose())])
+            .unwrap()
+            .status,
+        401,
+        "revoked"
+    );
+    // An admin checks and activates it again; the report is replayed to the other instance.
+    rt.block_on(m.activate("replayed")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while a
+        .get("/my_service", &[&api_key(leaked.expose())])
+        .unwrap()
+        .status
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "activation not seen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = Server::start(demo, dir, url, &env);
+    let replay = post(&c, &other, None);
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    assert_eq!(replay.json(), first.json(), "answered alike");
+    assert_eq!(
+        c.get("/my_service", &[&api_key(leaked.expose())])
+            .unwrap()
+            .status,
+        200,
+        "not revoked again"
+    );
+    let trail = rt
+        .block_on(m.audit(&apikey_core::AuditFilter {
+            name: Some("replayed".into()),
+            since: None,
+        }))
+        .unwrap();
+    let reported = trail.iter().filter(|a| a.action == "leak-reported").count();
+    let revoked = trail.iter().filter(|a| a.action == "revoke").count();
+    assert_eq!((reported, revoked), (1, 1), "{trail:?}");
 }

@@ -19,11 +19,16 @@ mod leaks;
 #[cfg(feature = "postgres")]
 mod odoo;
 mod rotation;
+mod throttle;
 
-pub use leaks::{Label, LeakError, LeakReports, LEAK_ACTION, LEAK_ACTOR, MAX_REPORT_BYTES};
+pub use leaks::{
+    Admitted, Label, LeakError, LeakReports, LEAK_ACTION, LEAK_ACTOR, MAX_REPORT_BYTES,
+    REFUSED_PER_CLIENT, REFUSED_WINDOW, REPLAY_WINDOW,
+};
 #[cfg(feature = "postgres")]
 pub use odoo::{OdooError, OdooReport};
 pub use rotation::{RotateError, Rotated, SelfRotation, REFUSED_ACTION, SELF_ROTATE_ACTION};
+pub use throttle::Failures;
 
 /// Creates, changes and rotates keys: generates the secret, stores only its digest and stub,
 /// and hands the secret back once. Every write is one atomic store operation.

@@ -395,3 +395,34 @@ pub async fn own_rotation_rules(store: SharedStore) {
         Err(e) => panic!("{e:?}"),
     }));
 }
+
+/// Secret scanning reports are claimed once per window, whatever the number of concurrent
+/// claims; a released claim (a report that failed half-way) can be claimed again; a claim
+/// older than the window no longer counts.
+#[doc(hidden)]
+pub async fn report_claims(store: SharedStore) {
+    let day = Duration::from_secs(86_400);
+    let now = OffsetDateTime::now_utc();
+    let body = [7u8; 32];
+    let claims = (0..8).map(|_| {
+        let store = store.clone();
+        async move { store.claim_report(&body, now, day).await.unwrap() }
+    });
+    let won = futures_util::future::join_all(claims).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    assert!(
+        !store.claim_report(&body, now, day).await.unwrap(),
+        "a replay"
+    );
+    let other = [8u8; 32];
+    assert!(store.claim_report(&other, now, day).await.unwrap());
+    store.release_report(&other).await.unwrap();
+    assert!(
+        store.claim_report(&other, now, day).await.unwrap(),
+        "released"
+    );
+    // A day and a second later, the first claim has expired.
+    let later = now + Duration::from_secs(86_401);
+    assert!(store.claim_report(&body, later, day).await.unwrap());
+    assert!(!store.claim_report(&body, later, day).await.unwrap());
+}

@@ -105,7 +105,13 @@ impl Problem {
             LeakError::Store(_) => "Reports cannot be taken right now; try again later.".to_owned(),
             other => other.to_string(),
         };
-        Problem::new(err.status(), detail).prepare()
+        let retry = match err {
+            LeakError::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        Problem::new(err.status(), detail)
+            .prepare()
+            .retry_after(retry)
     }
 
     /// The `WWW-Authenticate` challenge (401s only).

@@ -242,6 +242,20 @@ pub trait KeyStore: KeyLookup {
     /// The audit trail entries `filter` selects, oldest first.
     async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
 
+    /// Claims the report whose body has the SHA-256 `digest` as first seen at `now`: `true` when
+    /// no claim of it is younger than `window` (the report is to be processed), `false` for a
+    /// replay. One atomic step: of concurrent claims on any instance sharing the store, one
+    /// wins. Older claims may be forgotten.
+    async fn claim_report(
+        &self,
+        digest: &[u8; 32],
+        now: OffsetDateTime,
+        window: std::time::Duration,
+    ) -> StoreResult<bool>;
+
+    /// Gives up a claim (the report could not be processed: a retry must be taken).
+    async fn release_report(&self, digest: &[u8; 32]) -> StoreResult<()>;
+
     /// Records an event that changes no key (an admin page login or logout) in the audit
     /// trail: `action` about `name`, summed up in `summary`. Not a change: nothing is
     /// announced.

@@ -353,6 +353,30 @@ impl KeyStore for MemoryStore {
         Ok(count)
     }
 
+    async fn claim_report(
+        &self,
+        digest: &[u8; 32],
+        now: OffsetDateTime,
+        window: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let cutoff =
+            now.checked_sub(time::Duration::try_from(window).unwrap_or(time::Duration::MAX));
+        let mut state = self.write();
+        state.reports.retain(|_, at| cutoff.is_none_or(|c| *at > c));
+        Ok(match state.reports.entry(*digest) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(now);
+                true
+            }
+        })
+    }
+
+    async fn release_report(&self, digest: &[u8; 32]) -> StoreResult<()> {
+        self.write().reports.remove(digest);
+        Ok(())
+    }
+
     async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
         self.write().audit(by, action, name, summary.to_owned());
         Ok(())

@@ -61,6 +61,8 @@ struct State {
     audit: Vec<AuditRecord>,
     /// (tech name, quota window) → uses taken.
     quota_used: HashMap<(String, i64), u64>,
+    /// Secret scanning reports processed (SHA-256 of the body) → when.
+    reports: HashMap<[u8; 32], OffsetDateTime>,
     /// (tech name, day) → requests that day.
     usage: HashMap<(String, i64), UsageDay>,
 }

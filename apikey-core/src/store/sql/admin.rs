@@ -335,6 +335,42 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         Ok(count)
     }
 
+    async fn claim_report(
+        &self,
+        digest: &[u8; 32],
+        now: OffsetDateTime,
+        window: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let now = now.unix_timestamp();
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(window);
+        let mut tx = self.begin().await?;
+        Sql::<D>::new("DELETE FROM apikey_reports WHERE at <= $1")
+            .bind(cutoff)
+            .execute(D::tx(&mut tx))
+            .await
+            .map_err(unavailable)?;
+        let claimed = Sql::<D>::new(
+            "INSERT INTO apikey_reports (digest, at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest.as_slice())
+        .bind(now)
+        .execute(D::tx(&mut tx))
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(claimed == 1)
+    }
+
+    async fn release_report(&self, digest: &[u8; 32]) -> StoreResult<()> {
+        Sql::<D>::new("DELETE FROM apikey_reports WHERE digest = $1")
+            .bind(digest.as_slice())
+            .execute(self.db())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn note(&self, action: &str, name: &str, summary: &str, by: &Actor) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         Self::audit_in(&mut tx, by, action, name, summary).await?;

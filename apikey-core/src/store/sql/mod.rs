@@ -49,7 +49,7 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// A key's columns, in [`KeyRow`]'s order.
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
