@@ -2,11 +2,11 @@
 //! processes through the database (see each store).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch, Notify};
 
 /// How a database store's change feed is kept and proven alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,13 @@ pub struct ChangeFeed {
     /// False while changes made elsewhere may go unnoticed (notification connection lost,
     /// change check failing): what is derived from the feed must not be trusted meanwhile.
     live: AtomicBool,
+    /// Whether the store polls for changes and can be asked to check at once (SQLite).
+    polls: AtomicBool,
+    /// Checks asked for so far (`check_now`), and the poller's wake-up.
+    requested: AtomicU64,
+    poke: Notify,
+    /// The last request the poller's finished checks had seen when they started.
+    checked: watch::Sender<u64>,
 }
 
 impl fmt::Debug for ChangeFeed {
@@ -87,6 +94,10 @@ impl Default for ChangeFeed {
             listeners: Mutex::new(Vec::new()),
             broadcast: broadcast::channel(1024).0,
             live: AtomicBool::new(false),
+            polls: AtomicBool::new(false),
+            requested: AtomicU64::new(0),
+            poke: Notify::new(),
+            checked: watch::channel(0).0,
         }
     }
 }
@@ -140,6 +151,49 @@ impl ChangeFeed {
             // change check `is_live`.
             self.live.store(false, Ordering::Release);
         }
+    }
+
+    /// Asks a store that polls for changes (SQLite) to check at once, and waits (at most
+    /// `within`) for a check that started after this call: `true` when one finished, and every
+    /// change it found was announced. `false` at once for feeds that do not poll (PostgreSQL
+    /// hears its changes pushed; the memory store announces as it writes).
+    pub async fn check_now(&self, within: Duration) -> bool {
+        if !self.polls.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut done = self.checked.subscribe();
+        let mine = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.poke.notify_one();
+        tokio::time::timeout(within, done.wait_for(|seen| *seen >= mine))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// For a store's poller: it takes `check_now` requests.
+    pub(crate) fn attach_poller(&self) {
+        self.polls.store(true, Ordering::Release);
+    }
+
+    /// For a store's poller: resolves when a check is asked for.
+    pub(crate) async fn poked(&self) {
+        self.poke.notified().await;
+    }
+
+    /// For a store's poller, as a check starts: the requests it serves.
+    pub(crate) fn check_starts(&self) -> u64 {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// For a store's poller, as a check ends (announcements made): wakes the requests it
+    /// served.
+    pub(crate) fn check_done(&self, served: u64) {
+        self.checked.send_if_modified(|seen| {
+            let newer = served > *seen;
+            if newer {
+                *seen = served;
+            }
+            newer
+        });
     }
 
     /// A receiver of the changes announced from now on.

@@ -211,63 +211,80 @@ async fn watch(
 ) {
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    changes.attach_poller();
     loop {
-        ticker.tick().await;
-        let check = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conn);
-        let v = match tokio::time::timeout(silence, check).await {
-            Ok(Ok(v)) => v,
-            Err(_) => {
-                if changes.is_live() {
-                    log::warn!("apikey: the SQLite change check did not answer within {silence:?}");
-                }
-                changes.set_live(false);
-                continue;
-            }
-            Ok(Err(e)) => {
-                if changes.is_live() {
-                    log::warn!("apikey: checking the SQLite store for changes failed: {e}");
-                }
-                changes.set_live(false);
-                continue;
-            }
-        };
-        if v == version && changes.is_live() {
-            continue;
+        // Every few milliseconds, or at once when a request asks (`ChangeFeed::check_now`).
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = changes.poked() => {}
         }
-        let rows: Result<Vec<(i64, String, String)>, _> =
-            sqlx::query_as("SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id")
-                .bind(last_id)
-                .fetch_all(&mut conn)
-                .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => {
-                if changes.is_live() {
-                    log::warn!("apikey: reading SQLite store changes failed: {e}");
-                }
-                changes.set_live(false);
-                continue;
+        let serving = changes.check_starts();
+        check_once(&mut conn, &mut version, &mut last_id, &changes, silence).await;
+        changes.check_done(serving);
+    }
+}
+
+/// One change check: `PRAGMA data_version` (no page read), and the change log when it moved.
+async fn check_once(
+    conn: &mut SqliteConnection,
+    version: &mut i64,
+    last_id: &mut i64,
+    changes: &ChangeFeed,
+    silence: Duration,
+) {
+    let check = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut *conn);
+    let v = match tokio::time::timeout(silence, check).await {
+        Ok(Ok(v)) => v,
+        Err(_) => {
+            if changes.is_live() {
+                log::warn!("apikey: the SQLite change check did not answer within {silence:?}");
             }
-        };
-        version = v;
-        // Back to live (announces everything if it was not).
-        changes.set_live(true);
-        match news(last_id, &rows) {
-            News::Gap => {
-                log::warn!(
-                    "apikey: SQLite store changes were pruned before this process read them; \
-                     dropping every cached verification"
-                );
-                changes.announce(Change::All);
+            changes.set_live(false);
+            return;
+        }
+        Ok(Err(e)) => {
+            if changes.is_live() {
+                log::warn!("apikey: checking the SQLite store for changes failed: {e}");
             }
-            News::Changes(list) => {
-                for change in list {
-                    changes.announce(change);
-                }
+            changes.set_live(false);
+            return;
+        }
+    };
+    if v == *version && changes.is_live() {
+        return;
+    }
+    let rows: Result<Vec<(i64, String, String)>, _> =
+        sqlx::query_as("SELECT id, kind, name FROM apikey_changes WHERE id > $1 ORDER BY id")
+            .bind(*last_id)
+            .fetch_all(&mut *conn)
+            .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            if changes.is_live() {
+                log::warn!("apikey: reading SQLite store changes failed: {e}");
+            }
+            changes.set_live(false);
+            return;
+        }
+    };
+    *version = v;
+    changes.set_live(true);
+    match news(*last_id, &rows) {
+        News::Gap => {
+            log::warn!(
+                "apikey: SQLite store changes were pruned before this process read them; \
+                 dropping every cached verification"
+            );
+            changes.announce(Change::All);
+        }
+        News::Changes(list) => {
+            for change in list {
+                changes.announce(change);
             }
         }
-        if let Some((id, _, _)) = rows.last() {
-            last_id = *id;
-        }
+    }
+    if let Some((id, _, _)) = rows.last() {
+        *last_id = *id;
     }
 }

@@ -48,6 +48,11 @@ const FORGET_AFTER: Duration = Duration::from_secs(1);
 /// Store queries per second (of the clock) that digests the filter excludes may still make:
 /// what a key created elsewhere needs between its commit and its notification.
 pub const FILTER_MISS_BUDGET: u32 = 5;
+/// Store queries per second that digests the last complete filter excludes may make while the
+/// feed is not live (changes made elsewhere may be missing from it meanwhile): enough for
+/// keys created elsewhere, too few for a spray to take the pool from the heartbeat and from
+/// real keys exactly when the store struggles.
+pub const NOT_LIVE_MISS_BUDGET: u32 = 50;
 
 /// The bits: blocks of 8 words (512 bits), a power of two of them.
 struct Bloom {
@@ -129,6 +134,8 @@ struct State {
     pending: AtomicUsize,
     /// A full load succeeded and no refresh failed since.
     complete: AtomicBool,
+    /// A full load succeeded once: the bits are those of a complete filter, perhaps behind.
+    ever_complete: AtomicBool,
     queue: mpsc::UnboundedSender<Work>,
 }
 
@@ -161,17 +168,19 @@ pub(crate) struct DigestFilter {
     state: Arc<State>,
     store: SharedLookup,
     misses: MissBudget,
+    /// The budget of excluded digests while the feed is not live.
+    misses_not_live: MissBudget,
     _worker: Background,
 }
 
 /// [`FILTER_MISS_BUDGET`] store queries per second of the clock, lock-free: the current
 /// second (high 32 bits) and the queries taken in it (low 32 bits). It reads no clock of its
 /// own: the verifier's reading of the request's time serves.
-struct MissBudget(AtomicU64);
+struct MissBudget(AtomicU64, u32);
 
 impl MissBudget {
-    fn new() -> Self {
-        MissBudget(AtomicU64::new(0))
+    fn new(per_second: u32) -> Self {
+        MissBudget(AtomicU64::new(0), per_second)
     }
 
     /// Takes one query from the budget of second `now`, if one is left.
@@ -180,7 +189,7 @@ impl MissBudget {
         let mut seen = self.0.load(Ordering::Relaxed);
         loop {
             let next = if seen & !0xFFFF_FFFF == second {
-                if seen & 0xFFFF_FFFF >= u64::from(FILTER_MISS_BUDGET) {
+                if seen & 0xFFFF_FFFF >= u64::from(self.1) {
                     return false;
                 }
                 seen + 1
@@ -220,6 +229,7 @@ impl DigestFilter {
             bloom: RwLock::new(Bloom::with_capacity(MIN_CAPACITY)),
             pending: AtomicUsize::new(0),
             complete: AtomicBool::new(false),
+            ever_complete: AtomicBool::new(false),
             queue: tx,
         });
         let listener: Arc<dyn ChangeListener> = state.clone();
@@ -234,7 +244,8 @@ impl DigestFilter {
         DigestFilter {
             state,
             store,
-            misses: MissBudget::new(),
+            misses: MissBudget::new(FILTER_MISS_BUDGET),
+            misses_not_live: MissBudget::new(NOT_LIVE_MISS_BUDGET),
             _worker: worker,
         }
     }
@@ -243,6 +254,23 @@ impl DigestFilter {
     /// seconds; see [`FILTER_MISS_BUDGET`]).
     pub fn may_ask_anyway(&self, now: i64) -> bool {
         self.misses.take(now)
+    }
+
+    /// While the feed is not live: whether the last complete filter excludes `digest` and the
+    /// budget of [`NOT_LIVE_MISS_BUDGET`] store queries in second `now` is spent, so that it is
+    /// refused without a store query. `false` before any complete load, and while a refresh
+    /// is pending (the bits may lack a key just announced).
+    pub fn refuses_while_not_live(&self, digest: &KeyDigest, now: i64) -> bool {
+        if !self.state.ever_complete.load(Ordering::Acquire)
+            || self.state.pending.load(Ordering::Acquire) > 0
+        {
+            return false;
+        }
+        let excluded = {
+            let bloom = self.state.bloom.read().unwrap_or_else(|e| e.into_inner());
+            !bloom.may_contain(digest)
+        };
+        excluded && !self.misses_not_live.take(now)
     }
 
     /// Whether `digest` is certainly not in the store: only when the filter is complete,
@@ -359,6 +387,7 @@ async fn load_all(state: &State, store: &SharedLookup) {
             }
             *state.bloom.write().unwrap_or_else(|e| e.into_inner()) = bloom;
             state.complete.store(true, Ordering::Release);
+            state.ever_complete.store(true, Ordering::Release);
         }
         Ok(None) => state.complete.store(false, Ordering::Release),
         Err(e) => {

@@ -37,7 +37,7 @@ mod usage;
 
 pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
 pub use error::{AuthError, SetupError};
-pub use filter::{FilterStats, FILTER_MISS_BUDGET};
+pub use filter::{FilterStats, FILTER_MISS_BUDGET, NOT_LIVE_MISS_BUDGET};
 use meters::Meters;
 use outcome::Refusal;
 pub use outcome::RequestOutcome;
@@ -56,6 +56,9 @@ pub struct Verified {
     /// false`).
     pub limits: Budget,
 }
+
+/// How long a request waits for the store's change check (see `changed_elsewhere`).
+const CHECK_NOW_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One store lookup in flight, shared by every request that misses on the same digest in the
 /// same cache generation.
@@ -384,14 +387,19 @@ impl Verifier {
             // A digest the store never held (a spray of random keys) costs no store query,
             // beyond a small budget for keys created elsewhere a moment ago.
             if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-                if self.caches.is_known_unknown(&digest) || !self.filter.may_ask_anyway(now) {
-                    self.counters.filtered.fetch_add(1, Ordering::Relaxed);
-                    self.meters.filter_refusal();
-                    return Err(Refusal::Unknown);
+                if self.caches.is_known_unknown(&digest)
+                    || (!self.filter.may_ask_anyway(now) && !self.changed_elsewhere(&digest).await)
+                {
+                    return Err(self.refused_by_filter());
                 }
             } else if self.caches.is_known_unknown(&digest) {
                 return Err(Refusal::Unknown);
             }
+        } else if !self.sections.holds(&digest) && self.filter.refuses_while_not_live(&digest, now)
+        {
+            // Not live: changes made elsewhere may be missing, so digests the last complete
+            // filter excludes still reach the store, but only a bounded number a second.
+            return Err(self.refused_by_filter());
         }
         let generation = self.caches.generation();
         // Concurrent misses for one digest in one generation share a single store query.
@@ -444,6 +452,22 @@ impl Verifier {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A refusal by the digest filter, counted.
+    fn refused_by_filter(&self) -> Refusal {
+        self.counters.filtered.fetch_add(1, Ordering::Relaxed);
+        self.meters.filter_refusal();
+        Refusal::Unknown
+    }
+
+    /// For a digest the filter excludes once the miss budget is spent: whether the store
+    /// changed meanwhile in a way the filter had not heard of yet (a key created by another
+    /// process a moment ago), asked of the store's change check at once (SQLite's
+    /// `data_version`, no page read; coalesced across requests) rather than waiting for its
+    /// next poll. A new key's first request then never depends on what strangers send.
+    async fn changed_elsewhere(&self, digest: &KeyDigest) -> bool {
+        self.store.changes().check_now(CHECK_NOW_WITHIN).await && !self.filter.excludes(digest)
     }
 
     /// Re-checks expiry on every hit, then counts the request against the key's rate limit
