@@ -276,7 +276,7 @@ async fn sqlite_a_new_key_is_not_refused_because_of_a_spray() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let _ = v.verify(&format!("spray-{i}"), None).await;
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }

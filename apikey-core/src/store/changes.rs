@@ -170,22 +170,26 @@ impl ChangeFeed {
     }
 
     /// For a store's poller: it takes `check_now` requests.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn attach_poller(&self) {
         self.polls.store(true, Ordering::Release);
     }
 
     /// For a store's poller: resolves when a check is asked for.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) async fn poked(&self) {
         self.poke.notified().await;
     }
 
     /// For a store's poller, as a check starts: the requests it serves.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn check_starts(&self) -> u64 {
         self.requested.load(Ordering::Acquire)
     }
 
     /// For a store's poller, as a check ends (announcements made): wakes the requests it
     /// served.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn check_done(&self, served: u64) {
         self.checked.send_if_modified(|seen| {
             let newer = served > *seen;

@@ -277,10 +277,12 @@ pub(crate) fn validate_new(new: &NewKey) -> StoreResult<String> {
 }
 
 /// The origin stored with keys an import created.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const IMPORT_ORIGIN: &str = "import";
 
 /// The origin of keys an import created and that were changed here since (revoked, rotated,
 /// groups, limits, networks, their user enabled): a later import leaves them as they are.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const CHANGED_ORIGIN: &str = "import-changed";
 
 /// What an import reports of a key changed here since it imported it.
