@@ -5,6 +5,7 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
+use apikey_core::model::{GroupEdit, Groups, KeyChange};
 use apikey_core::{
     Actor, AllowIp, ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier,
 };
@@ -93,10 +94,12 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             output::deleted(json, &name);
         }
         Command::RateLimit { name, limit } => {
-            output::done(json, &keys.set_rate_limit(&name, limit.0).await?, "Updated")
+            let r = keys.change(&name, KeyChange::RateLimit(limit.0)).await?;
+            output::done(json, &r, "Updated")
         }
         Command::Quota { name, quota } => {
-            output::done(json, &keys.set_quota(&name, quota.0).await?, "Updated")
+            let r = keys.change(&name, KeyChange::Quota(quota.0)).await?;
+            output::done(json, &r, "Updated")
         }
         Command::AllowIp {
             name,
@@ -104,7 +107,9 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             clear: _,
         } => {
             // `--clear` comes with no network: the empty list, from any address.
-            let r = keys.set_allow_ip(&name, AllowIp::new(networks)).await?;
+            let r = keys
+                .change(&name, KeyChange::AllowIp(AllowIp::new(networks)))
+                .await?;
             output::done(json, &r, "Updated");
         }
         Command::Usage { name, days } => {
@@ -159,12 +164,24 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
         }
         Command::Neutralize => output::neutralized(json, keys.neutralize().await?),
         Command::Group { action } => {
-            let r = match action {
-                GroupAction::Add { name, group } => keys.edit_groups(&name, &[&group], &[]).await,
-                GroupAction::Remove { name, group } => {
-                    keys.edit_groups(&name, &[], &[&group]).await
-                }
-            }?;
+            let one = |group: &str| Groups::one(group).map_err(|e| Failure(e, 2));
+            let (name, edit) = match action {
+                GroupAction::Add { name, group } => (
+                    name,
+                    GroupEdit {
+                        add: one(&group)?,
+                        remove: Groups::default(),
+                    },
+                ),
+                GroupAction::Remove { name, group } => (
+                    name,
+                    GroupEdit {
+                        add: Groups::default(),
+                        remove: one(&group)?,
+                    },
+                ),
+            };
+            let r = keys.change(&name, KeyChange::EditGroups(edit)).await?;
             output::groups(json, &r);
         }
         Command::User { action } => {

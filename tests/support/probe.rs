@@ -3,12 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use apikey_core::model::{KeyOrigin, UsageCount};
+use apikey_core::model::{KeyChange, KeyOrigin, UsageCount};
 use apikey_core::{
-    Actor, AllowIp, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, GroupEdit, Groups,
-    Imported, ImportedKey, KeyDigest, KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore,
-    Match, NewKey, NewSecret, Quota, RateLimit, Settings, SharedStore, StoreError, StoreResult,
-    UsageDay, Verifier,
+    Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, Imported, ImportedKey, KeyDigest,
+    KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore, Match, NewKey, NewSecret, Settings,
+    SharedStore, StoreError, StoreResult, UsageDay, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -180,34 +179,14 @@ impl KeyStore for Probe {
     async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord> {
         self.up()?.create(new, by).await
     }
-    async fn set_active(&self, name: &str, on: bool, by: &Actor) -> StoreResult<KeyRecord> {
-        self.up()?.set_active(name, on, by).await
+    async fn change(&self, name: &str, c: KeyChange, by: &Actor) -> StoreResult<KeyRecord> {
+        self.up()?.change(name, c, by).await
     }
     async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()> {
         self.up()?.delete(name, by).await
     }
     async fn rotate(&self, name: &str, s: NewSecret, by: &Actor) -> StoreResult<KeyRecord> {
         self.up()?.rotate(name, s, by).await
-    }
-    async fn set_groups(&self, name: &str, g: Groups, by: &Actor) -> StoreResult<KeyRecord> {
-        self.up()?.set_groups(name, g, by).await
-    }
-    async fn edit_groups(&self, name: &str, e: &GroupEdit, by: &Actor) -> StoreResult<KeyRecord> {
-        self.up()?.edit_groups(name, e, by).await
-    }
-    async fn set_rate_limit(
-        &self,
-        name: &str,
-        l: Option<RateLimit>,
-        by: &Actor,
-    ) -> StoreResult<KeyRecord> {
-        self.up()?.set_rate_limit(name, l, by).await
-    }
-    async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord> {
-        self.up()?.set_quota(name, q, by).await
-    }
-    async fn set_allow_ip(&self, name: &str, a: AllowIp, by: &Actor) -> StoreResult<KeyRecord> {
-        self.up()?.set_allow_ip(name, a, by).await
     }
     async fn usage(&self, tech: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {
         self.up()?.usage(tech, since_day).await

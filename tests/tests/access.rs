@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use apikey_core::{ApiKeyConfig, CreateKey, Secret, SharedStore};
+use apikey_core::model::KeyChange;
+use apikey_core::{ApiKeyConfig, CreateKey, Groups, Secret, SharedStore};
 use apikey_rocket::ApiKey;
 use apikey_tests::{
     admin, api_key, client, create_key, demo_client, get, problem, rocket_with, spec,
@@ -69,7 +70,10 @@ async fn groups_403(store: SharedStore) {
     assert_eq!(res.status(), Status::Unauthorized, "no key is 401, not 403");
     // Adding the key to the group takes effect at once.
     admin(&store)
-        .set_groups("reader", ["read", "billing"])
+        .change(
+            "reader",
+            KeyChange::Groups(Groups::new(["read", "billing"]).unwrap()),
+        )
         .await
         .unwrap();
     let res = send(&client, "POST", "/billing", reader.expose()).await;
@@ -101,7 +105,10 @@ async fn rate_limit_429(store: SharedStore) {
         );
     }
     // Lifting the limit takes effect at once.
-    admin(&store).set_rate_limit("limited", None).await.unwrap();
+    admin(&store)
+        .change("limited", KeyChange::RateLimit(None))
+        .await
+        .unwrap();
     assert_eq!(status_of(&client, &limited).await, Status::Ok);
 }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikey_core::model::{GroupEdit, KeyChange};
 use apikey_core::{MemoryStore, SharedStore};
 use apikey_tests::{
     admin, admin_page as service, form_field as field, login_response, page_get as get,
@@ -44,7 +45,12 @@ async fn a_session_ends_with_the_secret_it_logged_in_with() {
     // The new secret's session lives on; it ends when the admin group is taken away.
     assert_eq!(login(&client, new.expose()).await, Status::SeeOther);
     assert!(logged_in(&client).await);
-    m.edit_groups("root", &[], &["apikey-admin"]).await.unwrap();
+    m.change(
+        "root",
+        KeyChange::EditGroups(GroupEdit::new([""; 0], ["apikey-admin"]).unwrap()),
+    )
+    .await
+    .unwrap();
     assert!(!logged_in(&client).await, "out of the admin group");
 }
 

@@ -56,11 +56,11 @@ async fn concurrent_group_edits_lose_nothing(store: SharedStore) {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let m = m.clone();
-            tokio::spawn(async move { m.edit_groups("k", &[&format!("g{i}")], &[]).await })
+            tokio::spawn(async move { m.change("k", edit(&[&format!("g{i}")], &[])).await })
         })
         .chain(std::iter::once({
             let m = m.clone();
-            tokio::spawn(async move { m.edit_groups("k", &[], &["billing"]).await })
+            tokio::spawn(async move { m.change("k", edit(&[], &["billing"])).await })
         }))
         .collect();
     for t in tasks {
@@ -71,7 +71,7 @@ async fn concurrent_group_edits_lose_nothing(store: SharedStore) {
     want.sort();
     assert_eq!(groups, want);
     assert!(matches!(
-        m.edit_groups("nope", &["x"], &[]).await,
+        m.change("nope", edit(&["x"], &[])).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -203,11 +203,11 @@ async fn postgres_concurrent_group_edits_both_land() {
         .unwrap();
     let remove = tokio::spawn({
         let m = m.clone();
-        async move { m.edit_groups("k", &[], &["billing"]).await }
+        async move { m.change("k", edit(&[], &["billing"])).await }
     });
     let add = tokio::spawn({
         let m = m.clone();
-        async move { m.edit_groups("k", &["reports"], &[]).await }
+        async move { m.change("k", edit(&["reports"], &[])).await }
     });
     let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
     pg_waiting(&mut watcher, &schema, 2).await;
@@ -248,7 +248,7 @@ async fn sqlite_concurrent_writers_serialize() {
         .into_iter()
         .map(|(add, remove)| {
             let m = m.clone();
-            tokio::spawn(async move { m.edit_groups("k", add, remove).await })
+            tokio::spawn(async move { m.change("k", edit(add, remove)).await })
         })
         .collect();
     // Let every writer start and read before the lock goes away (a stale read is what used
@@ -303,4 +303,10 @@ async fn sqlite_change_log_gap_drops_everything() {
         .expect("the watcher noticed")
         .unwrap();
     assert_eq!(seen, Change::All);
+}
+
+/// Adds `add` to a key's groups and removes `remove`, as one change.
+fn edit(add: &[&str], remove: &[&str]) -> apikey_core::model::KeyChange {
+    let edit = apikey_core::model::GroupEdit::new(add, remove).expect("valid group names");
+    apikey_core::model::KeyChange::EditGroups(edit)
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyRecord,
+    Actor, AllowIp, AuditFilter, AuditRecord, Groups, Imported, ImportedKey, KeyChange, KeyRecord,
     Match, NewKey, NewSecret, OwnRotation, Quota, RateLimit, UsageDay,
 };
 use crate::store::{SharedStore, StoreError};
@@ -125,70 +125,31 @@ impl KeyManager {
 
     /// Revokes a key: it stops working at once, everywhere.
     pub async fn revoke(&self, name: &str) -> Result<KeyRecord, StoreError> {
-        self.store.set_active(name, false, &self.actor).await
+        self.change(name, KeyChange::Active(false)).await
     }
 
     /// Re-activates a revoked key.
     pub async fn activate(&self, name: &str) -> Result<KeyRecord, StoreError> {
-        self.store.set_active(name, true, &self.actor).await
+        self.change(name, KeyChange::Active(true)).await
+    }
+
+    /// Changes one key (groups, limits, networks, expiry, active flag) in one atomic store
+    /// operation, audited as made by this manager's actor. An expiry in the past is refused
+    /// ([`StoreError::Invalid`]), nothing changed.
+    pub async fn change(&self, name: &str, change: KeyChange) -> Result<KeyRecord, StoreError> {
+        if let KeyChange::Expiry(Some(at)) = change {
+            if at <= OffsetDateTime::now_utc() {
+                return Err(StoreError::Invalid(
+                    "an expiry must be in the future (revoke the key to stop it now)".into(),
+                ));
+            }
+        }
+        self.store.change(name, change, &self.actor).await
     }
 
     /// Deletes a key and all its secrets.
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         self.store.delete(name, &self.actor).await
-    }
-
-    /// Replaces a key's groups.
-    pub async fn set_groups<I>(&self, name: &str, names: I) -> Result<KeyRecord, StoreError>
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        self.store
-            .set_groups(name, groups(names)?, &self.actor)
-            .await
-    }
-
-    /// Adds a key to `add` and removes it from `remove`, atomically.
-    pub async fn edit_groups(
-        &self,
-        name: &str,
-        add: &[&str],
-        remove: &[&str],
-    ) -> Result<KeyRecord, StoreError> {
-        self.store
-            .edit_groups(
-                name,
-                &GroupEdit {
-                    add: groups(add)?,
-                    remove: groups(remove)?,
-                },
-                &self.actor,
-            )
-            .await
-    }
-
-    /// Sets a key's own rate limit, or (`None`) lets the default apply.
-    pub async fn set_rate_limit(
-        &self,
-        name: &str,
-        limit: Option<RateLimit>,
-    ) -> Result<KeyRecord, StoreError> {
-        self.store.set_rate_limit(name, limit, &self.actor).await
-    }
-
-    /// Sets a key's own quota, or (`None`) lets the default apply.
-    pub async fn set_quota(
-        &self,
-        name: &str,
-        quota: Option<Quota>,
-    ) -> Result<KeyRecord, StoreError> {
-        self.store.set_quota(name, quota, &self.actor).await
-    }
-
-    /// Sets the networks a key is accepted from; an empty list: from anywhere again.
-    pub async fn set_allow_ip(&self, name: &str, allow: AllowIp) -> Result<KeyRecord, StoreError> {
-        self.store.set_allow_ip(name, allow, &self.actor).await
     }
 
     /// The digest of a key value, as this manager's stores keep it.

@@ -1,5 +1,6 @@
 //! The checks of the conformance suite, one public function each.
 
+use crate::model::KeyChange;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,11 +108,20 @@ pub async fn invalid_new_keys(store: SharedStore) {
 #[doc(hidden)]
 pub async fn revoke_and_activate(store: SharedStore) {
     create(&store, "k", "s").await;
-    let r = store.set_active("k", false, &by()).await.unwrap();
+    let r = store
+        .change("k", KeyChange::Active(false), &by())
+        .await
+        .unwrap();
     assert!(!r.active);
     let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
     assert!(!m.record.active, "a revoked key is still found, and marked");
-    assert!(store.set_active("k", true, &by()).await.unwrap().active);
+    assert!(
+        store
+            .change("k", KeyChange::Active(true), &by())
+            .await
+            .unwrap()
+            .active
+    );
     assert!(store.get("k").await.unwrap().unwrap().active);
 }
 
@@ -132,7 +142,13 @@ pub async fn delete(store: SharedStore) {
 #[doc(hidden)]
 pub async fn unknown_names(store: SharedStore) {
     let nf = Err::<(), _>(StoreError::NotFound("nope".into()));
-    assert_eq!(store.set_active("nope", false, &by()).await.map(|_| ()), nf);
+    assert_eq!(
+        store
+            .change("nope", KeyChange::Active(false), &by())
+            .await
+            .map(|_| ()),
+        nf
+    );
     assert_eq!(store.delete("nope", &by()).await, nf);
     assert_eq!(
         store
@@ -143,7 +159,7 @@ pub async fn unknown_names(store: SharedStore) {
     );
     assert_eq!(
         store
-            .set_groups("nope", Groups::default(), &by())
+            .change("nope", KeyChange::Groups(Groups::default()), &by())
             .await
             .map(|_| ()),
         nf
@@ -251,14 +267,18 @@ pub async fn expiry(store: SharedStore) {
 pub async fn groups(store: SharedStore) {
     create(&store, "k", "s").await;
     let r = store
-        .set_groups("k", Groups::new(["x", " y ", "x", ""]).unwrap(), &by())
+        .change(
+            "k",
+            KeyChange::Groups(Groups::new(["x", " y ", "x", ""]).unwrap()),
+            &by(),
+        )
         .await
         .unwrap();
     assert_eq!(r.groups, ["x", "y"]);
     let m = store.find_by_digest(&digest("s")).await.unwrap().unwrap();
     assert_eq!(m.record.groups, ["x", "y"]);
     assert!(store
-        .set_groups("k", Groups::default(), &by())
+        .change("k", KeyChange::Groups(Groups::default()), &by())
         .await
         .unwrap()
         .groups
@@ -282,7 +302,10 @@ pub async fn changes_are_announced(store: SharedStore) {
     let key = Change::Key("k".into());
     create(&store, "k", "s").await;
     next_change(&mut rx, &key).await;
-    store.set_active("k", false, &by()).await.unwrap();
+    store
+        .change("k", KeyChange::Active(false), &by())
+        .await
+        .unwrap();
     next_change(&mut rx, &key).await;
     store
         .rotate("k", NewSecret::new(digest("s2"), "ak_s2", None), &by())
@@ -328,7 +351,7 @@ pub async fn concurrent_writes(store: SharedStore) {
                     .create(new_key(&name, &format!("s{i}")), &by())
                     .await?;
                 if i % 2 == 0 {
-                    store.set_active(&name, false, &by()).await?;
+                    store.change(&name, KeyChange::Active(false), &by()).await?;
                 }
                 Ok::<_, StoreError>(())
             })

@@ -1,6 +1,7 @@
 //! The checks of what stores count for limits and reports: quotas and their uses, and request
 //! counts per key and day.
 
+use crate::model::KeyChange;
 use std::sync::Arc;
 
 use super::{by, digest, new_key};
@@ -35,15 +36,25 @@ pub async fn quotas(store: SharedStore) {
     let daily: Quota = "500/1d".parse().unwrap();
     assert_eq!(
         store
-            .set_quota("k", Some(daily), &by())
+            .change("k", KeyChange::Quota(Some(daily)), &by())
             .await
             .unwrap()
             .quota,
         Some(daily)
     );
     assert_eq!(store.get("k").await.unwrap().unwrap().quota, Some(daily));
-    assert_eq!(store.set_quota("k", None, &by()).await.unwrap().quota, None);
-    assert!(store.set_quota("nope", Some(daily), &by()).await.is_err());
+    assert_eq!(
+        store
+            .change("k", KeyChange::Quota(None), &by())
+            .await
+            .unwrap()
+            .quota,
+        None
+    );
+    assert!(store
+        .change("nope", KeyChange::Quota(Some(daily)), &by())
+        .await
+        .is_err());
 }
 
 #[doc(hidden)]

@@ -76,7 +76,8 @@ macro_rules! store_conformance {
                 rotate_with_grace, expiry, groups, users, rate_limits, address_allowlists, last_used,
                 changes_are_announced,
                 reused_secret, concurrent_writes, audit_trail, import_is_idempotent,
-                deactivate_all, import_leaves_local_changes, own_rotation_rules, report_claims, quotas,
+                deactivate_all, import_leaves_local_changes, own_rotation_rules, report_claims,
+                every_change, quotas,
                 quota_takes, concurrent_quota_takes, usage_counts);
         }
     };

@@ -1,6 +1,7 @@
 //! The checks of what a key carries besides its secret: its user's state, its rate limit and
 //! when it was last used.
 
+use crate::model::KeyChange;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -57,7 +58,7 @@ pub async fn rate_limits(store: SharedStore) {
     assert_eq!(m.record.rate_limit, Some(per_minute));
     let per_second: RateLimit = "5/s".parse().unwrap();
     let r = store
-        .set_rate_limit("k", Some(per_second), &by())
+        .change("k", KeyChange::RateLimit(Some(per_second)), &by())
         .await
         .unwrap();
     assert_eq!(r.rate_limit, Some(per_second));
@@ -65,7 +66,10 @@ pub async fn rate_limits(store: SharedStore) {
         store.get("k").await.unwrap().unwrap().rate_limit,
         Some(per_second)
     );
-    let r = store.set_rate_limit("k", None, &by()).await.unwrap();
+    let r = store
+        .change("k", KeyChange::RateLimit(None), &by())
+        .await
+        .unwrap();
     assert_eq!(r.rate_limit, None);
 }
 
@@ -88,13 +92,16 @@ pub async fn address_allowlists(store: SharedStore) {
     assert!(create(&store, "open", "s2").await.allow_ip.is_empty());
     let one = AllowIp::parse(&["192.0.2.7"]).unwrap();
     let mut rx = store.changes().subscribe();
-    let r = store.set_allow_ip("k", one.clone(), &by()).await.unwrap();
+    let r = store
+        .change("k", KeyChange::AllowIp(one.clone()), &by())
+        .await
+        .unwrap();
     assert_eq!(r.allow_ip, one);
     assert_eq!(store.get("k").await.unwrap().unwrap().allow_ip, one);
     let announced = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
     assert!(announced.is_ok(), "a new allowlist is a change");
     let r = store
-        .set_allow_ip("k", AllowIp::default(), &by())
+        .change("k", KeyChange::AllowIp(AllowIp::default()), &by())
         .await
         .unwrap();
     assert!(r.allow_ip.is_empty());
@@ -105,7 +112,9 @@ pub async fn address_allowlists(store: SharedStore) {
         .iter()
         .all(|r| r.allow_ip.is_empty()));
     assert!(matches!(
-        store.set_allow_ip("missing", one, &by()).await,
+        store
+            .change("missing", KeyChange::AllowIp(one), &by())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     let filter = AuditFilter {

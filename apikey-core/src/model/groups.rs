@@ -65,6 +65,20 @@ pub struct GroupEdit {
 }
 
 impl GroupEdit {
+    /// Groups to add and to remove, checked and normalised as [`Groups::new`] does.
+    pub fn new<A, R>(add: A, remove: R) -> Result<Self, String>
+    where
+        A: IntoIterator,
+        A::Item: AsRef<str>,
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        Ok(GroupEdit {
+            add: Groups::new(add)?,
+            remove: Groups::new(remove)?,
+        })
+    }
+
     /// A key's stored groups after this edit.
     pub fn apply(&self, current: &[String]) -> Groups {
         let mut out: Vec<String> = current

@@ -3,6 +3,7 @@
 
 mod allow_ip;
 mod audit;
+mod change;
 mod client_ip;
 mod duration;
 mod groups;
@@ -14,6 +15,7 @@ mod text;
 
 pub use allow_ip::{AllowIp, IpNet};
 pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
+pub use change::KeyChange;
 pub use client_ip::{ClientIp, ForwardHeader};
 pub(crate) use duration::de_duration;
 pub use duration::parse_duration;

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin,
-    KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageCount, UsageDay,
+    Actor, AuditFilter, AuditRecord, Imported, ImportedKey, KeyChange, KeyOrigin, KeyRecord, Match,
+    NewKey, NewSecret, UsageCount, UsageDay,
 };
 
 mod changes;
@@ -162,8 +162,10 @@ pub trait KeyStore: KeyLookup {
     /// taken.
     async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord>;
 
-    /// Revokes (`false`) or re-activates (`true`) a key.
-    async fn set_active(&self, name: &str, active: bool, by: &Actor) -> StoreResult<KeyRecord>;
+    /// Changes one key ([`KeyChange`]: active, groups, limits, networks, expiry) in one atomic
+    /// operation under the key's lock, audited as the change's action with a summary of the
+    /// key as it left it. Returns the key as changed.
+    async fn change(&self, name: &str, change: KeyChange, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// Deletes a key and all its secrets.
     async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()>;
@@ -173,28 +175,6 @@ pub trait KeyStore: KeyLookup {
     /// (a key rotating itself), its rule is decided under the key's lock, counting every
     /// rotation of the key: [`StoreError::RotationRefused`] and nothing written when it fails.
     async fn rotate(&self, name: &str, secret: NewSecret, by: &Actor) -> StoreResult<KeyRecord>;
-
-    /// Replaces a key's groups.
-    async fn set_groups(&self, name: &str, groups: Groups, by: &Actor) -> StoreResult<KeyRecord>;
-
-    /// Edits a key's groups in one atomic operation (two concurrent edits never lose each
-    /// other's change).
-    async fn edit_groups(&self, name: &str, edit: &GroupEdit, by: &Actor)
-        -> StoreResult<KeyRecord>;
-
-    /// Sets or clears a key's rate limit.
-    async fn set_rate_limit(
-        &self,
-        name: &str,
-        l: Option<RateLimit>,
-        by: &Actor,
-    ) -> StoreResult<KeyRecord>;
-
-    /// Sets or clears a key's quota.
-    async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord>;
-
-    /// Sets the networks a key is accepted from (empty: from anywhere).
-    async fn set_allow_ip(&self, name: &str, allow: AllowIp, by: &Actor) -> StoreResult<KeyRecord>;
 
     /// The request counts of a key (by tech name) from `since_day` (days since the epoch) on,
     /// oldest first; days without requests are left out.

@@ -70,6 +70,9 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
         "rate-limit" => limit(r),
         "quota" => quota(r),
         "allow-ip" => allow_ip(r),
+        "expiry" => r
+            .expires_at
+            .map_or_else(|| "no expiry".into(), |t| format!("expires {}", when(t))),
         "rotate" => format!("new secret {}…", r.stub),
         other => other.into(),
     }
@@ -94,14 +97,5 @@ pub(crate) fn user_action(active: bool) -> &'static str {
         "user-enable"
     } else {
         "user-disable"
-    }
-}
-
-/// The action name of an activation change.
-pub(crate) fn active_action(active: bool) -> &'static str {
-    if active {
-        "activate"
-    } else {
-        "revoke"
     }
 }

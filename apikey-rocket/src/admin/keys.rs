@@ -139,7 +139,10 @@ pub(super) async fn act(
         "activate" => keys.activate(name).await.map(drop),
         "delete" => keys.delete(name).await,
         "networks" => match networks(form.allow_ip.unwrap_or_default()) {
-            Ok(allow) => keys.set_allow_ip(name, allow).await.map(drop),
+            Ok(allow) => keys
+                .change(name, apikey_core::model::KeyChange::AllowIp(allow))
+                .await
+                .map(drop),
             Err(message) => return Ok(refused(&base, Status::BadRequest, &message)),
         },
         "rotate" => {

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use super::{Credential, Entry, MemoryStore, State};
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin,
-    KeyRecord, NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    Actor, AuditFilter, AuditRecord, Imported, ImportedKey, KeyChange, KeyOrigin, KeyRecord,
+    NewKey, NewSecret, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -109,10 +109,8 @@ impl KeyStore for MemoryStore {
         Ok(record)
     }
 
-    async fn set_active(&self, name: &str, active: bool, by: &Actor) -> StoreResult<KeyRecord> {
-        self.edit(name, by, summary::active_action(active), |r| {
-            r.active = active
-        })
+    async fn change(&self, name: &str, change: KeyChange, by: &Actor) -> StoreResult<KeyRecord> {
+        self.edit(name, by, change.action(), |r| change.apply(r))
     }
 
     async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()> {
@@ -188,33 +186,6 @@ impl KeyStore for MemoryStore {
         };
         self.announce(Change::Key(name.to_owned()));
         Ok(record)
-    }
-
-    async fn set_groups(&self, name: &str, groups: Groups, by: &Actor) -> StoreResult<KeyRecord> {
-        self.edit(name, by, "groups", |r| r.groups = groups.into_vec())
-    }
-
-    async fn edit_groups(&self, name: &str, e: &GroupEdit, by: &Actor) -> StoreResult<KeyRecord> {
-        self.edit(name, by, "groups", |r| {
-            r.groups = e.apply(&r.groups).into_vec()
-        })
-    }
-
-    async fn set_rate_limit(
-        &self,
-        name: &str,
-        l: Option<RateLimit>,
-        by: &Actor,
-    ) -> StoreResult<KeyRecord> {
-        self.edit(name, by, "rate-limit", |r| r.rate_limit = l)
-    }
-
-    async fn set_quota(&self, name: &str, q: Option<Quota>, by: &Actor) -> StoreResult<KeyRecord> {
-        self.edit(name, by, "quota", |r| r.quota = q)
-    }
-
-    async fn set_allow_ip(&self, name: &str, allow: AllowIp, by: &Actor) -> StoreResult<KeyRecord> {
-        self.edit(name, by, "allow-ip", |r| r.allow_ip = allow)
     }
 
     async fn usage(&self, tech_name: &str, since_day: i64) -> StoreResult<Vec<UsageDay>> {

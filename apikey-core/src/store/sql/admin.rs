@@ -11,8 +11,8 @@ use super::{
     KEY_COLUMNS, KEY_FROM,
 };
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin,
-    KeyRecord, NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    Actor, AuditFilter, AuditRecord, Groups, Imported, ImportedKey, KeyChange, KeyOrigin,
+    KeyRecord, NewKey, NewSecret, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -48,9 +48,28 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             .await
     }
 
-    async fn set_active(&self, name: &str, active: bool, by: &Actor) -> StoreResult<KeyRecord> {
-        let sql = "UPDATE apikey_keys SET active = $1 WHERE name = $2";
-        self.update_key(name, sql, active, (by, summary::active_action(active)))
+    async fn change(&self, name: &str, change: KeyChange, by: &Actor) -> StoreResult<KeyRecord> {
+        let mut tx = self.begin().await?;
+        let id = Self::lock_key(&mut tx, name).await?;
+        let mut record = Self::record_in(&mut tx, name).await?;
+        change.apply(&mut record);
+        let groups = Groups::new(&record.groups).map_err(StoreError::Invalid)?;
+        Sql::<D>::new(
+            "UPDATE apikey_keys SET active = $1, group_names = $2, rate_limit = $3, quota = $4, \
+             allow_ip = $5, expires_at = $6 WHERE id = $7",
+        )
+        .bind(record.active)
+        .bind(groups_json(&groups)?)
+        .bind(record.rate_limit.map(|l| l.to_string()))
+        .bind(record.quota.map(|q| q.to_string()))
+        .bind(record.allow_ip.to_stored())
+        .bind(record.expires_at.map(OffsetDateTime::unix_timestamp))
+        .bind(id)
+        .execute(D::tx(&mut tx))
+        .await
+        .map_err(unavailable)?;
+        let action = change.action();
+        self.finish(tx, name, by, |r| (action, summary::of(action, r)))
             .await
     }
 
@@ -135,60 +154,6 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
             .map_err(unavailable)?;
         let grace = until.and(old_valid_until);
         self.finish(tx, name, by, |r| ("rotate", summary::rotated(r, grace)))
-            .await
-    }
-
-    async fn set_groups(&self, name: &str, groups: Groups, by: &Actor) -> StoreResult<KeyRecord> {
-        let groups = groups_json(&groups)?;
-        let sql = "UPDATE apikey_keys SET group_names = $1 WHERE name = $2";
-        self.update_key(name, sql, groups, (by, "groups")).await
-    }
-
-    async fn edit_groups(
-        &self,
-        name: &str,
-        edit: &GroupEdit,
-        by: &Actor,
-    ) -> StoreResult<KeyRecord> {
-        let mut tx = self.begin().await?;
-        let id = Self::lock_key(&mut tx, name).await?;
-        let current = Self::record_in(&mut tx, name).await?;
-        let groups = edit.apply(&current.groups);
-        Sql::<D>::new("UPDATE apikey_keys SET group_names = $1 WHERE id = $2")
-            .bind(groups_json(&groups)?)
-            .bind(id)
-            .execute(D::tx(&mut tx))
-            .await
-            .map_err(unavailable)?;
-        self.finish(tx, name, by, |r| ("groups", summary::of("groups", r)))
-            .await
-    }
-
-    async fn set_rate_limit(
-        &self,
-        name: &str,
-        rate_limit: Option<RateLimit>,
-        by: &Actor,
-    ) -> StoreResult<KeyRecord> {
-        let sql = "UPDATE apikey_keys SET rate_limit = $1 WHERE name = $2";
-        let value = rate_limit.map(|l| l.to_string());
-        self.update_key(name, sql, value, (by, "rate-limit")).await
-    }
-
-    async fn set_quota(
-        &self,
-        name: &str,
-        quota: Option<Quota>,
-        by: &Actor,
-    ) -> StoreResult<KeyRecord> {
-        let sql = "UPDATE apikey_keys SET quota = $1 WHERE name = $2";
-        let value = quota.map(|q| q.to_string());
-        self.update_key(name, sql, value, (by, "quota")).await
-    }
-
-    async fn set_allow_ip(&self, name: &str, allow: AllowIp, by: &Actor) -> StoreResult<KeyRecord> {
-        let sql = "UPDATE apikey_keys SET allow_ip = $1 WHERE name = $2";
-        self.update_key(name, sql, allow.to_stored(), (by, "allow-ip"))
             .await
     }
 

@@ -11,9 +11,7 @@ use super::{
 };
 use crate::key::KeyDigest;
 use crate::model::{Actor, KeyRecord, NewKey};
-use crate::store::{
-    summary, validate_new, Change, StoreError, StoreResult, CHANGED_ORIGIN, IMPORT_ORIGIN,
-};
+use crate::store::{validate_new, Change, StoreError, StoreResult, CHANGED_ORIGIN, IMPORT_ORIGIN};
 
 impl<D: Dialect> SqlStore<D> {
     /// The pool, to run a statement outside a transaction.
@@ -50,29 +48,6 @@ impl<D: Dialect> SqlStore<D> {
             .map_err(unavailable)?;
         row.ok_or_else(|| StoreError::NotFound(name.to_owned()))?
             .into_record()
-    }
-
-    /// Sets one column of the key named `name` (`sql` binds the value as `$1` and the name
-    /// as `$2`), atomically, records `action` and announces the change.
-    pub(super) async fn update_key(
-        &self,
-        name: &str,
-        sql: &'static str,
-        value: impl super::Param,
-        (by, action): (&Actor, &'static str),
-    ) -> StoreResult<KeyRecord> {
-        let mut tx = self.begin().await?;
-        let changed = Sql::<D>::new(sql)
-            .bind(value)
-            .bind(name)
-            .execute(D::tx(&mut tx))
-            .await
-            .map_err(unavailable)?;
-        if changed == 0 {
-            return Err(StoreError::NotFound(name.to_owned()));
-        }
-        self.finish(tx, name, by, |r| (action, summary::of(action, r)))
-            .await
     }
 
     /// Records a change of the key `name` in the audit trail (`what` names and sums it up
