@@ -27,8 +27,8 @@ use axum::extract::Extension;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
-use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL};
-use http::HeaderMap;
+use http::header::{HeaderValue, CACHE_CONTROL};
+use http::Extensions;
 
 use crate::{ApiKeyState, Auth, Caller, Refused};
 
@@ -43,16 +43,17 @@ async fn rotate(
     caller: Caller,
     keys: ApiKeyState,
     Extension(rotation): Extension<Arc<SelfRotation>>,
-    headers: HeaderMap,
+    extensions: Extensions,
 ) -> Response {
-    let verifier = keys.verifier();
-    let presented = verifier
-        .presented(
-            headers.get_all(verifier.header()).iter().filter_map(text),
-            headers.get_all(AUTHORIZATION).iter().filter_map(text),
-        )
-        .unwrap_or_default();
-    match rotation.rotate(verifier, &caller.0, presented).await {
+    // The `Caller` extractor verified this request: the secret it presented is kept with it.
+    let Some(presented) = crate::verify::presented_secret(&extensions) else {
+        let problem = Problem::new(503, "Key rotation is not set up on this service.");
+        return Refused(problem.prepare()).into_response();
+    };
+    match rotation
+        .rotate(keys.verifier(), &caller.0, &presented)
+        .await
+    {
         Ok(rotated) => {
             let mut res = Json(rotated).into_response();
             // The body holds a key: no cache may keep it.
@@ -62,8 +63,4 @@ async fn rotate(
         }
         Err(e) => Refused(Problem::for_rotation(&e)).into_response(),
     }
-}
-
-fn text(value: &HeaderValue) -> Option<&str> {
-    std::str::from_utf8(value.as_bytes()).ok()
 }

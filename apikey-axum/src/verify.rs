@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use apikey_core::config::DEFAULT_HEADER;
 use apikey_core::http::Answers;
 use apikey_core::limits::Budget;
-use apikey_core::AuthError;
+use apikey_core::verify::{Header, RequestFacts};
+use apikey_core::{AuthError, KeyDigest};
 use axum::extract::ConnectInfo;
 use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderValue};
@@ -38,6 +39,8 @@ tokio::task_local! {
 pub(crate) struct InRequest {
     pub(crate) state: ApiKeyState,
     outcome: OnceLock<Result<Caller, AuthError>>,
+    /// The digest of the secret a valid key presented.
+    secret: OnceLock<KeyDigest>,
 }
 
 impl InRequest {
@@ -45,7 +48,44 @@ impl InRequest {
         InRequest {
             state,
             outcome: OnceLock::new(),
+            secret: OnceLock::new(),
         }
+    }
+}
+
+/// The digest of the secret the request's valid key presented, once it was verified.
+pub(crate) fn presented_secret(extensions: &Extensions) -> Option<KeyDigest> {
+    extensions.get::<InRequest>()?.secret.get().copied()
+}
+
+/// An axum request as the verifier reads it: its headers (the key header by the name parsed
+/// once), what the app said of the client (`ClientAddr`) and the connection's peer.
+struct Facts<'a> {
+    state: &'a ApiKeyState,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+}
+
+impl RequestFacts for Facts<'_> {
+    fn header(&self, header: Header<'_>) -> impl Iterator<Item = Option<&str>> {
+        let values = match header {
+            Header::Key(_) => self.headers.get_all(&self.state.0.header),
+            Header::Authorization => self.headers.get_all(AUTHORIZATION),
+            Header::Forwarding(h) => self.headers.get_all(h.name()),
+        };
+        values.into_iter().map(text)
+    }
+
+    fn peer(&self) -> Option<IpAddr> {
+        self.extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip())
+    }
+
+    fn client_override(&self) -> Option<IpAddr> {
+        self.extensions
+            .get::<ClientAddr>()
+            .map(|ClientAddr(ip)| *ip)
     }
 }
 
@@ -64,10 +104,19 @@ pub(crate) async fn verified(
     if let Some(outcome) = keys.outcome.get() {
         return outcome.clone();
     }
-    let outcome = check(&keys.state, headers, &|| {
-        client_addr(&keys.state, headers, extensions)
-    })
-    .await;
+    let facts = Facts {
+        state: &keys.state,
+        headers,
+        extensions,
+    };
+    let outcome = match keys.state.0.verifier.verify_request(&facts).await {
+        Ok(verified) => {
+            let _ = keys.secret.set(verified.secret);
+            announce(&verified);
+            Ok(Caller(verified.identity))
+        }
+        Err(e) => Err(e),
+    };
     // Two extractors of one request never run at once: the first outcome is the one kept.
     keys.outcome.get_or_init(|| outcome).clone()
 }
@@ -77,10 +126,14 @@ fn text(value: &HeaderValue) -> Option<&str> {
 }
 
 /// The client's address of a request, as apikey establishes it (the state's rule when the
-/// layer is installed; the peer otherwise).
+/// layer is installed; what the app set, or the peer, otherwise).
 pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
     match extensions.get::<InRequest>() {
-        Some(keys) => client_addr(&keys.state, headers, extensions),
+        Some(keys) => keys.state.0.verifier.client_of(&Facts {
+            state: &keys.state,
+            headers,
+            extensions,
+        }),
         None => extensions
             .get::<ClientAddr>()
             .map(|ClientAddr(ip)| *ip)
@@ -92,46 +145,8 @@ pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Op
     }
 }
 
-/// The client's address: a [`ClientAddr`] the app set itself, else the peer of the
-/// connection (the app is served with `into_make_service_with_connect_info`), or what the
-/// peer reports when it is inside `trusted_proxies`.
-pub(crate) fn client_addr(
-    state: &ApiKeyState,
-    headers: &HeaderMap,
-    extensions: &Extensions,
-) -> Option<IpAddr> {
-    if let Some(ClientAddr(ip)) = extensions.get::<ClientAddr>() {
-        return Some(*ip);
-    }
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
-    let rule = state.0.verifier.client_ip();
-    rule.resolve(
-        peer,
-        headers
-            .get_all(rule.header().name())
-            .iter()
-            .filter_map(text),
-    )
-}
-
-async fn check(
-    state: &ApiKeyState,
-    headers: &HeaderMap,
-    client: &(dyn Fn() -> Option<IpAddr> + Sync),
-) -> Result<Caller, AuthError> {
-    let inner = &state.0;
-    let keys = headers.get_all(&inner.header);
-    // axum hands on values that are not UTF-8 (Rocket drops them): such a key is not valid.
-    if keys.iter().any(|v| text(v).is_none()) {
-        return Err(inner.verifier.refuse_unreadable());
-    }
-    let authorization = headers.get_all(AUTHORIZATION).iter().filter_map(text);
-    let verified = inner
-        .verifier
-        .verify_request(keys.iter().filter_map(text), authorization, client)
-        .await?;
+/// Tells the response what to announce of a valid key (`Sunset`, the `RateLimit` fields).
+fn announce(verified: &apikey_core::Verified) {
     if verified.sunset.is_some() || !verified.limits.is_empty() {
         let announced = Announced {
             sunset: verified.sunset,
@@ -140,7 +155,6 @@ async fn check(
         // Outside the layer (no scope) there is no response to announce it on.
         let _ = ANNOUNCED.try_with(|slot| slot.set(announced));
     }
-    Ok(Caller(verified.identity))
 }
 
 /// The answer to `err` for this request.

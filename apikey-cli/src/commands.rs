@@ -6,6 +6,7 @@ use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
 use apikey_core::model::{GroupEdit, Groups, KeyChange};
+use apikey_core::KeyRequest;
 use apikey_core::{
     Actor, AllowIp, ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier,
 };
@@ -130,7 +131,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure(e.to_string(), 2))?;
             let outcome = verifier
-                .verify(line.trim_end_matches(['\r', '\n']), from)
+                .verify_request(&KeyRequest::new(line.trim_end_matches(['\r', '\n'])).from(from))
                 .await
                 .map(|v| v.identity);
             if outcome == Err(AuthError::Unavailable) {

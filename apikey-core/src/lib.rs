@@ -46,4 +46,6 @@ pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyMetering, KeyStore, MemoryStore, SharedLookup,
     SharedStore, StoreError, StoreResult,
 };
-pub use verify::{AuthError, SetupError, Verified, Verifier};
+pub use verify::{
+    AuthError, Credential, InvalidKey, KeyRequest, RequestFacts, SetupError, Verified, Verifier,
+};

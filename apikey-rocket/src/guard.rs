@@ -4,12 +4,13 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use apikey_core::limits::Budget;
-use apikey_core::AuthError;
+use apikey_core::{AuthError, KeyDigest};
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
+use crate::facts::Facts;
 use crate::problem::status_of;
 use crate::state::ApiKeyState;
 
@@ -20,6 +21,8 @@ pub(crate) struct Verified {
     /// `None` until something asks (a catcher or the response hook of a request no guard of
     /// ours saw).
     outcome: Option<Result<Caller, AuthError>>,
+    /// The digest of the secret a valid key presented.
+    secret: Option<KeyDigest>,
     sunset: Option<OffsetDateTime>,
     /// The key's limits, for the `RateLimit-Policy` and `RateLimit` fields.
     limits: Budget,
@@ -39,6 +42,7 @@ impl Verified {
     fn failed(outcome: Option<Result<Caller, AuthError>>) -> Self {
         Verified {
             outcome,
+            secret: None,
             sunset: None,
             limits: Budget::default(),
             refused: AtomicU8::new(NOT_REFUSED),
@@ -48,6 +52,7 @@ impl Verified {
     fn valid(v: apikey_core::Verified) -> Self {
         Verified {
             outcome: Some(Ok(Caller(v.identity))),
+            secret: Some(v.secret),
             sunset: v.sunset,
             limits: v.limits,
             refused: AtomicU8::new(NOT_REFUSED),
@@ -68,6 +73,11 @@ impl Verified {
         }
     }
 
+    /// The digest of the secret this request's valid key presented.
+    pub(crate) fn secret(&self) -> Option<&KeyDigest> {
+        self.secret.as_ref()
+    }
+
     /// When this request's key stops working, if soon.
     pub(crate) fn sunset(&self) -> Option<OffsetDateTime> {
         self.sunset
@@ -85,17 +95,9 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
         .local_cache_async(async {
             match req.rocket().state::<ApiKeyState>() {
                 Some(keys) => {
-                    let headers = req.headers();
-                    let outcome = keys
-                        .verifier
-                        .verify_request(
-                            headers.get(keys.verifier.header()),
-                            headers.get("Authorization"),
-                            // Asked only for keys bound to networks: the peer, or what a
-                            // trusted proxy reports (never Rocket's `ip_header` as such).
-                            &|| keys.client_ip(req),
-                        )
-                        .await;
+                    // The client's address is asked only of keys bound to networks: the
+                    // peer, or what a trusted proxy reports (never Rocket's `ip_header`).
+                    let outcome = keys.verifier.verify_request(&Facts(req)).await;
                     match outcome {
                         Ok(v) => Verified::valid(v),
                         Err(e) => Verified::failed(Some(Err(e))),

@@ -33,6 +33,7 @@ pub mod admin;
 mod caller;
 mod catchers;
 mod cors;
+mod facts;
 mod fairing;
 mod guard;
 pub mod leaks;

@@ -38,24 +38,17 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// What the route answers: the new key, or a problem.
-/// The secret the request presents (verified already by the `Caller` guard): the store checks
-/// that it is the key's current one.
+/// The digest of the secret the request presented (verified already by the `Caller` guard):
+/// the store checks that it is the key's current one.
 #[doc(hidden)]
-pub struct Presented<'r>(&'r str);
+pub struct Presented(Option<apikey_core::KeyDigest>);
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Presented<'r> {
+impl<'r> FromRequest<'r> for Presented {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        let presented = req.rocket().state::<ApiKeyState>().and_then(|keys| {
-            let headers = req.headers();
-            keys.verifier().presented(
-                headers.get(keys.verifier().header()),
-                headers.get("Authorization"),
-            )
-        });
-        request::Outcome::Success(Presented(presented.unwrap_or_default()))
+        request::Outcome::Success(Presented(crate::guard::Verified::of(req).secret().copied()))
     }
 }
 
@@ -85,15 +78,20 @@ async fn rotate(
     caller: &Caller,
     rotation: Option<&State<SelfRotation>>,
     keys: &State<ApiKeyState>,
-    presented: Presented<'_>,
+    presented: Presented,
 ) -> Answer {
     let Some(rotation) = rotation else {
         log::error!("apikey: the rotation route needs `.manage(SelfRotation::new(…))`");
         let problem = http::Problem::new(503, "Key rotation is not set up on this service.");
         return Answer::Refused(problem.prepare().into());
     };
+    let Some(presented) = presented.0 else {
+        // The `Caller` guard verified this request: its entry holds the secret.
+        let problem = http::Problem::new(503, "Key rotation is not set up on this service.");
+        return Answer::Refused(problem.prepare().into());
+    };
     match rotation
-        .rotate(keys.verifier(), &caller.0, presented.0)
+        .rotate(keys.verifier(), &caller.0, &presented)
         .await
     {
         Ok(rotated) => Answer::Rotated(rotated),

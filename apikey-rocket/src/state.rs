@@ -65,9 +65,7 @@ impl ApiKeyState {
     /// is not a trusted proxy). Rocket's own `ip_header` is not trusted: a client can set it.
     /// Allowlists and the admin page's login limits read the address from here.
     pub fn client_ip(&self, req: &rocket::Request<'_>) -> Option<std::net::IpAddr> {
-        let rule = self.verifier.client_ip();
-        let peer = req.remote().map(|a| a.ip());
-        rule.resolve(peer, req.headers().get(rule.header().name()))
+        self.verifier.client_of(&crate::facts::Facts(req))
     }
 
     /// The verifier behind the guards (to flush usage on shutdown, or verify outside a route).

@@ -5,6 +5,7 @@
 
 use apikey_bench as common;
 
+use apikey_core::KeyRequest;
 use apikey_core::{ApiKeyConfig, Verifier};
 
 fn rss_bytes() -> Option<u64> {
@@ -27,7 +28,10 @@ fn main() {
         let verifier = Verifier::new(ApiKeyConfig::default(), store).await.unwrap();
         let before = rss_bytes();
         for k in &keys {
-            verifier.verify(k.expose(), None).await.unwrap();
+            verifier
+                .verify_request(&KeyRequest::new(k.expose()))
+                .await
+                .unwrap();
         }
         let after = rss_bytes();
         match (before, after) {

@@ -8,6 +8,7 @@ use apikey_bench as common;
 
 use std::time::{Duration, Instant};
 
+use apikey_core::KeyRequest;
 use apikey_core::{ApiKeyConfig, Verifier};
 
 fn main() {
@@ -31,7 +32,9 @@ fn main() {
         let stats = verifier.filter_stats();
         let before = verifier.store_queries();
         for i in 0..n {
-            let _ = verifier.verify(&format!("never-stored-{i}"), None).await;
+            let _ = verifier
+                .verify_request(&KeyRequest::new(&format!("never-stored-{i}")))
+                .await;
         }
         let asked = verifier.store_queries() - before;
         println!(

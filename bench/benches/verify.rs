@@ -4,6 +4,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use apikey_core::config::Settings;
+use apikey_core::KeyRequest;
 use apikey_core::{ApiKeyConfig, KeyFormat, KeyHasher, Secret, Verifier};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -32,7 +33,10 @@ fn warm_verifier_with(rt: &Runtime, n: usize, settings: Settings) -> (Arc<Verifi
         };
         let verifier = Arc::new(Verifier::new(config, store).await.unwrap());
         for k in &keys {
-            verifier.verify(k.expose(), None).await.unwrap();
+            verifier
+                .verify_request(&KeyRequest::new(k.expose()))
+                .await
+                .unwrap();
         }
         (verifier, keys)
     })
@@ -67,23 +71,36 @@ fn verify(c: &mut Criterion) {
                 i = (i + 7919) % n;
                 let key = keys[i].expose();
                 let v = &verifier;
-                async move { v.verify(key, None).await.unwrap() }
+                async move { v.verify_request(&KeyRequest::new(key)).await.unwrap() }
             })
         });
     }
     let (verifier, _) = warm_verifier(&rt, 1_000);
     let unknown = KeyFormat::default().generate().unwrap().key;
-    rt.block_on(async { verifier.verify(unknown.expose(), None).await.unwrap_err() });
+    rt.block_on(async {
+        verifier
+            .verify_request(&KeyRequest::new(unknown.expose()))
+            .await
+            .unwrap_err()
+    });
     group.bench_function("negative_cache_hit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { verifier.verify(unknown.expose(), None).await.unwrap_err() })
+        b.to_async(&rt).iter(|| async {
+            verifier
+                .verify_request(&KeyRequest::new(unknown.expose()))
+                .await
+                .unwrap_err()
+        })
     });
     let mut bad = unknown.expose().to_owned();
     bad.pop();
     bad.push('!');
     group.bench_function("malformed", |b| {
-        b.to_async(&rt)
-            .iter(|| async { verifier.verify(&bad, None).await.unwrap_err() })
+        b.to_async(&rt).iter(|| async {
+            verifier
+                .verify_request(&KeyRequest::new(&bad))
+                .await
+                .unwrap_err()
+        })
     });
     group.finish();
 }
@@ -127,7 +144,7 @@ fn limits(c: &mut Criterion) {
                 i = (i + 7919) % 1_000;
                 let key = keys[i].expose();
                 let v = &verifier;
-                async move { v.verify(key, None).await.unwrap() }
+                async move { v.verify_request(&KeyRequest::new(key)).await.unwrap() }
             })
         });
         let stats = verifier.limits_stats();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use apikey_core::model::KeyChange;
+use apikey_core::KeyRequest;
 use apikey_core::{ApiKeyConfig, CreateKey, Groups, Secret, SharedStore};
 use apikey_rocket::ApiKey;
 use apikey_tests::{
@@ -265,29 +266,35 @@ async fn every_public_verification_looks_at_the_networks() {
     let inside = Some("10.1.2.3".parse().unwrap());
     let outside = Some("192.0.2.1".parse().unwrap());
     assert_eq!(
-        v.verify(bound.expose(), None).await.unwrap_err(),
+        v.verify_request(&KeyRequest::new(bound.expose()))
+            .await
+            .unwrap_err(),
         AuthError::AddressNotAllowed
     );
     assert_eq!(
-        v.verify(bound.expose(), outside).await.unwrap_err(),
+        v.verify_request(&KeyRequest::new(bound.expose()).from(outside))
+            .await
+            .unwrap_err(),
         AuthError::AddressNotAllowed
     );
     assert_eq!(
-        v.verify(bound.expose(), inside)
+        v.verify_request(&KeyRequest::new(bound.expose()).from(inside))
             .await
             .unwrap()
             .identity
             .key_name(),
         "bound"
     );
-    assert!(v.verify(open.expose(), None).await.is_ok());
-    // The request entry: the address the adapter gives, asked only for a bound key.
-    let refused = v
-        .verify_request([bound.expose()], std::iter::empty(), &|| None)
-        .await;
-    assert_eq!(refused.unwrap_err(), AuthError::AddressNotAllowed);
-    let from_inside = v
-        .verify_request([bound.expose()], std::iter::empty(), &|| inside)
-        .await;
-    assert!(from_inside.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(open.expose()))
+        .await
+        .is_ok());
+    // There is no other way in: `verify_request` with a request's facts, `identify` for
+    // administration; both look at the networks.
+    let admin = apikey_core::Credential::Key(bound.expose());
+    assert_eq!(
+        v.identify(admin, None).await.unwrap_err(),
+        AuthError::AddressNotAllowed
+    );
+    assert!(v.identify(admin, inside).await.is_ok());
 }

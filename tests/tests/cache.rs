@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apikey_core::config::Settings;
+use apikey_core::KeyRequest;
 use apikey_core::{AuthError, CreateKey, KeyManager, MemoryStore, Secret, Verifier};
 use apikey_tests::{spec, Probe};
 
@@ -28,7 +29,11 @@ async fn hits_cost_no_store_query() {
     let k = key(&m, "a", "alice").await;
     for _ in 0..100 {
         assert_eq!(
-            v.verify(k.expose(), None).await.unwrap().identity.user(),
+            v.verify_request(&KeyRequest::new(k.expose()))
+                .await
+                .unwrap()
+                .identity
+                .user(),
             "alice"
         );
     }
@@ -40,7 +45,10 @@ async fn hits_cost_no_store_query() {
 async fn unknown_keys_cost_one_query_per_negative_ttl() {
     let (v, probe, _) = setup(Settings::default()).await;
     for _ in 0..100 {
-        assert_eq!(v.verify("no-such-key", None).await, Err(AuthError::Invalid));
+        assert_eq!(
+            v.verify_request(&KeyRequest::new("no-such-key")).await,
+            Err(AuthError::INVALID)
+        );
     }
     assert_eq!(probe.lookups(), 1);
 }
@@ -52,7 +60,10 @@ async fn malformed_keys_cost_no_query() {
     let mut bad = good.expose().to_owned();
     bad.replace_range(10..11, if &bad[10..11] == "x" { "y" } else { "x" });
     for value in [bad.as_str(), "ak_short", "bad value", &"k".repeat(600)] {
-        assert_eq!(v.verify(value, None).await, Err(AuthError::Invalid));
+        assert_eq!(
+            v.verify_request(&KeyRequest::new(value)).await,
+            Err(AuthError::INVALID)
+        );
     }
     assert_eq!(probe.lookups(), 0);
 }
@@ -66,7 +77,7 @@ async fn concurrent_misses_make_one_query() {
         .map(|_| {
             let v = v.clone();
             let k = k.clone();
-            tokio::spawn(async move { v.verify(k.expose(), None).await })
+            tokio::spawn(async move { v.verify_request(&KeyRequest::new(k.expose())).await })
         })
         .collect();
     for t in tasks {
@@ -76,11 +87,14 @@ async fn concurrent_misses_make_one_query() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let v = v.clone();
-            tokio::spawn(async move { v.verify("unknown-but-well-formed", None).await })
+            tokio::spawn(async move {
+                v.verify_request(&KeyRequest::new("unknown-but-well-formed"))
+                    .await
+            })
         })
         .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap(), Err(AuthError::Invalid));
+        assert_eq!(t.await.unwrap(), Err(AuthError::INVALID));
     }
     assert_eq!(probe.lookups(), 2, "one for the unknown key too");
 }
@@ -92,44 +106,59 @@ async fn a_change_drops_exactly_what_it_touches() {
     let b = key(&m, "b", "bob").await;
     let c = key(&m, "c", "bob").await;
     for k in [&a, &b, &c] {
-        v.verify(k.expose(), None).await.unwrap();
+        v.verify_request(&KeyRequest::new(k.expose()))
+            .await
+            .unwrap();
     }
     assert_eq!(probe.lookups(), 3);
     m.revoke("a").await.unwrap();
     assert_eq!(
-        v.verify(a.expose(), None).await,
-        Err(AuthError::Invalid),
+        v.verify_request(&KeyRequest::new(a.expose())).await,
+        Err(AuthError::INVALID),
         "revoked at once"
     );
     assert_eq!(probe.lookups(), 4, "a was looked up again");
-    v.verify(b.expose(), None).await.unwrap();
-    v.verify(c.expose(), None).await.unwrap();
+    v.verify_request(&KeyRequest::new(b.expose()))
+        .await
+        .unwrap();
+    v.verify_request(&KeyRequest::new(c.expose()))
+        .await
+        .unwrap();
     assert_eq!(probe.lookups(), 4, "b and c stayed cached");
 
     m.set_user_active("bob", false).await.unwrap();
-    assert_eq!(v.verify(b.expose(), None).await, Err(AuthError::Invalid));
-    assert_eq!(v.verify(c.expose(), None).await, Err(AuthError::Invalid));
+    assert_eq!(
+        v.verify_request(&KeyRequest::new(b.expose())).await,
+        Err(AuthError::INVALID)
+    );
+    assert_eq!(
+        v.verify_request(&KeyRequest::new(c.expose())).await,
+        Err(AuthError::INVALID)
+    );
     m.set_user_active("bob", true).await.unwrap();
     assert!(
-        v.verify(b.expose(), None).await.is_ok(),
+        v.verify_request(&KeyRequest::new(b.expose())).await.is_ok(),
         "the negative cache was dropped too"
     );
 
     m.activate("a").await.unwrap();
-    assert!(v.verify(a.expose(), None).await.is_ok());
+    assert!(v.verify_request(&KeyRequest::new(a.expose())).await.is_ok());
     m.delete("a").await.unwrap();
     assert_eq!(
-        v.verify(a.expose(), None).await,
-        Err(AuthError::Invalid),
+        v.verify_request(&KeyRequest::new(a.expose())).await,
+        Err(AuthError::INVALID),
         "deleted at once"
     );
     let (_, rotated) = m.rotate("b", Duration::ZERO).await.unwrap();
     assert_eq!(
-        v.verify(b.expose(), None).await,
-        Err(AuthError::Invalid),
+        v.verify_request(&KeyRequest::new(b.expose())).await,
+        Err(AuthError::INVALID),
         "rotated out at once"
     );
-    assert!(v.verify(rotated.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(rotated.expose()))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -137,11 +166,14 @@ async fn a_key_created_after_a_miss_works_at_once() {
     let (v, _, m) = setup(Settings::default()).await;
     let secret = Secret::new("imported-key");
     assert_eq!(
-        v.verify(secret.expose(), None).await,
-        Err(AuthError::Invalid)
+        v.verify_request(&KeyRequest::new(secret.expose())).await,
+        Err(AuthError::INVALID)
     );
     m.import(spec("late", "u", &[]), &secret).await.unwrap();
-    assert!(v.verify(secret.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(secret.expose()))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -154,12 +186,12 @@ async fn expiry_is_rechecked_on_every_hit() {
         })
         .await
         .unwrap();
-    assert!(v.verify(k.expose(), None).await.is_ok());
+    assert!(v.verify_request(&KeyRequest::new(k.expose())).await.is_ok());
     tokio::time::sleep(Duration::from_millis(2100)).await;
     probe.down.store(true, Ordering::SeqCst);
     assert_eq!(
-        v.verify(k.expose(), None).await,
-        Err(AuthError::Invalid),
+        v.verify_request(&KeyRequest::new(k.expose())).await,
+        Err(AuthError::INVALID),
         "refused from the cache entry itself, without asking the store"
     );
 }
@@ -169,17 +201,27 @@ async fn cached_keys_survive_an_outage_everything_else_is_unavailable() {
     let (v, probe, m) = setup(Settings::default()).await;
     let good = key(&m, "a", "alice").await;
     let other = key(&m, "b", "bob").await;
-    v.verify(good.expose(), None).await.unwrap();
+    v.verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .unwrap();
     probe.down.store(true, Ordering::SeqCst);
-    assert!(v.verify(good.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .is_ok());
     assert_eq!(
-        v.verify(other.expose(), None).await,
+        v.verify_request(&KeyRequest::new(other.expose())).await,
         Err(AuthError::Unavailable)
     );
-    assert_eq!(v.verify("unknown", None).await, Err(AuthError::Unavailable));
+    assert_eq!(
+        v.verify_request(&KeyRequest::new("unknown")).await,
+        Err(AuthError::Unavailable)
+    );
     probe.down.store(false, Ordering::SeqCst);
     assert!(
-        v.verify(other.expose(), None).await.is_ok(),
+        v.verify_request(&KeyRequest::new(other.expose()))
+            .await
+            .is_ok(),
         "no outage is cached"
     );
 }
@@ -188,12 +230,19 @@ async fn cached_keys_survive_an_outage_everything_else_is_unavailable() {
 async fn a_flood_of_wrong_keys_does_not_evict_good_ones() {
     let (v, probe, m) = setup(Settings::default()).await;
     let good = key(&m, "a", "alice").await;
-    v.verify(good.expose(), None).await.unwrap();
+    v.verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .unwrap();
     for i in 0..(apikey_core::verify::NEGATIVE_CAPACITY + 1000) {
-        let _ = v.verify(&format!("wrong-{i}"), None).await;
+        let _ = v
+            .verify_request(&KeyRequest::new(&format!("wrong-{i}")))
+            .await;
     }
     let before = probe.lookups();
-    assert!(v.verify(good.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .is_ok());
     assert_eq!(probe.lookups(), before, "the good key is still cached");
 }
 
@@ -207,8 +256,10 @@ async fn a_zero_ttl_disables_the_caches() {
     let (v, probe, m) = setup(settings).await;
     let k = key(&m, "a", "alice").await;
     for _ in 0..3 {
-        v.verify(k.expose(), None).await.unwrap();
-        let _ = v.verify("unknown", None).await;
+        v.verify_request(&KeyRequest::new(k.expose()))
+            .await
+            .unwrap();
+        let _ = v.verify_request(&KeyRequest::new("unknown")).await;
     }
     assert_eq!(probe.lookups(), 6);
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use apikey_core::KeyRequest;
 use apikey_core::{open, ApiKeyConfig, AuthError, Settings, Verifier};
 use apikey_tests::{json_output, redis_url, run_apikey, unique_prefix, PgDatabase, SharedDb};
 
@@ -58,7 +59,12 @@ async fn quota_and_usage(url: &str, env: &[(&str, &str)]) {
     let verifier = Verifier::new(config, store).await.unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..8 {
-        outcomes.push(verifier.verify(&key, None).await.map(drop));
+        outcomes.push(
+            verifier
+                .verify_request(&KeyRequest::new(&key))
+                .await
+                .map(drop),
+        );
     }
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 5);
     assert!(outcomes[5..]

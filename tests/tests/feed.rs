@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apikey_core::store::{FeedOptions, PostgresStore};
+use apikey_core::KeyRequest;
 use apikey_core::SharedStore;
 use apikey_tests::{
     admin, captured_logs, filter_ready, get, spec, through, BlackHoleProxy, Probe, SharedDb,
@@ -123,7 +124,10 @@ async fn postgres_a_black_holed_feed_is_not_trusted_and_recovers() {
     );
     let queries = probe.lookups();
     assert_eq!(
-        verifier.verify(during.expose(), None).await.map(|_| ()),
+        verifier
+            .verify_request(&KeyRequest::new(during.expose()))
+            .await
+            .map(|_| ()),
         Ok(())
     );
     assert_eq!(probe.lookups(), queries + 1, "not served from the cache");
@@ -143,10 +147,17 @@ async fn postgres_a_black_holed_feed_is_not_trusted_and_recovers() {
     })
     .await;
     // A revocation made elsewhere arrives through the feed again.
-    assert!(verifier.verify(during.expose(), None).await.is_ok());
+    assert!(verifier
+        .verify_request(&KeyRequest::new(during.expose()))
+        .await
+        .is_ok());
     m.revoke("during").await.unwrap();
     let start = Instant::now();
-    while verifier.verify(during.expose(), None).await.is_ok() {
+    while verifier
+        .verify_request(&KeyRequest::new(during.expose()))
+        .await
+        .is_ok()
+    {
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "the revocation did not come through the feed"

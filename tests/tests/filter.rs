@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apikey_core::verify::FILTER_MISS_BUDGET;
+use apikey_core::KeyRequest;
 use apikey_core::{AuthError, KeyManager, Settings, SharedStore, Verifier};
 use apikey_tests::{admin, filter_ready, per_store, spec, Probe, SharedDb};
 
@@ -32,7 +33,9 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     filter_ready(&v).await;
     let (_, later) = m.create(spec("later", "alice", &[])).await.unwrap();
     assert!(
-        v.verify(later.expose(), None).await.is_ok(),
+        v.verify_request(&KeyRequest::new(later.expose()))
+            .await
+            .is_ok(),
         "created here: at once"
     );
     filter_ready(&v).await;
@@ -40,7 +43,10 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
     let started = Instant::now();
     for i in 0..5_000 {
         let spray = format!("spray-{i}-{}", i * 7919);
-        assert_eq!(v.verify(&spray, None).await, Err(AuthError::Invalid));
+        assert_eq!(
+            v.verify_request(&KeyRequest::new(&spray)).await,
+            Err(AuthError::INVALID)
+        );
     }
     let queries = probe.lookups() - before;
     let bound = spray_bound(started.elapsed());
@@ -49,14 +55,26 @@ async fn a_spray_of_unknown_keys_costs_no_store_query(store: SharedStore) {
         "{queries} store queries for 5000 unknown keys (at most {bound})"
     );
     assert!(v.filtered() as usize >= 5_000 - bound);
-    assert!(v.verify(good.expose(), None).await.is_ok());
-    assert!(v.verify(later.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(later.expose()))
+        .await
+        .is_ok());
     // A rotated key's new secret and a re-created name work at once too.
     let (_, rotated) = m.rotate("good", Duration::ZERO).await.unwrap();
-    assert!(v.verify(rotated.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(rotated.expose()))
+        .await
+        .is_ok());
     m.delete("later").await.unwrap();
     let (_, again) = m.create(spec("later", "alice", &[])).await.unwrap();
-    assert!(v.verify(again.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(again.expose()))
+        .await
+        .is_ok());
 }
 
 /// A store that cannot list its digests has no filter: every unknown key is asked for, and
@@ -68,9 +86,15 @@ async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
     let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!v.filter_stats().trusted);
-    assert_eq!(v.verify("never-seen", None).await, Err(AuthError::Invalid));
+    assert_eq!(
+        v.verify_request(&KeyRequest::new("never-seen")).await,
+        Err(AuthError::INVALID)
+    );
     assert_eq!(probe.lookups(), 1);
-    assert!(v.verify(good.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .is_ok());
 }
 
 per_store!(
@@ -90,17 +114,25 @@ async fn created_elsewhere_works_on_the_first_request(service: SharedStore, othe
         let name = format!("elsewhere-{i}");
         let (_, key) = m.create(spec(&name, "alice", &[])).await.unwrap();
         assert!(
-            v.verify(key.expose(), None).await.is_ok(),
+            v.verify_request(&KeyRequest::new(key.expose()))
+                .await
+                .is_ok(),
             "created elsewhere: refused on its first request ({i})"
         );
         let (_, rotated) = m.rotate(&name, Duration::ZERO).await.unwrap();
         assert!(
-            v.verify(rotated.expose(), None).await.is_ok(),
+            v.verify_request(&KeyRequest::new(rotated.expose()))
+                .await
+                .is_ok(),
             "rotated elsewhere: refused on its first request ({i})"
         );
         // The old secret is dropped as soon as the change arrives.
         let start = Instant::now();
-        while v.verify(key.expose(), None).await.is_ok() {
+        while v
+            .verify_request(&KeyRequest::new(key.expose()))
+            .await
+            .is_ok()
+        {
             assert!(start.elapsed() < Duration::from_secs(1), "old secret kept");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -114,8 +146,9 @@ async fn created_elsewhere_works_on_the_first_request(service: SharedStore, othe
     let started = Instant::now();
     for i in 0..1_000 {
         assert_eq!(
-            v.verify(&format!("never-seen-{i}"), None).await,
-            Err(AuthError::Invalid)
+            v.verify_request(&KeyRequest::new(&format!("never-seen-{i}")))
+                .await,
+            Err(AuthError::INVALID)
         );
     }
     let queries = probe.lookups() - before;
@@ -155,7 +188,9 @@ async fn postgres_a_feed_that_is_not_live_is_not_trusted() {
     let m = admin(&db.store().await);
     let (_, key) = m.create(spec("unheard", "alice", &[])).await.unwrap();
     assert!(
-        v.verify(key.expose(), None).await.is_ok(),
+        v.verify_request(&KeyRequest::new(key.expose()))
+            .await
+            .is_ok(),
         "asked the store"
     );
     assert_eq!(probe.lookups(), 1);
@@ -205,24 +240,29 @@ async fn revoked_and_never_stored_keys_take_the_same_path(store: SharedStore) {
     let (outcomes, queries) = loop {
         let filtered = v.filtered();
         while v.filtered() == filtered {
-            let _ = v.verify(&format!("budget-{spray}"), None).await;
+            let _ = v
+                .verify_request(&KeyRequest::new(&format!("budget-{spray}")))
+                .await;
             spray += 1;
         }
         let (started, before) = (second(), probe.lookups());
         let mut outcomes = Vec::new();
         for key in [revoked.expose(), old.expose(), "never-stored-anywhere"] {
-            outcomes.push(v.verify(key, None).await.map(|_| ()));
+            outcomes.push(v.verify_request(&KeyRequest::new(key)).await.map(|_| ()));
         }
         if second() == started {
             break (outcomes, probe.lookups() - before);
         }
     };
-    assert_eq!(outcomes, vec![Err(AuthError::Invalid); 3]);
+    assert_eq!(outcomes, vec![Err(AuthError::INVALID); 3]);
     assert_eq!(
         queries, 0,
         "a revoked or rotated-out secret costs no store query, as a never-stored one"
     );
-    assert!(v.verify(kept.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(kept.expose()))
+        .await
+        .is_ok());
 }
 
 /// Hardening round 3, item 5: while the feed is not live, the last complete filter still
@@ -242,7 +282,10 @@ async fn while_not_live_a_spray_reaches_the_store_a_bounded_number_of_times() {
     let started = Instant::now();
     for i in 0..2_000 {
         let spray = format!("spray-{i}-{}", i * 7919);
-        assert_eq!(v.verify(&spray, None).await, Err(AuthError::Invalid));
+        assert_eq!(
+            v.verify_request(&KeyRequest::new(&spray)).await,
+            Err(AuthError::INVALID)
+        );
     }
     let queries = probe.lookups() - before;
     let budget = f64::from(NOT_LIVE_MISS_BUDGET);
@@ -252,9 +295,15 @@ async fn while_not_live_a_spray_reaches_the_store_a_bounded_number_of_times() {
         "{queries} store queries while not live (at most {bound})"
     );
     // Stored keys ask the store, as always while not live; one made meanwhile too.
-    assert!(v.verify(good.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .is_ok());
     let (_, made) = m.create(spec("made", "alice", &[])).await.unwrap();
-    assert!(v.verify(made.expose(), None).await.is_ok());
+    assert!(v
+        .verify_request(&KeyRequest::new(made.expose()))
+        .await
+        .is_ok());
     store.changes().set_live(true);
     filter_ready(&v).await;
 }
@@ -275,7 +324,9 @@ async fn sqlite_a_new_key_is_not_refused_because_of_a_spray() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let _ = v.verify(&format!("spray-{i}"), None).await;
+                let _ = v
+                    .verify_request(&KeyRequest::new(&format!("spray-{i}")))
+                    .await;
                 if i.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
@@ -290,7 +341,10 @@ async fn sqlite_a_new_key_is_not_refused_because_of_a_spray() {
             .create(spec(&format!("new-{i}"), "alice", &[]))
             .await
             .unwrap();
-        if v.verify(key.expose(), None).await.is_err() {
+        if v.verify_request(&KeyRequest::new(key.expose()))
+            .await
+            .is_err()
+        {
             refused.push(i);
         }
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikey_core::KeyRequest;
 use apikey_core::{
     ApiKeyConfig, AuthError, CreateKey, KeyHasher, MemoryStore, Secret, SharedStore, StoreError,
     Verifier,
@@ -145,7 +146,7 @@ async fn a_full_scenario_leaks_nothing() {
     ];
     for e in [
         AuthError::Missing,
-        AuthError::Invalid,
+        AuthError::INVALID,
         AuthError::Forbidden,
         AuthError::Unavailable,
         AuthError::RateLimited {
@@ -175,7 +176,12 @@ async fn a_full_scenario_leaks_nothing() {
         .await
         .unwrap_err();
     texts.push(format!("{err} {err:?}"));
-    texts.push(format!("{:?}", verifier.verify(bad.as_str(), None).await));
+    texts.push(format!(
+        "{:?}",
+        verifier
+            .verify_request(&KeyRequest::new(bad.as_str()))
+            .await
+    ));
 
     let logs = logs.lines();
     assert!(

@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use apikey_core::KeyRequest;
 use apikey_core::{Actor, ApiKeyConfig, AuditFilter, AuthError, KeyManager, SharedStore, Verifier};
 use apikey_tests::{postgres_url, PgDatabase, SharedDb};
 
@@ -75,7 +76,10 @@ async fn verify(store: &SharedStore, key: &str) -> Result<(String, Vec<String>),
     let verifier = Verifier::new(ApiKeyConfig::default(), store.clone())
         .await
         .unwrap();
-    let id = verifier.verify(key, None).await?.identity;
+    let id = verifier
+        .verify_request(&KeyRequest::new(key))
+        .await?
+        .identity;
     Ok((
         id.user().to_owned(),
         id.groups().map(str::to_owned).collect(),
@@ -129,12 +133,12 @@ async fn import_into(db: SharedDb) {
     );
     assert_eq!(
         verify(&store, "inactive_value").await,
-        Err(AuthError::Invalid),
+        Err(AuthError::INVALID),
         "inactive in Odoo, inactive here"
     );
     assert_eq!(
         verify(&store, "gone_value").await,
-        Err(AuthError::Invalid),
+        Err(AuthError::INVALID),
         "the archived user is disabled"
     );
     assert!(!m.user_active("gone").await.unwrap());
@@ -194,7 +198,7 @@ async fn import_into(db: SharedDb) {
         verify(&store, "new_value").await.map(|v| v.0),
         Ok("demo".into())
     );
-    assert_eq!(verify(&store, "two_value").await, Err(AuthError::Invalid));
+    assert_eq!(verify(&store, "two_value").await, Err(AuthError::INVALID));
 
     drop((m, store));
     odoo.drop().await;
@@ -393,7 +397,7 @@ async fn never_takes_over(db: SharedDb) {
     );
     assert_eq!(
         verify(&store, "odoo_admin_value").await,
-        Err(AuthError::Invalid)
+        Err(AuthError::INVALID)
     );
     assert!(
         m.user_active("admin").await.unwrap(),
@@ -550,13 +554,13 @@ async fn local_changes_survive(db: SharedDb) {
     }
     assert_eq!(
         verify(&store, "revoked_value").await,
-        Err(AuthError::Invalid),
+        Err(AuthError::INVALID),
         "still revoked"
     );
     assert!(!m.get("Revoked Here").await.unwrap().active);
     assert_eq!(
         verify(&store, "rotated_value").await,
-        Err(AuthError::Invalid),
+        Err(AuthError::INVALID),
         "Odoo's old value is not given back"
     );
     assert_eq!(

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use apikey_core::store::SqliteStore;
+use apikey_core::KeyRequest;
 use apikey_core::{
     ApiKeyConfig, AuthError, Change, KeyLookup, KeyManager, Settings, SharedStore, StoreError,
     Verifier,
@@ -23,7 +24,7 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
     let gate = probe.park_next_lookup();
     let early = tokio::spawn({
         let (v, k) = (verifier.clone(), key.clone());
-        async move { v.verify(k.expose(), None).await }
+        async move { v.verify_request(&KeyRequest::new(k.expose())).await }
     });
     gate.parked.await.expect("the first lookup read the store");
     manager.revoke("k").await.unwrap();
@@ -31,20 +32,23 @@ async fn a_request_after_a_change_never_joins_a_lookup_from_before_it(store: Sha
     // The late request runs first in this join, so it would find and join the parked lookup
     // before the gate opens.
     let release = gate.release;
-    let (late, ()) = tokio::join!(verifier.verify(key.expose(), None), async move {
+    let late_request = KeyRequest::new(key.expose());
+    let (late, ()) = tokio::join!(verifier.verify_request(&late_request), async move {
         tokio::task::yield_now().await;
         let _ = release.send(());
     });
     assert_eq!(
         late,
-        Err(AuthError::Invalid),
+        Err(AuthError::INVALID),
         "answered from before the revocation"
     );
     // The early request came before the revocation returned: either answer is fair.
     let _ = early.await.unwrap();
     assert_eq!(
-        verifier.verify(key.expose(), None).await,
-        Err(AuthError::Invalid),
+        verifier
+            .verify_request(&KeyRequest::new(key.expose()))
+            .await,
+        Err(AuthError::INVALID),
         "the early answer was not cached"
     );
 }
@@ -172,9 +176,13 @@ async fn postgres_concurrent_rotations_leave_one_valid_key() {
         .unwrap();
     assert_eq!(pg_live_secrets(&mut watcher, "k").await, 1);
     let verifier = Verifier::new(config, store.clone()).await.unwrap();
-    let valid = [&original, &keys[0], &keys[1]]
+    let requests: Vec<KeyRequest> = [&original, &keys[0], &keys[1]]
         .iter()
-        .map(|k| verifier.verify(k.expose(), None))
+        .map(|k| KeyRequest::new(k.expose()))
+        .collect();
+    let valid = requests
+        .iter()
+        .map(|r| verifier.verify_request(r))
         .collect::<Vec<_>>();
     let mut accepted = 0;
     for v in valid {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikey_core::KeyRequest;
 use apikey_core::{
     ApiKeyConfig, AuthError, CreateKey, KeyManager, MemoryStore, Quota, RateLimit, SharedStore,
     Verifier,
@@ -55,7 +56,7 @@ async fn spray(instances: &[Arc<Verifier>], key: &str, total: usize) -> Vec<Resu
             tokio::spawn(async move {
                 let mut out = Vec::with_capacity(per);
                 for _ in 0..per {
-                    out.push(v.verify(&key, None).await.map(drop));
+                    out.push(v.verify_request(&KeyRequest::new(&key)).await.map(drop));
                 }
                 out
             })

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use apikey_core::model::UsageCount;
+use apikey_core::KeyRequest;
 use apikey_core::{
     ApiKeyConfig, AuthError, ChangeFeed, KeyDigest, KeyLookup, KeyMetering, KeyRecord, Match,
     MemoryStore, SharedStore, StoreResult, Verifier,
@@ -69,7 +70,10 @@ async fn a_store_without_a_feed_is_never_trusted() {
         changes: ChangeFeed::default(),
     });
     let verifier = Verifier::new(ApiKeyConfig::default(), store).await.unwrap();
-    assert!(verifier.verify(first.expose(), None).await.is_ok());
+    assert!(verifier
+        .verify_request(&KeyRequest::new(first.expose()))
+        .await
+        .is_ok());
     // Let the digest filter load.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!verifier.feed_live(), "no feed was ever said to be live");
@@ -79,14 +83,20 @@ async fn a_store_without_a_feed_is_never_trusted() {
     let (_, later) = m.create(spec("later", "bob", &[])).await.unwrap();
     for _ in 0..20 {
         assert!(
-            verifier.verify(later.expose(), None).await.is_ok(),
+            verifier
+                .verify_request(&KeyRequest::new(later.expose()))
+                .await
+                .is_ok(),
             "a key the feed never announced"
         );
     }
     m.revoke("first").await.unwrap();
     assert_eq!(
-        verifier.verify(first.expose(), None).await.map(|_| ()),
-        Err(AuthError::Invalid),
+        verifier
+            .verify_request(&KeyRequest::new(first.expose()))
+            .await
+            .map(|_| ()),
+        Err(AuthError::INVALID),
         "a revocation the feed never announced"
     );
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apikey_core::KeyRequest;
 use apikey_core::{
     open, ApiKeyConfig, AuthError, CreateKey, KeyManager, MemoryStore, Settings, SharedStore,
     Verifier,
@@ -166,7 +167,10 @@ async fn instance(store: &SharedStore, url: &str, ca: &std::path::Path, prefix: 
 async fn accepted(instances: &[&Verifier], key: &str, n: usize) -> usize {
     let mut accepted = 0;
     for i in 0..n {
-        match instances[i % instances.len()].verify(key, None).await {
+        match instances[i % instances.len()]
+            .verify_request(&KeyRequest::new(key))
+            .await
+        {
             Ok(_) => accepted += 1,
             Err(AuthError::RateLimited { .. }) => {}
             Err(e) => panic!("{e}"),

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::KeyManager;
 use crate::config::ApiKeyConfig;
-use crate::key::Secret;
+use crate::key::{KeyDigest, Secret};
 use crate::model::{Actor, Identity, OwnRotation, RotationRefusal};
 use crate::store::{SharedStore, StoreError};
 use crate::verify::Verifier;
@@ -120,7 +120,8 @@ impl SelfRotation {
     }
 
     /// Rotates the key of `caller` (verified by `verifier` on this request, with the secret
-    /// `presented`): a new secret, the old one in grace. Refused for a key set in a config
+    /// whose digest is `presented`: [`Verified::secret`](crate::Verified::secret)): a new
+    /// secret, the old one in grace. Refused for a key set in a config
     /// section, for a secret that is itself in its rotation grace (403; only the current
     /// secret may rotate the key), and within `self_rotation_every` of the key's last
     /// rotation, whoever made it (429). Both rules are decided by the store under the key's
@@ -129,18 +130,15 @@ impl SelfRotation {
         &self,
         verifier: &Verifier,
         caller: &Identity,
-        presented: &str,
+        presented: &KeyDigest,
     ) -> Result<Rotated, RotateError> {
         let name = caller.key_name();
         if verifier.is_configured(caller.tech_name()) {
             log::info!("API key {name:?} may not rotate itself: it is set in a config section");
             return Err(RotateError::Configured);
         }
-        let presented = verifier
-            .digest(presented)
-            .map_err(|_| RotateError::InGrace)?;
         let rule = OwnRotation {
-            presented,
+            presented: *presented,
             every: self.every,
         };
         let keys = self.manager.clone().with_actor(Self::actor_of(caller));

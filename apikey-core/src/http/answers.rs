@@ -49,7 +49,7 @@ impl Problem {
         let status = status_of(err);
         let detail = match err {
             AuthError::Missing => format!("This resource needs an API key in the {header} header."),
-            AuthError::Invalid => format!("The API key in the {header} header is not valid."),
+            AuthError::Invalid(_) => format!("The API key in the {header} header is not valid."),
             AuthError::Forbidden => "The API key is not allowed to use this resource.".into(),
             AuthError::AddressNotAllowed => {
                 "Address not allowed: the API key may not be used from this address.".into()
@@ -215,7 +215,7 @@ impl Answers {
         let plain = |s: u16| Problem::new(s, reason(s)).prepare();
         Answers {
             missing: auth(AuthError::Missing),
-            invalid: auth(AuthError::Invalid),
+            invalid: auth(AuthError::INVALID),
             forbidden: auth(AuthError::Forbidden),
             address: auth(AuthError::AddressNotAllowed),
             unavailable: auth(AuthError::Unavailable),
@@ -236,7 +236,7 @@ impl Answers {
     pub fn refusal(&self, err: AuthError) -> Prepared {
         match err {
             AuthError::Missing => self.missing.clone(),
-            AuthError::Invalid => self.invalid.clone(),
+            AuthError::Invalid(_) => self.invalid.clone(),
             AuthError::Forbidden => self.forbidden.clone(),
             AuthError::AddressNotAllowed => self.address.clone(),
             AuthError::Unavailable => self.unavailable.clone(),
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn invalid_keys_get_one_body_naming_the_header() {
         let answers = Answers::new("X-Key", true);
-        let invalid = answers.refusal(AuthError::Invalid);
+        let invalid = answers.refusal(AuthError::INVALID);
         assert_eq!(invalid.status(), 401);
         assert_eq!(invalid.challenge(), Some("ApiKey header=\"X-Key\", Bearer"));
         let body: serde_json::Value = serde_json::from_slice(invalid.body()).unwrap();

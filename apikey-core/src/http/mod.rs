@@ -103,7 +103,7 @@ fn push_u64(out: &mut String, mut n: u64) {
 /// The HTTP status code of a refusal.
 pub fn status_of(err: AuthError) -> u16 {
     match err {
-        AuthError::Missing | AuthError::Invalid => 401,
+        AuthError::Missing | AuthError::Invalid(_) => 401,
         AuthError::Forbidden | AuthError::AddressNotAllowed => 403,
         AuthError::Unavailable => 503,
         AuthError::RateLimited { .. } | AuthError::QuotaExhausted { .. } => 429,
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn refusal_statuses() {
         assert_eq!(status_of(AuthError::Missing), 401);
-        assert_eq!(status_of(AuthError::Invalid), 401);
+        assert_eq!(status_of(AuthError::INVALID), 401);
         assert_eq!(status_of(AuthError::Forbidden), 403);
         assert_eq!(status_of(AuthError::Unavailable), 503);
         assert_eq!(

@@ -10,7 +10,7 @@ use super::local::gcra;
 use super::pool::Pool;
 use super::pool::{lease_cap, Take};
 use super::state::{KeyMeter, KeyState, Outcome, Pools};
-use super::Refused;
+use super::AuthError;
 use super::{unix_now, Inner};
 
 /// Which limit.
@@ -34,7 +34,7 @@ pub(super) enum Held {
 /// What the request path does next.
 pub(super) enum Next {
     /// Answer (with the key's limits, when it has any).
-    Done(Result<Budget, Refused>),
+    Done(Result<Budget, AuthError>),
     /// Lease `want` tokens of `kind` (`main`: the pool's share, else one for this request).
     Lease(Kind, u64, bool),
 }
@@ -55,9 +55,9 @@ pub(super) enum Leased {
     Nothing,
 }
 
-fn rate_limited(wait: Duration) -> Refused {
+fn rate_limited(wait: Duration) -> AuthError {
     let s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Refused::RateLimited {
+    AuthError::RateLimited {
         retry_after_secs: u32::try_from(s.max(1)).unwrap_or(u32::MAX),
     }
 }
@@ -69,8 +69,8 @@ fn observe(st: &mut KeyState, bucket: Bucket<'_>, grant: &super::backend::Grant)
     }
 }
 
-fn quota_exhausted(wait: Duration) -> Refused {
-    Refused::QuotaExhausted {
+fn quota_exhausted(wait: Duration) -> AuthError {
+    AuthError::QuotaExhausted {
         retry_after_secs: u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX),
     }
 }
@@ -113,7 +113,7 @@ impl Inner {
         let mut st = meter.lock();
         let st = &mut *st;
         let mut refill = [false; 2];
-        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<Budget, Refused>| {
+        let done = |st: &mut KeyState, held: &mut [Held; 2], result: Result<Budget, AuthError>| {
             let outcome = if result.is_ok() {
                 Outcome::Accepted
             } else {
@@ -207,7 +207,7 @@ impl Inner {
         held: &mut [Held; 2],
         kind: Kind,
         wait: Duration,
-    ) -> Refused {
+    ) -> AuthError {
         let day = unix_now().div_euclid(86_400);
         let mut st = meter.lock();
         st.release(held);

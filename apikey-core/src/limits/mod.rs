@@ -10,6 +10,7 @@
 //! Request counts (accepted, 403, 429) are kept per key and day in memory on the request path
 //! and added to the store in the background every 10 seconds.
 
+use crate::model::AuthError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,15 +47,6 @@ mod tests;
 const COUNTS_EVERY: Duration = Duration::from_secs(10);
 /// How often idle leases are given back.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
-
-/// Why limits refuse a request (→ 429).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// Over its rate limit; a token is back after this many seconds.
-    RateLimited { retry_after_secs: u32 },
-    /// Its quota is used up; refilled after this many seconds.
-    QuotaExhausted { retry_after_secs: u32 },
-}
 
 /// Where limits are kept and how that goes, for `/stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,7 +151,7 @@ impl Limits {
         meter: Option<&KeyMeter>,
         tech: &str,
         unix: i64,
-    ) -> Result<Budget, Refused> {
+    ) -> Result<Budget, AuthError> {
         let found;
         let meter = match meter {
             Some(m) => m,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Limits, Outcome, Refused};
+use super::{AuthError, Limits, Outcome};
 use crate::config::Settings;
 use crate::store::{KeyStore, MemoryStore, SharedLookup};
 
@@ -55,7 +55,7 @@ async fn a_key_over_its_local_limit_is_kept_until_its_bucket_is_full() {
     l.admit(Some(&meter), "busy", now()).await.unwrap();
     assert!(matches!(
         l.admit(Some(&meter), "busy", now()).await,
-        Err(Refused::RateLimited { .. })
+        Err(AuthError::RateLimited { .. })
     ));
     drop(meter);
     l.flush().await.unwrap();
@@ -65,7 +65,7 @@ async fn a_key_over_its_local_limit_is_kept_until_its_bucket_is_full() {
     );
     assert!(matches!(
         l.admit(None, "busy", now()).await,
-        Err(Refused::RateLimited { .. })
+        Err(AuthError::RateLimited { .. })
     ));
 }
 
@@ -82,7 +82,7 @@ async fn a_quota_counted_in_the_store_refuses_until_the_window_ends() {
         l.admit(None, "k", unix).await.unwrap();
     }
     match l.admit(None, "k", unix).await {
-        Err(Refused::QuotaExhausted { retry_after_secs }) => assert!(retry_after_secs >= 1),
+        Err(AuthError::QuotaExhausted { retry_after_secs }) => assert!(retry_after_secs >= 1),
         other => panic!("{other:?}"),
     }
     assert_eq!(store.quota_used("k", 10).await.unwrap(), 3);

@@ -11,6 +11,7 @@ mod identity;
 mod quota;
 mod rate_limit;
 mod record;
+mod refusal;
 mod text;
 
 pub use allow_ip::{AllowIp, IpNet};
@@ -27,4 +28,5 @@ pub use record::{
     Imported, ImportedKey, KeyOrigin, KeyRecord, Match, NewKey, NewSecret, OwnRotation,
     RotationRefusal,
 };
+pub use refusal::{AuthError, InvalidKey};
 pub use text::{check_name, escape_unsafe, is_unsafe_char};

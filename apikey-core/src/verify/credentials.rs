@@ -27,7 +27,7 @@ where
     let first = values.next();
     if values.next().is_some() {
         log::info!("API key refused: the key header was sent more than once");
-        return Err(AuthError::Invalid);
+        return Err(AuthError::INVALID);
     }
     match first.map(trimmed) {
         None | Some("") => Err(AuthError::Missing),
@@ -67,7 +67,7 @@ impl Credentials {
         }
         if !matches!(from_header, Err(AuthError::Missing)) {
             log::info!("API key refused: sent both as a Bearer credential and in the key header");
-            return Err(AuthError::Invalid);
+            return Err(AuthError::INVALID);
         }
         one_value(tokens)
     }
@@ -102,12 +102,12 @@ mod tests {
         );
         assert_eq!(
             on.select(["k"], ["Bearer k"]),
-            Err(AuthError::Invalid),
+            Err(AuthError::INVALID),
             "ambiguous"
         );
         assert_eq!(
             on.select([], ["Bearer a", "Bearer b"]),
-            Err(AuthError::Invalid)
+            Err(AuthError::INVALID)
         );
         assert_eq!(on.select([], ["Basic dXNlcg=="]), Err(AuthError::Missing));
         assert_eq!(
@@ -121,6 +121,6 @@ mod tests {
             Err(AuthError::Missing),
             "not the scheme"
         );
-        assert_eq!(on.select(["a", "b"], []), Err(AuthError::Invalid));
+        assert_eq!(on.select(["a", "b"], []), Err(AuthError::INVALID));
     }
 }

@@ -17,11 +17,11 @@ use tokio::sync::OnceCell;
 
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher};
-use crate::limits::{Budget, Limits, LimitsStats, Outcome, Refused};
+use crate::limits::{Budget, Limits, LimitsStats, Outcome};
 use crate::model::{ClientIp, Identity};
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
-use credentials::{one_value, Credentials};
+use credentials::Credentials;
 use filter::DigestFilter;
 use resolve::Sections;
 use usage::UsageLog;
@@ -32,15 +32,17 @@ mod error;
 mod filter;
 mod meters;
 mod outcome;
+mod request;
 mod resolve;
 mod usage;
 
+pub use crate::model::{AuthError, InvalidKey};
 pub use cache::{NEGATIVE_CAPACITY, POSITIVE_CAPACITY};
-pub use error::{AuthError, SetupError};
+pub use error::SetupError;
 pub use filter::{FilterStats, FILTER_MISS_BUDGET, NOT_LIVE_MISS_BUDGET};
 use meters::Meters;
-use outcome::Refusal;
 pub use outcome::RequestOutcome;
+pub use request::{Header, KeyRequest, RequestFacts};
 
 /// A key that passed: who it speaks for, and when it stops working if that is soon (a key
 /// expiring within `expiry_warning`, a rotated-out secret in its grace): services announce it
@@ -49,6 +51,9 @@ pub use outcome::RequestOutcome;
 pub struct Verified {
     /// Who the key speaks for.
     pub identity: Identity,
+    /// The digest of the secret the request presented (what a route acting on that very
+    /// secret needs: a key's rotation of itself).
+    pub secret: KeyDigest,
     /// When the key stops working, when that is soon.
     pub sunset: Option<OffsetDateTime>,
     /// The key's rate limit and quota and what is left of them, for the `RateLimit-Policy`
@@ -60,9 +65,19 @@ pub struct Verified {
 /// How long a request waits for the store's change check (see `changed_elsewhere`).
 const CHECK_NOW_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// A key to identify: as presented (format-checked and digested here), or by the digest of
+/// its secret (a session bound to it).
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A key as a person typed it (SP/HTAB around it trimmed).
+    Key(&'a str),
+    /// The digest of a secret.
+    Digest(&'a KeyDigest),
+}
+
 /// One store lookup in flight, shared by every request that misses on the same digest in the
 /// same cache generation.
-type Lookup = OnceCell<Result<Valid, Refusal>>;
+type Lookup = OnceCell<Result<Valid, AuthError>>;
 
 /// What verification has done, for metrics.
 #[derive(Default)]
@@ -125,9 +140,9 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn unavailable(e: StoreError) -> Refusal {
+fn unavailable(e: StoreError) -> AuthError {
     log::error!("API key lookup failed: {e}");
-    Refusal::Unavailable
+    AuthError::Unavailable
 }
 
 impl Verifier {
@@ -197,13 +212,6 @@ impl Verifier {
         &self.credentials.header
     }
 
-    /// How adapters establish a request's client address: the TCP peer's, or what a trusted
-    /// proxy reports (`trusted_proxies`, `client_ip_header`). Every address apikey looks at
-    /// (allowlists, the admin page's login limits) comes through it.
-    pub fn client_ip(&self) -> &ClientIp {
-        &self.client_ip
-    }
-
     /// Whether `Authorization: Bearer <key>` is accepted too (`accept_bearer`).
     pub fn accepts_bearer(&self) -> bool {
         self.credentials.bearer
@@ -224,65 +232,53 @@ impl Verifier {
         self.filter.stats()
     }
 
-    /// Refuses a request whose key header (or, with `accept_bearer`, `Authorization`) value
-    /// is not UTF-8, as an invalid key (the one body every invalid key gets), counted with the
-    /// malformed ones. For adapters whose framework hands such values on (axum).
-    pub fn refuse_unreadable(&self) -> AuthError {
-        log::info!("API key refused before lookup: the header value is not UTF-8");
-        self.refused_early(AuthError::Invalid)
-    }
-
-    /// Counts a request refused before its key was looked at (none, or several).
+    /// Counts a request refused before its key was looked at (none, several, unreadable).
     fn refused_early(&self, e: AuthError) -> AuthError {
-        self.meters.request(match e {
-            AuthError::Missing => RequestOutcome::Missing,
-            _ => RequestOutcome::Malformed,
-        });
+        self.meters.request(RequestOutcome::of(&e));
         e
     }
 
-    /// Verifies a request from its key-header values and its `Authorization` values (used
-    /// only with `accept_bearer`; a Bearer credential next to a key header is
-    /// [`AuthError::Invalid`]). `client` tells the client's address (`None` when the framework
-    /// cannot tell); it is asked only for a valid key bound to networks, which is refused
-    /// with [`AuthError::AddressNotAllowed`] from outside them or from an unknown address.
-    pub async fn verify_request<'a, I, J>(
+    /// Verifies a request: the one way in. The key is the key header's one value (SP/HTAB
+    /// around it trimmed), or with `accept_bearer` a Bearer credential of `Authorization` (both
+    /// at once: [`AuthError::Invalid`]); no value is [`AuthError::Missing`], several or one
+    /// that is not UTF-8 are [`AuthError::Invalid`]. The client's address
+    /// ([`client_of`](Self::client_of)) is asked only of a valid key bound to networks,
+    /// which is refused with [`AuthError::AddressNotAllowed`] from outside them or from an
+    /// unknown address, before its limits (a refused request spends none of its rate limit or
+    /// quota).
+    pub async fn verify_request(
         &self,
-        api_key: I,
-        authorization: J,
-        client: &(dyn Fn() -> Option<IpAddr> + Sync),
-    ) -> Result<Verified, AuthError>
-    where
-        I: IntoIterator<Item = &'a str>,
-        J: IntoIterator<Item = &'a str>,
-    {
+        req: &(impl RequestFacts + Sync),
+    ) -> Result<Verified, AuthError> {
+        let key_header = Header::Key(&self.credentials.header);
+        let bearer = self.credentials.bearer;
+        let unreadable = req.header(key_header).any(|v| v.is_none())
+            || (bearer && req.header(Header::Authorization).any(|v| v.is_none()));
+        if unreadable {
+            log::info!("API key refused before lookup: the header value is not UTF-8");
+            return Err(self.refused_early(AuthError::Invalid(InvalidKey::Malformed)));
+        }
+        let authorization = bearer
+            .then(|| req.header(Header::Authorization).flatten())
+            .into_iter()
+            .flatten();
         let key = self
             .credentials
-            .select(api_key, authorization)
+            .select(req.header(key_header).flatten(), authorization)
             .map_err(|e| self.refused_early(e))?;
-        self.checked(key, client).await
+        self.checked(key, &|| self.client_of(req)).await
     }
 
-    /// Verifies one key, as the value of a key header sent from `client`: SP/HTAB around it
-    /// are trimmed, an empty one is [`AuthError::Missing`]. A key bound to networks is
-    /// refused with [`AuthError::AddressNotAllowed`] unless `client` is inside them, so
-    /// `None` (no address: a tool checking a key) refuses every bound key. The address is
-    /// looked at only once the key is known to be valid, and before its limits: a refused
-    /// request spends none of its rate limit or quota.
-    pub async fn verify(&self, key: &str, client: Option<IpAddr>) -> Result<Verified, AuthError> {
-        let key = one_value([key]).map_err(|e| self.refused_early(e))?;
-        self.checked(key, &move || client).await
-    }
-
-    /// The secret a request presents (the key header's one value, or its Bearer credential
-    /// with `accept_bearer`), without verifying or counting it: what a route that acts on the
-    /// secret itself (a key's rotation of itself) needs once the request is verified.
-    pub fn presented<'a, I, J>(&self, api_key: I, authorization: J) -> Option<&'a str>
-    where
-        I: IntoIterator<Item = &'a str>,
-        J: IntoIterator<Item = &'a str>,
-    {
-        self.credentials.select(api_key, authorization).ok()
+    /// The client's address of a request: what the application set itself, else the TCP
+    /// peer's, or, when the peer is inside `trusted_proxies`, what its `client_ip_header`
+    /// reports ([`ClientIp`]). What every address apikey looks at comes from (allowlists,
+    /// the admin page's login limits, refused leak reports).
+    pub fn client_of(&self, req: &impl RequestFacts) -> Option<IpAddr> {
+        req.client_override().or_else(|| {
+            let header = Header::Forwarding(self.client_ip.header());
+            self.client_ip
+                .resolve(req.peer(), req.header(header).flatten())
+        })
     }
 
     async fn checked(
@@ -296,37 +292,37 @@ impl Verifier {
                 Ok(verified)
             }
             Err(refusal) => {
-                self.meters.request(refusal.outcome());
-                Err(refusal.error())
+                self.meters.request(RequestOutcome::of(&refusal));
+                Err(refusal)
             }
         }
     }
 
-    /// The digest of a key, after the format check (a malformed value has none).
-    pub fn digest(&self, key: &str) -> Result<KeyDigest, AuthError> {
-        self.checked_digest(key).map_err(Refusal::error)
-    }
-
     /// The format check, then the digest: malformed values never reach a cache or the store.
-    fn checked_digest(&self, key: &str) -> Result<KeyDigest, Refusal> {
+    fn checked_digest(&self, key: &str) -> Result<KeyDigest, AuthError> {
         match self.format.check(key) {
             Ok(_) => Ok(self.hasher.digest(key)),
             Err(why) => {
                 log::info!("API key refused before lookup: {why}");
-                Err(Refusal::Malformed)
+                Err(AuthError::Invalid(InvalidKey::Malformed))
             }
         }
     }
 
-    /// Who the secret of this digest speaks for right now, by the same caches, config
-    /// sections and store checks as a request, without counting a request against its
-    /// limits or usage: for sessions bound to a key (the admin page). A key bound to networks
-    /// is [`AuthError::AddressNotAllowed`] unless `client` is inside them.
+    /// Who a key (or the secret of a digest) speaks for right now, by the same format check,
+    /// caches, config sections and store checks as a request, without counting a request
+    /// against its limits or usage: for administration (the admin page's login, then its
+    /// sessions, bound to the digest returned). A key bound to networks is
+    /// [`AuthError::AddressNotAllowed`] unless `client` is inside them.
     pub async fn identify(
         &self,
-        digest: &KeyDigest,
+        credential: Credential<'_>,
         client: Option<IpAddr>,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<(Identity, KeyDigest), AuthError> {
+        let digest = match credential {
+            Credential::Key(key) => &self.checked_digest(key.trim_matches([' ', '\t']))?,
+            Credential::Digest(digest) => digest,
+        };
         let now = unix_now();
         // A minute no request is in: a cache hit here never takes a request's note of use.
         let live = self.store.changes().is_live();
@@ -335,25 +331,25 @@ impl Verifier {
             Some((valid, _)) => valid,
             None => {
                 let found = self.look_up(digest, now, u32::MAX, live).await;
-                found.map_err(Refusal::error)?.0
+                found?.0
             }
         };
         if valid.not_after() <= now {
-            return Err(AuthError::Invalid);
+            return Err(AuthError::INVALID);
         }
         if let Some(allow) = &valid.allow {
             if !client.is_some_and(|ip| allow.allows(ip)) {
                 return Err(AuthError::AddressNotAllowed);
             }
         }
-        Ok(valid.identity)
+        Ok((valid.identity, *digest))
     }
 
     async fn decide(
         &self,
         key: &str,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
-    ) -> Result<Verified, Refusal> {
+    ) -> Result<Verified, AuthError> {
         let digest = self.checked_digest(key)?;
         let now = unix_now();
         let minute = (now / 60) as u32;
@@ -381,7 +377,7 @@ impl Verifier {
         now: i64,
         minute: u32,
         live: bool,
-    ) -> Result<(Valid, Option<bool>), Refusal> {
+    ) -> Result<(Valid, Option<bool>), AuthError> {
         let digest = *digest;
         if live {
             // A digest the store never held (a spray of random keys) costs no store query,
@@ -393,7 +389,7 @@ impl Verifier {
                     return Err(self.refused_by_filter());
                 }
             } else if self.caches.is_known_unknown(&digest) {
-                return Err(Refusal::Unknown);
+                return Err(AuthError::Invalid(InvalidKey::Unknown));
             }
         } else if !self.sections.holds(&digest) && self.filter.refuses_while_not_live(&digest, now)
         {
@@ -444,7 +440,11 @@ impl Verifier {
                 let first = (remember && self.caches.enabled()).then_some(true);
                 Ok((valid, first))
             }
-            Err(refusal @ (Refusal::Unknown | Refusal::Revoked | Refusal::Expired)) => {
+            Err(
+                refusal @ AuthError::Invalid(
+                    InvalidKey::Unknown | InvalidKey::Revoked | InvalidKey::Expired,
+                ),
+            ) => {
                 if remember {
                     self.caches.remember_unknown(digest, generation);
                 }
@@ -455,10 +455,10 @@ impl Verifier {
     }
 
     /// A refusal by the digest filter, counted.
-    fn refused_by_filter(&self) -> Refusal {
+    fn refused_by_filter(&self) -> AuthError {
         self.counters.filtered.fetch_add(1, Ordering::Relaxed);
         self.meters.filter_refusal();
-        Refusal::Unknown
+        AuthError::Invalid(InvalidKey::Unknown)
     }
 
     /// For a digest the filter excludes once the miss budget is spent: whether the store
@@ -480,12 +480,12 @@ impl Verifier {
         now: i64,
         first_this_minute: Option<bool>,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
-    ) -> Result<Verified, Refusal> {
+    ) -> Result<Verified, AuthError> {
         let not_after = valid.not_after();
         if not_after <= now {
             log::info!("API key {:?} refused: expired", valid.identity.key_name());
             self.caches.forget(digest);
-            return Err(Refusal::Expired);
+            return Err(AuthError::Invalid(InvalidKey::Expired));
         }
         if let Some(allow) = &valid.allow {
             let client = client();
@@ -497,7 +497,7 @@ impl Verifier {
                 );
                 self.limits
                     .note(valid.identity.tech_name(), Outcome::Barred);
-                return Err(Refusal::Address);
+                return Err(AuthError::AddressNotAllowed);
             }
         }
         let budget = match self
@@ -507,19 +507,7 @@ impl Verifier {
         {
             Ok(budget) => budget,
             Err(refused) => {
-                let refused = match refused {
-                    Refused::RateLimited { retry_after_secs } => {
-                        Refusal::RateLimited { retry_after_secs }
-                    }
-                    Refused::QuotaExhausted { retry_after_secs } => {
-                        Refusal::Quota { retry_after_secs }
-                    }
-                };
-                log::info!(
-                    "API key {:?} refused: {}",
-                    valid.identity.key_name(),
-                    refused.error()
-                );
+                log::info!("API key {:?} refused: {refused}", valid.identity.key_name());
                 return Err(refused);
             }
         };
@@ -529,6 +517,7 @@ impl Verifier {
             not_after != i64::MAX && (valid.in_grace() || not_after - now <= self.expiry_warning);
         Ok(Verified {
             identity: valid.identity.clone(),
+            secret: *digest,
             sunset: warn
                 .then(|| OffsetDateTime::from_unix_timestamp(not_after).ok())
                 .flatten(),

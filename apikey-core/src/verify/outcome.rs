@@ -1,7 +1,7 @@
-//! What became of a request: the reason kept inside the verifier (for logs and metrics) and
-//! the [`AuthError`] shown outside, which tells no wrong key from another.
+//! What became of a request, as metrics count it: [`RequestOutcome`], one label per refusal
+//! reason (the reason [`AuthError`] carries inside) and `valid`.
 
-use super::AuthError;
+use crate::model::{AuthError, InvalidKey};
 
 /// What became of one request, as `apikey_requests_total{outcome}` counts it (feature
 /// `metrics`). `forbidden` is counted for a valid key that the route then refused with 403,
@@ -73,50 +73,20 @@ impl RequestOutcome {
     }
 }
 
-/// Why the verifier refused a key, as it knows it; [`Refusal::error`] is what callers see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    Malformed,
-    Unknown,
-    Revoked,
-    Expired,
-    Unavailable,
-    RateLimited {
-        retry_after_secs: u32,
-    },
-    Quota {
-        retry_after_secs: u32,
-    },
-    /// A valid key from outside its allowlist.
-    Address,
-}
-
-impl Refusal {
-    /// The error shown outside: every kind of wrong key is the same [`AuthError::Invalid`].
-    pub(crate) fn error(self) -> AuthError {
-        match self {
-            Refusal::Malformed | Refusal::Unknown | Refusal::Revoked | Refusal::Expired => {
-                AuthError::Invalid
-            }
-            Refusal::Unavailable => AuthError::Unavailable,
-            Refusal::RateLimited { retry_after_secs } => {
-                AuthError::RateLimited { retry_after_secs }
-            }
-            Refusal::Quota { retry_after_secs } => AuthError::QuotaExhausted { retry_after_secs },
-            Refusal::Address => AuthError::AddressNotAllowed,
-        }
-    }
-
-    pub(crate) fn outcome(self) -> RequestOutcome {
-        match self {
-            Refusal::Malformed => RequestOutcome::Malformed,
-            Refusal::Unknown => RequestOutcome::Unknown,
-            Refusal::Revoked => RequestOutcome::Revoked,
-            Refusal::Expired => RequestOutcome::Expired,
-            Refusal::Unavailable => RequestOutcome::Unavailable,
-            Refusal::RateLimited { .. } => RequestOutcome::RateLimited,
-            Refusal::Quota { .. } => RequestOutcome::Quota,
-            Refusal::Address => RequestOutcome::AddressRefused,
+impl RequestOutcome {
+    /// The outcome a refusal is counted as.
+    pub fn of(err: &AuthError) -> Self {
+        match err {
+            AuthError::Missing => RequestOutcome::Missing,
+            AuthError::Invalid(InvalidKey::Malformed) => RequestOutcome::Malformed,
+            AuthError::Invalid(InvalidKey::Unknown) => RequestOutcome::Unknown,
+            AuthError::Invalid(InvalidKey::Revoked) => RequestOutcome::Revoked,
+            AuthError::Invalid(InvalidKey::Expired) => RequestOutcome::Expired,
+            AuthError::Forbidden => RequestOutcome::Forbidden,
+            AuthError::AddressNotAllowed => RequestOutcome::AddressRefused,
+            AuthError::Unavailable => RequestOutcome::Unavailable,
+            AuthError::RateLimited { .. } => RequestOutcome::RateLimited,
+            AuthError::QuotaExhausted { .. } => RequestOutcome::Quota,
         }
     }
 }

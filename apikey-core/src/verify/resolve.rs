@@ -7,10 +7,10 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use super::cache::Valid;
-use super::{unavailable, Refusal, SetupError, Verifier};
+use super::{unavailable, SetupError, Verifier};
 use crate::config::{ConfigError, KeySection};
 use crate::key::{KeyDigest, KeyHasher};
-use crate::model::{AllowIp, Identity, KeyRecord, Match};
+use crate::model::{AllowIp, AuthError, Identity, InvalidKey, KeyRecord, Match};
 use crate::store::SharedLookup;
 
 /// The config sections by the digest of their key, and what the store's answers must be
@@ -75,11 +75,11 @@ impl Sections {
 
 impl Verifier {
     /// What the store (and the config sections) say of a digest.
-    pub(super) async fn resolve(&self, digest: &KeyDigest) -> Result<Valid, Refusal> {
+    pub(super) async fn resolve(&self, digest: &KeyDigest) -> Result<Valid, AuthError> {
         let now = OffsetDateTime::now_utc();
         if let Some((stored, section)) = self.sections.by_digest.get_key_value(digest) {
             if !stored.ct_eq(digest) {
-                return Err(Refusal::Unknown);
+                return Err(AuthError::Invalid(InvalidKey::Unknown));
             }
             return self.resolve_section(section, now).await;
         }
@@ -91,29 +91,32 @@ impl Verifier {
             Some(m) if m.digest.ct_eq(digest) => self.check_match(m, now),
             _ => {
                 log::info!("API key refused: unknown key");
-                Err(Refusal::Unknown)
+                Err(AuthError::Invalid(InvalidKey::Unknown))
             }
         }
     }
 
-    fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Valid, Refusal> {
+    fn check_match(&self, m: Match, now: OffsetDateTime) -> Result<Valid, AuthError> {
         let r = &m.record;
         let refused = if self.sections.overridden.contains(&r.tech_name) {
             Some((
                 "its secret is replaced by a config section",
-                Refusal::Unknown,
+                AuthError::Invalid(InvalidKey::Unknown),
             ))
         } else if !r.active {
-            Some(("revoked", Refusal::Revoked))
+            Some(("revoked", AuthError::Invalid(InvalidKey::Revoked)))
         } else if r.is_expired(now) {
-            Some(("expired", Refusal::Expired))
+            Some(("expired", AuthError::Invalid(InvalidKey::Expired)))
         } else if m.valid_until.is_some_and(|t| t <= now) {
             Some((
                 "a rotated-out secret whose grace period ended",
-                Refusal::Expired,
+                AuthError::Invalid(InvalidKey::Expired),
             ))
         } else if self.sections.refuse_inactive_users && !r.user_active {
-            Some(("its user is disabled", Refusal::Revoked))
+            Some((
+                "its user is disabled",
+                AuthError::Invalid(InvalidKey::Revoked),
+            ))
         } else {
             None
         };
@@ -138,13 +141,13 @@ impl Verifier {
         &self,
         section: &KeySection,
         now: OffsetDateTime,
-    ) -> Result<Valid, Refusal> {
+    ) -> Result<Valid, AuthError> {
         let started = Instant::now();
         self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.get_by_tech_name(&section.tech_name).await;
         self.meters.store_query(started.elapsed());
         let stored: Option<KeyRecord> = stored.map_err(unavailable)?;
-        let refuse = |why: &str, refusal: Refusal| {
+        let refuse = |why: &str, refusal: AuthError| {
             log::info!(
                 "API key of section [{}] refused: {why}",
                 section.section_name()
@@ -154,10 +157,16 @@ impl Verifier {
         let (user, name, groups, user_active, expires_at) = match &stored {
             Some(r) => {
                 if !r.active {
-                    return refuse("the stored key is revoked", Refusal::Revoked);
+                    return refuse(
+                        "the stored key is revoked",
+                        AuthError::Invalid(InvalidKey::Revoked),
+                    );
                 }
                 if r.is_expired(now) {
-                    return refuse("the stored key is expired", Refusal::Expired);
+                    return refuse(
+                        "the stored key is expired",
+                        AuthError::Invalid(InvalidKey::Expired),
+                    );
                 }
                 let user = section.user.as_deref().unwrap_or(&r.user);
                 let user_active = if user == r.user {
@@ -172,7 +181,7 @@ impl Verifier {
                 let Some(user) = section.user.as_deref() else {
                     return refuse(
                         "no stored key of that tech name and no `user`",
-                        Refusal::Unknown,
+                        AuthError::Invalid(InvalidKey::Unknown),
                     );
                 };
                 let user_active = self.user_active(user).await?;
@@ -181,7 +190,10 @@ impl Verifier {
             }
         };
         if self.sections.refuse_inactive_users && !user_active {
-            return refuse("its user is disabled", Refusal::Revoked);
+            return refuse(
+                "its user is disabled",
+                AuthError::Invalid(InvalidKey::Revoked),
+            );
         }
         let allow = match (&section.allow_ip, &stored) {
             (Some(own), _) => own,
@@ -204,7 +216,7 @@ impl Verifier {
         .with_allow(allow))
     }
 
-    async fn user_active(&self, user: &str) -> Result<bool, Refusal> {
+    async fn user_active(&self, user: &str) -> Result<bool, AuthError> {
         let started = Instant::now();
         self.counters.store_queries.fetch_add(1, Ordering::Relaxed);
         let active = self.store.user_active(user).await;

@@ -353,8 +353,10 @@ async fn login(
         );
     }
     let verifier = req_keys.verifier();
-    let tried = verifier.digest(form.key.trim()).ok();
-    if let Some(wait) = admin.throttle.blocked(&client.0, tried.as_ref()) {
+    // What failed logins are counted under for the key tried (not the stored digest: any
+    // text counts, and nothing is looked up before the limits are checked).
+    let tried = apikey_core::KeyHasher::new(None).digest(form.key.trim());
+    if let Some(wait) = admin.throttle.blocked(&client.0, Some(&tried)) {
         let message = "Too many failed logins; try again later.";
         let token = scope.login_token(jar);
         let answer = Answer::Page(Page(
@@ -363,12 +365,11 @@ async fn login(
         ));
         return LoginAnswer::Throttled(Throttled(answer, wait));
     }
-    let identity = match &tried {
-        Some(digest) => verifier.identify(digest, client.1).await,
-        None => Err(apikey_core::AuthError::Invalid),
-    };
-    let identity = match identity {
-        Ok(identity) => identity,
+    let identity = verifier
+        .identify(apikey_core::Credential::Key(form.key), client.1)
+        .await;
+    let (identity, digest) = match identity {
+        Ok(found) => found,
         Err(apikey_core::AuthError::Unavailable) => {
             return page(
                 Status::ServiceUnavailable,
@@ -385,17 +386,17 @@ async fn login(
             );
         }
         Err(_) => {
-            admin.throttle.failed(&client.0, tried.as_ref());
+            admin.throttle.failed(&client.0, Some(&tried));
             return page(Status::Unauthorized, "That key is not valid.");
         }
     };
-    let (Some(digest), true) = (tried, may_administer(&identity, &admin.group)) else {
-        admin.throttle.failed(&client.0, tried.as_ref());
+    if !may_administer(&identity, &admin.group) {
+        admin.throttle.failed(&client.0, Some(&tried));
         return page(
             Status::Forbidden,
             "That key may not administer keys (it is not in the admin group).",
         );
-    };
+    }
     let id = Session::start(&scope, jar, &identity, &digest);
     let actor = Actor::escaped(&format!("admin:{}", identity.key_name()));
     let noted = admin

@@ -10,7 +10,7 @@
 //! after 30 minutes idle and at `admin_session_lifetime` (8 h) however active.
 
 use apikey_core::config::SecureCookie;
-use apikey_core::{AuditFilter, Identity, KeyDigest};
+use apikey_core::{AuditFilter, Credential, Identity, KeyDigest};
 use rocket::http::{Cookie, CookieJar, SameSite};
 use rocket::request::{FromRequest, Outcome};
 use rocket::Request;
@@ -208,8 +208,12 @@ impl Session {
         let Some(digest) = unhex(&data.digest) else {
             return false;
         };
-        match keys.verifier().identify(&digest, client).await {
-            Ok(identity)
+        match keys
+            .verifier()
+            .identify(Credential::Digest(&digest), client)
+            .await
+        {
+            Ok((identity, _))
                 if identity.key_name() == data.name && may_administer(&identity, &admin.group) => {}
             _ => return false,
         }

@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
     if let Some(seeded) = seeded {
         println!("{}", seeded.demo.expose());
     }
-    let refusal: Refused = keys.answer(AuthError::Invalid);
+    let refusal: Refused = keys.answer(AuthError::INVALID);
     let bench = Router::new()
         .route("/bench/noauth", get(|| async { Json(hello()) }))
         .route("/bench/noauth_401", get(move || async move { refusal }));

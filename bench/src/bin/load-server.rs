@@ -19,7 +19,7 @@ fn noauth() -> Value {
 
 #[route("/noauth_401", auth = "none")]
 fn noauth_401(keys: &State<ApiKeyState>) -> Prepared {
-    keys.answer(AuthError::Invalid)
+    keys.answer(AuthError::INVALID)
 }
 
 #[rocket::main]

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use apikey_core::KeyRequest;
 use apikey_core::{
     ApiKeyConfig, CreateKey, KeyManager, MemoryStore, Quota, RateLimit, SharedStore, Verifier,
 };
@@ -71,7 +72,7 @@ async fn run(url: &str, instances: usize, case: &Case, n: usize) -> String {
             let (sent, accepted) = (Arc::clone(&sent), Arc::clone(&accepted));
             tasks.push(tokio::spawn(async move {
                 while sent.fetch_add(1, Ordering::Relaxed) < total {
-                    if v.verify(&key, None).await.is_ok() {
+                    if v.verify_request(&KeyRequest::new(&key)).await.is_ok() {
                         accepted.fetch_add(1, Ordering::Relaxed);
                     }
                 }

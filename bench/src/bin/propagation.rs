@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apikey_core::store::{PostgresStore, SqliteStore};
+use apikey_core::KeyRequest;
 use apikey_core::{ApiKeyConfig, CreateKey, KeyManager, SharedStore, Verifier};
 use sqlx::Connection;
 
@@ -67,7 +68,11 @@ async fn measure(name: &str, service: SharedStore, other: SharedStore) {
             .expect("create");
         let start = Instant::now();
         let mut tries = 0;
-        while verifier.verify(key.expose(), None).await.is_err() {
+        while verifier
+            .verify_request(&KeyRequest::new(key.expose()))
+            .await
+            .is_err()
+        {
             tries += 1;
             tokio::task::yield_now().await;
         }
@@ -80,7 +85,11 @@ async fn measure(name: &str, service: SharedStore, other: SharedStore) {
             .await
             .expect("rotate");
         let start = Instant::now();
-        while verifier.verify(key.expose(), None).await.is_ok() {
+        while verifier
+            .verify_request(&KeyRequest::new(key.expose()))
+            .await
+            .is_ok()
+        {
             tokio::task::yield_now().await;
         }
         rotated.push(start.elapsed());
