@@ -1,7 +1,7 @@
 //! Which value of a request is its key: the `API-KEY` header (its configured name), or, when
 //! `accept_bearer` is on, an `Authorization: Bearer` credential. Exactly one value, or a refusal.
 
-use super::AuthError;
+use super::{AuthError, InvalidKey};
 
 /// How a request carries its key.
 #[derive(Debug, Clone)]
@@ -18,20 +18,31 @@ fn trimmed(value: &str) -> &str {
     value.trim_matches([' ', '\t'])
 }
 
-/// The one value among `values`: none or only empty ones is `Missing`, several is `Invalid`.
+/// A refusal of the key's form: several values, a value that is not UTF-8, a Bearer
+/// credential next to the key header.
+fn malformed(why: &str) -> AuthError {
+    log::info!("API key refused: {why}");
+    AuthError::Invalid(InvalidKey::Malformed)
+}
+
+/// The one value among `values` (`None`: a value that is not UTF-8, refused as invalid): none
+/// or only an empty one is `Missing`, several is `Invalid`.
 pub(super) fn one_value<'a, I>(values: I) -> Result<&'a str, AuthError>
 where
-    I: IntoIterator<Item = &'a str>,
+    I: IntoIterator<Item = Option<&'a str>>,
 {
     let mut values = values.into_iter();
     let first = values.next();
     if values.next().is_some() {
-        log::info!("API key refused: the key header was sent more than once");
-        return Err(AuthError::INVALID);
+        return Err(malformed("the key header was sent more than once"));
     }
-    match first.map(trimmed) {
-        None | Some("") => Err(AuthError::Missing),
-        Some(value) => Ok(value),
+    match first {
+        None => Err(AuthError::Missing),
+        Some(None) => Err(malformed("the key header's value is not UTF-8")),
+        Some(Some(value)) => match trimmed(value) {
+            "" => Err(AuthError::Missing),
+            value => Ok(value),
+        },
     }
 }
 
@@ -54,28 +65,73 @@ impl Credentials {
         authorization: J,
     ) -> Result<&'a str, AuthError>
     where
-        I: IntoIterator<Item = &'a str>,
-        J: IntoIterator<Item = &'a str>,
+        I: IntoIterator<Item = Option<&'a str>>,
+        J: IntoIterator<Item = Option<&'a str>>,
     {
         let from_header = one_value(api_key);
         if !self.bearer {
             return from_header;
         }
-        let tokens: Vec<&str> = authorization.into_iter().filter_map(bearer_token).collect();
-        if tokens.is_empty() {
+        let (mut token, mut several) = (None, false);
+        for value in authorization {
+            let Some(value) = value else {
+                return Err(malformed("the Authorization value is not UTF-8"));
+            };
+            if let Some(t) = bearer_token(value) {
+                several |= token.is_some();
+                token = Some(t);
+            }
+        }
+        let Some(token) = token else {
             return from_header;
-        }
+        };
         if !matches!(from_header, Err(AuthError::Missing)) {
-            log::info!("API key refused: sent both as a Bearer credential and in the key header");
-            return Err(AuthError::INVALID);
+            return Err(malformed(
+                "sent both as a Bearer credential and in the key header",
+            ));
         }
-        one_value(tokens)
+        if several {
+            return Err(malformed("several Bearer credentials"));
+        }
+        match token {
+            "" => Err(AuthError::Missing),
+            token => Ok(token),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn values<'a>(v: &[&'a str]) -> Vec<Option<&'a str>> {
+        v.iter().copied().map(Some).collect()
+    }
+
+    impl Credentials {
+        fn pick<'a>(&self, key: &[&'a str], auth: &[&'a str]) -> Result<&'a str, AuthError> {
+            self.select(values(key), values(auth))
+        }
+    }
+
+    #[test]
+    fn unreadable_values_are_invalid() {
+        let on = Credentials {
+            header: "API-KEY".into(),
+            bearer: true,
+        };
+        let reason = |r: Result<&str, AuthError>| r.unwrap_err().invalid_reason();
+        assert_eq!(reason(on.select([None], [])), Some(InvalidKey::Malformed));
+        assert_eq!(
+            reason(on.select([Some("k")], [None])),
+            Some(InvalidKey::Malformed)
+        );
+        assert_eq!(
+            reason(on.pick(&["a", "b"], &[])),
+            Some(InvalidKey::Malformed),
+            "several values are malformed"
+        );
+    }
 
     #[test]
     fn picks_exactly_one_value() {
@@ -87,40 +143,40 @@ mod tests {
             bearer: true,
             ..off.clone()
         };
-        assert_eq!(off.select(["k"], []), Ok("k"));
+        assert_eq!(off.pick(&["k"], &[]), Ok("k"));
         assert_eq!(
-            off.select([], ["Bearer k"]),
+            off.pick(&[], &["Bearer k"]),
             Err(AuthError::Missing),
             "off: ignored"
         );
-        assert_eq!(on.select([], ["Bearer k"]), Ok("k"));
-        assert_eq!(on.select([], ["bearer \t k "]), Ok("k"));
+        assert_eq!(on.pick(&[], &["Bearer k"]), Ok("k"));
+        assert_eq!(on.pick(&[], &["bearer \t k "]), Ok("k"));
         assert_eq!(
-            on.select([" "], ["Bearer k"]),
+            on.pick(&[" "], &["Bearer k"]),
             Ok("k"),
             "an empty header is none"
         );
         assert_eq!(
-            on.select(["k"], ["Bearer k"]),
+            on.pick(&["k"], &["Bearer k"]),
             Err(AuthError::INVALID),
             "ambiguous"
         );
         assert_eq!(
-            on.select([], ["Bearer a", "Bearer b"]),
+            on.pick(&[], &["Bearer a", "Bearer b"]),
             Err(AuthError::INVALID)
         );
-        assert_eq!(on.select([], ["Basic dXNlcg=="]), Err(AuthError::Missing));
+        assert_eq!(on.pick(&[], &["Basic dXNlcg=="]), Err(AuthError::Missing));
         assert_eq!(
-            on.select(["k"], ["Basic dXNlcg=="]),
+            on.pick(&["k"], &["Basic dXNlcg=="]),
             Ok("k"),
             "other schemes ignored"
         );
-        assert_eq!(on.select([], ["Bearer"]), Err(AuthError::Missing));
+        assert_eq!(on.pick(&[], &["Bearer"]), Err(AuthError::Missing));
         assert_eq!(
-            on.select([], ["Bearerk"]),
+            on.pick(&[], &["Bearerk"]),
             Err(AuthError::Missing),
             "not the scheme"
         );
-        assert_eq!(on.select(["a", "b"], []), Err(AuthError::INVALID));
+        assert_eq!(on.pick(&["a", "b"], &[]), Err(AuthError::INVALID));
     }
 }

@@ -250,21 +250,18 @@ impl Verifier {
         &self,
         req: &(impl RequestFacts + Sync),
     ) -> Result<Verified, AuthError> {
-        let key_header = Header::Key(&self.credentials.header);
-        let bearer = self.credentials.bearer;
-        let unreadable = req.header(key_header).any(|v| v.is_none())
-            || (bearer && req.header(Header::Authorization).any(|v| v.is_none()));
-        if unreadable {
-            log::info!("API key refused before lookup: the header value is not UTF-8");
-            return Err(self.refused_early(AuthError::Invalid(InvalidKey::Malformed)));
-        }
-        let authorization = bearer
-            .then(|| req.header(Header::Authorization).flatten())
+        let authorization = self
+            .credentials
+            .bearer
+            .then(|| req.header(Header::Authorization))
             .into_iter()
             .flatten();
         let key = self
             .credentials
-            .select(req.header(key_header).flatten(), authorization)
+            .select(
+                req.header(Header::Key(&self.credentials.header)),
+                authorization,
+            )
             .map_err(|e| self.refused_early(e))?;
         self.checked(key, &|| self.client_of(req)).await
     }
