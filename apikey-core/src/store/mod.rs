@@ -78,7 +78,7 @@ pub trait KeyMetering: Send + Sync {
     async fn touch(&self, names: &[String], at: OffsetDateTime) -> StoreResult<()>;
 
     /// Takes up to `want` uses from a key's quota of `limit` uses in `window` (a window index,
-    /// see [`Quota::window`]) in one atomic step; returns how many were granted, 0 once the
+    /// see [`Quota::window`](crate::model::Quota::window)) in one atomic step; returns how many were granted, 0 once the
     /// quota is used up. Several processes taking at once never get more than `limit` in all.
     async fn take_quota(
         &self,
@@ -148,8 +148,9 @@ pub trait KeyLookup: KeyMetering + fmt::Debug + 'static {
 
 /// Key administration: reads for people and every write. Writes are atomic (on error nothing
 /// was changed), announce their [`Change`] before they return, and record who made them (`by`)
-/// in the audit trail in the same transaction. Values arrive typed and checked ([`Groups`],
-/// [`RateLimit`]); a store checks only what it alone can know (a name being taken).
+/// in the audit trail in the same transaction. Values arrive typed and checked
+/// ([`KeyChange`], [`Groups`](crate::model::Groups), [`RateLimit`](crate::model::RateLimit)); a
+/// store checks only what it alone can know (a name being taken).
 #[async_trait]
 pub trait KeyStore: KeyLookup {
     /// The key with this name.
