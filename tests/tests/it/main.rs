@@ -1,0 +1,32 @@
+//! The integration tests, one binary (it links everything once): each module is one area.
+//! `no_leaks` and `feed` read every log line of their process and `ui` drives trybuild, so
+//! they stay binaries of their own.
+
+mod access;
+mod admin;
+mod admin_sessions;
+mod browser;
+mod cache;
+mod changes;
+mod cli;
+mod cli_ops;
+mod cli_usage;
+mod conformance;
+mod demo;
+mod demos;
+mod fail_closed;
+mod filter;
+mod hostile;
+mod inventory;
+mod names;
+mod odoo;
+mod odoo_import;
+mod openapi;
+mod races;
+mod requests;
+mod scale_out;
+mod shared_limits;
+mod sunset_bearer;
+mod third_party;
+mod tls;
+mod usage_counts;
