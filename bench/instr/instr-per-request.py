@@ -12,6 +12,10 @@ request and the difference from its identical baseline:
   unknown    /my_service + one free-form unknown key vs /bench/noauth_401
   spray      /my_service + a new free-form key each  vs /bench/noauth_401
 
+On Rocket the refusals are also priced over Rocket's own cheapest refusal, `/bench/guard_401`
+(a guard that always fails with 401 and a catcher sending the same bytes): what apikey's guard
+work adds to a refusal Rocket would make anyway.
+
 Note: valgrind hides the CPU's SHA and CRC instructions, so SHA-256 (~3.5k) and CRC-32 (~1.1k)
 run in software here; natively they are far cheaper. The differences are still exact and
 comparable run to run.
@@ -75,6 +79,7 @@ def main():
         bad = key.split("_")[0] + "_" + "Z" * (len(key) - 3)
         cases = [("noauth", "/bench/noauth", lambda i: {}), ("valid", "/my_service", lambda i: {"API-KEY": key}),
                  ("noauth_401", "/bench/noauth_401", lambda i: {}),
+                 *([("guard_401", "/bench/guard_401", lambda i: {})] if FRAMEWORK == "rocket" else []),
                  ("malformed", "/my_service", lambda i: {"API-KEY": bad}),
                  ("unknown", "/my_service", lambda i: {"API-KEY": "junk-free-form-key-123456"}),
                  ("spray", "/my_service", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"})]
@@ -121,6 +126,9 @@ def main():
             if name in base_of:
                 d = v - min(per[base_of[name]])
                 line += f"   apikey adds {d:+7.0f} ({100 * d / min(per[base_of[name]]):+5.1f} %)"
+                if "guard_401" in per and base_of[name] == "noauth_401":
+                    g = v - min(per["guard_401"])
+                    line += f"   over Rocket's own refusal {g:+7.0f}"
                 if name in BARS:
                     line += f"  bar {BARS[name]}"
                     ok &= d <= BARS[name]

@@ -1,6 +1,9 @@
-//! The demo plus two no-auth baselines for `bench/load/load.sh`: `/bench/noauth` answers exactly
-//! what `/my_service` answers (same JSON, same size), and `/bench/noauth_401` answers the very
-//! bytes of apikey's invalid-key 401 (status, headers, body), without looking at any key.
+//! The demo plus three no-auth baselines for `bench/load/load.sh` and `bench/instr`:
+//! `/bench/noauth` answers exactly what `/my_service` answers (same JSON, same size),
+//! `/bench/noauth_401` answers the very bytes of apikey's invalid-key 401 (status, headers,
+//! body) from a handler, without looking at any key, and `/bench/guard_401` is Rocket's cheapest
+//! refusal: a trivial guard that always fails with 401, answered by a catcher (scoped to
+//! `/bench`) with those same bytes — what a refusal costs in Rocket before apikey does anything.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -8,9 +11,11 @@ use std::process::ExitCode;
 use apikey_rocket::core::AuthError;
 use apikey_rocket::route;
 use apikey_rocket::{ApiKeyState, Prepared};
-use rocket::routes;
+use rocket::http::Status;
+use rocket::request::{self, FromRequest};
 use rocket::serde::json::{json, Value};
 use rocket::State;
+use rocket::{routes, Request};
 
 #[route("/noauth", auth = "none")]
 fn noauth() -> Value {
@@ -20,6 +25,30 @@ fn noauth() -> Value {
 #[route("/noauth_401", auth = "none")]
 fn noauth_401(keys: &State<ApiKeyState>) -> Prepared {
     keys.answer(AuthError::INVALID)
+}
+
+/// A guard that refuses every request with 401, doing nothing else.
+struct AlwaysRefused;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AlwaysRefused {
+    type Error = ();
+
+    async fn from_request(_: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        request::Outcome::Error((Status::Unauthorized, ()))
+    }
+}
+
+#[rocket::get("/guard_401")]
+fn guard_401(_refused: AlwaysRefused) -> &'static str {
+    "never"
+}
+
+/// The 401 catcher of `/bench`: apikey's invalid-key bytes, prepared once at start.
+#[rocket::catch(401)]
+fn bench_401(req: &Request<'_>) -> Option<Prepared> {
+    let keys = req.rocket().state::<ApiKeyState>()?;
+    Some(keys.answer(AuthError::INVALID))
 }
 
 #[rocket::main]
@@ -35,7 +64,8 @@ async fn main() -> ExitCode {
         println!("{}", keys.demo.expose());
     }
     match rocket
-        .mount("/bench", routes![noauth, noauth_401])
+        .mount("/bench", routes![noauth, noauth_401, guard_401])
+        .register("/bench", rocket::catchers![bench_401])
         .launch()
         .await
     {
