@@ -44,13 +44,41 @@ fn config(cli: &Cli) -> Result<ApiKeyConfig, Failure> {
     Ok(config)
 }
 
+/// A SQLite store file that does not exist yet: only `create` and `import` may make it (and
+/// then it is named, `Some`); any other command stops with exit 2 naming where it looked, so a
+/// command run from the wrong directory never makes a second, empty store.
+fn new_store_file(cli: &Cli, url: &str) -> Result<Option<std::path::PathBuf>, Failure> {
+    if let Some(path) = apikey_core::store::sqlite_file(url) {
+        if path.exists() {
+            return Ok(None);
+        }
+        if matches!(cli.command, Command::Create { .. } | Command::Import { .. }) {
+            return Ok(Some(path));
+        }
+        return Err(Failure(
+            format!(
+                "no key store at {}: the SQLite file does not exist (run the command where the \
+                 services run, or name the store with --database-url or APIKEY_DATABASE_URL); \
+                 only `create` and `import` make a new store",
+                path.display()
+            ),
+            2,
+        ));
+    }
+    Ok(None)
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
     let config = config(&cli)?;
+    let created = new_store_file(&cli, &config.settings.database_url)?;
     let store = apikey_core::open(&config.settings).await.map_err(|e| {
         let url = redact_url(&config.settings.database_url);
         Failure(format!("cannot open the key store {url}: {e}"), 2)
     })?;
+    if let Some(path) = created {
+        eprintln!("created a new key store at {}", path.display());
+    }
     let mut keys = KeyManager::new(store.clone(), &config);
     if let Some(actor) = actor {
         keys = keys.with_actor(actor);

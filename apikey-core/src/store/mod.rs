@@ -285,6 +285,18 @@ pub(crate) fn validate_user(user: &str) -> StoreResult<()> {
     crate::model::check_name("user", user).map_err(StoreError::Invalid)
 }
 
+/// The absolute path of the file a SQLite `database_url` names (`None` for an in-memory SQLite
+/// database and for any other scheme): where the store is, whatever the working directory.
+#[cfg(feature = "sqlite")]
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    std::path::absolute(options.get_filename()).ok()
+}
+
 /// Opens the store named by `settings.database_url` (`memory:`, `sqlite:…` or
 /// `postgres://…`) and brings its schema up to date. The one way services, the demo and the
 /// CLI open a store.
@@ -294,9 +306,17 @@ pub async fn open(settings: &Settings) -> StoreResult<SharedStore> {
     match scheme {
         "memory" => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(
-            SqliteStore::connect_with(url, &FeedOptions::from_settings(settings)).await?,
-        )),
+        "sqlite" => {
+            let store =
+                SqliteStore::connect_with(url, &FeedOptions::from_settings(settings)).await?;
+            if let Some(path) = sqlite_file(url) {
+                log::info!(
+                    "apikey: the key store is the SQLite file {}",
+                    path.display()
+                );
+            }
+            Ok(Arc::new(store))
+        }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(
             PostgresStore::connect_with(url, "apikey", &FeedOptions::from_settings(settings))

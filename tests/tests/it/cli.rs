@@ -359,3 +359,50 @@ fn config_file_and_human_output() {
     let out = run(&["--config", "/nonexistent.toml", "list"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// No silent second store: with the default `database_url` (`sqlite://apikeys.db?mode=rwc`,
+/// relative to the working directory), a command run where no store is never makes an empty
+/// one, except `create` and `import`, which say where they made it.
+#[test]
+fn no_silent_second_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_apikey-under-test"))
+            .current_dir(dir.path())
+            .env_remove("APIKEY_CONFIG")
+            .env_remove("APIKEY_DATABASE_URL")
+            .args(args)
+            .output()
+            .expect("run apikey")
+    };
+    let file = std::path::absolute(dir.path().join("apikeys.db")).unwrap();
+    for args in [
+        &["list"][..],
+        &["show", "k"],
+        &["audit"],
+        &["usage", "k"],
+        &["revoke", "k"],
+        &["neutralize"],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&file.display().to_string()), "{args:?}: {err}");
+        assert!(!file.exists(), "{args:?} made a store");
+    }
+    let out = run(&["create", "k", "--user", "u"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("created a new key store at {}", file.display())),
+        "{err}"
+    );
+    assert!(file.exists());
+    let out = run(&["create", "k2", "--user", "u"]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("created a new key store"),
+        "only once"
+    );
+    assert!(run(&["list"]).status.success());
+}

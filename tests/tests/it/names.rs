@@ -114,8 +114,10 @@ fn the_cli_refuses_hostile_names_with_exit_2() {
             assert_eq!(has_raw_controls(&out.stderr), None, "{args:?}");
         }
     }
+    // Refused before anything was written: no key, not even a new store.
     let out = cli(dir.path(), &url, &[], &["list", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(out.status.code(), Some(2), "no store was made");
+    assert!(!dir.path().join("k.db").exists());
 }
 
 /// A store written before names were checked may hold anything: the CLI prints it escaped,
