@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apikey_core::store::{FeedOptions, PostgresStore};
+use apikey_core::store::{PostgresStore, StoreOptions};
 use apikey_core::KeyRequest;
 use apikey_core::SharedStore;
 use apikey_tests::{
@@ -50,9 +50,10 @@ async fn postgres_a_black_holed_feed_is_not_trusted_and_recovers() {
     let m = admin(&admin_store);
     let (_, before) = m.create(spec("before", "alice", &[])).await.unwrap();
 
-    let feed = FeedOptions {
+    let feed = StoreOptions {
         heartbeat: HEARTBEAT,
         listen_url: Some(feed_url),
+        ..StoreOptions::default()
     };
     let store: SharedStore = Arc::new(
         PostgresStore::connect_with(&db.url, db.schema.as_deref().unwrap(), &feed)

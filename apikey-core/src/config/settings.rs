@@ -90,6 +90,12 @@ pub struct Settings {
     /// How often a key may rotate itself at most (`1h`), counting every rotation of the key.
     #[serde(deserialize_with = "de_duration")]
     pub self_rotation_every: Duration,
+    /// Most connections of a database store's pool (`8`; the change feed's listener is one
+    /// more).
+    pub pool_size: u32,
+    /// How long a store query waits for a free connection before it fails with 503 (`3s`).
+    #[serde(deserialize_with = "de_duration")]
+    pub pool_timeout: Duration,
     /// The proxies whose forwarding header is believed (CIDRs; empty, the default: none, and
     /// the client's address is always the TCP peer's).
     pub trusted_proxies: AllowIp,
@@ -151,6 +157,8 @@ impl Default for Settings {
             ratelimit_headers: true,
             self_rotation_grace: Duration::from_secs(24 * 3600),
             self_rotation_every: Duration::from_secs(3600),
+            pool_size: 8,
+            pool_timeout: Duration::from_secs(3),
             trusted_proxies: AllowIp::default(),
             client_ip_header: ForwardHeader::XForwardedFor,
         }
@@ -189,6 +197,8 @@ impl fmt::Debug for Settings {
             .field("ratelimit_headers", &self.ratelimit_headers)
             .field("self_rotation_grace", &self.self_rotation_grace)
             .field("self_rotation_every", &self.self_rotation_every)
+            .field("pool_size", &self.pool_size)
+            .field("pool_timeout", &self.pool_timeout)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("client_ip_header", &self.client_ip_header)
             .finish()

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch, Notify};
 
-/// How a database store's change feed is kept and proven alive.
+/// How a database store connects: its pool (`pool_size`, `pool_timeout`), and how its change
+/// feed is kept and proven alive (`feed_heartbeat`, `feed_url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedOptions {
+pub struct StoreOptions {
     /// How often the feed proves it is alive (`feed_heartbeat`): a PostgreSQL store notifies
     /// itself this often and its feed is not live once no notification arrived for two
     /// periods; an SQLite store's change check must answer within two periods.
@@ -18,23 +19,33 @@ pub struct FeedOptions {
     /// A direct PostgreSQL connection for `LISTEN` (`feed_url`), for a `database_url` that
     /// goes through a pooler; the store's own database when `None`.
     pub listen_url: Option<String>,
+    /// Most connections the store's pool holds (`pool_size`, 8); the change feed's listener is
+    /// one more, of its own.
+    pub pool_size: u32,
+    /// How long a store query waits for a free connection before it fails (→ 503)
+    /// (`pool_timeout`, 3 s).
+    pub pool_timeout: Duration,
 }
 
-impl Default for FeedOptions {
+impl Default for StoreOptions {
     fn default() -> Self {
-        FeedOptions {
+        StoreOptions {
             heartbeat: Duration::from_secs(5),
             listen_url: None,
+            pool_size: 8,
+            pool_timeout: Duration::from_secs(3),
         }
     }
 }
 
-impl FeedOptions {
-    /// The feed options the settings ask for.
+impl StoreOptions {
+    /// The options the settings ask for.
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
-        FeedOptions {
+        StoreOptions {
             heartbeat: settings.feed_heartbeat,
             listen_url: settings.feed_url.clone(),
+            pool_size: settings.pool_size.max(1),
+            pool_timeout: settings.pool_timeout,
         }
     }
 

@@ -27,7 +27,7 @@ mod sqlite;
 mod summary;
 
 pub(crate) use changes::ChangeListener;
-pub use changes::{Change, ChangeFeed, FeedOptions};
+pub use changes::{Change, ChangeFeed, StoreOptions};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::describe_connect_failure;
@@ -308,7 +308,7 @@ pub async fn open(settings: &Settings) -> StoreResult<SharedStore> {
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             let store =
-                SqliteStore::connect_with(url, &FeedOptions::from_settings(settings)).await?;
+                SqliteStore::connect_with(url, &StoreOptions::from_settings(settings)).await?;
             if let Some(path) = sqlite_file(url) {
                 log::info!(
                     "apikey: the key store is the SQLite file {}",
@@ -319,7 +319,7 @@ pub async fn open(settings: &Settings) -> StoreResult<SharedStore> {
         }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(
-            PostgresStore::connect_with(url, "apikey", &FeedOptions::from_settings(settings))
+            PostgresStore::connect_with(url, "apikey", &StoreOptions::from_settings(settings))
                 .await?,
         )),
         _ => Err(StoreError::Invalid(format!(

@@ -13,7 +13,7 @@ use sqlx::{Executor, PgPool, Postgres, Row};
 use super::sql::{
     decode_change, encode_change, migrated, unavailable, Column, Dialect, Param, Sql, SqlStore, Tx,
 };
-use super::{Change, ChangeFeed, FeedOptions, StoreError, StoreResult};
+use super::{Change, ChangeFeed, StoreError, StoreOptions, StoreResult};
 use crate::task::Background;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -82,18 +82,18 @@ impl SqlStore<Postgres> {
     /// Connects, creates the `apikey` schema if needed, migrates it and starts listening
     /// for other processes' changes.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_with(url, "apikey", &FeedOptions::default()).await
+        Self::connect_with(url, "apikey", &StoreOptions::default()).await
     }
 
     /// Like [`connect`](Self::connect), with the tables in `schema` (lowercase letters,
     /// digits and `_`).
     pub async fn connect_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
-        Self::connect_with(url, schema, &FeedOptions::default()).await
+        Self::connect_with(url, schema, &StoreOptions::default()).await
     }
 
     /// Like [`connect_in_schema`](Self::connect_in_schema), with the change feed's heartbeat
     /// and its own connection for `LISTEN` as `feed` says.
-    pub async fn connect_with(url: &str, schema: &str, feed: &FeedOptions) -> StoreResult<Self> {
+    pub async fn connect_with(url: &str, schema: &str, feed: &StoreOptions) -> StoreResult<Self> {
         if !valid_schema(schema) {
             return Err(StoreError::Invalid(format!(
                 "schema name {schema:?} must be lowercase letters, digits and _"
@@ -105,8 +105,8 @@ impl SqlStore<Postgres> {
             None => options.clone(),
         };
         let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(3))
+            .max_connections(feed.pool_size.max(1))
+            .acquire_timeout(feed.pool_timeout)
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_failed(&options, &e))?;
@@ -116,6 +116,46 @@ impl SqlStore<Postgres> {
         .await
         .map_err(unavailable)?;
         migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        Self::start(pool, schema, listen_on, feed).await
+    }
+
+    /// A store on an application's own PostgreSQL pool (its size, timeouts and TLS are the
+    /// application's), migrated. Its connections must have `schema` as their current schema
+    /// (first on `search_path`: `?options=-c%20search_path%3Dapikey` in the pool's URL, or an
+    /// `after_connect` hook); the schema must exist. The change feed listens on a connection of
+    /// its own, made with the pool's options unless `feed.listen_url` names another.
+    pub async fn from_pool(pool: PgPool, schema: &str, feed: &StoreOptions) -> StoreResult<Self> {
+        if !valid_schema(schema) {
+            return Err(StoreError::Invalid(format!(
+                "schema name {schema:?} must be lowercase letters, digits and _"
+            )));
+        }
+        let current: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .map_err(unavailable)?;
+        if current.as_deref() != Some(schema) {
+            return Err(StoreError::Invalid(format!(
+                "the pool's connections must have the schema {schema:?} first on their \
+                 search_path (they have {current:?}): add `options=-c search_path={schema}` to \
+                 the pool's URL, or set it in an after_connect hook"
+            )));
+        }
+        migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        let listen_on = match &feed.listen_url {
+            Some(u) => connect_options(u, "feed_url")?,
+            None => (*pool.connect_options()).clone(),
+        };
+        Self::start(pool, schema, listen_on, feed).await
+    }
+
+    /// Starts the change feed of a migrated store.
+    async fn start(
+        pool: PgPool,
+        schema: &str,
+        listen_on: PgConnectOptions,
+        feed: &StoreOptions,
+    ) -> StoreResult<Self> {
         let channel = format!("apikey_changes_{schema}");
         let changes = Arc::new(ChangeFeed::default());
         let feed = Arc::new(Feed {

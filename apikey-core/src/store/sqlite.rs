@@ -14,7 +14,7 @@ use super::sql::{
     decode_change, encode_change, migrated, now_secs, unavailable, Column, Dialect, Param, Sql,
     SqlStore, Tx,
 };
-use super::{Change, ChangeFeed, FeedOptions, StoreError, StoreResult};
+use super::{Change, ChangeFeed, StoreError, StoreOptions, StoreResult};
 use crate::task::Background;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -81,12 +81,13 @@ impl SqlStore<Sqlite> {
     /// Opens (with `mode=rwc`, creates) the database and migrates it. Other processes'
     /// changes are picked up by polling `PRAGMA data_version` every 5 ms.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_with(url, &FeedOptions::default()).await
+        Self::connect_with(url, &StoreOptions::default()).await
     }
 
-    /// Like [`connect`](Self::connect); the change check is the feed's heartbeat: while it
-    /// fails, or does not answer within two `feed.heartbeat` periods, the feed is not live.
-    pub async fn connect_with(url: &str, feed: &FeedOptions) -> StoreResult<Self> {
+    /// Like [`connect`](Self::connect), with the pool `feed` asks for; the change check is the
+    /// feed's heartbeat: while it fails, or does not answer within two `feed.heartbeat`
+    /// periods, the feed is not live.
+    pub async fn connect_with(url: &str, feed: &StoreOptions) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("bad SQLite database_url: {e}")))?
             .busy_timeout(Duration::from_secs(10));
@@ -107,13 +108,33 @@ impl SqlStore<Sqlite> {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(8)
+            SqlitePoolOptions::new().max_connections(feed.pool_size.max(1))
         };
         let pool = pool_options
+            .acquire_timeout(feed.pool_timeout)
             .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
+        Self::from_pool_in(pool, in_memory, feed).await
+    }
+
+    /// A store on an application's own SQLite pool (its size and timeouts are the
+    /// application's), migrated. The change check gets a connection of its own, made with the
+    /// pool's options (an in-memory database has no other writer and needs none).
+    pub async fn from_pool(pool: sqlx::SqlitePool, feed: &StoreOptions) -> StoreResult<Self> {
+        let options = pool.connect_options();
+        let file = options.get_filename().to_string_lossy().into_owned();
+        let in_memory = file.is_empty() || file == ":memory:" || file.contains("mode=memory");
+        Self::from_pool_in(pool, in_memory, feed).await
+    }
+
+    async fn from_pool_in(
+        pool: sqlx::SqlitePool,
+        in_memory: bool,
+        feed: &StoreOptions,
+    ) -> StoreResult<Self> {
         migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        let options = (*pool.connect_options()).clone();
         // Live from the start: the watcher follows the change log from its current end (an
         // in-memory database has no other writer).
         let changes = Arc::new(ChangeFeed::live());

@@ -22,6 +22,7 @@ mod names;
 mod odoo;
 mod odoo_import;
 mod openapi;
+mod pools;
 mod races;
 mod requests;
 mod scale_out;
