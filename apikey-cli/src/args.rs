@@ -134,6 +134,13 @@ pub enum Command {
     /// Deactivate every stored key in one transaction: for a store restored into staging, like
     /// Odoo's neutralize. With a per-environment pepper a restored store accepts no key anyway.
     Neutralize,
+    /// Bring the key store's schema up to date (prints what it applied); with --check, change
+    /// nothing and exit 1 when migrations are pending, listing them.
+    Migrate {
+        /// Only say whether the store is behind this build (exit 1 when it is).
+        #[arg(long)]
+        check: bool,
+    },
     /// Manage a key's groups.
     Group {
         #[command(subcommand)]

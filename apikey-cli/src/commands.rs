@@ -52,14 +52,18 @@ fn new_store_file(cli: &Cli, url: &str) -> Result<Option<std::path::PathBuf>, Fa
         if path.exists() {
             return Ok(None);
         }
-        if matches!(cli.command, Command::Create { .. } | Command::Import { .. }) {
+        let makes_one = matches!(
+            cli.command,
+            Command::Create { .. } | Command::Import { .. } | Command::Migrate { check: false }
+        );
+        if makes_one {
             return Ok(Some(path));
         }
         return Err(Failure(
             format!(
                 "no key store at {}: the SQLite file does not exist (run the command where the \
                  services run, or name the store with --database-url or APIKEY_DATABASE_URL); \
-                 only `create` and `import` make a new store",
+                 only `create`, `import` and `migrate` make a new store",
                 path.display()
             ),
             2,
@@ -68,10 +72,54 @@ fn new_store_file(cli: &Cli, url: &str) -> Result<Option<std::path::PathBuf>, Fa
     Ok(None)
 }
 
+/// `apikey migrate [--check]`: the schema alone, never through a store that would migrate on
+/// opening.
+async fn migrate(
+    config: &ApiKeyConfig,
+    check: bool,
+    json: bool,
+    created: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    let settings = &config.settings;
+    let fail = |e: apikey_core::StoreError| {
+        let code = match e {
+            apikey_core::StoreError::Unavailable(_) | apikey_core::StoreError::TooNew { .. } => 2,
+            _ => 1,
+        };
+        let url = redact_url(&settings.database_url);
+        Failure(format!("the key store {url}: {e}"), code)
+    };
+    if check {
+        let status = apikey_core::store::schema_status(settings)
+            .await
+            .map_err(fail)?;
+        output::schema(json, &status, false);
+        if !status.is_current() {
+            return Err(Failure(
+                format!(
+                    "the key store's schema is at {}, this build needs {}: run `apikey migrate`",
+                    status.at, status.needed
+                ),
+                1,
+            ));
+        }
+        return Ok(());
+    }
+    let before = apikey_core::store::migrate(settings).await.map_err(fail)?;
+    if let Some(path) = created {
+        eprintln!("created a new key store at {}", path.display());
+    }
+    output::schema(json, &before, true);
+    Ok(())
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
     let config = config(&cli)?;
     let created = new_store_file(&cli, &config.settings.database_url)?;
+    if let Command::Migrate { check } = cli.command {
+        return migrate(&config, check, cli.json, created).await;
+    }
     let store = apikey_core::open(&config.settings).await.map_err(|e| {
         let url = redact_url(&config.settings.database_url);
         Failure(format!("cannot open the key store {url}: {e}"), 2)
@@ -192,6 +240,8 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             output::imported(json, &report);
         }
         Command::Neutralize => output::neutralized(json, keys.neutralize().await?),
+        // Handled before the store is opened.
+        Command::Migrate { .. } => {}
         Command::Group { action } => {
             let one = |group: &str| Groups::one(group).map_err(|e| Failure(e, 2));
             let (name, edit) = match action {

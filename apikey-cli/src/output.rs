@@ -194,6 +194,43 @@ pub(crate) fn neutralized(json: bool, count: u64) {
     }
 }
 
+/// Where the key store's schema stands (`applied`: `status` is from before `migrate` applied
+/// its `pending`).
+pub(crate) fn schema(json: bool, status: &apikey_core::store::SchemaStatus, applied: bool) {
+    let list: Vec<_> = status
+        .pending
+        .iter()
+        .map(|(version, description)| json!({ "version": version, "description": description }))
+        .collect();
+    if json {
+        let key = if applied { "applied" } else { "pending" };
+        let at = if applied { status.needed } else { status.at };
+        print_json(&json!({ key: list, "schema": at, "needed": status.needed }));
+        return;
+    }
+    if status.pending.is_empty() {
+        say!("The key store is up to date (schema {}).", status.needed);
+        return;
+    }
+    let verb = if applied { "Applied" } else { "Pending" };
+    for (version, description) in &status.pending {
+        say!("{verb}: {version} {description}");
+    }
+    if applied {
+        say!(
+            "The key store is at schema {} (it was at {}).",
+            status.needed,
+            status.at
+        );
+    } else {
+        say!(
+            "The key store is at schema {}; this build needs {}.",
+            status.at,
+            status.needed
+        );
+    }
+}
+
 pub(crate) fn print_secret(json: bool, r: &KeyRecord, key: &Secret, what: &str) {
     if json {
         let mut v = record_json(r);

@@ -90,6 +90,10 @@ pub struct Settings {
     /// How often a key may rotate itself at most (`1h`), counting every rotation of the key.
     #[serde(deserialize_with = "de_duration")]
     pub self_rotation_every: Duration,
+    /// Whether a service opening a store whose schema is behind migrates it (`true`); with
+    /// `false` it stops naming `apikey migrate` (a role without DDL rights then suffices). A
+    /// current store runs no DDL either way.
+    pub auto_migrate: bool,
     /// Most connections of a database store's pool (`8`; the change feed's listener is one
     /// more).
     pub pool_size: u32,
@@ -157,6 +161,7 @@ impl Default for Settings {
             ratelimit_headers: true,
             self_rotation_grace: Duration::from_secs(24 * 3600),
             self_rotation_every: Duration::from_secs(3600),
+            auto_migrate: true,
             pool_size: 8,
             pool_timeout: Duration::from_secs(3),
             trusted_proxies: AllowIp::default(),
@@ -197,6 +202,7 @@ impl fmt::Debug for Settings {
             .field("ratelimit_headers", &self.ratelimit_headers)
             .field("self_rotation_grace", &self.self_rotation_grace)
             .field("self_rotation_every", &self.self_rotation_every)
+            .field("auto_migrate", &self.auto_migrate)
             .field("pool_size", &self.pool_size)
             .field("pool_timeout", &self.pool_timeout)
             .field("trusted_proxies", &self.trusted_proxies)

@@ -25,6 +25,9 @@ pub struct StoreOptions {
     /// How long a store query waits for a free connection before it fails (→ 503)
     /// (`pool_timeout`, 3 s).
     pub pool_timeout: Duration,
+    /// Whether opening a store whose schema is behind migrates it (`auto_migrate`, true);
+    /// without, it is refused naming `apikey migrate`. A current store runs no DDL either way.
+    pub auto_migrate: bool,
 }
 
 impl Default for StoreOptions {
@@ -34,6 +37,7 @@ impl Default for StoreOptions {
             listen_url: None,
             pool_size: 8,
             pool_timeout: Duration::from_secs(3),
+            auto_migrate: true,
         }
     }
 }
@@ -46,6 +50,7 @@ impl StoreOptions {
             listen_url: settings.feed_url.clone(),
             pool_size: settings.pool_size.max(1),
             pool_timeout: settings.pool_timeout,
+            auto_migrate: settings.auto_migrate,
         }
     }
 

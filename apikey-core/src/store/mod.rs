@@ -34,7 +34,7 @@ pub(crate) use postgres::describe_connect_failure;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use sql::{Dialect, SqlStore, SCHEMA_VERSION};
+pub use sql::{Dialect, SchemaStatus, SqlStore, SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -57,6 +57,16 @@ pub enum StoreError {
     /// ([`OwnRotation`](crate::model::OwnRotation)); nothing was written.
     #[error(transparent)]
     RotationRefused(#[from] crate::model::RotationRefusal),
+    /// The store's schema is behind this build and `auto_migrate` is off.
+    #[error(
+        "the key store's schema is at {found}, this build needs {needed}: run `apikey migrate`"
+    )]
+    Behind {
+        /// The newest migration applied.
+        found: i64,
+        /// The newest migration this build knows.
+        needed: i64,
+    },
     /// The store was migrated by a newer version of apikey than this one.
     #[error(
         "the key store has schema version {found}, newer than the {supported} this binary \
@@ -295,6 +305,74 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     }
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     std::path::absolute(options.get_filename()).ok()
+}
+
+/// A short-lived pool on the store `settings.database_url` names, for its schema alone.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+enum SchemaPool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn schema_pool(settings: &Settings) -> StoreResult<Option<SchemaPool>> {
+    use std::str::FromStr;
+    let url = settings.database_url.as_str();
+    match url.split(':').next().unwrap_or_default() {
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Invalid(format!("bad SQLite database_url: {e}")))?;
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Ok(Some(SchemaPool::Sqlite(pool)))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let options = postgres::connect_options(url, "database_url")?
+                .options([("search_path", "apikey")]);
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(settings.pool_timeout)
+                .connect_with(options.clone())
+                .await
+                .map_err(|e| StoreError::Unavailable(describe_connect_failure(&options, &e)))?;
+            Ok(Some(SchemaPool::Postgres(pool)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Where the schema of the store `settings.database_url` names stands against this build
+/// (plain reads: no DDL, no change feed). The memory store is always current.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub async fn schema_status(settings: &Settings) -> StoreResult<SchemaStatus> {
+    match schema_pool(settings).await? {
+        #[cfg(feature = "sqlite")]
+        Some(SchemaPool::Sqlite(pool)) => sqlite::schema_status(&pool).await,
+        #[cfg(feature = "postgres")]
+        Some(SchemaPool::Postgres(pool)) => postgres::schema_status(&pool).await,
+        None => Ok(SchemaStatus::current()),
+    }
+}
+
+/// Applies the migrations the store `settings.database_url` names lacks (creating the
+/// PostgreSQL schema if needed); returns where it stood before (its `pending` are what was
+/// applied). Idempotent. What `apikey migrate` runs, with a role that has DDL rights.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub async fn migrate(settings: &Settings) -> StoreResult<SchemaStatus> {
+    match schema_pool(settings).await? {
+        #[cfg(feature = "sqlite")]
+        Some(SchemaPool::Sqlite(pool)) => sqlite::migrate(&pool).await,
+        #[cfg(feature = "postgres")]
+        Some(SchemaPool::Postgres(pool)) => postgres::migrate(&pool, "apikey").await,
+        None => Ok(SchemaStatus::current()),
+    }
 }
 
 /// Opens the store named by `settings.database_url` (`memory:`, `sqlite:…` or

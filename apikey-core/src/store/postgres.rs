@@ -13,7 +13,7 @@ use sqlx::{Executor, PgPool, Postgres, Row};
 use super::sql::{
     decode_change, encode_change, migrated, unavailable, Column, Dialect, Param, Sql, SqlStore, Tx,
 };
-use super::{Change, ChangeFeed, StoreError, StoreOptions, StoreResult};
+use super::{Change, ChangeFeed, SchemaStatus, StoreError, StoreOptions, StoreResult};
 use crate::task::Background;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -110,12 +110,13 @@ impl SqlStore<Postgres> {
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_failed(&options, &e))?;
-        pool.execute(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}"
-        )))
-        .await
-        .map_err(unavailable)?;
-        migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        // A current store runs no DDL at all: a role with data rights only suffices.
+        if schema_status(&pool)
+            .await?
+            .must_migrate(feed.auto_migrate)?
+        {
+            migrate(&pool, schema).await?;
+        }
         Self::start(pool, schema, listen_on, feed).await
     }
 
@@ -141,7 +142,12 @@ impl SqlStore<Postgres> {
                  the pool's URL, or set it in an after_connect hook"
             )));
         }
-        migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        if schema_status(&pool)
+            .await?
+            .must_migrate(feed.auto_migrate)?
+        {
+            migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        }
         let listen_on = match &feed.listen_url {
             Some(u) => connect_options(u, "feed_url")?,
             None => (*pool.connect_options()).clone(),
@@ -190,6 +196,36 @@ impl SqlStore<Postgres> {
         };
         Ok(SqlStore::new(pool, changes, feed))
     }
+}
+
+/// Where the schema behind `pool` (its connections' `search_path`) stands: plain reads, no DDL
+/// (a schema that does not exist yet is a new store).
+pub(crate) async fn schema_status(pool: &PgPool) -> StoreResult<SchemaStatus> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?
+    } else {
+        Vec::new()
+    };
+    SchemaStatus::of(&applied, &MIGRATOR)
+}
+
+/// Creates `schema` if needed and applies the migrations it lacks; returns where it stood.
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> StoreResult<SchemaStatus> {
+    let before = schema_status(pool).await?;
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}"
+    )))
+    .await
+    .map_err(unavailable)?;
+    migrated(MIGRATOR.run(pool).await, &MIGRATOR)?;
+    Ok(before)
 }
 
 /// Parses a PostgreSQL URL with sqlx's own rules (`sslmode`, `sslrootcert`, …). The message

@@ -14,7 +14,7 @@ use super::sql::{
     decode_change, encode_change, migrated, now_secs, unavailable, Column, Dialect, Param, Sql,
     SqlStore, Tx,
 };
-use super::{Change, ChangeFeed, StoreError, StoreOptions, StoreResult};
+use super::{Change, ChangeFeed, SchemaStatus, StoreError, StoreOptions, StoreResult};
 use crate::task::Background;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -133,7 +133,12 @@ impl SqlStore<Sqlite> {
         in_memory: bool,
         feed: &StoreOptions,
     ) -> StoreResult<Self> {
-        migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        if schema_status(&pool)
+            .await?
+            .must_migrate(feed.auto_migrate)?
+        {
+            migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+        }
         let options = (*pool.connect_options()).clone();
         // Live from the start: the watcher follows the change log from its current end (an
         // in-memory database has no other writer).
@@ -163,6 +168,31 @@ impl SqlStore<Sqlite> {
 /// Creates the database file, readable and writable by its owner only, when it does not
 /// exist yet. SQLite gives its `-wal` and `-shm` files the permissions of the database
 /// file, so they are private too. An existing file keeps the permissions it has.
+/// Where the schema of the database behind `pool` stands (plain reads, no DDL).
+pub(crate) async fn schema_status(pool: &sqlx::SqlitePool) -> StoreResult<SchemaStatus> {
+    let table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)?;
+    let applied: Vec<i64> = match table {
+        None => Vec::new(),
+        Some(_) => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?,
+    };
+    SchemaStatus::of(&applied, &MIGRATOR)
+}
+
+/// Applies the migrations the database behind `pool` lacks; returns where it stood before.
+pub(crate) async fn migrate(pool: &sqlx::SqlitePool) -> StoreResult<SchemaStatus> {
+    let before = schema_status(pool).await?;
+    migrated(MIGRATOR.run(pool).await, &MIGRATOR)?;
+    Ok(before)
+}
+
 fn create_private(path: &std::path::Path) -> StoreResult<()> {
     let mut open = std::fs::OpenOptions::new();
     open.write(true).create_new(true);

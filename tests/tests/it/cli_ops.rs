@@ -233,3 +233,114 @@ fn every_new_command_has_help() {
     );
     assert!(help(&["neutralize"]).contains("pepper"));
 }
+
+/// Migrations apart from serving, on SQLite and (when configured) PostgreSQL: `apikey migrate`
+/// applies and says what; `--check` exits 1 listing what is pending; a store behind this build
+/// is refused with `auto_migrate = false` naming `apikey migrate` (and migrated with the
+/// default); a store ahead of this build is refused at once.
+/// A direct connection to the store's database, to play an older or a newer build.
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Raw {
+    async fn run(&self, statement: &str) {
+        let q = || sqlx::AssertSqlSafe(statement.to_owned());
+        match self {
+            Raw::Sqlite(pool) => sqlx::query(q()).execute(pool).await.map(drop),
+            Raw::Postgres(pool) => sqlx::query(q()).execute(pool).await.map(drop),
+        }
+        .unwrap();
+    }
+}
+
+async fn migrations_on(url: &str, dir: &Path, raw: impl std::future::Future<Output = Raw>) {
+    let out = apikey(dir, url, &[], &["migrate"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Applied: 1 keys"), "{text}");
+    assert!(
+        text.contains("The key store is at schema 8 (it was at 0)."),
+        "{text}"
+    );
+    let again = apikey(dir, url, &[], &["migrate"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (schema 8)"));
+    assert!(apikey(dir, url, &[], &["migrate", "--check"])
+        .status
+        .success());
+
+    // Undo the last migration by hand: a store of the previous build.
+    let db = raw.await;
+    db.run("DROP TABLE apikey_reports").await;
+    db.run("DELETE FROM _sqlx_migrations WHERE version = 8")
+        .await;
+    let check = apikey(dir, url, &[], &["--json", "migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(1));
+    let status: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(status["schema"], 7);
+    assert_eq!(status["pending"][0]["version"], 8);
+    assert!(String::from_utf8_lossy(&check.stderr).contains("run `apikey migrate`"));
+    let settings = apikey_core::Settings {
+        database_url: url.to_owned(),
+        auto_migrate: false,
+        ..apikey_core::Settings::default()
+    };
+    match apikey_core::open(&settings).await {
+        Err(e) => assert_eq!(
+            e.to_string(),
+            "the key store's schema is at 7, this build needs 8: run `apikey migrate`"
+        ),
+        Ok(_) => panic!("a store behind the build was opened without migrating"),
+    }
+    let refused = apikey(dir, url, &[("APIKEY_AUTO_MIGRATE", "false")], &["list"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run `apikey migrate`"));
+    let applied = apikey(dir, url, &[], &["migrate"]);
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("Applied: 8 reports"));
+    assert!(
+        apikey_core::open(&settings).await.is_ok(),
+        "current: opened without DDL"
+    );
+
+    // A newer build migrated it: refused, never half-used.
+    db.run(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99, 'future', TRUE, '\\x00', 0)",
+    )
+    .await;
+    let ahead = apikey(dir, url, &[], &["list"]);
+    assert_eq!(ahead.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&ahead.stderr).contains("newer than the 8 this binary knows"),
+        "{}",
+        String::from_utf8_lossy(&ahead.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migrations_apart_from_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let raw = format!("sqlite://{}", file.display());
+    let raw = async move { Raw::Sqlite(sqlx::SqlitePool::connect(&raw).await.unwrap()) };
+    migrations_on(&url, dir.path(), raw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrations_apart_from_serving() {
+    let Some(db) = PgDatabase::create("migrate").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let raw = format!("{}{sep}options=-c%20search_path%3Dapikey", db.url);
+    let raw = async move { Raw::Postgres(sqlx::PgPool::connect(&raw).await.unwrap()) };
+    migrations_on(&db.url, dir.path(), raw).await;
+    db.drop().await;
+}

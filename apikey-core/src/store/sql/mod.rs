@@ -276,6 +276,70 @@ pub(super) fn write_error(e: sqlx::Error, name: &str) -> StoreError {
     unavailable(e)
 }
 
+/// Where a store's schema stands against this build: the migrations applied (read with a
+/// plain query: no DDL) and those this build would apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest migration applied (0: none, a new store).
+    pub at: i64,
+    /// The newest migration this build knows.
+    pub needed: i64,
+    /// The migrations this build would apply, oldest first: version and description.
+    pub pending: Vec<(i64, String)>,
+}
+
+impl SchemaStatus {
+    /// Compares the applied versions with `migrator`'s; a store ahead of this build is
+    /// [`StoreError::TooNew`].
+    pub(super) fn of(applied: &[i64], migrator: &Migrator) -> StoreResult<Self> {
+        let needed = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let at = applied.iter().copied().max().unwrap_or(0);
+        if at > needed {
+            return Err(StoreError::TooNew {
+                found: at,
+                supported: needed,
+            });
+        }
+        let pending = migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect();
+        Ok(SchemaStatus {
+            at,
+            needed,
+            pending,
+        })
+    }
+
+    /// A store with nothing to apply (the memory store).
+    pub fn current() -> Self {
+        SchemaStatus {
+            at: SCHEMA_VERSION,
+            needed: SCHEMA_VERSION,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Whether the store needs no migration.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// What opening the store does about it: nothing when current (no DDL at all); with
+    /// `auto_migrate` migrate; without it, refuse naming `apikey migrate`.
+    pub(super) fn must_migrate(&self, auto_migrate: bool) -> StoreResult<bool> {
+        match (self.is_current(), auto_migrate) {
+            (true, _) => Ok(false),
+            (false, true) => Ok(true),
+            (false, false) => Err(StoreError::Behind {
+                found: self.at,
+                needed: self.needed,
+            }),
+        }
+    }
+}
+
 /// The outcome of running `migrator`: a store too new for this binary is named as such.
 pub(super) fn migrated(result: Result<(), MigrateError>, migrator: &Migrator) -> StoreResult<()> {
     result.map_err(|e| match e {
