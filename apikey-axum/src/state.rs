@@ -106,6 +106,12 @@ impl ApiKeyState {
         self.0.verifier.limits_stats()
     }
 
+    /// Whether this instance can serve (its store answers, its change feed is live, its digest
+    /// filter loaded), for a readiness probe: what a `GET /ready` route answers.
+    pub async fn ready(&self) -> apikey_core::Readiness {
+        self.0.verifier.ready().await
+    }
+
     /// The verifier (to flush usage on shutdown with `verifier().shutdown()`, or verify
     /// outside a route).
     pub fn verifier(&self) -> &Verifier {

@@ -47,5 +47,6 @@ pub use store::{
     SharedStore, StoreError, StoreResult,
 };
 pub use verify::{
-    AuthError, Credential, InvalidKey, KeyRequest, RequestFacts, SetupError, Verified, Verifier,
+    AuthError, Credential, InvalidKey, KeyRequest, Readiness, RequestFacts, SetupError, Verified,
+    Verifier,
 };

@@ -68,6 +68,12 @@ impl ApiKeyState {
         self.verifier.client_of(&crate::facts::Facts(req))
     }
 
+    /// Whether this instance can serve (its store answers, its change feed is live, its digest
+    /// filter loaded), for a readiness probe: what a `GET /ready` route answers.
+    pub async fn ready(&self) -> apikey_core::Readiness {
+        self.verifier.ready().await
+    }
+
     /// The verifier behind the guards (to flush usage on shutdown, or verify outside a route).
     pub fn verifier(&self) -> &Verifier {
         &self.verifier

@@ -136,6 +136,8 @@ struct State {
     complete: AtomicBool,
     /// A full load succeeded once: the bits are those of a complete filter, perhaps behind.
     ever_complete: AtomicBool,
+    /// The store cannot list its digests: there is no filter to load.
+    unlisted: AtomicBool,
     queue: mpsc::UnboundedSender<Work>,
 }
 
@@ -230,6 +232,7 @@ impl DigestFilter {
             pending: AtomicUsize::new(0),
             complete: AtomicBool::new(false),
             ever_complete: AtomicBool::new(false),
+            unlisted: AtomicBool::new(false),
             queue: tx,
         });
         let listener: Arc<dyn ChangeListener> = state.clone();
@@ -271,6 +274,12 @@ impl DigestFilter {
             !bloom.may_contain(digest)
         };
         excluded && !self.misses_not_live.take(now)
+    }
+
+    /// Whether the filter has been loaded in full once (or the store has no digests to list).
+    pub fn loaded(&self) -> bool {
+        self.state.ever_complete.load(Ordering::Acquire)
+            || self.state.unlisted.load(Ordering::Acquire)
     }
 
     /// Whether `digest` is certainly not in the store: only when the filter is complete,
@@ -389,7 +398,10 @@ async fn load_all(state: &State, store: &SharedLookup) {
             state.complete.store(true, Ordering::Release);
             state.ever_complete.store(true, Ordering::Release);
         }
-        Ok(None) => state.complete.store(false, Ordering::Release),
+        Ok(None) => {
+            state.complete.store(false, Ordering::Release);
+            state.unlisted.store(true, Ordering::Release);
+        }
         Err(e) => {
             log::warn!("apikey: loading the digest filter failed (retrying): {e}");
             state.complete.store(false, Ordering::Release);

@@ -65,6 +65,20 @@ pub struct Verified {
 /// How long a request waits for the store's change check (see `changed_elsewhere`).
 const CHECK_NOW_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Whether an instance can serve: what an orchestrator's readiness probe asks
+/// ([`Verifier::ready`]). Names what is missing, never anything of keys.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    /// The store answers, the change feed is live and the digest filter is loaded.
+    pub ready: bool,
+    /// What is not: `store`, `feed`, `filter` (left out when nothing is missing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<&'static str>,
+}
+
+/// How long the readiness probe waits for the store.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A key to identify: as presented (format-checked and digested here), or by the digest of
 /// its secret (a session bound to it).
 #[derive(Debug, Clone, Copy)]
@@ -563,6 +577,26 @@ impl Verifier {
     /// digest filter are bypassed and every request asks the store.
     pub fn feed_live(&self) -> bool {
         self.store.changes().is_live()
+    }
+
+    /// Whether this instance can serve: its store answers (one indexed query, at most 2 s), its
+    /// change feed is live, its digest filter loaded. For a readiness probe (`GET /ready`).
+    pub async fn ready(&self) -> Readiness {
+        let mut missing = Vec::new();
+        let probe = self.store.get_by_tech_name("-");
+        if !matches!(tokio::time::timeout(READY_WITHIN, probe).await, Ok(Ok(_))) {
+            missing.push("store");
+        }
+        if !self.store.changes().is_live() {
+            missing.push("feed");
+        }
+        if !self.filter.loaded() {
+            missing.push("filter");
+        }
+        Readiness {
+            ready: missing.is_empty(),
+            missing,
+        }
     }
 
     /// How many valid keys are cached right now.

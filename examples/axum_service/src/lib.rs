@@ -58,6 +58,27 @@ async fn openapi(Extension(doc): Extension<Document>) -> Json<utoipa::openapi::O
     Json(doc.0.as_ref().clone())
 }
 
+/// Whether this instance can serve: 200 `{"ready":true}`, or 503 with what is missing (the
+/// store, the change feed, the digest filter). No key needed, nothing of keys.
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "Not ready, and what is missing")
+))]
+pub async fn ready(
+    keys: ApiKeyState,
+) -> (
+    axum::http::StatusCode,
+    axum::Json<apikey_axum::core::Readiness>,
+) {
+    let readiness = keys.ready().await;
+    let status = if readiness.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(readiness))
+}
+
 /// apikey's metrics (and any other the process records) in Prometheus text format.
 #[cfg(feature = "metrics")]
 async fn scrape() -> impl axum::response::IntoResponse {
@@ -85,6 +106,7 @@ pub fn router(keys: &ApiKeyState, rotation: SelfRotation, leaks: LeakReports) ->
         .routes(guarded(Auth::api_key(), routes!(my_service)))
         .routes(guarded(Auth::public(), routes!(whoami)))
         .routes(guarded(Auth::none(), routes!(health)))
+        .routes(guarded(Auth::none(), routes!(ready)))
         .routes(guarded(
             Auth::api_key().groups(["billing"]),
             routes!(billing),

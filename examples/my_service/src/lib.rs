@@ -38,6 +38,25 @@ pub fn health() -> &'static str {
     "ok"
 }
 
+/// Whether this instance can serve: 200 `{"ready":true}`, or 503 with what is missing (the
+/// store, the change feed, the digest filter). No key needed, nothing of keys.
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "Not ready, and what is missing")
+))]
+#[route("/ready", auth = "none")]
+pub async fn ready(
+    keys: &rocket::State<apikey_rocket::ApiKeyState>,
+) -> (rocket::http::Status, Json<apikey_rocket::core::Readiness>) {
+    let readiness = keys.ready().await;
+    let status = if readiness.ready {
+        rocket::http::Status::Ok
+    } else {
+        rocket::http::Status::ServiceUnavailable
+    };
+    (status, Json(readiness))
+}
+
 /// Only keys in the `billing` group.
 #[utoipa::path(post, path = "/billing", responses((status = 200, body = Hello)))]
 #[route(POST, "/billing", auth = "api_key", groups = ["billing"])]
@@ -65,7 +84,7 @@ pub fn scrape() -> (rocket::http::ContentType, String) {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "my-service", description = "The apikey demo service."),
-    paths(my_service, whoami, health, billing, stats, openapi)
+    paths(my_service, whoami, health, ready, billing, stats, openapi)
 )]
 pub struct ApiDoc;
 
@@ -113,7 +132,7 @@ pub async fn app(
         .mount("/apikey", apikey_rocket::leaks::routes())
         .mount(
             "/",
-            routes![my_service, whoami, health, billing, stats, openapi],
+            routes![my_service, whoami, health, ready, billing, stats, openapi],
         )
         .mount("/admin", apikey_rocket::admin::routes())
         .mount("/", swagger_ui());

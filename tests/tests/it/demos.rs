@@ -43,6 +43,7 @@ suite!(
     config_file_sections_and_header_name,
     a_key_made_by_another_process_works_on_the_next_request,
     a_dead_store_is_503_never_200,
+    ready_says_what_is_missing,
     no_key_in_anything_printed,
     non_utf8_key_values_never_give_more_than_no_key,
     limits_hold_across_two_processes,
@@ -500,6 +501,74 @@ fn a_dead_store_is_503_never_200(demo: Demo) {
     }
     drop(server);
     proxy.heal();
+    rt.block_on(db.drop());
+}
+
+/// `GET /ready` (issue "production-shaped stores", item 5): 200 `{"ready":true}` on a healthy
+/// instance, no key needed; through a PostgreSQL store behind a proxy turned into a black
+/// hole, 503 naming what is missing (the store, the feed), nothing of keys; 200 again once the
+/// proxy heals. On SQLite it is ready from the start.
+fn ready_says_what_is_missing(demo: Demo) {
+    let (_dir, _keys, server) = started(demo, &[]);
+    let res = server.get("/ready", &[]).unwrap();
+    assert_eq!(
+        (res.status, res.text()),
+        (200, r#"{"ready":true}"#.to_owned())
+    );
+    drop(server);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(apikey_tests::PgDatabase::create("ready")) else {
+        eprintln!("skipped: {} is not set", apikey_tests::POSTGRES_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = rt.block_on(apikey_tests::BlackHoleProxy::start(
+        &apikey_tests::authority(&db.url),
+    ));
+    let url = apikey_tests::through(&db.url, proxy.port);
+    let server = Server::start(
+        demo,
+        dir.path(),
+        &url,
+        &[("APIKEY_FEED_HEARTBEAT", "200ms")],
+    );
+    let ready = |server: &Server| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let res = server.get("/ready", &[]).unwrap();
+            if res.status == 200 || std::time::Instant::now() > deadline {
+                return res;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(ready(&server).status, 200);
+    proxy.black_hole();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let down = loop {
+        let res = server.get("/ready", &[]).unwrap();
+        if res.status == 503 {
+            break res;
+        }
+        assert!(std::time::Instant::now() < deadline, "never 503");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let body = down.json();
+    assert_eq!(body["ready"], false);
+    let missing: Vec<&str> = body["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(missing.contains(&"store"), "{missing:?}");
+    assert!(missing
+        .iter()
+        .all(|m| ["store", "feed", "filter"].contains(m)));
+    proxy.heal();
+    assert_eq!(ready(&server).status, 200, "ready again");
+    drop(server);
     rt.block_on(db.drop());
 }
 
