@@ -44,6 +44,7 @@ suite!(
     a_key_made_by_another_process_works_on_the_next_request,
     a_dead_store_is_503_never_200,
     ready_says_what_is_missing,
+    a_service_role_without_ddl_rights_suffices,
     no_key_in_anything_printed,
     non_utf8_key_values_never_give_more_than_no_key,
     limits_hold_across_two_processes,
@@ -569,6 +570,53 @@ fn ready_says_what_is_missing(demo: Demo) {
     proxy.heal();
     assert_eq!(ready(&server).status, 200, "ready again");
     drop(server);
+    rt.block_on(db.drop());
+}
+
+/// The GRANTs README and SECURITY give a service's database role: data rights on the `apikey`
+/// schema's tables and sequences, no CREATE, no DDL. The schema is migrated by its owner
+/// (`apikey migrate`); the demo then runs as the service role — seeding its keys, verifying,
+/// answering `/ready` — with no "permission denied" anywhere in its output.
+pub const SERVICE_GRANTS: &str = "GRANT USAGE ON SCHEMA apikey TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA apikey TO {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA apikey TO {role};";
+
+fn a_service_role_without_ddl_rights_suffices(demo: Demo) {
+    let rt = runtime();
+    let Some(db) = rt.block_on(apikey_tests::PgDatabase::create("roles")) else {
+        eprintln!("skipped: {} is not set", apikey_tests::POSTGRES_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_apikey-under-test");
+    let migrated = run_apikey(bin, dir.path(), &db.url, &[], &["migrate"]);
+    assert!(migrated.status.success());
+    // One role per database (roles are the server's, and tests run side by side).
+    let role = format!("svc_{}", db.url.rsplit('/').next().unwrap());
+    let grants = SERVICE_GRANTS.replace("{role}", &role);
+    rt.block_on(db.run(&format!(
+        "CREATE ROLE {role} LOGIN; \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC; {grants}"
+    )));
+    // The same database, logged in as the service role.
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("{scheme}://{role}@{host}");
+    let server = Server::start(demo, dir.path(), &url, &[("APIKEY_AUTO_MIGRATE", "false")]);
+    let key = printed_key(&server.output(), "Created the demo API key");
+    assert_eq!(
+        server.get("/my_service", &[&api_key(&key)]).unwrap().status,
+        200
+    );
+    assert_eq!(server.get("/ready", &[]).unwrap().status, 200);
+    let rotated = server
+        .send("POST", "/apikey/rotate", &[&api_key(&key)], b"")
+        .unwrap();
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let out = server.stop();
+    assert!(!out.contains("permission denied"), "{out}");
+    // Nothing it could not do was needed: the role still may not create anything.
+    rt.block_on(db.run(&format!("DROP OWNED BY {role}; DROP ROLE {role}")));
     rt.block_on(db.drop());
 }
 
