@@ -137,7 +137,7 @@ impl SqlStore<Sqlite> {
             .await?
             .must_migrate(feed.auto_migrate)?
         {
-            migrated(MIGRATOR.run(&pool).await, &MIGRATOR)?;
+            migrate_beside_others(&pool).await?;
         }
         let options = (*pool.connect_options()).clone();
         // Live from the start: the watcher follows the change log from its current end (an
@@ -184,6 +184,24 @@ pub(crate) async fn schema_status(pool: &sqlx::SqlitePool) -> StoreResult<Schema
             .map_err(unavailable)?,
     };
     SchemaStatus::of(&applied, &MIGRATOR)
+}
+
+/// Migrates, while another process may be migrating the same new file (SQLite has no migration
+/// lock: two first starts at once both find it empty): when a migration fails, the store is
+/// taken as it is once the other process has brought it up to date (within 10 s).
+async fn migrate_beside_others(pool: &sqlx::SqlitePool) -> StoreResult<()> {
+    let Err(e) = migrated(MIGRATOR.run(pool).await, &MIGRATOR) else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if schema_status(pool).await.is_ok_and(|s| s.is_current()) {
+            log::info!("apikey: another process migrated the key store meanwhile");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(e)
 }
 
 /// Applies the migrations the database behind `pool` lacks; returns where it stood before.

@@ -134,6 +134,13 @@ pub async fn app(
     config: ApiKeyConfig,
 ) -> Result<(Router, ApiKeyState, Option<Seeded>), Box<dyn std::error::Error>> {
     let store = apikey_axum::core::open(&config.settings).await?;
+    // What my-service's log says at start: where the store is, whatever the working directory.
+    if let Some(path) = apikey_axum::core::store::sqlite_file(&config.settings.database_url) {
+        println!(
+            "apikey: the key store is the SQLite file {}",
+            path.display()
+        );
+    }
     // The demo's own changes (its seeded keys) are audited as made by the demo.
     let manager = KeyManager::new(store.clone(), &config)
         .with_actor(Actor::new("axum-service").expect("a valid actor"));

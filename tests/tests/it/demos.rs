@@ -169,6 +169,12 @@ fn a_first_start_prints_a_key_and_a_curl_line_that_works(demo: Demo) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(demo, dir.path(), &sqlite_url(dir.path()), &[]);
     let out = server.output();
+    let file = std::path::absolute(dir.path().join("keys.db")).unwrap();
+    let line = format!(
+        "apikey: the key store is the SQLite file {}",
+        file.display()
+    );
+    assert!(out.contains(&line), "the store's path is not in:\n{out}");
     let key = printed_key(&out, "Created the demo API key (shown once, store it now):");
     let curl = format!(
         "curl -H 'API-KEY: {key}' http://127.0.0.1:{}/my_service",
