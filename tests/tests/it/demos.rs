@@ -469,24 +469,50 @@ fn a_key_made_by_another_process_works_on_the_next_request(demo: Demo) {
     assert_problem(&res, 401, INVALID);
 }
 
-fn a_dead_store_is_503_never_200(demo: Demo) {
-    // The proxy's tasks run on this runtime's workers while the test talks to the demo.
+/// A demo on a fresh PostgreSQL database reached through a proxy the test can turn into a black
+/// hole (the proxy's tasks run on `rt`'s workers while the test talks to the demo); `None`
+/// without a PostgreSQL server.
+struct Behind {
+    rt: tokio::runtime::Runtime,
+    db: apikey_tests::PgDatabase,
+    proxy: apikey_tests::BlackHoleProxy,
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+fn behind_a_proxy(demo: Demo, name: &str) -> Option<Behind> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(apikey_tests::PgDatabase::create("demo503")) else {
+    let Some(db) = rt.block_on(apikey_tests::PgDatabase::create(name)) else {
         eprintln!("skipped: {} is not set", apikey_tests::POSTGRES_ENV);
-        return;
+        return None;
     };
     let dir = tempfile::tempdir().unwrap();
     let proxy = rt.block_on(apikey_tests::BlackHoleProxy::start(
         &apikey_tests::authority(&db.url),
     ));
     let url = apikey_tests::through(&db.url, proxy.port);
-    let server = Server::start(
-        demo,
-        dir.path(),
-        &url,
-        &[("APIKEY_FEED_HEARTBEAT", "200ms")],
-    );
+    let heartbeat = [("APIKEY_FEED_HEARTBEAT", "200ms")];
+    let server = Server::start(demo, dir.path(), &url, &heartbeat);
+    Some(Behind {
+        rt,
+        db,
+        proxy,
+        server,
+        _dir: dir,
+    })
+}
+
+fn a_dead_store_is_503_never_200(demo: Demo) {
+    let Some(Behind {
+        rt,
+        db,
+        proxy,
+        server,
+        _dir,
+    }) = behind_a_proxy(demo, "demo503")
+    else {
+        return;
+    };
     let key = printed_key(&server.output(), "Created the demo API key");
     assert_eq!(
         server.get("/my_service", &[&api_key(&key)]).unwrap().status,
@@ -524,22 +550,16 @@ fn ready_says_what_is_missing(demo: Demo) {
     );
     drop(server);
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(apikey_tests::PgDatabase::create("ready")) else {
-        eprintln!("skipped: {} is not set", apikey_tests::POSTGRES_ENV);
+    let Some(Behind {
+        rt,
+        db,
+        proxy,
+        server,
+        _dir,
+    }) = behind_a_proxy(demo, "ready")
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = rt.block_on(apikey_tests::BlackHoleProxy::start(
-        &apikey_tests::authority(&db.url),
-    ));
-    let url = apikey_tests::through(&db.url, proxy.port);
-    let server = Server::start(
-        demo,
-        dir.path(),
-        &url,
-        &[("APIKEY_FEED_HEARTBEAT", "200ms")],
-    );
     let ready = |server: &Server| {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
