@@ -77,16 +77,24 @@ impl RequestFacts for Facts<'_> {
     }
 
     fn peer(&self) -> Option<IpAddr> {
-        self.extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip())
+        peer(self.extensions)
     }
 
     fn client_override(&self) -> Option<IpAddr> {
-        self.extensions
-            .get::<ClientAddr>()
-            .map(|ClientAddr(ip)| *ip)
+        app_set(self.extensions)
     }
+}
+
+/// The connection's peer (the app is served with `into_make_service_with_connect_info`).
+fn peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// The client's address as the app set it itself ([`ClientAddr`]).
+fn app_set(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip)
 }
 
 /// Verifies the request's key once; later calls return the kept outcome.
@@ -134,14 +142,7 @@ pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Op
             headers,
             extensions,
         }),
-        None => extensions
-            .get::<ClientAddr>()
-            .map(|ClientAddr(ip)| *ip)
-            .or_else(|| {
-                extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(peer)| peer.ip())
-            }),
+        None => app_set(extensions).or_else(|| peer(extensions)),
     }
 }
 

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use apikey_core::verify::{Header, RequestFacts};
 use rocket::Request;
 
+use crate::state::ApiKeyState;
+
 /// The facts of a Rocket request.
 pub(crate) struct Facts<'a, 'r>(pub(crate) &'a Request<'r>);
 
@@ -16,5 +18,15 @@ impl RequestFacts for Facts<'_, '_> {
 
     fn peer(&self) -> Option<IpAddr> {
         self.0.remote().map(|a| a.ip())
+    }
+}
+
+/// The client's address of `req` as apikey establishes it (`trusted_proxies`), or its peer's
+/// when the fairing is not attached: what the admin page's login limits and the leak-report
+/// endpoint count refusals under.
+pub(crate) fn client_ip(req: &Request<'_>) -> Option<IpAddr> {
+    match req.rocket().state::<ApiKeyState>() {
+        Some(keys) => keys.client_ip(req),
+        None => Facts(req).peer(),
     }
 }

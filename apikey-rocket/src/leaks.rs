@@ -29,7 +29,7 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::serde::json::Json;
 use rocket::{Request, Route, State};
 
-use crate::{route, ApiKeyState, Prepared};
+use crate::{route, Prepared};
 
 /// The report route (`POST /secret-scanning` under where it is mounted).
 pub fn routes() -> Vec<Route> {
@@ -52,10 +52,7 @@ impl<'r> FromRequest<'r> for Signed<'r> {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let headers = req.headers();
-        let client = match req.rocket().state::<ApiKeyState>() {
-            Some(keys) => keys.client_ip(req),
-            None => req.remote().map(|a| a.ip()),
-        };
+        let client = crate::facts::client_ip(req);
         Outcome::Success(Signed {
             signature: headers.get_one("Github-Public-Key-Signature"),
             key_id: headers.get_one("Github-Public-Key-Identifier"),

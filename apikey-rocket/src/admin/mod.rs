@@ -417,19 +417,11 @@ async fn login(
 /// logins are counted under (the address; its /64 for IPv6).
 struct Client(String, Option<std::net::IpAddr>);
 
-/// The client's address of `req`, as apikey establishes it (`trusted_proxies`).
-pub(crate) fn client_ip(req: &Request<'_>) -> Option<std::net::IpAddr> {
-    match req.rocket().state::<ApiKeyState>() {
-        Some(keys) => keys.client_ip(req),
-        None => req.remote().map(|a| a.ip()),
-    }
-}
-
 #[rocket::async_trait]
 impl<'r> rocket::request::FromRequest<'r> for Client {
     type Error = ();
     async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, ()> {
-        let ip = client_ip(req);
+        let ip = crate::facts::client_ip(req);
         let counted = ip.map(apikey_core::model::ClientIp::counted_as);
         let text = counted.map_or_else(|| "unknown".into(), |ip| ip.to_string());
         rocket::request::Outcome::Success(Client(text, ip))

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::{client_ip, Admin};
+use super::Admin;
+use crate::facts::client_ip;
 use crate::state::ApiKeyState;
 
 /// The session cookie's name.
