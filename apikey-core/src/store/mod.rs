@@ -300,7 +300,7 @@ pub(crate) fn validate_user(user: &str) -> StoreResult<()> {
 #[cfg(feature = "sqlite")]
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     use std::str::FromStr;
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+    if !url.starts_with("sqlite:") || sqlite::in_memory(url) {
         return None;
     }
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;

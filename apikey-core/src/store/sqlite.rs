@@ -91,7 +91,7 @@ impl SqlStore<Sqlite> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("bad SQLite database_url: {e}")))?
             .busy_timeout(Duration::from_secs(10));
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let in_memory = in_memory(url);
         let options = if in_memory {
             options
         } else {
@@ -209,6 +209,11 @@ pub(crate) async fn migrate(pool: &sqlx::SqlitePool) -> StoreResult<SchemaStatus
     let before = schema_status(pool).await?;
     migrated(MIGRATOR.run(pool).await, &MIGRATOR)?;
     Ok(before)
+}
+
+/// Whether a SQLite URL names an in-memory database (no file, no other writer).
+pub(crate) fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 fn create_private(path: &std::path::Path) -> StoreResult<()> {
