@@ -91,6 +91,8 @@ pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {
             let unmounted = route.uri.unmounted_origin.to_string();
             let declared = ::inventory::iter::<Declared>()
                 .find(|d| Some(d.name) == name && d.method == method && d.path == unmounted);
+            #[cfg(feature = "admin")]
+            let declared = declared.or_else(|| admin_route(name, method, &unmounted));
             RouteInfo {
                 method: method.to_owned(),
                 path: route.uri.to_string(),
@@ -105,4 +107,27 @@ pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {
         .collect();
     routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
     RouteInventory { routes }
+}
+
+/// The admin page's routes (`apikey_core::http::admin::ROUTES`): they check their own session
+/// (`custom`), except the two static files (`none`).
+#[cfg(feature = "admin")]
+fn admin_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static Declared> {
+    use apikey_core::http::admin::{ROUTES, SESSION_GUARD};
+    static DECLARED: std::sync::OnceLock<Vec<Declared>> = std::sync::OnceLock::new();
+    let all = DECLARED.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|r| Declared {
+                name: r.name,
+                method: r.method,
+                path: r.path,
+                auth: r.auth,
+                groups: &[],
+                guard: (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD),
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|d| Some(d.name) == name && d.method == method && d.path == path)
 }

@@ -5,6 +5,9 @@
 //! key that stops working soon, and the key header in a CORS preflight's
 //! `Access-Control-Allow-Headers`.
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 mod answers;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]

@@ -1,7 +1,7 @@
 //! The admin pages, rendered on the server (maud: checked at compile time). No page needs
 //! JavaScript; the one script (copy buttons) is a file of ours, allowed by the CSP.
 
-use apikey_core::{AuditRecord, KeyRecord, Quota, Secret, UsageDay};
+use crate::{AuditRecord, KeyRecord, Quota, Secret, UsageDay};
 use maud::{html, Markup, DOCTYPE};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

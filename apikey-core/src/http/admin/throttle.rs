@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use apikey_core::admin::Failures;
-use apikey_core::KeyDigest;
+use crate::admin::Failures;
+use crate::KeyDigest;
 
 /// The window failures are counted in.
 const WINDOW: Duration = Duration::from_secs(15 * 60);

@@ -8,29 +8,104 @@
 //! recorded in the audit trail (`admin-logout` with the session id), which every request
 //! consults, so a copy of the cookie dies with it, on every instance. A session also ends
 //! after 30 minutes idle and at `admin_session_lifetime` (8 h) however active.
+//!
+//! The cookies themselves are the adapter's: it keeps them encrypted and authenticated
+//! ([`AdminCookies`]; Rocket's private cookies, or [`PrivateJar`] for a framework without
+//! them), and this module only says what goes in them and with which attributes.
 
-use apikey_core::config::SecureCookie;
-use apikey_core::{AuditFilter, Credential, Identity, KeyDigest};
-use rocket::http::{Cookie, CookieJar, SameSite};
-use rocket::request::{FromRequest, Outcome};
-use rocket::Request;
+use std::net::IpAddr;
+
+use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::Admin;
-use crate::facts::client_ip;
-use crate::state::ApiKeyState;
+use super::AdminApp;
+use crate::config::SecureCookie;
+use crate::model::Identity;
+use crate::AuditFilter;
+use crate::verify::{Credential, Verifier};
+use crate::KeyDigest;
 
 /// The session cookie's name.
-const COOKIE: &str = "apikey_admin";
+pub const SESSION_COOKIE: &str = "apikey_admin";
 /// The login form's token cookie.
-const LOGIN_COOKIE: &str = "apikey_admin_login";
+pub const LOGIN_COOKIE: &str = "apikey_admin_login";
 /// A session unused this long ends.
 pub(crate) const IDLE_SECS: i64 = 30 * 60;
 /// The audit action of a login, and of a logout (which ends the session everywhere).
 pub(crate) const LOGIN_ACTION: &str = "admin-login";
 pub(crate) const LOGOUT_ACTION: &str = "admin-logout";
+
+/// The cookies of one admin request, as the adapter keeps them: every value encrypted and
+/// authenticated, so that a client can neither read nor forge a session. Rocket's private
+/// cookies are one; [`PrivateJar`] is one for any framework.
+pub trait AdminCookies {
+    /// The value of the cookie `name` this service set, or `None` (absent, or not made with
+    /// this service's key).
+    fn get(&self, name: &str) -> Option<String>;
+    /// Sets `cookie` (its attributes as given), encrypted.
+    fn set(&mut self, cookie: Cookie<'static>);
+    /// Removes the cookie of `cookie`'s name and path from the browser.
+    fn remove(&mut self, cookie: Cookie<'static>);
+}
+
+/// Encrypted cookies for a framework without its own (axum): the request's `Cookie` headers
+/// read through a key, and the `Set-Cookie` values of what changed.
+///
+/// ```
+/// use apikey_core::http::admin::{AdminCookies, PrivateJar};
+/// let key = cookie::Key::generate();
+/// let mut jar = PrivateJar::new(&key, []);
+/// jar.set(cookie::Cookie::new("apikey_admin", "hello"));
+/// let sent = jar.set_cookies();
+/// let back = sent[0].split(';').next().unwrap().to_owned();
+/// let again = PrivateJar::new(&key, [back.as_str()]);
+/// assert_eq!(again.get("apikey_admin").as_deref(), Some("hello"));
+/// assert!(PrivateJar::new(&cookie::Key::generate(), [back.as_str()]).get("apikey_admin").is_none());
+/// ```
+pub struct PrivateJar {
+    key: cookie::Key,
+    jar: cookie::CookieJar,
+}
+
+impl PrivateJar {
+    /// The cookies of a request's `Cookie` header values, read with `key`.
+    pub fn new<'a>(key: &cookie::Key, headers: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut jar = cookie::CookieJar::new();
+        for header in headers {
+            for c in Cookie::split_parse_encoded(header.to_owned()).flatten() {
+                jar.add_original(c.into_owned());
+            }
+        }
+        PrivateJar {
+            key: key.clone(),
+            jar,
+        }
+    }
+
+    /// The `Set-Cookie` values of the cookies set or removed.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.jar.delta().map(|c| c.encoded().to_string()).collect()
+    }
+}
+
+impl AdminCookies for PrivateJar {
+    fn get(&self, name: &str) -> Option<String> {
+        self.jar
+            .private(&self.key)
+            .get(name)
+            .map(|c| c.value().to_owned())
+    }
+
+    fn set(&mut self, cookie: Cookie<'static>) {
+        self.jar.private_mut(&self.key).add(cookie);
+    }
+
+    fn remove(&mut self, cookie: Cookie<'static>) {
+        self.jar.private_mut(&self.key).remove(cookie);
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Data {
@@ -80,32 +155,21 @@ fn same(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
-/// The mount point of the admin routes, the cookie's path.
-pub(crate) fn base(req: &Request<'_>) -> String {
-    req.route()
-        .map(|r| r.uri.base().trim_end_matches('/').to_owned())
-        .unwrap_or_default()
-}
-
 /// Where the cookies go: the admin routes' mount point, `Secure` as `admin_secure_cookie`
-/// says (`auto`: when Rocket itself serves TLS).
+/// says (`auto`: when the service itself serves TLS).
 pub(crate) struct Scope {
     pub path: String,
     pub secure: bool,
 }
 
 impl Scope {
-    pub(crate) fn of(req: &Request<'_>) -> Self {
-        let setting = req
-            .rocket()
-            .state::<Admin>()
-            .map_or(SecureCookie::Auto, |a| a.secure_cookie);
+    pub(crate) fn new(base: &str, setting: SecureCookie, tls: bool) -> Self {
         Scope {
-            path: base(req),
+            path: base.to_owned(),
             secure: match setting {
                 SecureCookie::Always => true,
                 SecureCookie::Never => false,
-                SecureCookie::Auto => req.rocket().config().tls_enabled(),
+                SecureCookie::Auto => tls,
             },
         }
     }
@@ -125,15 +189,15 @@ impl Scope {
     }
 
     /// A new login form token, set in its cookie; the form carries it back.
-    pub(crate) fn login_token(&self, jar: &CookieJar<'_>) -> String {
+    pub(crate) fn login_token(&self, jar: &mut dyn AdminCookies) -> String {
         let t = token(16);
-        jar.add_private(self.cookie(LOGIN_COOKIE, t.clone()));
+        jar.set(self.cookie(LOGIN_COOKIE, t.clone()));
         t
     }
 
     /// Whether a login form's token is the one its cookie holds.
-    pub(crate) fn login_token_ok(&self, jar: &CookieJar<'_>, sent: Option<&str>) -> bool {
-        let kept = jar.get_private(LOGIN_COOKIE).map(|c| c.value().to_owned());
+    pub(crate) fn login_token_ok(&self, jar: &dyn AdminCookies, sent: Option<&str>) -> bool {
+        let kept = jar.get(LOGIN_COOKIE);
         matches!((kept, sent), (Some(k), Some(s)) if same(&k, s))
     }
 }
@@ -149,7 +213,7 @@ impl Session {
     /// returns the session id.
     pub(crate) fn start(
         scope: &Scope,
-        jar: &CookieJar<'_>,
+        jar: &mut dyn AdminCookies,
         identity: &Identity,
         digest: &KeyDigest,
     ) -> String {
@@ -163,14 +227,36 @@ impl Session {
             seen: now(),
         };
         let value = serde_json::to_string(&data).expect("session data serializes");
-        jar.add_private(scope.cookie(COOKIE, value));
-        jar.remove_private(scope.cookie(LOGIN_COOKIE, String::new()));
+        jar.set(scope.cookie(SESSION_COOKIE, value));
+        jar.remove(scope.cookie(LOGIN_COOKIE, String::new()));
         id
     }
 
     /// Ends the session in this browser.
-    pub(crate) fn end(scope: &Scope, jar: &CookieJar<'_>) {
-        jar.remove_private(scope.cookie(COOKIE, String::new()));
+    pub(crate) fn end(scope: &Scope, jar: &mut dyn AdminCookies) {
+        jar.remove(scope.cookie(SESSION_COOKIE, String::new()));
+    }
+
+    /// The session the request's cookie holds, if it still holds (see [`Session::holds`]);
+    /// its last use is noted in the cookie. A session that no longer holds is removed.
+    pub(crate) async fn of(
+        app: &AdminApp,
+        verifier: &Verifier,
+        scope: &Scope,
+        jar: &mut (dyn AdminCookies + Send),
+        client: Option<IpAddr>,
+    ) -> Option<Session> {
+        let mut data: Data = jar
+            .get(SESSION_COOKIE)
+            .and_then(|v| serde_json::from_str(&v).ok())?;
+        if !Session::holds(&data, app, verifier, client).await {
+            Session::end(scope, jar);
+            return None;
+        }
+        data.seen = now();
+        let value = serde_json::to_string(&data).expect("session data serializes");
+        jar.set(scope.cookie(SESSION_COOKIE, value));
+        Some(Session { data })
     }
 
     /// The admin key's name.
@@ -198,28 +284,24 @@ impl Session {
     /// and not logged out.
     async fn holds(
         data: &Data,
-        admin: &Admin,
-        keys: &ApiKeyState,
-        client: Option<std::net::IpAddr>,
+        app: &AdminApp,
+        verifier: &Verifier,
+        client: Option<IpAddr>,
     ) -> bool {
         let now = now();
-        if now - data.seen > IDLE_SECS || now - data.started > admin.lifetime_secs {
+        if now - data.seen > IDLE_SECS || now - data.started > app.lifetime_secs {
             return false;
         }
         let Some(digest) = unhex(&data.digest) else {
             return false;
         };
-        match keys
-            .verifier()
-            .identify(Credential::Digest(&digest), client)
-            .await
-        {
+        match verifier.identify(Credential::Digest(&digest), client).await {
             Ok((identity, _))
-                if identity.key_name() == data.name && may_administer(&identity, &admin.group) => {}
+                if identity.key_name() == data.name && may_administer(&identity, &app.group) => {}
             _ => return false,
         }
         let since = OffsetDateTime::from_unix_timestamp(data.started).ok();
-        let trail = admin
+        let trail = app
             .manager
             .audit(&AuditFilter {
                 name: Some(data.name.clone()),
@@ -231,38 +313,5 @@ impl Session {
             !t.iter()
                 .any(|a| a.action == LOGOUT_ACTION && a.summary.contains(&data.id))
         })
-    }
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Session {
-    type Error = ();
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        let (Some(admin), Some(keys)) = (
-            req.rocket().state::<Admin>(),
-            req.rocket().state::<ApiKeyState>(),
-        ) else {
-            log::error!(
-                "apikey: the admin routes need the ApiKey fairing and `.manage(Admin::new(…))`"
-            );
-            return Outcome::Forward(rocket::http::Status::ServiceUnavailable);
-        };
-        let jar = req.cookies();
-        let data: Option<Data> = jar
-            .get_private(COOKIE)
-            .and_then(|c| serde_json::from_str(c.value()).ok());
-        let Some(mut data) = data else {
-            return Outcome::Forward(rocket::http::Status::Unauthorized);
-        };
-        let scope = Scope::of(req);
-        if !Session::holds(&data, admin, keys, client_ip(req)).await {
-            Session::end(&scope, jar);
-            return Outcome::Forward(rocket::http::Status::Unauthorized);
-        }
-        data.seen = now();
-        let value = serde_json::to_string(&data).expect("session data serializes");
-        jar.add_private(scope.cookie(COOKIE, value));
-        Outcome::Success(Session { data })
     }
 }
