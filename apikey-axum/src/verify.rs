@@ -146,6 +146,20 @@ pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Op
     }
 }
 
+/// The client's address of a request by `state`'s rule, whether or not the layer is installed.
+#[cfg(feature = "admin")]
+pub(crate) fn client_by(
+    state: &ApiKeyState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Option<IpAddr> {
+    state.0.verifier.client_of(&Facts {
+        state,
+        headers,
+        extensions,
+    })
+}
+
 /// Tells the response what to announce of a valid key (`Sunset`, the `RateLimit` fields).
 fn announce(verified: &apikey_core::Verified) {
     if verified.sunset.is_some() || !verified.limits.is_empty() {

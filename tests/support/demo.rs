@@ -265,3 +265,93 @@ pub fn printed_key(output: &str, label: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// A browser's side of a demo's admin page over real sockets: the cookies the demo set (as
+/// sent back), and every `Set-Cookie` line it sent, for their attributes.
+pub struct CookieClient<'s> {
+    server: &'s Server,
+    cookies: Vec<(String, String)>,
+    /// Every `Set-Cookie` value received, in order.
+    pub set_cookies: Vec<String>,
+}
+
+impl<'s> CookieClient<'s> {
+    /// A client with no cookie yet.
+    pub fn new(server: &'s Server) -> Self {
+        CookieClient {
+            server,
+            cookies: Vec::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    /// Sends a request with the cookies kept and `headers`; keeps what the answer sets (a
+    /// cookie set empty or with `Max-Age=0` is dropped).
+    pub fn send(&mut self, method: &str, path: &str, headers: &[&[u8]], body: &[u8]) -> Raw {
+        let mut all: Vec<Vec<u8>> = headers.iter().map(|h| h.to_vec()).collect();
+        if !self.cookies.is_empty() {
+            all.push(format!("Cookie: {}", self.cookie_header()).into_bytes());
+        }
+        if method == "POST" {
+            all.push(b"Content-Type: application/x-www-form-urlencoded".to_vec());
+        }
+        let refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+        let res = self
+            .server
+            .send(method, path, &refs, body)
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+        for (name, value) in &res.headers {
+            if name != "set-cookie" {
+                continue;
+            }
+            self.set_cookies.push(value.clone());
+            let pair = value.split(';').next().unwrap_or_default();
+            let Some((n, v)) = pair.split_once('=') else {
+                continue;
+            };
+            self.cookies.retain(|(kept, _)| kept != n.trim());
+            let removed = v.is_empty() || value.to_ascii_lowercase().contains("max-age=0");
+            if !removed {
+                self.cookies
+                    .push((n.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        res
+    }
+
+    /// `GET path`.
+    pub fn get(&mut self, path: &str) -> Raw {
+        self.send("GET", path, &[], b"")
+    }
+
+    /// `POST path` with the form `form` (url-encoded by the caller).
+    pub fn post(&mut self, path: &str, form: &str) -> Raw {
+        self.send("POST", path, &[], form.as_bytes())
+    }
+
+    /// The `Cookie` header value sent now.
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The value of the cookie `name` kept now.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Replaces the kept cookies (a copy of another browser's).
+    pub fn set_cookie_header(&mut self, header: &str) {
+        self.cookies = header
+            .split("; ")
+            .filter_map(|p| p.split_once('='))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+    }
+}

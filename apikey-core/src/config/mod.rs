@@ -147,6 +147,9 @@ impl ApiKeyConfig {
                 "`key_prefix` must be 1 to 16 lowercase ASCII letters or digits".into(),
             )
         })?;
+        if let Err(message) = settings.admin_cookie_key_bytes() {
+            return Err(fail("apikey", message));
+        }
         if settings.database_url.trim().is_empty() {
             return Err(fail("apikey", "database_url is empty".into()));
         }

@@ -74,6 +74,11 @@ pub struct Settings {
     /// How long an admin session may last however active it is (`8h`).
     #[serde(deserialize_with = "de_duration")]
     pub admin_session_lifetime: Duration,
+    /// The key the admin page's cookies are encrypted with on axum (Rocket uses its own
+    /// `secret_key`): at least 32 random bytes, base64 or hex (`openssl rand -base64 32`).
+    /// Required by release builds serving the admin page; a debug build without it makes one
+    /// up at start (sessions then end with the process).
+    pub admin_cookie_key: Option<Secret>,
     /// A PEM file of the ECDSA P-256 public keys that sign secret scanning reports (GitHub's
     /// are published at `https://api.github.com/meta/public_keys/secret_scanning`); none: the
     /// report endpoint refuses every report.
@@ -106,6 +111,42 @@ pub struct Settings {
     /// The header a trusted proxy reports the client's address in: `X-Forwarded-For`
     /// (default; its right-most untrusted address), `Forwarded` (`for=`) or `X-Real-IP`.
     pub client_ip_header: ForwardHeader,
+}
+
+impl Settings {
+    /// The bytes of `admin_cookie_key` (base64, standard or URL-safe, or hex), `None` when
+    /// unset; `Err` when set but not 32 bytes or more in one of those encodings.
+    pub fn admin_cookie_key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        use base64::Engine as _;
+        let Some(key) = &self.admin_cookie_key else {
+            return Ok(None);
+        };
+        let text = key.expose().trim();
+        let hex = || -> Option<Vec<u8>> {
+            if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            (0..text.len() / 2)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+                .collect()
+        };
+        let engines = [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE,
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        hex()
+            .into_iter()
+            .chain(engines.iter().filter_map(|e| e.decode(text).ok()))
+            .find(|bytes| bytes.len() >= 32)
+            .map(Some)
+            .ok_or_else(|| {
+                "`admin_cookie_key` must be at least 32 random bytes, base64 or hex \
+                 (openssl rand -base64 32)"
+                    .to_owned()
+            })
+    }
 }
 
 /// What to do with a key of ours a secret scanner reports leaked (`secret_scanning_action`).
@@ -156,6 +197,7 @@ impl Default for Settings {
             admin_group: "apikey-admin".into(),
             admin_secure_cookie: SecureCookie::Auto,
             admin_session_lifetime: Duration::from_secs(8 * 3600),
+            admin_cookie_key: None,
             secret_scanning_keys: None,
             secret_scanning_action: LeakAction::Revoke,
             ratelimit_headers: true,
@@ -197,6 +239,7 @@ impl fmt::Debug for Settings {
             .field("admin_group", &self.admin_group)
             .field("admin_secure_cookie", &self.admin_secure_cookie)
             .field("admin_session_lifetime", &self.admin_session_lifetime)
+            .field("admin_cookie_key", &self.admin_cookie_key)
             .field("secret_scanning_keys", &self.secret_scanning_keys)
             .field("secret_scanning_action", &self.secret_scanning_action)
             .field("ratelimit_headers", &self.ratelimit_headers)

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use apikey_axum::admin::Admin;
 use apikey_axum::core::admin::{LeakReports, SelfRotation};
 use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
 use apikey_axum::openapi::{guarded, ApiKeyDocs};
 use apikey_axum::{ApiKeyLayer, ApiKeyState, Auth, Caller};
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
-use apikey_demo_kit::Manage;
 pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
 use axum::{Extension, Json, Router};
 use utoipa::OpenApi;
@@ -99,9 +99,15 @@ async fn scrape() -> impl axum::response::IntoResponse {
 ))]
 pub struct ApiDoc;
 
-/// The demo's routes over `keys`, with the document `/openapi.json` serves, keys rotating
-/// themselves at `POST /apikey/rotate` and leak reports at `POST /apikey/secret-scanning`.
-pub fn router(keys: &ApiKeyState, rotation: SelfRotation, leaks: LeakReports) -> Router {
+/// The demo's routes over `keys`, with the document `/openapi.json` serves, the admin page at
+/// `/admin`, keys rotating themselves at `POST /apikey/rotate` and leak reports at
+/// `POST /apikey/secret-scanning`.
+pub fn router(
+    keys: &ApiKeyState,
+    admin: Admin,
+    rotation: SelfRotation,
+    leaks: LeakReports,
+) -> Result<Router, apikey_axum::core::ConfigError> {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(guarded(Auth::api_key(), routes!(my_service)))
         .routes(guarded(Auth::public(), routes!(whoami)))
@@ -119,12 +125,13 @@ pub fn router(keys: &ApiKeyState, rotation: SelfRotation, leaks: LeakReports) ->
     let router = router
         .merge(docs)
         .route("/apikey/rotate", apikey_axum::rotation::route(rotation))
-        .route("/apikey/secret-scanning", apikey_axum::leaks::route(leaks));
+        .route("/apikey/secret-scanning", apikey_axum::leaks::route(leaks))
+        .nest("/admin", apikey_axum::admin::router(keys, admin)?);
     #[cfg(feature = "metrics")]
     let router = router.route("/metrics", axum::routing::get(scrape));
-    router
+    Ok(router
         .layer(Extension(Document(Arc::new(doc))))
-        .layer(ApiKeyLayer::new(keys.clone()))
+        .layer(ApiKeyLayer::new(keys.clone())))
 }
 
 /// The demo application on `config`: its router, its verification state (to flush request
@@ -145,12 +152,13 @@ pub async fn app(
     let manager = KeyManager::new(store.clone(), &config)
         .with_actor(Actor::new("axum-service").expect("a valid actor"));
     let seeded = seed(&manager, &config.settings.admin_group).await?;
+    let admin = Admin::new(manager, &config);
     #[cfg(feature = "metrics")]
     prometheus();
     let rotation = SelfRotation::new(store.clone(), &config);
     let leaks = LeakReports::new(store.clone(), &config)?;
     let keys = ApiKeyState::with_store(config, store).await?;
-    Ok((router(&keys, rotation, leaks), keys, seeded))
+    Ok((router(&keys, admin, rotation, leaks)?, keys, seeded))
 }
 
 /// What `cargo run -p axum-service` does: the demo at 127.0.0.1:8000 (`HOST` and `PORT`
@@ -181,7 +189,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     if let Some(keys) = seeded {
         let origin = format!("http://{host}:{port}");
-        println!("{}", keys.announcement(&origin, Manage::Cli));
+        println!("{}", keys.announcement(&origin));
     }
     println!("axum-service: listening on http://{host}:{port}");
     // With the peer's address in each request: keys bound to networks are checked against it.

@@ -109,27 +109,13 @@ pub async fn seed(keys: &KeyManager, admin_group: &str) -> Result<Option<Seeded>
     }))
 }
 
-/// Where an operator manages keys, as the first-start text says.
-pub enum Manage<'a> {
-    /// The admin page at this URL.
-    AdminPage(&'a str),
-    /// The CLI (a demo without the admin page).
-    Cli,
-}
-
 impl Seeded {
     /// What a first start prints (once: only digests are stored): each key, a ready `curl`
-    /// line for the service at `origin`, and where to manage keys.
-    pub fn announcement(&self, origin: &str, manage: Manage<'_>) -> String {
+    /// line for the service at `origin`, and its admin page (at `origin` + `/admin/`).
+    pub fn announcement(&self, origin: &str) -> String {
         let demo = self.demo.expose();
-        let manage = match manage {
-            Manage::AdminPage(url) => {
-                format!("Manage keys in a browser at {url} (log in with the admin key).")
-            }
-            Manage::Cli => {
-                "Manage keys with the apikey CLI (the admin page is served by my-service).".into()
-            }
-        };
+        let manage =
+            format!("Manage keys in a browser at {origin}/admin (log in with the admin key).");
         format!(
             "Created the demo API key (shown once, store it now):\n\n    {demo}\n\n\
              Try it:\n\n    curl -H 'API-KEY: {demo}' {origin}/my_service\n\n\

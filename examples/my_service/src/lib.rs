@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
-use apikey_demo_kit::Manage;
 pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
 use apikey_rocket::admin::Admin;
 use apikey_rocket::core::admin::{LeakReports, SelfRotation};
@@ -167,8 +166,7 @@ pub async fn serve() -> std::process::ExitCode {
             .extract::<rocket::Config>()
             .unwrap_or_default();
         let origin = format!("http://{}:{}", config.address, config.port);
-        let admin = format!("{origin}/admin/");
-        println!("{}", keys.announcement(&origin, Manage::AdminPage(&admin)));
+        println!("{}", keys.announcement(&origin));
     }
     match rocket.launch().await {
         Ok(_) => ExitCode::SUCCESS,

@@ -17,6 +17,10 @@ const ROCKET: Demo = Demo {
     bin: env!("CARGO_BIN_EXE_my-service-under-test"),
     framework: Framework::Rocket,
 };
+const AXUM: Demo = Demo {
+    bin: env!("CARGO_BIN_EXE_axum-service-under-test"),
+    framework: Framework::Axum,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
@@ -61,9 +65,14 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-async fn shot(browser: &Client, name: &str) {
+async fn shot(browser: &Client, demo: Demo, name: &str) {
     let png = browser.screenshot().await.expect("a screenshot");
-    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    let framework = match demo.framework {
+        Framework::Rocket => "rocket",
+        Framework::Axum => "axum",
+    };
+    let file = screenshots().join(format!("{framework}-{name}.png"));
+    std::fs::write(file, png).unwrap();
 }
 
 async fn click(browser: &Client, what: Locator<'_>) {
@@ -94,8 +103,18 @@ async fn text_of(browser: &Client, css: &str, needle: &str) -> String {
     panic!("{css} never held {needle:?}; last: {last:?}")
 }
 
+/// The same operator, the same clicks, on both demos: the admin page is one app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_manages_keys_in_a_browser() {
+async fn an_operator_manages_keys_in_a_browser_on_rocket() {
+    an_operator_manages_keys_in_a_browser(ROCKET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_keys_in_a_browser_on_axum() {
+    an_operator_manages_keys_in_a_browser(AXUM).await;
+}
+
+async fn an_operator_manages_keys_in_a_browser(demo: Demo) {
     let Some(driver) = Driver::start() else {
         eprintln!(
             "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
@@ -104,7 +123,7 @@ async fn an_operator_manages_keys_in_a_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
-    let server = Server::start(ROCKET, dir.path(), &url, &[]);
+    let server = Server::start(demo, dir.path(), &url, &[]);
     let admin_key = printed_key(&server.output(), "Created an admin key");
     let origin = format!("http://127.0.0.1:{}", server.port);
     let api = |key: &str| {
@@ -130,20 +149,20 @@ async fn an_operator_manages_keys_in_a_browser() {
         .expect("a Chromium session");
 
     // A wrong key: an error, the key not echoed.
-    browser.goto(&format!("{origin}/admin/")).await.unwrap();
-    shot(&browser, "01-login").await;
+    browser.goto(&format!("{origin}/admin")).await.unwrap();
+    shot(&browser, demo, "01-login").await;
     type_into(&browser, "key", "not-a-valid-key").await;
     click(&browser, Locator::Css("form button")).await;
     text_of(&browser, ".error", "not valid").await;
     assert!(!browser.source().await.unwrap().contains("not-a-valid-key"));
-    shot(&browser, "02-wrong-key").await;
+    shot(&browser, demo, "02-wrong-key").await;
 
     // Log in with the admin key the demo printed.
     type_into(&browser, "key", &admin_key).await;
     click(&browser, Locator::Css("form button")).await;
     assert_eq!(text_of(&browser, "h1", "Keys").await, "Keys");
     text_of(&browser, "table", "demo").await;
-    shot(&browser, "03-keys").await;
+    shot(&browser, demo, "03-keys").await;
 
     // Create a key and read it from the page.
     click(&browser, Locator::LinkText("New key")).await;
@@ -154,7 +173,7 @@ async fn an_operator_manages_keys_in_a_browser() {
     ] {
         type_into(&browser, id, value).await;
     }
-    shot(&browser, "04-new-key").await;
+    shot(&browser, demo, "04-new-key").await;
     click(&browser, Locator::Css("main form button")).await;
     let key = browser
         .wait()
@@ -167,7 +186,7 @@ async fn an_operator_manages_keys_in_a_browser() {
         .unwrap()
         .expect("the key in the page");
     assert!(key.starts_with("ak_"), "a generated key");
-    shot(&browser, "05-created").await;
+    shot(&browser, demo, "05-created").await;
     assert_eq!(api(&key), "200", "the new key works");
 
     // The key is never shown again.
@@ -184,7 +203,7 @@ async fn an_operator_manages_keys_in_a_browser() {
         .send_keys("192.0.2.0/24, 2001:db8::/32")
         .await
         .unwrap();
-    shot(&browser, "06-networks").await;
+    shot(&browser, demo, "06-networks").await;
     click(&browser, Locator::Css("main form button")).await;
     let table = text_of(&browser, "table", "192.0.2.0/24").await;
     assert!(table.contains("2001:db8::/32"), "{table}");
@@ -271,17 +290,17 @@ async fn an_operator_manages_keys_in_a_browser() {
         .unwrap();
     // The picture README shows (`docs/admin-key-usage.png`) is copied from here by hand when
     // the page changes: a test never writes a tracked file.
-    shot(&browser, "06b-usage").await;
+    shot(&browser, demo, "06b-usage").await;
 
     // The list sorts by use: the key with requests first.
     browser
-        .goto(&format!("{origin}/admin/?sort=usage"))
+        .goto(&format!("{origin}/admin?sort=usage"))
         .await
         .unwrap();
     let first = text_of(&browser, "table.keys tbody tr:first-child", "Browser Made").await;
     assert!(first.contains(&(earlier + 4).to_string()), "{first}");
     browser
-        .goto(&format!("{origin}/admin/?sort=last_used"))
+        .goto(&format!("{origin}/admin?sort=last_used"))
         .await
         .unwrap();
     text_of(&browser, "table.keys tbody tr:first-child", "Browser Made").await;
@@ -290,19 +309,19 @@ async fn an_operator_manages_keys_in_a_browser() {
     let revoke = format!("{origin}/admin/keys/Browser%20Made/revoke");
     browser.goto(&revoke).await.unwrap();
     text_of(&browser, "main", "Really revoke").await;
-    shot(&browser, "07-confirm-revoke").await;
+    shot(&browser, demo, "07-confirm-revoke").await;
     click(&browser, Locator::Css("main form button")).await;
     let table = text_of(&browser, "table", "revoked").await;
     assert!(
         table.contains("Browser Made") && table.contains("revoked"),
         "{table}"
     );
-    shot(&browser, "08-revoked").await;
+    shot(&browser, demo, "08-revoked").await;
     assert_eq!(api(&key), "401", "refused at once");
 
     click(&browser, Locator::LinkText("Audit trail")).await;
     text_of(&browser, "table", "admin:admin").await;
-    shot(&browser, "09-audit").await;
+    shot(&browser, demo, "09-audit").await;
 
     // Log out: back to the login page, and the pages are closed.
     click(&browser, Locator::Css("form.logout button")).await;
@@ -312,7 +331,7 @@ async fn an_operator_manages_keys_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(text_of(&browser, "h1", "Log in").await, "Log in");
-    shot(&browser, "10-logged-out").await;
+    shot(&browser, demo, "10-logged-out").await;
 
     browser.close().await.unwrap();
     let log = server.stop();

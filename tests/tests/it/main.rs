@@ -4,6 +4,7 @@
 
 mod access;
 mod admin;
+mod admin_demos;
 mod admin_sessions;
 mod browser;
 mod cache;

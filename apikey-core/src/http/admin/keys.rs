@@ -95,10 +95,7 @@ pub(super) async fn act(cx: &mut Ctx<'_, '_>, name: &str, action: &str) -> Admin
         "activate" => keys.activate(name).await.map(drop),
         "delete" => keys.delete(name).await,
         "networks" => match networks(cx.form.get("allow_ip").unwrap_or_default()) {
-            Ok(allow) => keys
-                .change(name, KeyChange::AllowIp(allow))
-                .await
-                .map(drop),
+            Ok(allow) => keys.change(name, KeyChange::AllowIp(allow)).await.map(drop),
             Err(message) => return cx.refused(400, &message),
         },
         "rotate" => {
@@ -117,7 +114,7 @@ pub(super) async fn act(cx: &mut Ctx<'_, '_>, name: &str, action: &str) -> Admin
         _ => return cx.refused(404, "No such action."),
     };
     match done {
-        Ok(()) => AdminAnswer::redirect(format!("{}/", cx.base())),
+        Ok(()) => AdminAnswer::redirect(pages::home(cx.base()).to_owned()),
         Err(e) => cx.failed(&e),
     }
 }

@@ -20,8 +20,8 @@ use crate::config::SecureCookie;
 use crate::http::RouteAuth;
 use crate::model::ClientIp;
 use crate::store::StoreError;
-use crate::AuditFilter;
 use crate::verify::{AuthError, Credential, Verifier};
+use crate::AuditFilter;
 use crate::{Actor, ApiKeyConfig, KeyManager};
 
 mod keys;
@@ -29,8 +29,9 @@ mod pages;
 mod session;
 mod throttle;
 
-pub use session::{AdminCookies, PrivateJar, LOGIN_COOKIE, SESSION_COOKIE};
+pub use cookie;
 use session::{may_administer, Scope, Session, LOGIN_ACTION, LOGOUT_ACTION};
+pub use session::{AdminCookies, PrivateJar, LOGIN_COOKIE, SESSION_COOKIE};
 
 /// The largest form body the admin page reads (adapters stop reading there).
 pub const FORM_LIMIT: usize = 64 * 1024;
@@ -86,7 +87,12 @@ pub const ROUTES: &[AdminRoute] = &[
     route("confirm", "GET", "/keys/<name>/<action>", RouteAuth::Custom),
     route("act", "POST", "/keys/<name>/<action>", RouteAuth::Custom),
     route("users", "GET", "/users", RouteAuth::Custom),
-    route("user_act", "POST", "/users/<user>/<action>", RouteAuth::Custom),
+    route(
+        "user_act",
+        "POST",
+        "/users/<user>/<action>",
+        RouteAuth::Custom,
+    ),
     route("audit", "GET", "/audit", RouteAuth::Custom),
     route("css", "GET", "/static/admin.css", RouteAuth::None),
     route("js", "GET", "/static/admin.js", RouteAuth::None),
@@ -209,7 +215,7 @@ impl Ctx<'_, '_> {
     }
 
     fn to_login(&self) -> AdminAnswer {
-        AdminAnswer::redirect(format!("{}/", self.base()))
+        AdminAnswer::redirect(pages::home(self.base()).to_owned())
     }
 
     fn refused(&self, status: u16, message: &str) -> AdminAnswer {
@@ -285,6 +291,29 @@ impl AdminApp {
             lifetime_secs: i64::try_from(settings.admin_session_lifetime.as_secs())
                 .unwrap_or(i64::MAX),
             throttle: throttle::Throttle::default(),
+        }
+    }
+
+    /// The key [`PrivateJar`] encrypts cookies with, for a framework without private cookies
+    /// of its own: `admin_cookie_key`; unset, a key made up now in a debug build (sessions end
+    /// with the process, said once in the log), an error naming the setting in a release
+    /// build.
+    pub fn cookie_key(&self) -> Result<cookie::Key, String> {
+        match self.settings.admin_cookie_key_bytes()? {
+            Some(bytes) => Ok(cookie::Key::derive_from(&bytes)),
+            None if cfg!(debug_assertions) => {
+                log::warn!(
+                    "apikey: `admin_cookie_key` is not set; the admin page's cookies use a key \
+                     made up at start (sessions end with this process; release builds refuse \
+                     to start without it)"
+                );
+                Ok(cookie::Key::generate())
+            }
+            None => Err(
+                "the admin page needs `admin_cookie_key` (at least 32 random bytes, \
+                         base64 or hex: openssl rand -base64 32)"
+                    .into(),
+            ),
         }
     }
 
@@ -414,7 +443,9 @@ impl AdminApp {
         let tried = crate::KeyHasher::new(None).digest(key.trim());
         if let Some(wait) = self.throttle.blocked(&counted, Some(&tried)) {
             let mut answer = cx.login_page(429, Some("Too many failed logins; try again later."));
-            answer.headers.push(("Retry-After", wait.to_string().into()));
+            answer
+                .headers
+                .push(("Retry-After", wait.to_string().into()));
             return answer;
         }
         let (identity, digest) = match cx.verifier.identify(Credential::Key(&key), client).await {
@@ -447,7 +478,7 @@ impl AdminApp {
             Session::end(&cx.scope, cx.jar);
             return cx.failed(&e);
         }
-        AdminAnswer::redirect(format!("{}/", cx.base()))
+        AdminAnswer::redirect(pages::home(cx.base()).to_owned())
     }
 
     async fn logout(&self, cx: &mut Ctx<'_, '_>) -> AdminAnswer {
@@ -457,7 +488,11 @@ impl AdminApp {
         };
         // Recorded first: every instance then refuses this session, copies of its cookie too.
         let summary = format!("session {}", s.id());
-        if let Err(e) = cx.as_admin(&s).note(LOGOUT_ACTION, s.name(), &summary).await {
+        if let Err(e) = cx
+            .as_admin(&s)
+            .note(LOGOUT_ACTION, s.name(), &summary)
+            .await
+        {
             return cx.failed(&e);
         }
         Session::end(&cx.scope, cx.jar);

@@ -33,7 +33,7 @@ pub(crate) fn layout(
                     strong { "API keys" }
                     @if let Some((who, csrf)) = session {
                         nav {
-                            a href={ (base) "/" } { "Keys" }
+                            a href={ (home(base)) } { "Keys" }
                             a href={ (base) "/new" } { "New key" }
                             a href={ (base) "/users" } { "Users" }
                             a href={ (base) "/audit" } { "Audit trail" }
@@ -139,11 +139,11 @@ pub(crate) fn keys(
     let sort_link = |sort: Sort, label: &str| {
         html! {
             @if view.sort == sort { (label) " ▾" }
-            @else { a href={ (base) "/?sort=" (sort.param()) "&q=" (urlencode(q)) } { (label) } }
+            @else { a href={ (home(base)) "?sort=" (sort.param()) "&q=" (urlencode(q)) } { (label) } }
         }
     };
     let body = html! {
-        form.filter method="get" action={ (base) "/" } {
+        form.filter method="get" action={ (home(base)) } {
             input type="search" name="q" value=(q) placeholder="Filter by name, user, group";
             input type="hidden" name="sort" value=(view.sort.param());
             button type="submit" { "Filter" }
@@ -216,7 +216,7 @@ pub(crate) fn key(base: &str, csrf: &str, who: &str, facts: &KeyFacts<'_>) -> Ma
         h2 { "Requests, last " (facts.span) " days" }
         p.totals { (accepted) " accepted, " (forbidden) " refused (403), " (limited) " rate-limited (429)" }
         (usage_chart(facts))
-        p { a href={ (base) "/" } { "Back to the keys" } }
+        p { a href={ (home(base)) } { "Back to the keys" } }
     };
     layout(base, &r.name, Some((who, csrf)), body)
 }
@@ -329,7 +329,7 @@ pub(crate) fn shown_once(
         label for="secret" { "The key" }
         input #secret.secret type="text" readonly value=(key.expose()) autofocus;
         button.copy type="button" data-copy="secret" { "Copy" }
-        p { a href={ (base) "/" } { "Done" } }
+        p { a href={ (home(base)) } { "Done" } }
     };
     layout(base, "Key created", Some((who, csrf)), body)
 }
@@ -349,7 +349,7 @@ pub(crate) fn confirm(base: &str, csrf: &str, who: &str, r: &KeyRecord, action: 
                 input #grace name="grace" value="0";
             }
             button type="submit" { "Yes, " (action) }
-            " " a href={ (base) "/" } { "Cancel" }
+            " " a href={ (home(base)) } { "Cancel" }
         }
     };
     layout(base, &format!("Confirm: {action}"), Some((who, csrf)), body)
@@ -366,7 +366,7 @@ fn networks(base: &str, csrf: &str, who: &str, r: &KeyRecord) -> Markup {
             label for="allow_ip" { "Networks (e.g. 10.0.0.0/8, 2001:db8::/32; empty: any address)" }
             input #allow_ip name="allow_ip" value=(r.allow_ip.to_string().replace(',', ", "));
             button type="submit" { "Save" }
-            " " a href={ (base) "/" } { "Cancel" }
+            " " a href={ (home(base)) } { "Cancel" }
         }
     };
     layout(base, "Networks", Some((who, csrf)), body)
@@ -416,8 +416,18 @@ pub(crate) fn problem(base: &str, title: &str, message: &str) -> Markup {
         base,
         title,
         None,
-        html! { p.error role="alert" { (message) } p { a href={ (base) "/" } { "Back" } } },
+        html! { p.error role="alert" { (message) } p { a href={ (home(base)) } { "Back" } } },
     )
+}
+
+/// The key list's address: the mount point itself (`/admin`: axum's `nest` serves it, not
+/// `/admin/`), or `/` at the root.
+pub(crate) fn home(base: &str) -> &str {
+    if base.is_empty() {
+        "/"
+    } else {
+        base
+    }
 }
 
 /// A path segment, percent-encoded.

@@ -23,8 +23,8 @@ use time::OffsetDateTime;
 use super::AdminApp;
 use crate::config::SecureCookie;
 use crate::model::Identity;
-use crate::AuditFilter;
 use crate::verify::{Credential, Verifier};
+use crate::AuditFilter;
 use crate::KeyDigest;
 
 /// The session cookie's name.
