@@ -366,3 +366,31 @@ fn a_bad_odoo_config_file_names_the_place_never_a_value() {
         Ok(())
     });
 }
+
+/// `admin_cookie_key`: 32 bytes or more, base64 or hex; anything else stops start-up naming
+/// the setting, never repeating the value; it never prints.
+#[test]
+fn the_admin_cookie_key_is_checked_and_never_printed() {
+    figment::Jail::expect_with(|jail| {
+        let b64 = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+        jail.set_env("APIKEY_ADMIN_COOKIE_KEY", b64);
+        let c = load(jail).unwrap();
+        let bytes = c.settings.admin_cookie_key_bytes().unwrap().unwrap();
+        assert_eq!(bytes.len(), 32);
+        assert!(!format!("{:?}", c.settings).contains(b64));
+        let hex = "ab".repeat(32);
+        jail.set_env("APIKEY_ADMIN_COOKIE_KEY", &hex);
+        let c = load(jail).unwrap();
+        assert_eq!(
+            c.settings.admin_cookie_key_bytes().unwrap(),
+            Some(vec![0xab; 32])
+        );
+        for bad in ["short", "c2hvcnQ=", &"ab".repeat(31)] {
+            jail.set_env("APIKEY_ADMIN_COOKIE_KEY", bad);
+            let e = load(jail).unwrap_err();
+            assert!(e.message.contains("admin_cookie_key"), "{e}");
+            assert!(!e.to_string().contains(bad), "{e}");
+        }
+        Ok(())
+    });
+}

@@ -293,3 +293,31 @@ fn cookies_are_secure_when_asked(demo: Demo) {
         assert!(session.contains(attribute), "{session}");
     }
 }
+
+/// Two instances of one demo, on one store and one cookie key (Rocket's `secret_key`, axum's
+/// `admin_cookie_key`): a session made on one is a session on the other; an instance with
+/// another key knows no such session.
+#[test]
+fn sessions_hold_across_instances_with_one_key() {
+    for demo in [ROCKET, AXUM] {
+        let key = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+        let other = "ab".repeat(32);
+        let var = match demo.framework {
+            Framework::Rocket => "ROCKET_SECRET_KEY",
+            Framework::Axum => "APIKEY_ADMIN_COOKIE_KEY",
+        };
+        let (dir, one, admin, _) = first_start(demo, &[(var, key)]);
+        let url = sqlite_url(dir.path());
+        let two = Server::start(demo, dir.path(), &url, &[(var, key)]);
+        let three = Server::start(demo, dir.path(), &url, &[(var, &other)]);
+        let mut browser = CookieClient::new(&one);
+        assert_eq!(login(&mut browser, &admin).status, 303);
+        let cookies = browser.cookie_header();
+        let mut on_two = CookieClient::new(&two);
+        on_two.set_cookie_header(&cookies);
+        assert_eq!(on_two.get("/admin/users").status, 200, "{demo:?}");
+        let mut on_three = CookieClient::new(&three);
+        on_three.set_cookie_header(&cookies);
+        assert_eq!(on_three.get("/admin/users").status, 303, "{demo:?}");
+    }
+}
