@@ -31,6 +31,8 @@ pub struct ApiKeyState(pub(crate) Arc<Inner>);
 
 pub(crate) struct Inner {
     pub(crate) verifier: Arc<Verifier>,
+    /// `require_route_auth` and `allow_unguarded`, for [`ApiRouter`](crate::ApiRouter).
+    pub(crate) route_rules: (bool, Vec<String>),
     pub(crate) answers: Answers,
     pub(crate) header: HeaderName,
 }
@@ -50,7 +52,15 @@ impl ApiKeyState {
 
     /// Keys from `store` and the sections of `config` (its `database_url` is not used).
     pub async fn with_store(config: ApiKeyConfig, store: SharedStore) -> Result<Self, SetupError> {
-        Self::with_verifier(Arc::new(Verifier::new(config, store).await?))
+        let rules = (
+            config.settings.require_route_auth,
+            config.settings.allow_unguarded.clone(),
+        );
+        let mut state = Self::with_verifier(Arc::new(Verifier::new(config, store).await?))?;
+        if let Some(inner) = Arc::get_mut(&mut state.0) {
+            inner.route_rules = rules;
+        }
+        Ok(state)
     }
 
     /// A verifier built by the caller (tests, custom setups).
@@ -63,6 +73,7 @@ impl ApiKeyState {
             })
         })?;
         Ok(ApiKeyState(Arc::new(Inner {
+            route_rules: (false, Vec::new()),
             answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
             verifier,
             header,
@@ -116,6 +127,12 @@ impl ApiKeyState {
     /// outside a route).
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier
+    }
+
+    /// `require_route_auth` and `allow_unguarded` as configured (off for a state made
+    /// [`with_verifier`](Self::with_verifier)).
+    pub(crate) fn route_rules(&self) -> (bool, &[String]) {
+        (self.0.route_rules.0, &self.0.route_rules.1)
     }
 
     /// The answer apikey gives for `err`, for handlers that refuse on their own terms.

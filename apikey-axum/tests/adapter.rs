@@ -181,3 +181,84 @@ async fn without_the_layer_keys_cannot_be_checked() {
     assert_eq!(headers["content-type"], "application/problem+json");
     assert!(body.contains("cannot be checked"), "{body}");
 }
+
+/// `ApiRouter`: each route's `Auth` guards it and lists it; the `ApiKeyLayer` is on the built
+/// router; a path axum routes twice keeps both methods.
+#[tokio::test]
+async fn routes_declared_on_the_router_are_guarded_and_listed() {
+    use apikey_axum::core::http::RouteAuth;
+    use apikey_axum::ApiRouter;
+    use http::Method;
+
+    let (state, [robot, plain, _]) = keys().await;
+    let built = ApiRouter::new(&state)
+        .get("/me", Auth::api_key(), me)
+        .get("/maybe", Auth::public(), maybe)
+        .get("/open", Auth::none(), || async { "open" })
+        .post("/me", Auth::api_key().groups(["billing"]), me)
+        .merge_unguarded(
+            &[(Method::GET, "/legacy/{id}")],
+            Router::new().route("/legacy/{id}", get(|| async { "legacy" })),
+        )
+        .build()
+        .unwrap();
+    let listed: Vec<(String, String, Option<String>, RouteAuth, Vec<String>)> = built
+        .inventory()
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.name.clone(),
+                r.auth,
+                r.groups.clone(),
+            )
+        })
+        .collect();
+    let row = |m: &str, p: &str, n: Option<&str>, a, g: &[&str]| {
+        (
+            m.to_owned(),
+            p.to_owned(),
+            n.map(str::to_owned),
+            a,
+            g.iter().map(|g| (*g).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        listed,
+        vec![
+            row("GET", "/legacy/<id>", None, RouteAuth::Unguarded, &[]),
+            row("GET", "/maybe", Some("maybe"), RouteAuth::Public, &[]),
+            row("GET", "/me", Some("me"), RouteAuth::ApiKey, &[]),
+            row("POST", "/me", Some("me"), RouteAuth::ApiKey, &["billing"]),
+            row("GET", "/open", None, RouteAuth::None, &[]),
+        ]
+    );
+    assert_eq!(
+        built.inventory().summary(),
+        "2 api_key, 1 public, 1 none, 0 custom, 1 unguarded"
+    );
+    let app = built.into_router();
+    assert_eq!(send(&app, "/me", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, "/me", Some(plain.as_bytes())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(send(&app, "/maybe", None).await.2, "nobody");
+    assert_eq!(
+        send(&app, "/maybe", Some(b"ak_bad")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(send(&app, "/open", Some(b"ak_bad")).await.0, StatusCode::OK);
+    let post = |key: &str| {
+        Request::post("/me")
+            .header("API-KEY", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let forbidden = app.clone().oneshot(post(&plain)).await.unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let allowed = app.clone().oneshot(post(&robot)).await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+}

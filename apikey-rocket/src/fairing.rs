@@ -67,22 +67,11 @@ impl ApiKey {
 /// With `require_route_auth`, every mounted route must be a `#[route]` (or be listed in
 /// `allow_unguarded`).
 fn check_routes(settings: &Settings, inventory: &RouteInventory) -> Result<(), String> {
-    if !settings.require_route_auth {
-        return Ok(());
-    }
-    let open = inventory.unguarded_except(&settings.allow_unguarded);
-    if open.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = open
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
-    Err(format!(
-        "require_route_auth is on and these routes are not declared with #[route]: {}; \
-         declare them with #[route(…, auth = …)] or list their paths in allow_unguarded",
-        list.join(", ")
-    ))
+    inventory.check(
+        settings.require_route_auth,
+        &settings.allow_unguarded,
+        "#[route(…, auth = …)]",
+    )
 }
 
 #[rocket::async_trait]

@@ -2,8 +2,8 @@
 //! Rocket instance lists every mounted route with it (plain Rocket routes as unguarded).
 
 use rocket::Rocket;
-use serde::Serialize;
 
+pub use apikey_core::http::inventory::{RouteInfo, RouteInventory};
 pub use apikey_core::http::RouteAuth;
 
 /// One `#[route]` as declared, registered at compile time (generated code; not public API).
@@ -25,61 +25,6 @@ pub struct Declared {
 }
 
 ::inventory::collect!(Declared);
-
-/// One mounted route and who may call it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RouteInfo {
-    /// The method (`GET`, …).
-    pub method: String,
-    /// The full path, mount point included (`/api/items/<id>`).
-    pub path: String,
-    /// The handler's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// How it is guarded.
-    pub auth: RouteAuth,
-    /// The groups a key must be in (any of them); empty: every valid key.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    /// The guard type of `auth = path::Guard`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guard: Option<String>,
-}
-
-/// Every mounted route of a Rocket instance and who may call it, sorted by path then method.
-/// Serialize it to snapshot-test a service's exposure (see the README).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RouteInventory {
-    /// The routes.
-    pub routes: Vec<RouteInfo>,
-}
-
-impl RouteInventory {
-    /// How many routes are guarded so.
-    pub fn count(&self, auth: RouteAuth) -> usize {
-        self.routes.iter().filter(|r| r.auth == auth).count()
-    }
-
-    /// The one-line summary logged at liftoff.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} api_key, {} public, {} none, {} custom, {} unguarded",
-            self.count(RouteAuth::ApiKey),
-            self.count(RouteAuth::Public),
-            self.count(RouteAuth::None),
-            self.count(RouteAuth::Custom),
-            self.count(RouteAuth::Unguarded),
-        )
-    }
-
-    /// The unguarded routes whose path is not in `allowed`.
-    pub fn unguarded_except<'a>(&'a self, allowed: &'a [String]) -> Vec<&'a RouteInfo> {
-        self.routes
-            .iter()
-            .filter(|r| r.auth == RouteAuth::Unguarded && !allowed.contains(&r.path))
-            .collect()
-    }
-}
 
 /// The inventory of `rocket`'s mounted routes.
 pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {

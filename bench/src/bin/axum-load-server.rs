@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
     };
     // As the demo serves: with the peer's address in each request (for keys bound to networks).
     let app = bench
-        .merge(demo)
+        .merge(demo.into_router())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     match axum::serve(listener, app).await {
         Ok(()) => ExitCode::SUCCESS,

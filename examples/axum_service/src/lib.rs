@@ -6,14 +6,13 @@ use std::sync::Arc;
 use apikey_axum::admin::Admin;
 use apikey_axum::core::admin::{LeakReports, SelfRotation};
 use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
-use apikey_axum::openapi::{guarded, ApiKeyDocs};
-use apikey_axum::{ApiKeyLayer, ApiKeyState, Auth, Caller};
+use apikey_axum::{ApiApp, ApiKeyState, ApiRouter, Auth, Caller};
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
 pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
-use axum::{Extension, Json, Router};
+use axum::http::Method;
+use axum::{Extension, Json};
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -99,39 +98,38 @@ async fn scrape() -> impl axum::response::IntoResponse {
 ))]
 pub struct ApiDoc;
 
-/// The demo's routes over `keys`, with the document `/openapi.json` serves, the admin page at
-/// `/admin`, keys rotating themselves at `POST /apikey/rotate` and leak reports at
-/// `POST /apikey/secret-scanning`.
+/// The demo's routes over `keys`, each declaring who may call it (the guard, the OpenAPI
+/// security of the document `/openapi.json` serves and the route inventory come from that one
+/// declaration), with the admin page at `/admin`, keys rotating themselves at
+/// `POST /apikey/rotate` and leak reports at `POST /apikey/secret-scanning`.
 pub fn router(
     keys: &ApiKeyState,
     admin: Admin,
     rotation: SelfRotation,
     leaks: LeakReports,
-) -> Result<Router, apikey_axum::core::ConfigError> {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(guarded(Auth::api_key(), routes!(my_service)))
-        .routes(guarded(Auth::public(), routes!(whoami)))
-        .routes(guarded(Auth::none(), routes!(health)))
-        .routes(guarded(Auth::none(), routes!(ready)))
-        .routes(guarded(
-            Auth::api_key().groups(["billing"]),
-            routes!(billing),
-        ))
-        .routes(guarded(Auth::none(), routes!(stats)))
-        .routes(guarded(Auth::none(), routes!(openapi)))
-        .split_for_parts();
-    ApiKeyDocs::for_state(keys).apply(&mut doc);
+) -> Result<ApiApp, Box<dyn std::error::Error>> {
     let docs = SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]));
-    let router = router
-        .merge(docs)
-        .route("/apikey/rotate", apikey_axum::rotation::route(rotation))
-        .route("/apikey/secret-scanning", apikey_axum::leaks::route(leaks))
-        .nest("/admin", apikey_axum::admin::router(keys, admin)?);
+    let routes = ApiRouter::new(keys)
+        .with_openapi(ApiDoc::openapi())
+        .routes(Auth::api_key(), routes!(my_service))
+        .routes(Auth::public(), routes!(whoami))
+        .routes(Auth::none(), routes!(health))
+        .routes(Auth::none(), routes!(ready))
+        .routes(Auth::api_key().groups(["billing"]), routes!(billing))
+        .routes(Auth::none(), routes!(stats))
+        .routes(Auth::none(), routes!(openapi))
+        .merge_unguarded(
+            &[(Method::GET, "/docs"), (Method::GET, "/docs/{*rest}")],
+            docs,
+        )
+        .self_rotation("/apikey/rotate", rotation)
+        .leak_reports("/apikey/secret-scanning", leaks)
+        .admin("/admin", apikey_axum::admin::router(keys, admin)?);
     #[cfg(feature = "metrics")]
-    let router = router.route("/metrics", axum::routing::get(scrape));
-    Ok(router
-        .layer(Extension(Document(Arc::new(doc))))
-        .layer(ApiKeyLayer::new(keys.clone())))
+    let routes = routes.get("/metrics", Auth::none(), scrape);
+    let app = routes.build()?;
+    let doc = app.openapi().cloned().unwrap_or_default();
+    Ok(app.layer(Extension(Document(Arc::new(doc)))))
 }
 
 /// The demo application on `config`: its router, its verification state (to flush request
@@ -139,7 +137,7 @@ pub fn router(
 /// names is opened once, seeded, and verified against.
 pub async fn app(
     config: ApiKeyConfig,
-) -> Result<(Router, ApiKeyState, Option<Seeded>), Box<dyn std::error::Error>> {
+) -> Result<(ApiApp, ApiKeyState, Option<Seeded>), Box<dyn std::error::Error>> {
     let store = apikey_axum::core::open(&config.settings).await?;
     // What my-service's log says at start: where the store is, whatever the working directory.
     if let Some(path) = apikey_axum::core::store::sqlite_file(&config.settings.database_url) {
@@ -193,7 +191,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("axum-service: listening on http://{host}:{port}");
     // With the peer's address in each request: keys bound to networks are checked against it.
-    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router
+        .into_router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;

@@ -1,0 +1,407 @@
+//! A router where adding a route says who may call it: the guard, the route inventory and (with
+//! feature `openapi`) the OpenAPI security come from that one declaration, and building it
+//! checks `require_route_auth`, as Rocket's fairing does at launch.
+//!
+//! ```
+//! use apikey_axum::{ApiKeyState, ApiRouter, Auth, Caller};
+//! use axum::http::Method;
+//!
+//! async fn my_service(caller: Caller) -> String {
+//!     format!("hello {}", caller.user())
+//! }
+//! async fn billing(caller: Caller) -> String {
+//!     format!("{} may bill", caller.key_name())
+//! }
+//! async fn health() -> &'static str {
+//!     "ok"
+//! }
+//!
+//! # async fn run(keys: ApiKeyState) -> Result<(), Box<dyn std::error::Error>> {
+//! let app = ApiRouter::new(&keys)
+//!     .get("/my_service", Auth::api_key(), my_service)
+//!     .route(Method::POST, "/billing", Auth::api_key().groups(["billing"]), billing)
+//!     .get("/health", Auth::none(), health)
+//!     .build()?;                                  // require_route_auth is checked here
+//! println!("{}", app.inventory().summary());     // 2 api_key, 0 public, 1 none, …
+//! let router: axum::Router = app.into_router();  // the ApiKeyLayer is on it
+//! # let _ = router; Ok(()) }
+//! ```
+//!
+//! Routes from elsewhere (a Swagger UI, a router of another crate) are merged with
+//! [`ApiRouter::merge_unguarded`], saying which routes they bring: they are listed as
+//! `unguarded`, and with `require_route_auth` only their paths in `allow_unguarded` may stay.
+//! What is added to the router after [`ApiRouter::build`] is unknown to the inventory.
+
+use std::convert::Infallible;
+use std::fmt;
+
+use apikey_core::http::inventory::{RouteInfo, RouteInventory};
+use apikey_core::http::RouteAuth;
+use axum::handler::Handler;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use http::Method;
+
+use apikey_core::admin::{LeakReports, SelfRotation};
+
+use crate::{ApiKeyLayer, ApiKeyState, Auth};
+
+/// An axum router whose every route declares its [`Auth`]. Build it with [`ApiRouter::build`].
+pub struct ApiRouter<S = ()> {
+    keys: ApiKeyState,
+    router: Router<S>,
+    routes: Vec<RouteInfo>,
+    #[cfg(feature = "openapi")]
+    doc: Option<utoipa::openapi::OpenApi>,
+}
+
+/// A built [`ApiRouter`]: the router (the [`ApiKeyLayer`] on it) and its route inventory.
+pub struct ApiApp<S = ()> {
+    router: Router<S>,
+    inventory: RouteInventory,
+    #[cfg(feature = "openapi")]
+    doc: Option<utoipa::openapi::OpenApi>,
+}
+
+/// `require_route_auth` is on and routes do not say who may call them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnguardedRoutes(pub String);
+
+impl fmt::Display for UnguardedRoutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "apikey: {}", self.0)
+    }
+}
+
+impl std::error::Error for UnguardedRoutes {}
+
+/// An axum path as the inventory writes paths, in Rocket's syntax so that both adapters list
+/// alike: `{id}` → `<id>`, `{*rest}` → `<rest..>`.
+fn listed(path: &str) -> String {
+    path.split('/')
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => match name.strip_prefix('*') {
+                    Some(rest) => format!("<{rest}..>"),
+                    None => format!("<{name}>"),
+                },
+                None => segment.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The name of a handler that is a function (`my_service`), as the inventory shows it; `None`
+/// for a closure.
+fn handler_name<H>() -> Option<&'static str> {
+    let full = std::any::type_name::<H>();
+    let name = full.rsplit("::").next()?;
+    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    plain.then_some(name)
+}
+
+fn filter(method: &Method) -> Option<MethodFilter> {
+    Some(match *method {
+        Method::GET => MethodFilter::GET,
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::DELETE => MethodFilter::DELETE,
+        Method::HEAD => MethodFilter::HEAD,
+        Method::OPTIONS => MethodFilter::OPTIONS,
+        Method::TRACE => MethodFilter::TRACE,
+        _ => return None,
+    })
+}
+
+/// `methods` guarded by `auth`.
+fn guard<S>(auth: &Auth, methods: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    match auth.mode() {
+        RouteAuth::None => methods,
+        _ => methods.route_layer(auth.clone()),
+    }
+}
+
+impl<S> ApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// An empty router verifying with `keys`.
+    pub fn new(keys: &ApiKeyState) -> Self {
+        ApiRouter {
+            keys: keys.clone(),
+            router: Router::new(),
+            routes: Vec::new(),
+            #[cfg(feature = "openapi")]
+            doc: None,
+        }
+    }
+
+    fn declare(&mut self, method: &str, path: &str, name: Option<&str>, auth: &Auth) {
+        self.declare_as(method, path, name, auth.mode(), auth.group_names(), None);
+    }
+
+    fn declare_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        name: Option<&str>,
+        mode: RouteAuth,
+        groups: &[String],
+        guard: Option<&str>,
+    ) {
+        self.routes.push(RouteInfo {
+            method: method.to_owned(),
+            path: listed(path),
+            name: name.map(str::to_owned),
+            auth: mode,
+            groups: groups.to_vec(),
+            guard: guard.map(str::to_owned),
+        });
+    }
+
+    /// `handler` for `method` at `path`, called only as `auth` allows.
+    ///
+    /// # Panics
+    /// As axum's `Router::route` does: a path it refuses, or a method already routed there; and
+    /// on a method axum cannot route by (an extension method).
+    pub fn route<H, T>(mut self, method: Method, path: &str, auth: Auth, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let Some(filter) = filter(&method) else {
+            panic!("apikey: axum cannot route by the method {method}");
+        };
+        let name = handler_name::<H>();
+        self.declare(method.as_str(), path, name, &auth);
+        self.router = self.router.route(path, guard(&auth, on(filter, handler)));
+        self
+    }
+
+    /// `handler` for `GET` at `path` (axum answers `HEAD` with it too), called only as `auth`
+    /// allows.
+    pub fn get<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(Method::GET, path, auth, handler)
+    }
+
+    /// `handler` for `POST` at `path`, called only as `auth` allows.
+    pub fn post<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(Method::POST, path, auth, handler)
+    }
+
+    /// `handler` for `PUT` at `path`, called only as `auth` allows.
+    pub fn put<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(Method::PUT, path, auth, handler)
+    }
+
+    /// `handler` for `PATCH` at `path`, called only as `auth` allows.
+    pub fn patch<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(Method::PATCH, path, auth, handler)
+    }
+
+    /// `handler` for `DELETE` at `path`, called only as `auth` allows.
+    pub fn delete<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.route(Method::DELETE, path, auth, handler)
+    }
+
+    /// `service` at `path` for the methods of `methods`, checking who may call it itself
+    /// (apikey's opt-in routes, a route with a guard of the service's own): listed as `custom`
+    /// with `guard`, the name of what checks.
+    pub fn custom(
+        mut self,
+        methods: &[Method],
+        path: &str,
+        guard: &str,
+        service: MethodRouter<S, Infallible>,
+    ) -> Self {
+        for method in methods {
+            self.declare_as(
+                method.as_str(),
+                path,
+                None,
+                RouteAuth::Custom,
+                &[],
+                Some(guard),
+            );
+        }
+        self.router = self.router.route(path, service);
+        self
+    }
+
+    /// Keys rotating themselves ([`crate::rotation`]): `POST path`, a valid key required (the
+    /// one that rotates).
+    pub fn self_rotation(mut self, path: &str, rotation: SelfRotation) -> Self {
+        self.declare("POST", path, Some("rotate"), &Auth::api_key());
+        self.router = self.router.route(path, crate::rotation::route(rotation));
+        self
+    }
+
+    /// Leak reports of secret scanners ([`crate::leaks`]): `POST path`, no key (reports are
+    /// signed).
+    pub fn leak_reports(mut self, path: &str, leaks: LeakReports) -> Self {
+        self.declare("POST", path, Some("report"), &Auth::none());
+        self.router = self.router.route(path, crate::leaks::route(leaks));
+        self
+    }
+
+    /// Merges `router`, whose routes say nothing of keys, listing the routes it brings
+    /// (`(method, path)`, axum's or Rocket's path syntax) as `unguarded`.
+    pub fn merge_unguarded<R>(mut self, routes: &[(Method, &str)], router: R) -> Self
+    where
+        R: Into<Router<S>>,
+    {
+        for (method, path) in routes {
+            self.declare_as(method.as_str(), path, None, RouteAuth::Unguarded, &[], None);
+        }
+        self.router = self.router.merge(router);
+        self
+    }
+
+    /// The admin page ([`crate::admin::router`]) nested at `path` (`/admin`), its routes listed
+    /// as Rocket lists them: `custom` (the admin session) but for its two static files.
+    #[cfg(feature = "admin")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+    pub fn admin(mut self, path: &str, admin: Router<S>) -> Self {
+        use apikey_core::http::admin::{ROUTES, SESSION_GUARD};
+        let base = path.trim_end_matches('/');
+        for r in ROUTES {
+            let full = match r.path {
+                "/" => base.to_owned(),
+                sub => format!("{base}{sub}"),
+            };
+            let guard = (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD);
+            self.declare_as(r.method, &full, Some(r.name), r.auth, &[], guard);
+        }
+        self.router = self.router.nest(base, admin);
+        self
+    }
+
+    /// Starts from the OpenAPI document `doc` (`ApiDoc::openapi()`): the operations of
+    /// [`ApiRouter::routes`] go in it, and [`ApiApp::openapi`] gives it with apikey's schemes,
+    /// security, groups and problem responses.
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    pub fn with_openapi(mut self, doc: utoipa::openapi::OpenApi) -> Self {
+        self.doc = Some(doc);
+        self
+    }
+
+    /// The handlers of `utoipa_axum::routes!(…)`, at the paths and for the methods their
+    /// `#[utoipa::path]` says, called only as `auth` allows; their operations are marked so and
+    /// added to the document (see [`ApiRouter::with_openapi`]).
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    pub fn routes(
+        mut self,
+        auth: Auth,
+        routes: utoipa_axum::router::UtoipaMethodRouter<S>,
+    ) -> Self {
+        use apikey_core::http::openapi::{mark, operations};
+        let (schemas, mut paths, methods) = routes;
+        let methods = guard(&auth, methods);
+        for (path, item) in paths.paths.iter_mut() {
+            for (method, operation) in operations(item) {
+                mark(operation, auth.mode(), auth.group_names());
+                let name = operation.operation_id.clone();
+                self.declare(method, path, name.as_deref(), &auth);
+            }
+            self.router = self.router.route(path, methods.clone());
+        }
+        let doc = self.doc.get_or_insert_with(Default::default);
+        doc.components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .extend(schemas);
+        doc.paths.paths.extend(paths.paths);
+        self
+    }
+
+    /// The built router and its inventory, with the [`ApiKeyLayer`] on the router; `Err` when
+    /// `require_route_auth` is on and a merged route's path is not in `allow_unguarded`.
+    pub fn build(self) -> Result<ApiApp<S>, UnguardedRoutes> {
+        let inventory = RouteInventory {
+            routes: self.routes,
+        }
+        .sorted();
+        let (require, allowed) = self.keys.route_rules();
+        inventory
+            .check(
+                require,
+                allowed,
+                "ApiRouter's route, get, post, … (an Auth each)",
+            )
+            .map_err(UnguardedRoutes)?;
+        log::info!("apikey: routes: {}", inventory.summary());
+        Ok(ApiApp {
+            #[cfg(feature = "openapi")]
+            doc: self.doc.map(|mut doc| {
+                crate::openapi::ApiKeyDocs::for_state(&self.keys).apply(&mut doc);
+                doc
+            }),
+            router: self.router.layer(ApiKeyLayer::new(self.keys)),
+            inventory,
+        })
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> ApiApp<S> {
+    /// The OpenAPI document of [`ApiRouter::with_openapi`] and [`ApiRouter::routes`], with
+    /// apikey's schemes, each operation's security, groups and problem responses.
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+    pub fn openapi(&self) -> Option<&utoipa::openapi::OpenApi> {
+        self.doc.as_ref()
+    }
+
+    /// Every route and who may call it, sorted by path then method: snapshot-test it to review
+    /// a service's exposure (the demo does).
+    pub fn inventory(&self) -> &RouteInventory {
+        &self.inventory
+    }
+
+    /// `layer` around every route (an `Extension`, tracing, compression): the routes stay as
+    /// declared.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower_service::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Response:
+            axum::response::IntoResponse + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Error:
+            Into<Infallible> + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.layer(layer);
+        self
+    }
+
+    /// The router, to serve (or to add to: what is added now is not in the inventory).
+    pub fn into_router(self) -> Router<S> {
+        self.router
+    }
+}
