@@ -202,7 +202,8 @@ async fn routes_declared_on_the_router_are_guarded_and_listed() {
         )
         .build()
         .unwrap();
-    let listed: Vec<(String, String, Option<String>, RouteAuth, Vec<String>)> = built
+    type Row = (String, String, Option<String>, RouteAuth, Vec<String>);
+    let listed: Vec<Row> = built
         .inventory()
         .routes
         .iter()
