@@ -1,8 +1,9 @@
 //! The layer: carries the verification state to every request, and adds to responses what
 //! apikey adds to answers it did not make (`Sunset`, the key header in CORS preflights).
 
-use std::cell::Cell;
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use apikey_core::http::{http_date, preflight_allow_headers, ratelimit_fields};
 use axum::body::Body;
@@ -15,9 +16,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
-use crate::verify::{Announced, InRequest, ANNOUNCED};
+use crate::verify::{Announced, InRequest};
 
 const SUNSET_HEADER: HeaderName = HeaderName::from_static("sunset");
 const POLICY_HEADER: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -64,26 +64,53 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Answer<S::Error>;
+    type Future = ApiKeyFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let mut inner = ready(&mut self.inner);
         // Only a preflight's answer needs the state after the call.
         let preflight = preflight(&req).map(|p| (p, self.state.clone()));
-        req.extensions_mut()
-            .insert(InRequest::new(self.state.clone()));
-        Box::pin(ANNOUNCED.scope(Cell::default(), async move {
-            let mut res = inner.call(req).await?;
-            announce(ANNOUNCED.with(Cell::get), res.headers_mut());
-            if let Some((preflight, state)) = preflight {
-                allow_key_header(&state, preflight, &mut res);
-            }
-            Ok(res)
-        }))
+        let slot = InRequest::new(self.state.clone());
+        req.extensions_mut().insert(slot.clone());
+        // The service that was driven to readiness serves this request (tower's rule).
+        ApiKeyFuture {
+            inner: self.inner.call(req),
+            slot,
+            preflight,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of [`ApiKeyService`]: the inner service's, with `Sunset`, the `RateLimit`
+    /// fields and a preflight's allowed headers added.
+    pub struct ApiKeyFuture<F> {
+        #[pin]
+        inner: F,
+        slot: InRequest,
+        preflight: Option<(Preflight, ApiKeyState)>,
+    }
+}
+
+impl<F, E> Future for ApiKeyFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some(announced) = this.slot.announced() {
+            announce(announced, res.headers_mut());
+        }
+        if let Some((preflight, state)) = this.preflight.take() {
+            allow_key_header(&state, preflight, &mut res);
+        }
+        Poll::Ready(Ok(res))
     }
 }
 
@@ -106,7 +133,7 @@ fn announce(announced: Announced, headers: &mut HeaderMap) {
 }
 
 /// A CORS preflight's request: the method and headers the browser asks for.
-struct Preflight {
+pub(crate) struct Preflight {
     method: HeaderValue,
     headers: Option<HeaderValue>,
 }

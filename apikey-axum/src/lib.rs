@@ -76,7 +76,7 @@ pub use apikey_core::{AuthError, KeyRecord, KeyStore};
 pub use auth::{Auth, AuthService};
 pub use caller::Caller;
 pub use client::ClientAddr;
-pub use layer::{ApiKeyLayer, ApiKeyService};
+pub use layer::{ApiKeyFuture, ApiKeyLayer, ApiKeyService};
 pub use refused::Refused;
 pub use router::{ApiApp, ApiRouter, UnguardedRoutes};
 pub use state::{load_config, load_config_from, ApiKeyState};

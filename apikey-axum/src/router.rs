@@ -400,6 +400,17 @@ impl<S: Clone + Send + Sync + 'static> ApiApp<S> {
         self
     }
 
+    /// Provides the state the routes' handlers extract (axum's `Router::with_state`): the
+    /// routes and the inventory stay as they are.
+    pub fn with_state<S2>(self, state: S) -> ApiApp<S2> {
+        ApiApp {
+            router: self.router.with_state(state),
+            inventory: self.inventory,
+            #[cfg(feature = "openapi")]
+            doc: self.doc,
+        }
+    }
+
     /// The router, to serve (or to add to: what is added now is not in the inventory).
     pub fn into_router(self) -> Router<S> {
         self.router

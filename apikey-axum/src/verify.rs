@@ -1,9 +1,9 @@
 //! The verification of one request, done at most once whatever asks for it (the route layer,
 //! the extractors), its outcome kept in the request's extensions.
 
-use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 use apikey_core::config::DEFAULT_HEADER;
 use apikey_core::http::Answers;
@@ -28,28 +28,44 @@ pub(crate) struct Announced {
     pub(crate) limits: Budget,
 }
 
-tokio::task_local! {
-    /// What this request's response announces (set by its verification).
-    pub(crate) static ANNOUNCED: Cell<Announced>;
-}
-
-/// What the layer puts in each request: the state, and the outcome of verifying the
-/// request's key once something asked (one entry of the request's extensions for both).
+/// What the layer puts in each request: the state, the outcome of verifying the request's key
+/// once something asked, and what the response is to announce of it. One entry of the request's
+/// extensions, shared with the layer (which reads `announced` once the response is made,
+/// whatever task verified the key): nothing goes through a task-local.
 #[derive(Clone)]
-pub(crate) struct InRequest {
+pub(crate) struct InRequest(Arc<Slot>);
+
+pub(crate) struct Slot {
     pub(crate) state: ApiKeyState,
     outcome: OnceLock<Result<Caller, AuthError>>,
     /// The digest of the secret a valid key presented.
     secret: OnceLock<KeyDigest>,
+    /// What the response announces of a valid key, when it has something to announce.
+    announced: OnceLock<Announced>,
 }
 
 impl InRequest {
     pub(crate) fn new(state: ApiKeyState) -> Self {
-        InRequest {
+        InRequest(Arc::new(Slot {
             state,
             outcome: OnceLock::new(),
             secret: OnceLock::new(),
-        }
+            announced: OnceLock::new(),
+        }))
+    }
+
+    /// What the response announces of the request's key (nothing when it was not verified,
+    /// not valid, or has nothing to announce).
+    pub(crate) fn announced(&self) -> Option<Announced> {
+        self.0.announced.get().copied()
+    }
+}
+
+impl Deref for InRequest {
+    type Target = Slot;
+
+    fn deref(&self) -> &Slot {
+        &self.0
     }
 }
 
@@ -120,7 +136,12 @@ pub(crate) async fn verified(
     let outcome = match keys.state.0.verifier.verify_request(&facts).await {
         Ok(verified) => {
             let _ = keys.secret.set(verified.secret);
-            announce(&verified);
+            if verified.sunset.is_some() || !verified.limits.is_empty() {
+                let _ = keys.announced.set(Announced {
+                    sunset: verified.sunset,
+                    limits: verified.limits,
+                });
+            }
             Ok(Caller(verified.identity))
         }
         Err(e) => Err(e),
@@ -158,18 +179,6 @@ pub(crate) fn client_by(
         headers,
         extensions,
     })
-}
-
-/// Tells the response what to announce of a valid key (`Sunset`, the `RateLimit` fields).
-fn announce(verified: &apikey_core::Verified) {
-    if verified.sunset.is_some() || !verified.limits.is_empty() {
-        let announced = Announced {
-            sunset: verified.sunset,
-            limits: verified.limits,
-        };
-        // Outside the layer (no scope) there is no response to announce it on.
-        let _ = ANNOUNCED.try_with(|slot| slot.set(announced));
-    }
 }
 
 /// The answer to `err` for this request.

@@ -263,3 +263,30 @@ async fn routes_declared_on_the_router_are_guarded_and_listed() {
     let allowed = app.clone().oneshot(post(&robot)).await.unwrap();
     assert_eq!(allowed.status(), StatusCode::OK);
 }
+
+/// A key verified on another task (a handler that hands the request to a spawned task) still
+/// gets its `Sunset` on the response: what the response announces travels with the request,
+/// not through a task-local.
+#[tokio::test]
+async fn sunset_survives_verification_on_another_task() {
+    use axum::extract::FromRequestParts;
+
+    async fn elsewhere(req: axum::extract::Request) -> String {
+        let (mut parts, _) = req.into_parts();
+        let task = tokio::spawn(async move { Caller::from_request_parts(&mut parts, &()).await });
+        match task.await.unwrap() {
+            Ok(caller) => caller.user().to_owned(),
+            Err(_) => "refused".into(),
+        }
+    }
+
+    let (state, [_, plain, soon]) = keys().await;
+    let app = Router::new()
+        .route("/elsewhere", get(elsewhere))
+        .layer(ApiKeyLayer::new(state));
+    let (status, headers, body) = send(&app, "/elsewhere", Some(soon.as_bytes())).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "soon"));
+    assert!(headers.contains_key("sunset"), "{headers:?}");
+    let (_, headers, _) = send(&app, "/elsewhere", Some(plain.as_bytes())).await;
+    assert!(!headers.contains_key("sunset"));
+}

@@ -21,7 +21,11 @@ run in software here; natively they are far cheaper. The differences are still e
 comparable run to run.
 
 FRAMEWORK=axum runs `axum-load-server` (the axum demo, its baselines outside the apikey layer)
-instead of the Rocket `load-server`; the cases and baselines are the same.
+instead of the Rocket `load-server`; the cases and baselines are the same, and each case is also
+sent to the hand-rolled peer `/bench/peer` (tower-http's `ValidateRequestHeaderLayer`, SHA-256 of
+the header, a `HashMap` of digests; the same answers byte for byte) in the same run: `peer_valid`,
+`peer_malformed`, `peer_unknown`, `peer_spray`, over the same baselines, and each apikey case is
+reported as a ratio to its peer case (goal: at most 1.0).
 
 EXTRA=1 adds three config-section keys of one length, all valid, to price features one at a time:
   open       a section key                                 vs /bench/noauth
@@ -60,7 +64,8 @@ def main():
         sections["APIKEY_API_KEY_LIMITED__RATE_LIMIT"] = "4000000000/1s"
         sections["APIKEY_API_KEY_LIMITED__QUOTA"] = "1000000000000/1d"
     env = dict(os.environ, **sections, APIKEY_DATABASE_URL="memory:", ROCKET_PORT=str(port), PORT=str(port), ROCKET_LOG_LEVEL="off",
-               ROCKET_SECRET_KEY=base64.b64encode(os.urandom(32)).decode())
+               ROCKET_SECRET_KEY=base64.b64encode(os.urandom(32)).decode(),
+               APIKEY_ADMIN_COOKIE_KEY=base64.b64encode(os.urandom(32)).decode())
     log = open(os.path.join(work, "svc.log"), "w+")
     out = os.path.join(work, "cg.out")
     p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", os.path.abspath(BIN)],
@@ -83,6 +88,11 @@ def main():
                  ("malformed", "/my_service", lambda i: {"API-KEY": bad}),
                  ("unknown", "/my_service", lambda i: {"API-KEY": "junk-free-form-key-123456"}),
                  ("spray", "/my_service", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"})]
+        if FRAMEWORK == "axum":
+            cases += [("peer_valid", "/bench/peer", lambda i: {"API-KEY": key}),
+                      ("peer_malformed", "/bench/peer", lambda i: {"API-KEY": bad}),
+                      ("peer_unknown", "/bench/peer", lambda i: {"API-KEY": "junk-free-form-key-123456"}),
+                      ("peer_spray", "/bench/peer", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"})]
         for name in ("open", "bound", "limited") if extra else ():
             k = sections[f"APIKEY_API_KEY_{name.upper()}__KEY"]
             cases.append((name, "/my_service", lambda i, k=k: {"API-KEY": k}))
@@ -118,14 +128,19 @@ def main():
             for name, path, hdr in cases:
                 ctl("-z"); send(path, hdr, N); per[name].append(total() / N)
         base_of = {"valid": "noauth", "malformed": "noauth_401", "unknown": "noauth_401", "spray": "noauth_401",
-                   "open": "noauth", "bound": "noauth", "limited": "noauth"}
+                   "open": "noauth", "bound": "noauth", "limited": "noauth",
+                   "peer_valid": "noauth", "peer_malformed": "noauth_401", "peer_unknown": "noauth_401",
+                   "peer_spray": "noauth_401"}
+        added = {}
         ok = True
         for name, *_ in cases:
             v = min(per[name])
             line = f"{name:11s} {v:9.0f} instructions/request"
             if name in base_of:
                 d = v - min(per[base_of[name]])
-                line += f"   apikey adds {d:+7.0f} ({100 * d / min(per[base_of[name]]):+5.1f} %)"
+                added[name] = d
+                who = "the peer adds" if name.startswith("peer_") else "apikey adds"
+                line += f"   {who} {d:+7.0f} ({100 * d / min(per[base_of[name]]):+5.1f} %)"
                 if "guard_401" in per and base_of[name] == "noauth_401":
                     g = v - min(per["guard_401"])
                     line += f"   over Rocket's own refusal {g:+7.0f}"
@@ -133,6 +148,11 @@ def main():
                     line += f"  bar {BARS[name]}"
                     ok &= d <= BARS[name]
             print(line, flush=True)
+        for name in ("valid", "malformed", "unknown", "spray"):
+            peer = added.get("peer_" + name)
+            if peer and name in added:
+                print(f"{name:11s} apikey / hand-rolled peer: {added[name] / peer:.2f}x "
+                      f"({added[name]:+.0f} vs {peer:+.0f})", flush=True)
         print("instr-per-request: " + ("ok" if ok else "over a bar"))
         sys.exit(0 if ok else 1)
     finally:

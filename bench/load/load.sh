@@ -47,6 +47,8 @@ BIN=target/release/load-server
 # The demo's admin page keeps sessions in private cookies: a release build needs a secret key.
 ROCKET_SECRET_KEY=$(head -c 32 /dev/urandom | base64)
 export ROCKET_SECRET_KEY
+APIKEY_ADMIN_COOKIE_KEY=$(head -c 32 /dev/urandom | base64)
+export APIKEY_ADMIN_COOKIE_KEY
 TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 PID=

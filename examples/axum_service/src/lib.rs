@@ -10,8 +10,9 @@ use apikey_axum::{ApiApp, ApiKeyState, ApiRouter, Auth, Caller};
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
 pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
+use axum::extract::State;
 use axum::http::Method;
-use axum::{Extension, Json};
+use axum::Json;
 use utoipa::OpenApi;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -53,7 +54,7 @@ struct Document(Arc<utoipa::openapi::OpenApi>);
 /// The OpenAPI document of the running service: security, groups and problem responses come
 /// from the routes' `Auth`.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
-async fn openapi(Extension(doc): Extension<Document>) -> Json<utoipa::openapi::OpenApi> {
+async fn openapi(State(doc): State<Document>) -> Json<utoipa::openapi::OpenApi> {
     Json(doc.0.as_ref().clone())
 }
 
@@ -109,7 +110,7 @@ pub fn router(
     leaks: LeakReports,
 ) -> Result<ApiApp, Box<dyn std::error::Error>> {
     let docs = SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]));
-    let routes = ApiRouter::new(keys)
+    let routes = ApiRouter::<Document>::new(keys)
         .with_openapi(ApiDoc::openapi())
         .routes(Auth::api_key(), routes!(my_service))
         .routes(Auth::public(), routes!(whoami))
@@ -129,7 +130,8 @@ pub fn router(
     let routes = routes.get("/metrics", Auth::none(), scrape);
     let app = routes.build()?;
     let doc = app.openapi().cloned().unwrap_or_default();
-    Ok(app.layer(Extension(Document(Arc::new(doc)))))
+    // The document is the one route's state: no other request carries it.
+    Ok(app.with_state(Document(Arc::new(doc))))
 }
 
 /// The demo application on `config`: its router, its verification state (to flush request
