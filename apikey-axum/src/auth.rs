@@ -10,8 +10,10 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::layer::{allow_key_header, announce, preflight};
 use crate::service::{ready, Answer};
-use crate::verify::{note_forbidden, refusal, verified};
+use crate::state::ApiKeyState;
+use crate::verify::{note_forbidden, refusal, verified, InRequest};
 
 /// Who may call a route, as a route layer:
 /// `get(handler).route_layer(Auth::api_key().groups(["billing"]))`.
@@ -27,6 +29,10 @@ use crate::verify::{note_forbidden, refusal, verified};
 pub struct Auth {
     mode: RouteAuth,
     groups: Arc<[String]>,
+    /// Set by [`ApiRouter`](crate::ApiRouter): the route carries the state itself (what the
+    /// [`ApiKeyLayer`](crate::ApiKeyLayer) does for a whole router), so a request passes one
+    /// apikey service, not two.
+    state: Option<ApiKeyState>,
 }
 
 impl Auth {
@@ -49,6 +55,7 @@ impl Auth {
         Auth {
             mode,
             groups: Arc::from([]),
+            state: None,
         }
     }
 
@@ -70,6 +77,12 @@ impl Auth {
     /// The groups a key must be in (any of them); empty: every valid key.
     pub fn group_names(&self) -> &[String] {
         &self.groups
+    }
+
+    /// This rule, the route carrying `state` itself (no `ApiKeyLayer` needed around it).
+    pub(crate) fn carrying(mut self, state: &ApiKeyState) -> Self {
+        self.state = Some(state.clone());
+        self
     }
 }
 
@@ -105,12 +118,31 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let mut inner = ready(&mut self.inner);
         let auth = self.auth.clone();
+        // A route of an `ApiRouter` puts the state in the request (unless a layer did).
+        let carried = match &self.auth.state {
+            Some(state) if req.extensions().get::<InRequest>().is_none() => {
+                let slot = InRequest::new(state.clone());
+                req.extensions_mut().insert(slot.clone());
+                Some((slot, preflight(&req)))
+            }
+            _ => None,
+        };
+        if let Some((slot, Some(preflight))) = carried {
+            // A CORS preflight needs no key: the route's own answer, or 204.
+            return Box::pin(async move {
+                let mut res = inner.call(req).await?;
+                allow_key_header(&slot.state, preflight, &mut res);
+                Ok(res)
+            });
+        }
         Box::pin(async move {
             if auth.mode == RouteAuth::None {
-                return inner.call(req).await;
+                let mut res = inner.call(req).await?;
+                announce_carried(carried, &mut res);
+                return Ok(res);
             }
             let refused = match verified(req.headers(), req.extensions()).await {
                 Ok(caller) if caller.in_any(&auth.groups) => None,
@@ -123,8 +155,19 @@ where
             };
             match refused {
                 Some(e) => Ok(refusal(req.extensions(), e).into_response()),
-                None => inner.call(req).await,
+                None => {
+                    let mut res = inner.call(req).await?;
+                    announce_carried(carried, &mut res);
+                    Ok(res)
+                }
             }
         })
+    }
+}
+
+/// Adds to a response what its request's slot says to announce, when the route carried it.
+fn announce_carried<P>(carried: Option<(InRequest, P)>, res: &mut Response) {
+    if let Some(announced) = carried.and_then(|(slot, _)| slot.announced()) {
+        announce(announced, res.headers_mut());
     }
 }

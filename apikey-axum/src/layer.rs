@@ -115,7 +115,7 @@ where
 }
 
 /// Adds `Sunset` when the request's key ends soon, and its limits when it has some.
-fn announce(announced: Announced, headers: &mut HeaderMap) {
+pub(crate) fn announce(announced: Announced, headers: &mut HeaderMap) {
     let text = |s: &str| HeaderValue::from_str(s).ok();
     if let Some(date) = announced.sunset.and_then(http_date) {
         if let Some(value) = text(&date) {
@@ -138,7 +138,7 @@ pub(crate) struct Preflight {
     headers: Option<HeaderValue>,
 }
 
-fn preflight<B>(req: &Request<B>) -> Option<Preflight> {
+pub(crate) fn preflight<B>(req: &Request<B>) -> Option<Preflight> {
     if req.method() != Method::OPTIONS {
         return None;
     }
@@ -150,7 +150,7 @@ fn preflight<B>(req: &Request<B>) -> Option<Preflight> {
 /// CORS preflights never need a key (browsers send them without one): a preflight no route
 /// answered gets `204`, and every preflight answer lists the key header in
 /// `Access-Control-Allow-Headers`. Origins are left to a CORS layer, if any.
-fn allow_key_header(state: &ApiKeyState, preflight: Preflight, res: &mut Response) {
+pub(crate) fn allow_key_header(state: &ApiKeyState, preflight: Preflight, res: &mut Response) {
     if matches!(
         res.status(),
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED

@@ -23,7 +23,7 @@
 //!     .get("/health", Auth::none(), health)
 //!     .build()?;                                  // require_route_auth is checked here
 //! println!("{}", app.inventory().summary());     // 2 api_key, 0 public, 1 none, …
-//! let router: axum::Router = app.into_router();  // the ApiKeyLayer is on it
+//! let router: axum::Router = app.into_router();  // each route carries the state
 //! # let _ = router; Ok(()) }
 //! ```
 //!
@@ -51,6 +51,9 @@ pub struct ApiRouter<S = ()> {
     keys: ApiKeyState,
     router: Router<S>,
     routes: Vec<RouteInfo>,
+    /// The paths of the routes added here (axum's syntax), and those with an `OPTIONS` route.
+    own_paths: Vec<String>,
+    options_paths: Vec<String>,
     #[cfg(feature = "openapi")]
     doc: Option<utoipa::openapi::OpenApi>,
 }
@@ -115,15 +118,29 @@ fn filter(method: &Method) -> Option<MethodFilter> {
     })
 }
 
-/// `methods` guarded by `auth`.
-fn guard<S>(auth: &Auth, methods: MethodRouter<S>) -> MethodRouter<S>
+/// `methods` guarded by `auth`, carrying `keys` (the route needs no `ApiKeyLayer`: one apikey
+/// service per request).
+fn guard<S>(keys: &ApiKeyState, auth: &Auth, methods: MethodRouter<S>) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    match auth.mode() {
-        RouteAuth::None => methods,
-        _ => methods.route_layer(auth.clone()),
+    methods.route_layer(auth.clone().carrying(keys))
+}
+
+/// A CORS preflight's answer where no route answers `OPTIONS` (204 with the key header among
+/// the allowed headers); any other request there: 405 (an `OPTIONS` that is no preflight), or
+/// 404 (the router's fallback).
+fn preflight_answer(
+    keys: &ApiKeyState,
+    req: &axum::extract::Request,
+    otherwise: http::StatusCode,
+) -> axum::response::Response {
+    let mut res = axum::response::Response::new(axum::body::Body::empty());
+    *res.status_mut() = otherwise;
+    if let Some(preflight) = crate::layer::preflight(req) {
+        crate::layer::allow_key_header(keys, preflight, &mut res);
     }
+    res
 }
 
 impl<S> ApiRouter<S>
@@ -136,8 +153,18 @@ where
             keys: keys.clone(),
             router: Router::new(),
             routes: Vec::new(),
+            own_paths: Vec::new(),
+            options_paths: Vec::new(),
             #[cfg(feature = "openapi")]
             doc: None,
+        }
+    }
+
+    /// Notes a path routed here (`options`: with its own `OPTIONS` route).
+    fn own(&mut self, path: &str, options: bool) {
+        self.own_paths.push(path.to_owned());
+        if options {
+            self.options_paths.push(path.to_owned());
         }
     }
 
@@ -179,7 +206,10 @@ where
         };
         let name = handler_name::<H>();
         self.declare(method.as_str(), path, name, &auth);
-        self.router = self.router.route(path, guard(&auth, on(filter, handler)));
+        self.own(path, method == Method::OPTIONS);
+        self.router = self
+            .router
+            .route(path, guard(&self.keys, &auth, on(filter, handler)));
         self
     }
 
@@ -239,6 +269,7 @@ where
         guard: &str,
         service: MethodRouter<S, Infallible>,
     ) -> Self {
+        self.own(path, methods.contains(&Method::OPTIONS));
         for method in methods {
             self.declare_as(
                 method.as_str(),
@@ -249,7 +280,8 @@ where
                 Some(guard),
             );
         }
-        self.router = self.router.route(path, service);
+        let carried = Auth::none().carrying(&self.keys);
+        self.router = self.router.route(path, service.route_layer(carried));
         self
     }
 
@@ -257,7 +289,10 @@ where
     /// one that rotates).
     pub fn self_rotation(mut self, path: &str, rotation: SelfRotation) -> Self {
         self.declare("POST", path, Some("rotate"), &Auth::api_key());
-        self.router = self.router.route(path, crate::rotation::route(rotation));
+        self.own(path, false);
+        let carried = Auth::none().carrying(&self.keys);
+        let route = crate::rotation::route(rotation).route_layer(carried);
+        self.router = self.router.route(path, route);
         self
     }
 
@@ -265,7 +300,10 @@ where
     /// signed).
     pub fn leak_reports(mut self, path: &str, leaks: LeakReports) -> Self {
         self.declare("POST", path, Some("report"), &Auth::none());
-        self.router = self.router.route(path, crate::leaks::route(leaks));
+        self.own(path, false);
+        let carried = Auth::none().carrying(&self.keys);
+        let route = crate::leaks::route(leaks).route_layer(carried);
+        self.router = self.router.route(path, route);
         self
     }
 
@@ -278,7 +316,10 @@ where
         for (method, path) in routes {
             self.declare_as(method.as_str(), path, None, RouteAuth::Unguarded, &[], None);
         }
-        self.router = self.router.merge(router);
+        let router: Router<S> = router.into();
+        self.router = self
+            .router
+            .merge(router.layer(ApiKeyLayer::new(self.keys.clone())));
         self
     }
 
@@ -323,12 +364,16 @@ where
     ) -> Self {
         use apikey_core::http::openapi::{mark, operations};
         let (schemas, mut paths, methods) = routes;
-        let methods = guard(&auth, methods);
+        let methods = guard(&self.keys, &auth, methods);
         for (path, item) in paths.paths.iter_mut() {
             for (method, operation) in operations(item) {
                 mark(operation, auth.mode(), auth.group_names());
                 let name = operation.operation_id.clone();
                 self.declare(method, path, name.as_deref(), &auth);
+                self.own_paths.push(path.clone());
+                if method == "OPTIONS" {
+                    self.options_paths.push(path.clone());
+                }
             }
             self.router = self.router.route(path, methods.clone());
         }
@@ -341,7 +386,8 @@ where
         self
     }
 
-    /// The built router and its inventory, with the [`ApiKeyLayer`] on the router; `Err` when
+    /// The built router and its inventory, each route carrying the state (no [`ApiKeyLayer`]
+    /// needed; CORS preflights answered as the layer answers them); `Err` when
     /// `require_route_auth` is on and a merged route's path is not in `allow_unguarded`.
     pub fn build(self) -> Result<ApiApp<S>, UnguardedRoutes> {
         let inventory = RouteInventory {
@@ -357,13 +403,36 @@ where
             )
             .map_err(UnguardedRoutes)?;
         log::info!("apikey: routes: {}", inventory.summary());
+        // CORS preflights need no key: where no route answers `OPTIONS`, a preflight gets 204
+        // with the key header allowed (what the `ApiKeyLayer` does for a whole router).
+        let mut router = self.router;
+        let mut done: Vec<&str> = Vec::new();
+        for path in &self.own_paths {
+            if done.contains(&path.as_str()) || self.options_paths.contains(path) {
+                continue;
+            }
+            done.push(path);
+            let keys = self.keys.clone();
+            router = router.route(
+                path,
+                on(MethodFilter::OPTIONS, move |req: axum::extract::Request| {
+                    let res = preflight_answer(&keys, &req, http::StatusCode::METHOD_NOT_ALLOWED);
+                    async move { res }
+                }),
+            );
+        }
+        let keys = self.keys.clone();
+        let router = router.fallback(move |req: axum::extract::Request| {
+            let res = preflight_answer(&keys, &req, http::StatusCode::NOT_FOUND);
+            async move { res }
+        });
         Ok(ApiApp {
             #[cfg(feature = "openapi")]
             doc: self.doc.map(|mut doc| {
                 crate::openapi::ApiKeyDocs::for_state(&self.keys).apply(&mut doc);
                 doc
             }),
-            router: self.router.layer(ApiKeyLayer::new(self.keys)),
+            router,
             inventory,
         })
     }
