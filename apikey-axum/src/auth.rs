@@ -11,9 +11,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::layer::{allow_key_header, announce, preflight};
+use crate::refused::Refused;
 use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
-use crate::verify::{note_forbidden, refusal, verified, InRequest};
+use crate::verify::{keyless, note_forbidden, refusal, verified, verify_carried, InRequest};
 
 /// Who may call a route, as a route layer:
 /// `get(handler).route_layer(Auth::api_key().groups(["billing"]))`.
@@ -118,31 +119,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let mut inner = ready(&mut self.inner);
         let auth = self.auth.clone();
-        // A route of an `ApiRouter` puts the state in the request (unless a layer did).
-        let carried = match &self.auth.state {
-            Some(state) if req.extensions().get::<InRequest>().is_none() => {
-                let slot = InRequest::new(state.clone());
-                req.extensions_mut().insert(slot.clone());
-                Some((slot, preflight(&req)))
+        // A route of an `ApiRouter` carries the state (unless a layer put it in the request).
+        if let Some(state) = &self.auth.state {
+            if req.extensions().get::<InRequest>().is_none() {
+                let state = state.clone();
+                return Box::pin(carried(auth, state, inner, req));
             }
-            _ => None,
-        };
-        if let Some((slot, Some(preflight))) = carried {
-            // A CORS preflight needs no key: the route's own answer, or 204.
-            return Box::pin(async move {
-                let mut res = inner.call(req).await?;
-                allow_key_header(&slot.state, preflight, &mut res);
-                Ok(res)
-            });
         }
         Box::pin(async move {
             if auth.mode == RouteAuth::None {
-                let mut res = inner.call(req).await?;
-                announce_carried(carried, &mut res);
-                return Ok(res);
+                return inner.call(req).await;
             }
             let refused = match verified(req.headers(), req.extensions()).await {
                 Ok(caller) if caller.in_any(&auth.groups) => None,
@@ -155,19 +144,51 @@ where
             };
             match refused {
                 Some(e) => Ok(refusal(req.extensions(), e).into_response()),
-                None => {
-                    let mut res = inner.call(req).await?;
-                    announce_carried(carried, &mut res);
-                    Ok(res)
-                }
+                None => inner.call(req).await,
             }
         })
     }
 }
 
-/// Adds to a response what its request's slot says to announce, when the route carried it.
-fn announce_carried<P>(carried: Option<(InRequest, P)>, res: &mut Response) {
-    if let Some(announced) = carried.and_then(|(slot, _)| slot.announced()) {
+/// A request on a route carrying `state`: verified here (a refusal allocates nothing), then on
+/// to the route with its slot, and what the response announces added to it.
+async fn carried<S, B>(
+    auth: Auth,
+    state: ApiKeyState,
+    mut inner: S,
+    mut req: Request<B>,
+) -> Result<Response, S::Error>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    if let Some(preflight) = preflight(&req) {
+        // A CORS preflight needs no key: the route's own answer, with the key header allowed.
+        req.extensions_mut().insert(InRequest::new(state.clone()));
+        let mut res = inner.call(req).await?;
+        allow_key_header(&state, preflight, &mut res);
+        return Ok(res);
+    }
+    let slot = match auth.mode {
+        RouteAuth::None => InRequest::new(state),
+        _ => match verify_carried(&state, req.headers(), req.extensions()).await {
+            Ok(settled) if settled.caller.in_any(&auth.groups) => settled.slot(state),
+            Ok(settled) => {
+                log::info!(
+                    "API key {:?} refused: not in the route's groups {:?}",
+                    settled.caller.key_name(),
+                    auth.groups
+                );
+                state.verifier().note_forbidden(&settled.caller.0);
+                return Ok(Refused(state.prepared(AuthError::Forbidden)).into_response());
+            }
+            Err(AuthError::Missing) if auth.mode == RouteAuth::Public => keyless(state),
+            Err(e) => return Ok(Refused(state.prepared(e)).into_response()),
+        },
+    };
+    req.extensions_mut().insert(slot.clone());
+    let mut res = inner.call(req).await?;
+    if let Some(announced) = slot.announced() {
         announce(announced, res.headers_mut());
     }
+    Ok(res)
 }

@@ -54,6 +54,21 @@ impl InRequest {
         }))
     }
 
+    /// A slot whose request was verified already (`outcome`), by a route carrying the state.
+    fn settled(
+        state: ApiKeyState,
+        outcome: Result<Caller, AuthError>,
+        secret: Option<KeyDigest>,
+        announced: Option<Announced>,
+    ) -> Self {
+        InRequest(Arc::new(Slot {
+            state,
+            outcome: OnceLock::from(outcome),
+            secret: secret.map_or_else(OnceLock::new, OnceLock::from),
+            announced: announced.map_or_else(OnceLock::new, OnceLock::from),
+        }))
+    }
+
     /// What the response announces of the request's key (nothing when it was not verified,
     /// not valid, or has nothing to announce).
     pub(crate) fn announced(&self) -> Option<Announced> {
@@ -148,6 +163,55 @@ pub(crate) async fn verified(
     };
     // Two extractors of one request never run at once: the first outcome is the one kept.
     keys.outcome.get_or_init(|| outcome).clone()
+}
+
+/// A key verified by a route carrying the state: who called, the digest of the secret it
+/// presented, and what the response is to announce.
+pub(crate) struct Settled {
+    pub(crate) caller: Caller,
+    secret: KeyDigest,
+    pub(crate) announced: Option<Announced>,
+}
+
+impl Settled {
+    /// The slot to put in the request going on to the handler.
+    pub(crate) fn slot(&self, state: ApiKeyState) -> InRequest {
+        InRequest::settled(
+            state,
+            Ok(self.caller.clone()),
+            Some(self.secret),
+            self.announced,
+        )
+    }
+}
+
+/// The slot of a request without a key on a public route (`Option<Caller>` is `None`).
+pub(crate) fn keyless(state: ApiKeyState) -> InRequest {
+    InRequest::settled(state, Err(AuthError::Missing), None, None)
+}
+
+/// Verifies a request by `state` where no layer put a slot in it (a route of an `ApiRouter`):
+/// nothing is allocated for a refusal.
+pub(crate) async fn verify_carried(
+    state: &ApiKeyState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Settled, AuthError> {
+    let facts = Facts {
+        state,
+        headers,
+        extensions,
+    };
+    let v = state.0.verifier.verify_request(&facts).await?;
+    let announced = (v.sunset.is_some() || !v.limits.is_empty()).then_some(Announced {
+        sunset: v.sunset,
+        limits: v.limits,
+    });
+    Ok(Settled {
+        caller: Caller(v.identity),
+        secret: v.secret,
+        announced,
+    })
 }
 
 fn text(value: &HeaderValue) -> Option<&str> {
