@@ -168,12 +168,16 @@ where
         allow_key_header(&state, preflight, &mut res);
         return Ok(res);
     }
+    let mut announced = None;
     let slot = match auth.mode {
         RouteAuth::None => InRequest::new(state),
         _ => match verify_carried(&state, req.headers(), req.extensions()).await {
-            Ok(settled) if settled.caller.in_any(&auth.groups) => settled.slot(state),
+            Ok(settled) if settled.caller.in_any(&auth.groups) => {
+                announced = settled.announced;
+                settled.slot(state)
+            }
             Ok(settled) => {
-                log::info!(
+                apikey_core::__event!(info, 
                     "API key {:?} refused: not in the route's groups {:?}",
                     settled.caller.key_name(),
                     auth.groups
@@ -185,9 +189,11 @@ where
             Err(e) => return Ok(Refused(state.prepared(e)).into_response()),
         },
     };
-    req.extensions_mut().insert(slot.clone());
+    // A route that verified nothing shares its slot with the handler, which may verify.
+    let shared = matches!(slot, InRequest::Shared(_)).then(|| slot.clone());
+    req.extensions_mut().insert(slot);
     let mut res = inner.call(req).await?;
-    if let Some(announced) = slot.announced() {
+    if let Some(announced) = announced.or_else(|| shared.and_then(|s| s.announced())) {
         announce(announced, res.headers_mut());
     }
     Ok(res)

@@ -44,9 +44,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyState {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Refused> {
         match parts.extensions.get::<InRequest>() {
-            Some(keys) => Ok(keys.state.clone()),
+            Some(keys) => Ok(keys.state().clone()),
             None => {
-                log::error!("apikey: the ApiKeyLayer is not installed");
+                apikey_core::__event!(error, "apikey: the ApiKeyLayer is not installed");
                 Err(refusal(&parts.extensions, AuthError::Unavailable))
             }
         }

@@ -402,7 +402,7 @@ where
                 "ApiRouter's route, get, post, … (an Auth each)",
             )
             .map_err(UnguardedRoutes)?;
-        log::info!("apikey: routes: {}", inventory.summary());
+        apikey_core::__event!(info, "apikey: routes: {}", inventory.summary());
         // CORS preflights need no key: where no route answers `OPTIONS`, a preflight gets 204
         // with the key header allowed (what the `ApiKeyLayer` does for a whole router).
         let mut router = self.router;

@@ -2,7 +2,6 @@
 //! the extractors), its outcome kept in the request's extensions.
 
 use std::net::{IpAddr, SocketAddr};
-use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use apikey_core::config::DEFAULT_HEADER;
@@ -28,15 +27,25 @@ pub(crate) struct Announced {
     pub(crate) limits: Budget,
 }
 
-/// What the layer puts in each request: the state, the outcome of verifying the request's key
-/// once something asked, and what the response is to announce of it. One entry of the request's
-/// extensions, shared with the layer (which reads `announced` once the response is made,
-/// whatever task verified the key): nothing goes through a task-local.
+/// What apikey puts in each request: the state, and the outcome of verifying the request's
+/// key. One entry of the request's extensions; nothing goes through a task-local.
 #[derive(Clone)]
-pub(crate) struct InRequest(Arc<Slot>);
+pub(crate) enum InRequest {
+    /// Put by the [`ApiKeyLayer`](crate::ApiKeyLayer) (or a route that does not verify): the
+    /// key is verified once something asks, and the slot is shared with the response future,
+    /// which reads what to announce whatever task verified the key.
+    Shared(Arc<Slot>),
+    /// Put by a route carrying the state, its key verified already (what the response
+    /// announces is added by that route).
+    Settled {
+        state: ApiKeyState,
+        outcome: Result<Caller, AuthError>,
+        secret: Option<KeyDigest>,
+    },
+}
 
 pub(crate) struct Slot {
-    pub(crate) state: ApiKeyState,
+    state: ApiKeyState,
     outcome: OnceLock<Result<Caller, AuthError>>,
     /// The digest of the secret a valid key presented.
     secret: OnceLock<KeyDigest>,
@@ -46,7 +55,7 @@ pub(crate) struct Slot {
 
 impl InRequest {
     pub(crate) fn new(state: ApiKeyState) -> Self {
-        InRequest(Arc::new(Slot {
+        InRequest::Shared(Arc::new(Slot {
             state,
             outcome: OnceLock::new(),
             secret: OnceLock::new(),
@@ -54,39 +63,34 @@ impl InRequest {
         }))
     }
 
-    /// A slot whose request was verified already (`outcome`), by a route carrying the state.
-    fn settled(
-        state: ApiKeyState,
-        outcome: Result<Caller, AuthError>,
-        secret: Option<KeyDigest>,
-        announced: Option<Announced>,
-    ) -> Self {
-        InRequest(Arc::new(Slot {
-            state,
-            outcome: OnceLock::from(outcome),
-            secret: secret.map_or_else(OnceLock::new, OnceLock::from),
-            announced: announced.map_or_else(OnceLock::new, OnceLock::from),
-        }))
+    /// The verification state.
+    pub(crate) fn state(&self) -> &ApiKeyState {
+        match self {
+            InRequest::Shared(slot) => &slot.state,
+            InRequest::Settled { state, .. } => state,
+        }
     }
 
-    /// What the response announces of the request's key (nothing when it was not verified,
-    /// not valid, or has nothing to announce).
+    fn secret(&self) -> Option<KeyDigest> {
+        match self {
+            InRequest::Shared(slot) => slot.secret.get().copied(),
+            InRequest::Settled { secret, .. } => *secret,
+        }
+    }
+
+    /// What the response announces of the request's key, when the layer's future is to add
+    /// it (nothing when it was not verified, not valid, or has nothing to announce).
     pub(crate) fn announced(&self) -> Option<Announced> {
-        self.0.announced.get().copied()
-    }
-}
-
-impl Deref for InRequest {
-    type Target = Slot;
-
-    fn deref(&self) -> &Slot {
-        &self.0
+        match self {
+            InRequest::Shared(slot) => slot.announced.get().copied(),
+            InRequest::Settled { .. } => None,
+        }
     }
 }
 
 /// The digest of the secret the request's valid key presented, once it was verified.
 pub(crate) fn presented_secret(extensions: &Extensions) -> Option<KeyDigest> {
-    extensions.get::<InRequest>()?.secret.get().copied()
+    extensions.get::<InRequest>()?.secret()
 }
 
 /// An axum request as the verifier reads it: its headers (the key header by the name parsed
@@ -134,11 +138,15 @@ pub(crate) async fn verified(
     extensions: &Extensions,
 ) -> Result<Caller, AuthError> {
     let Some(keys) = extensions.get::<InRequest>() else {
-        log::error!(
+        apikey_core::__event!(error, 
             "apikey: a route needs an API key but the ApiKeyLayer is not installed: add \
              `.layer(apikey_axum::ApiKeyLayer::new(state))`; refusing the request"
         );
         return Err(AuthError::Unavailable);
+    };
+    let keys = match keys {
+        InRequest::Settled { outcome, .. } => return outcome.clone(),
+        InRequest::Shared(slot) => slot,
     };
     if let Some(outcome) = keys.outcome.get() {
         return outcome.clone();
@@ -176,18 +184,21 @@ pub(crate) struct Settled {
 impl Settled {
     /// The slot to put in the request going on to the handler.
     pub(crate) fn slot(&self, state: ApiKeyState) -> InRequest {
-        InRequest::settled(
+        InRequest::Settled {
             state,
-            Ok(self.caller.clone()),
-            Some(self.secret),
-            self.announced,
-        )
+            outcome: Ok(self.caller.clone()),
+            secret: Some(self.secret),
+        }
     }
 }
 
 /// The slot of a request without a key on a public route (`Option<Caller>` is `None`).
 pub(crate) fn keyless(state: ApiKeyState) -> InRequest {
-    InRequest::settled(state, Err(AuthError::Missing), None, None)
+    InRequest::Settled {
+        state,
+        outcome: Err(AuthError::Missing),
+        secret: None,
+    }
 }
 
 /// Verifies a request by `state` where no layer put a slot in it (a route of an `ApiRouter`):
@@ -222,8 +233,8 @@ fn text(value: &HeaderValue) -> Option<&str> {
 /// layer is installed; what the app set, or the peer, otherwise).
 pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
     match extensions.get::<InRequest>() {
-        Some(keys) => keys.state.0.verifier.client_of(&Facts {
-            state: &keys.state,
+        Some(keys) => keys.state().0.verifier.client_of(&Facts {
+            state: keys.state(),
             headers,
             extensions,
         }),
@@ -248,19 +259,19 @@ pub(crate) fn client_by(
 /// The answer to `err` for this request.
 pub(crate) fn refusal(extensions: &Extensions, err: AuthError) -> Refused {
     match extensions.get::<InRequest>() {
-        Some(keys) => Refused(keys.state.prepared(err)),
+        Some(keys) => Refused(keys.state().prepared(err)),
         None => Refused(Answers::new(DEFAULT_HEADER, false).refusal(err)),
     }
 }
 
 /// Counts a valid key refused by a route's groups (it spends a quota unit, as a request).
 pub(crate) fn note_forbidden(extensions: &Extensions, caller: &Caller, groups: &[String]) {
-    log::info!(
+    apikey_core::__event!(info, 
         "API key {:?} refused: not in the route's groups {:?}",
         caller.key_name(),
         groups
     );
     if let Some(keys) = extensions.get::<InRequest>() {
-        keys.state.0.verifier.note_forbidden(&caller.0);
+        keys.state().0.verifier.note_forbidden(&caller.0);
     }
 }

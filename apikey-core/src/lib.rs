@@ -27,6 +27,8 @@ pub mod http;
 pub mod key;
 pub mod limits;
 pub mod model;
+#[doc(hidden)]
+pub mod obs;
 pub mod store;
 mod task;
 pub mod verify;

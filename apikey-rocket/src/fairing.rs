@@ -86,20 +86,20 @@ impl Fairing for ApiKey {
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
         let source = self.source.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(source) = source else {
-            log::error!("apikey: the ApiKey fairing was ignited twice");
+            apikey_core::__event!(error, "apikey: the ApiKey fairing was ignited twice");
             return Err(rocket);
         };
         // The configuration is read once, for the route check and the verifier alike.
         let config = match load_config(rocket.figment()) {
             Ok(config) => config,
             Err(e) => {
-                log::error!("apikey: {e}");
+                apikey_core::__event!(error, "apikey: {e}");
                 return Err(rocket);
             }
         };
         let routes = crate::route_inventory(&rocket);
         if let Err(why) = check_routes(&config.settings, &routes) {
-            log::error!("apikey: {why}");
+            apikey_core::__event!(error, "apikey: {why}");
             return Err(rocket);
         }
         match Self::build(source, config).await {
@@ -119,7 +119,7 @@ impl Fairing for ApiKey {
                     ],
                 )),
             Err(e) => {
-                log::error!("apikey: {e}");
+                apikey_core::__event!(error, "apikey: {e}");
                 Err(rocket)
             }
         }
@@ -132,11 +132,11 @@ impl Fairing for ApiKey {
     /// fairing is attached, logging stops at `info`.
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
         if let Some(state) = rocket.state::<ApiKeyState>() {
-            log::info!("apikey: routes: {}", state.routes().summary());
+            apikey_core::__event!(info, "apikey: routes: {}", state.routes().summary());
         }
         if log::max_level() > log::LevelFilter::Info {
             log::set_max_level(log::LevelFilter::Info);
-            log::warn!(
+            apikey_core::__event!(warning, 
                 "apikey: Rocket's debug log prints every request's headers, API keys included; \
                  logging is limited to info while the apikey fairing is attached"
             );
@@ -148,7 +148,7 @@ impl Fairing for ApiKey {
     async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
         if let Some(state) = rocket.state::<ApiKeyState>() {
             if let Err(e) = state.verifier.shutdown().await {
-                log::warn!("apikey: writing request counts at shutdown failed: {e}");
+                apikey_core::__event!(warning, "apikey: writing request counts at shutdown failed: {e}");
             }
         }
     }

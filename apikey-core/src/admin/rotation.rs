@@ -134,7 +134,7 @@ impl SelfRotation {
     ) -> Result<Rotated, RotateError> {
         let name = caller.key_name();
         if verifier.is_configured(caller.tech_name()) {
-            log::info!("API key {name:?} may not rotate itself: it is set in a config section");
+            crate::obs::info!("API key {name:?} may not rotate itself: it is set in a config section");
             return Err(RotateError::Configured);
         }
         let rule = OwnRotation {
@@ -150,13 +150,13 @@ impl SelfRotation {
                 let e = RotateError::from(e);
                 match &e {
                     RotateError::InGrace => {
-                        log::warn!(
+                        crate::obs::warning!(
                             "API key {name:?} refused a rotation asked by a secret in its grace"
                         );
                         // Audited: a thief holding an old secret shows up in the trail.
                         keys.note(REFUSED_ACTION, name, &e.to_string()).await?;
                     }
-                    RotateError::TooSoon { retry_after_secs } => log::info!(
+                    RotateError::TooSoon { retry_after_secs } => crate::obs::info!(
                         "API key {name:?} may not rotate itself again for {retry_after_secs} s"
                     ),
                     _ => {}
@@ -168,7 +168,7 @@ impl SelfRotation {
             .then(|| time::Duration::try_from(self.grace).ok())
             .flatten()
             .and_then(|g| now.checked_add(g));
-        log::info!("API key {name:?} rotated itself");
+        crate::obs::info!("API key {name:?} rotated itself");
         Ok(Rotated {
             name: name.to_owned(),
             key,

@@ -116,7 +116,7 @@ pub(super) fn failed(backend: &Arc<dyn Backend>, error: &LimitsError) {
         return;
     }
     health.outages.fetch_add(1, Ordering::Relaxed);
-    log::warn!(
+    crate::obs::warning!(
         "apikey: shared limits ({}) unreachable: {error}; limiting per instance until it answers \
          again (keys are still verified)",
         backend.name()
@@ -135,7 +135,7 @@ pub(super) fn probe(backend: Arc<dyn Backend>) {
             }
             if call(&*backend, backend.ping()).await.is_ok() {
                 backend.health().down.store(false, Ordering::Relaxed);
-                log::warn!(
+                crate::obs::warning!(
                     "apikey: shared limits ({}) reachable again; limits hold across instances",
                     backend.name()
                 );

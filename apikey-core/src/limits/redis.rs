@@ -181,7 +181,7 @@ impl RedisLimits {
         match redis.target.connect().await {
             Ok(c) => *redis.connection.write().await = Some(c),
             Err(e) => {
-                log::warn!(
+                crate::obs::warning!(
                     "apikey: shared limits (redis) unreachable at start: {e}; limiting per \
                      instance until it answers"
                 );

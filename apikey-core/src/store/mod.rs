@@ -388,7 +388,7 @@ pub async fn open(settings: &Settings) -> StoreResult<SharedStore> {
             let store =
                 SqliteStore::connect_with(url, &StoreOptions::from_settings(settings)).await?;
             if let Some(path) = sqlite_file(url) {
-                log::info!(
+                crate::obs::info!(
                     "apikey: the key store is the SQLite file {}",
                     path.display()
                 );

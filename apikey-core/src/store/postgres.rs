@@ -183,7 +183,7 @@ impl SqlStore<Postgres> {
         let wait = (feed.heartbeat * 2).min(Duration::from_secs(1));
         let listener = feed.prove(listener, wait).await;
         if !changes.is_live() {
-            log::warn!(
+            crate::obs::warning!(
                 "apikey: PostgreSQL notifications do not arrive (a pooler in transaction mode? \
                  set `feed_url` to a direct connection); every request asks the store until they do"
             );
@@ -302,8 +302,8 @@ impl Feed {
             .execute(&self.pool);
         match tokio::time::timeout(self.heartbeat, send).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => log::debug!("apikey: sending the feed heartbeat failed: {e}"),
-            Err(_) => log::debug!("apikey: sending the feed heartbeat timed out"),
+            Ok(Err(e)) => crate::obs::debug!("apikey: sending the feed heartbeat failed: {e}"),
+            Err(_) => crate::obs::debug!("apikey: sending the feed heartbeat timed out"),
         }
     }
 
@@ -364,7 +364,7 @@ impl Feed {
         loop {
             let why = self.follow(&mut listener).await;
             if self.changes.is_live() {
-                log::warn!(
+                crate::obs::warning!(
                     "apikey: the PostgreSQL change feed is not live ({why}); every request \
                      asks the store until it is back"
                 );
@@ -376,13 +376,13 @@ impl Feed {
                 tokio::time::sleep(self.heartbeat.min(Duration::from_secs(1))).await;
                 match tokio::time::timeout(self.heartbeat * 2, self.listener()).await {
                     Ok(Ok(l)) => break l,
-                    Ok(Err(e)) => log::debug!("apikey: PostgreSQL notifications still down: {e}"),
-                    Err(_) => log::debug!("apikey: PostgreSQL notifications still down: timeout"),
+                    Ok(Err(e)) => crate::obs::debug!("apikey: PostgreSQL notifications still down: {e}"),
+                    Err(_) => crate::obs::debug!("apikey: PostgreSQL notifications still down: timeout"),
                 }
             };
             listener = self.prove(listener, self.heartbeat * 2).await;
             if self.changes.is_live() {
-                log::info!("apikey: the PostgreSQL change feed is live again");
+                crate::obs::info!("apikey: the PostgreSQL change feed is live again");
             }
         }
     }

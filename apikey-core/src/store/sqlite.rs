@@ -196,7 +196,7 @@ async fn migrate_beside_others(pool: &sqlx::SqlitePool) -> StoreResult<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
         if schema_status(pool).await.is_ok_and(|s| s.is_current()) {
-            log::info!("apikey: another process migrated the key store meanwhile");
+            crate::obs::info!("apikey: another process migrated the key store meanwhile");
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -311,14 +311,14 @@ async fn check_once(
         Ok(Ok(v)) => v,
         Err(_) => {
             if changes.is_live() {
-                log::warn!("apikey: the SQLite change check did not answer within {silence:?}");
+                crate::obs::warning!("apikey: the SQLite change check did not answer within {silence:?}");
             }
             changes.set_live(false);
             return;
         }
         Ok(Err(e)) => {
             if changes.is_live() {
-                log::warn!("apikey: checking the SQLite store for changes failed: {e}");
+                crate::obs::warning!("apikey: checking the SQLite store for changes failed: {e}");
             }
             changes.set_live(false);
             return;
@@ -336,7 +336,7 @@ async fn check_once(
         Ok(rows) => rows,
         Err(e) => {
             if changes.is_live() {
-                log::warn!("apikey: reading SQLite store changes failed: {e}");
+                crate::obs::warning!("apikey: reading SQLite store changes failed: {e}");
             }
             changes.set_live(false);
             return;
@@ -346,7 +346,7 @@ async fn check_once(
     changes.set_live(true);
     match news(*last_id, &rows) {
         News::Gap => {
-            log::warn!(
+            crate::obs::warning!(
                 "apikey: SQLite store changes were pruned before this process read them; \
                  dropping every cached verification"
             );

@@ -21,7 +21,7 @@ fn trimmed(value: &str) -> &str {
 /// A refusal of the key's form: several values, a value that is not UTF-8, a Bearer
 /// credential next to the key header.
 fn malformed(why: &str) -> AuthError {
-    log::info!("API key refused: {why}");
+    crate::obs::info!("API key refused: {why}");
     AuthError::Invalid(InvalidKey::Malformed)
 }
 

@@ -378,7 +378,7 @@ async fn work(
                 }
                 Ok(None) => state.complete.store(false, Ordering::Release),
                 Err(e) => {
-                    log::warn!("apikey: refreshing the digest filter failed: {e}");
+                    crate::obs::warning!("apikey: refreshing the digest filter failed: {e}");
                     state.complete.store(false, Ordering::Release);
                 }
             },
@@ -403,7 +403,7 @@ async fn load_all(state: &State, store: &SharedLookup) {
             state.unlisted.store(true, Ordering::Release);
         }
         Err(e) => {
-            log::warn!("apikey: loading the digest filter failed (retrying): {e}");
+            crate::obs::warning!("apikey: loading the digest filter failed (retrying): {e}");
             state.complete.store(false, Ordering::Release);
         }
     }

@@ -155,7 +155,7 @@ fn unix_now() -> i64 {
 }
 
 fn unavailable(e: StoreError) -> AuthError {
-    log::error!("API key lookup failed: {e}");
+    crate::obs::error!("API key lookup failed: {e}");
     AuthError::Unavailable
 }
 
@@ -314,7 +314,7 @@ impl Verifier {
         match self.format.check(key) {
             Ok(_) => Ok(self.hasher.digest(key)),
             Err(why) => {
-                log::info!("API key refused before lookup: {why}");
+                crate::obs::info!("API key refused before lookup: {why}");
                 Err(AuthError::Invalid(InvalidKey::Malformed))
             }
         }
@@ -494,7 +494,7 @@ impl Verifier {
     ) -> Result<Verified, AuthError> {
         let not_after = valid.not_after();
         if not_after <= now {
-            log::info!("API key {:?} refused: expired", valid.identity.key_name());
+            crate::obs::info!("API key {:?} refused: expired", valid.identity.key_name());
             self.caches.forget(digest);
             return Err(AuthError::Invalid(InvalidKey::Expired));
         }
@@ -502,7 +502,7 @@ impl Verifier {
             let client = client();
             if !client.is_some_and(|ip| allow.allows(ip)) {
                 let from = client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string());
-                log::info!(
+                crate::obs::info!(
                     "API key {:?} refused: used from {from}, outside its allowlist",
                     valid.identity.key_name()
                 );
@@ -518,7 +518,7 @@ impl Verifier {
         {
             Ok(budget) => budget,
             Err(refused) => {
-                log::info!("API key {:?} refused: {refused}", valid.identity.key_name());
+                crate::obs::info!("API key {:?} refused: {refused}", valid.identity.key_name());
                 return Err(refused);
             }
         };

@@ -90,7 +90,7 @@ impl Verifier {
         match found.map_err(unavailable)? {
             Some(m) if m.digest.ct_eq(digest) => self.check_match(m, now),
             _ => {
-                log::info!("API key refused: unknown key");
+                crate::obs::info!("API key refused: unknown key");
                 Err(AuthError::Invalid(InvalidKey::Unknown))
             }
         }
@@ -121,7 +121,7 @@ impl Verifier {
             None
         };
         if let Some((why, refusal)) = refused {
-            log::info!("API key {:?} refused: {why}", r.name);
+            crate::obs::info!("API key {:?} refused: {why}", r.name);
             return Err(refusal);
         }
         let meter = self.limits.configure(&r.tech_name, r.rate_limit, r.quota);
@@ -148,7 +148,7 @@ impl Verifier {
         self.meters.store_query(started.elapsed());
         let stored: Option<KeyRecord> = stored.map_err(unavailable)?;
         let refuse = |why: &str, refusal: AuthError| {
-            log::info!(
+            crate::obs::info!(
                 "API key of section [{}] refused: {why}",
                 section.section_name()
             );

@@ -114,7 +114,7 @@ async fn write_every(pending: Arc<Pending>, store: SharedLookup, every: Duration
     loop {
         ticker.tick().await;
         if let Err(e) = pending.write(&store).await {
-            log::warn!("apikey: recording when keys were last used failed: {e}");
+            crate::obs::warning!("apikey: recording when keys were last used failed: {e}");
         }
     }
 }

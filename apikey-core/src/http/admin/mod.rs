@@ -302,7 +302,7 @@ impl AdminApp {
         match self.settings.admin_cookie_key_bytes()? {
             Some(bytes) => Ok(cookie::Key::derive_from(&bytes)),
             None if cfg!(debug_assertions) => {
-                log::warn!(
+                crate::obs::warning!(
                     "apikey: `admin_cookie_key` is not set; the admin page's cookies use a key \
                      made up at start (sessions end with this process; release builds refuse \
                      to start without it)"
