@@ -177,7 +177,8 @@ where
                 settled.slot(state)
             }
             Ok(settled) => {
-                apikey_core::__event!(info, 
+                apikey_core::__event!(
+                    info,
                     "API key {:?} refused: not in the route's groups {:?}",
                     settled.caller.key_name(),
                     auth.groups

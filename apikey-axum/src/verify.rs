@@ -138,7 +138,8 @@ pub(crate) async fn verified(
     extensions: &Extensions,
 ) -> Result<Caller, AuthError> {
     let Some(keys) = extensions.get::<InRequest>() else {
-        apikey_core::__event!(error, 
+        apikey_core::__event!(
+            error,
             "apikey: a route needs an API key but the ApiKeyLayer is not installed: add \
              `.layer(apikey_axum::ApiKeyLayer::new(state))`; refusing the request"
         );
@@ -266,7 +267,8 @@ pub(crate) fn refusal(extensions: &Extensions, err: AuthError) -> Refused {
 
 /// Counts a valid key refused by a route's groups (it spends a quota unit, as a request).
 pub(crate) fn note_forbidden(extensions: &Extensions, caller: &Caller, groups: &[String]) {
-    apikey_core::__event!(info, 
+    apikey_core::__event!(
+        info,
         "API key {:?} refused: not in the route's groups {:?}",
         caller.key_name(),
         groups

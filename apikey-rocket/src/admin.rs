@@ -84,7 +84,8 @@ impl Handler for AdminHandler {
             req.rocket().state::<Admin>(),
             req.rocket().state::<ApiKeyState>(),
         ) else {
-            apikey_core::__event!(error, 
+            apikey_core::__event!(
+                error,
                 "apikey: the admin routes need the ApiKey fairing and `.manage(Admin::new(…))`"
             );
             return Outcome::Error(Status::ServiceUnavailable);

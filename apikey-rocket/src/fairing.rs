@@ -136,7 +136,8 @@ impl Fairing for ApiKey {
         }
         if log::max_level() > log::LevelFilter::Info {
             log::set_max_level(log::LevelFilter::Info);
-            apikey_core::__event!(warning, 
+            apikey_core::__event!(
+                warning,
                 "apikey: Rocket's debug log prints every request's headers, API keys included; \
                  logging is limited to info while the apikey fairing is attached"
             );
@@ -148,7 +149,10 @@ impl Fairing for ApiKey {
     async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
         if let Some(state) = rocket.state::<ApiKeyState>() {
             if let Err(e) = state.verifier.shutdown().await {
-                apikey_core::__event!(warning, "apikey: writing request counts at shutdown failed: {e}");
+                apikey_core::__event!(
+                    warning,
+                    "apikey: writing request counts at shutdown failed: {e}"
+                );
             }
         }
     }

@@ -104,7 +104,10 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
                     }
                 }
                 None => {
-                    apikey_core::__event!(error, "apikey: the ApiKey fairing is not attached; refusing the request");
+                    apikey_core::__event!(
+                        error,
+                        "apikey: the ApiKey fairing is not attached; refusing the request"
+                    );
                     Verified::failed(Some(Err(AuthError::Unavailable)))
                 }
             }
@@ -130,7 +133,8 @@ fn refuse<T>(req: &Request<'_>, err: AuthError) -> Outcome<T, AuthError> {
 
 fn needs_fairing(rocket: &Rocket<Ignite>) -> bool {
     if rocket.state::<ApiKeyState>().is_none() {
-        apikey_core::__event!(error, 
+        apikey_core::__event!(
+            error,
             "a route needs an API key but the apikey fairing is not attached: \
              add `.attach(apikey_rocket::ApiKey::fairing())`"
         );
@@ -169,7 +173,8 @@ fn check_groups<'r, P: Policy>(
     if caller.in_any(P::GROUPS) {
         Outcome::Success(caller)
     } else {
-        apikey_core::__event!(info, 
+        apikey_core::__event!(
+            info,
             "API key {:?} refused: not in the route's groups {:?}",
             caller.key_name(),
             P::GROUPS

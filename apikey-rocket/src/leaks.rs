@@ -73,7 +73,10 @@ pub enum Answer {
 #[route(POST, "/secret-scanning", auth = "none", data = "<body>")]
 async fn report(body: Data<'_>, signed: Signed<'_>, leaks: Option<&State<LeakReports>>) -> Answer {
     let Some(leaks) = leaks else {
-        apikey_core::__event!(error, "apikey: the secret scanning route needs `.manage(LeakReports::new(…)?)`");
+        apikey_core::__event!(
+            error,
+            "apikey: the secret scanning route needs `.manage(LeakReports::new(…)?)`"
+        );
         let problem = http::Problem::new(503, "Reports are not taken on this service.");
         return Answer::Refused(problem.prepare().into());
     };

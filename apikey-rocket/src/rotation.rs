@@ -81,7 +81,10 @@ async fn rotate(
     presented: Presented,
 ) -> Answer {
     let Some(rotation) = rotation else {
-        apikey_core::__event!(error, "apikey: the rotation route needs `.manage(SelfRotation::new(…))`");
+        apikey_core::__event!(
+            error,
+            "apikey: the rotation route needs `.manage(SelfRotation::new(…))`"
+        );
         let problem = http::Problem::new(503, "Key rotation is not set up on this service.");
         return Answer::Refused(problem.prepare().into());
     };

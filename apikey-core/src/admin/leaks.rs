@@ -256,7 +256,9 @@ impl LeakReports {
     /// replay is logged.
     pub async fn report(&self, admitted: Admitted, body: &[u8]) -> Result<Vec<Label>, LeakError> {
         if !self.signed(body, &admitted) {
-            crate::obs::warning!("apikey: a secret scanning report with a bad signature was refused");
+            crate::obs::warning!(
+                "apikey: a secret scanning report with a bad signature was refused"
+            );
             self.refused
                 .failed(admitted.client.as_deref().unwrap_or("unknown"));
             return Err(LeakError::BadSignature);
@@ -270,7 +272,9 @@ impl LeakReports {
             .claim_report(&digest, now, REPLAY_WINDOW)
             .await?;
         if !first {
-            crate::obs::warning!("apikey: a secret scanning report already processed was sent again");
+            crate::obs::warning!(
+                "apikey: a secret scanning report already processed was sent again"
+            );
             let mut labels = Vec::with_capacity(found.len());
             for f in &found {
                 labels.push(label(f, self.known(f).await?));
@@ -324,7 +328,9 @@ impl LeakReports {
             escape_unsafe(&f.source)
         );
         if let Some(tech) = self.configured.get(&digest) {
-            crate::obs::warning!("apikey: the key of config section [api_key_{tech}] was reported leaked");
+            crate::obs::warning!(
+                "apikey: the key of config section [api_key_{tech}] was reported leaked"
+            );
             let summary = format!("{place}; set in the configuration: change it there");
             self.manager.note(LEAK_ACTION, tech, &summary).await?;
             return Ok(true);

@@ -134,7 +134,9 @@ impl SelfRotation {
     ) -> Result<Rotated, RotateError> {
         let name = caller.key_name();
         if verifier.is_configured(caller.tech_name()) {
-            crate::obs::info!("API key {name:?} may not rotate itself: it is set in a config section");
+            crate::obs::info!(
+                "API key {name:?} may not rotate itself: it is set in a config section"
+            );
             return Err(RotateError::Configured);
         }
         let rule = OwnRotation {

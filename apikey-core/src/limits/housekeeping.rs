@@ -107,7 +107,9 @@ pub(super) async fn housekeeping(inner: std::sync::Weak<Inner>) {
         if last_write.elapsed() >= COUNTS_EVERY {
             last_write = Instant::now();
             if let Err(e) = inner.write_counts().await {
-                crate::obs::warning!("apikey: writing request counts failed (kept for the next try): {e}");
+                crate::obs::warning!(
+                    "apikey: writing request counts failed (kept for the next try): {e}"
+                );
             }
         }
     }

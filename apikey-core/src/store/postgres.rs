@@ -376,8 +376,12 @@ impl Feed {
                 tokio::time::sleep(self.heartbeat.min(Duration::from_secs(1))).await;
                 match tokio::time::timeout(self.heartbeat * 2, self.listener()).await {
                     Ok(Ok(l)) => break l,
-                    Ok(Err(e)) => crate::obs::debug!("apikey: PostgreSQL notifications still down: {e}"),
-                    Err(_) => crate::obs::debug!("apikey: PostgreSQL notifications still down: timeout"),
+                    Ok(Err(e)) => {
+                        crate::obs::debug!("apikey: PostgreSQL notifications still down: {e}")
+                    }
+                    Err(_) => {
+                        crate::obs::debug!("apikey: PostgreSQL notifications still down: timeout")
+                    }
                 }
             };
             listener = self.prove(listener, self.heartbeat * 2).await;

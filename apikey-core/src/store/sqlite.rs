@@ -311,7 +311,9 @@ async fn check_once(
         Ok(Ok(v)) => v,
         Err(_) => {
             if changes.is_live() {
-                crate::obs::warning!("apikey: the SQLite change check did not answer within {silence:?}");
+                crate::obs::warning!(
+                    "apikey: the SQLite change check did not answer within {silence:?}"
+                );
             }
             changes.set_live(false);
             return;

@@ -264,6 +264,35 @@ impl Verifier {
         &self,
         req: &(impl RequestFacts + Sync),
     ) -> Result<Verified, AuthError> {
+        #[cfg(feature = "tracing")]
+        {
+            use tracing::Instrument;
+            // One span per verification: its outcome and, for a valid key, the key's name
+            // (never the key).
+            let span = tracing::info_span!(
+                "apikey.verify",
+                outcome = tracing::field::Empty,
+                key = tracing::field::Empty
+            );
+            let result = self.verify_request_now(req).instrument(span.clone()).await;
+            let outcome = match &result {
+                Ok(verified) => {
+                    span.record("key", verified.identity.key_name());
+                    RequestOutcome::Valid
+                }
+                Err(e) => RequestOutcome::of(e),
+            };
+            span.record("outcome", outcome.label());
+            result
+        }
+        #[cfg(not(feature = "tracing"))]
+        self.verify_request_now(req).await
+    }
+
+    async fn verify_request_now(
+        &self,
+        req: &(impl RequestFacts + Sync),
+    ) -> Result<Verified, AuthError> {
         let authorization = self
             .credentials
             .bearer
