@@ -143,6 +143,20 @@ fn preflight_answer(
     res
 }
 
+/// `ApiRouter::route` for one method, as a method of its own.
+macro_rules! by_method {
+    ($($(#[$doc:meta])* $name:ident $method:ident,)*) => {$(
+        $(#[$doc])*
+        pub fn $name<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
+        where
+            H: Handler<T, S>,
+            T: 'static,
+        {
+            self.route(Method::$method, path, auth, handler)
+        }
+    )*};
+}
+
 impl<S> ApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -213,50 +227,18 @@ where
         self
     }
 
-    /// `handler` for `GET` at `path` (axum answers `HEAD` with it too), called only as `auth`
-    /// allows.
-    pub fn get<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        self.route(Method::GET, path, auth, handler)
-    }
-
-    /// `handler` for `POST` at `path`, called only as `auth` allows.
-    pub fn post<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        self.route(Method::POST, path, auth, handler)
-    }
-
-    /// `handler` for `PUT` at `path`, called only as `auth` allows.
-    pub fn put<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        self.route(Method::PUT, path, auth, handler)
-    }
-
-    /// `handler` for `PATCH` at `path`, called only as `auth` allows.
-    pub fn patch<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        self.route(Method::PATCH, path, auth, handler)
-    }
-
-    /// `handler` for `DELETE` at `path`, called only as `auth` allows.
-    pub fn delete<H, T>(self, path: &str, auth: Auth, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        self.route(Method::DELETE, path, auth, handler)
+    by_method! {
+        /// `handler` for `GET` at `path` (axum answers `HEAD` with it too), called only as
+        /// `auth` allows.
+        get GET,
+        /// `handler` for `POST` at `path`, called only as `auth` allows.
+        post POST,
+        /// `handler` for `PUT` at `path`, called only as `auth` allows.
+        put PUT,
+        /// `handler` for `PATCH` at `path`, called only as `auth` allows.
+        patch PATCH,
+        /// `handler` for `DELETE` at `path`, called only as `auth` allows.
+        delete DELETE,
     }
 
     /// `service` at `path` for the methods of `methods`, checking who may call it itself

@@ -3,10 +3,11 @@
 //! them.
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use apikey_core::config::{self, ApiKeyConfig};
-use apikey_core::http::{Answers, Prepared};
+use apikey_core::http::{Keys, Prepared};
 use apikey_core::{AuthError, ConfigError, SetupError, SharedStore, Verifier};
 use figment::Figment;
 use http::HeaderName;
@@ -23,18 +24,26 @@ pub fn load_config_from(figment: Figment) -> Result<ApiKeyConfig, ConfigError> {
     ApiKeyConfig::from_figment(&config::layered(figment, None)?)
 }
 
-/// What verifies a request and answers a refusal: the verifier and every refusal's answer,
-/// prepared once. Cheap to clone (one `Arc`). Request handlers can verify with it but cannot
-/// reach the store: key administration is not a request-path capability.
+/// What verifies a request and answers a refusal: the core's [`Keys`] (its accessors, the
+/// same on Rocket: `header()`, `store_queries()`, `ready()`, `verifier()`, …). Cheap to clone
+/// (one `Arc`). Request handlers can verify with it but cannot reach the store: key
+/// administration is not a request-path capability.
 #[derive(Clone)]
 pub struct ApiKeyState(pub(crate) Arc<Inner>);
 
 pub(crate) struct Inner {
-    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) keys: Keys,
+    pub(crate) header: HeaderName,
     /// `require_route_auth` and `allow_unguarded`, for [`ApiRouter`](crate::ApiRouter).
     pub(crate) route_rules: (bool, Vec<String>),
-    pub(crate) answers: Answers,
-    pub(crate) header: HeaderName,
+}
+
+impl Deref for ApiKeyState {
+    type Target = Keys;
+
+    fn deref(&self) -> &Keys {
+        &self.0.keys
+    }
 }
 
 impl ApiKeyState {
@@ -74,59 +83,9 @@ impl ApiKeyState {
         })?;
         Ok(ApiKeyState(Arc::new(Inner {
             route_rules: (false, Vec::new()),
-            answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
-            verifier,
+            keys: Keys::new(verifier),
             header,
         })))
-    }
-
-    /// The header that carries keys.
-    pub fn header(&self) -> &str {
-        self.0.verifier.header()
-    }
-
-    /// Whether `Authorization: Bearer <key>` is accepted too.
-    pub fn accepts_bearer(&self) -> bool {
-        self.0.verifier.accepts_bearer()
-    }
-
-    /// Store queries made by verification so far (cache misses), for metrics.
-    pub fn store_queries(&self) -> u64 {
-        self.0.verifier.store_queries()
-    }
-
-    /// Unknown keys refused by the digest filter without a store query, for metrics.
-    pub fn filtered(&self) -> u64 {
-        self.0.verifier.filtered()
-    }
-
-    /// Valid keys cached right now, for metrics.
-    pub fn cached_keys(&self) -> usize {
-        self.0.verifier.cached_keys()
-    }
-
-    /// Whether the store's change feed is live (caches and the digest filter are bypassed
-    /// while it is not), for metrics.
-    pub fn feed_live(&self) -> bool {
-        self.0.verifier.feed_live()
-    }
-
-    /// Where rate limits and quotas are kept, and whether they fall back to per instance
-    /// (shared limits unreachable), for metrics.
-    pub fn limits(&self) -> apikey_core::limits::LimitsStats {
-        self.0.verifier.limits_stats()
-    }
-
-    /// Whether this instance can serve (its store answers, its change feed is live, its digest
-    /// filter loaded), for a readiness probe: what a `GET /ready` route answers.
-    pub async fn ready(&self) -> apikey_core::Readiness {
-        self.0.verifier.ready().await
-    }
-
-    /// The verifier (to flush usage on shutdown with `verifier().shutdown()`, or verify
-    /// outside a route).
-    pub fn verifier(&self) -> &Verifier {
-        &self.0.verifier
     }
 
     /// `require_route_auth` and `allow_unguarded` as configured (off for a state made
@@ -137,11 +96,11 @@ impl ApiKeyState {
 
     /// The answer apikey gives for `err`, for handlers that refuse on their own terms.
     pub fn answer(&self, err: AuthError) -> crate::Refused {
-        crate::Refused(self.0.answers.refusal(err))
+        crate::Refused(self.0.keys.refusal(err))
     }
 
     pub(crate) fn prepared(&self, err: AuthError) -> Prepared {
-        self.0.answers.refusal(err)
+        self.0.keys.refusal(err)
     }
 }
 

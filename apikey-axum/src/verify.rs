@@ -157,7 +157,7 @@ pub(crate) async fn verified(
         headers,
         extensions,
     };
-    let outcome = match keys.state.0.verifier.verify_request(&facts).await {
+    let outcome = match keys.state.verifier().verify_request(&facts).await {
         Ok(verified) => {
             let _ = keys.secret.set(verified.secret);
             if verified.sunset.is_some() || !verified.limits.is_empty() {
@@ -214,7 +214,7 @@ pub(crate) async fn verify_carried(
         headers,
         extensions,
     };
-    let v = state.0.verifier.verify_request(&facts).await?;
+    let v = state.verifier().verify_request(&facts).await?;
     let announced = (v.sunset.is_some() || !v.limits.is_empty()).then_some(Announced {
         sunset: v.sunset,
         limits: v.limits,
@@ -234,7 +234,7 @@ fn text(value: &HeaderValue) -> Option<&str> {
 /// layer is installed; what the app set, or the peer, otherwise).
 pub(crate) fn request_client(headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
     match extensions.get::<InRequest>() {
-        Some(keys) => keys.state().0.verifier.client_of(&Facts {
+        Some(keys) => keys.state().verifier().client_of(&Facts {
             state: keys.state(),
             headers,
             extensions,
@@ -250,7 +250,7 @@ pub(crate) fn client_by(
     headers: &HeaderMap,
     extensions: &Extensions,
 ) -> Option<IpAddr> {
-    state.0.verifier.client_of(&Facts {
+    state.verifier().client_of(&Facts {
         state,
         headers,
         extensions,
@@ -274,6 +274,6 @@ pub(crate) fn note_forbidden(extensions: &Extensions, caller: &Caller, groups: &
         groups
     );
     if let Some(keys) = extensions.get::<InRequest>() {
-        keys.state().0.verifier.note_forbidden(&caller.0);
+        keys.state().verifier().note_forbidden(&caller.0);
     }
 }

@@ -13,7 +13,7 @@ use crate::state::ApiKeyState;
 fn problem(status: Status, req: &Request<'_>) -> Prepared {
     let refusal = Verified::of(req).refusal();
     match req.rocket().state::<ApiKeyState>() {
-        Some(keys) => keys.answers.get(refusal, status.code).into(),
+        Some(keys) => keys.answers().get(refusal, status.code).into(),
         None => Answers::new(DEFAULT_HEADER, false)
             .get(refusal, status.code)
             .into(),

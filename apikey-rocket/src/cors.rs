@@ -18,7 +18,7 @@ pub(crate) fn allow_key_header<'r>(req: &'r Request<'_>, res: &mut Response<'r>)
     };
     let keys = req.rocket().state::<ApiKeyState>();
     let header = keys.map_or(DEFAULT_HEADER, |k| k.header());
-    let bearer = keys.is_some_and(ApiKeyState::accepts_bearer);
+    let bearer = keys.is_some_and(|k| k.accepts_bearer());
     if res.status() == Status::NotFound {
         res.set_status(Status::NoContent);
         res.set_sized_body(0, std::io::Cursor::new(""));

@@ -11,7 +11,6 @@ use rocket::{catchers, Build, Orbit, Request, Response, Rocket};
 use crate::routes::RouteInventory;
 use crate::state::ApiKeyState;
 use crate::{catchers, cors, sunset};
-use apikey_core::http::Answers;
 
 enum Source {
     Config,
@@ -106,8 +105,7 @@ impl Fairing for ApiKey {
             Ok(verifier) => Ok(rocket
                 .manage(ApiKeyState {
                     routes,
-                    answers: Answers::new(verifier.header(), verifier.accepts_bearer()),
-                    verifier,
+                    keys: apikey_core::http::Keys::new(verifier),
                 })
                 .register(
                     "/",
@@ -148,7 +146,7 @@ impl Fairing for ApiKey {
     /// and last-used times not written yet are written now.
     async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
         if let Some(state) = rocket.state::<ApiKeyState>() {
-            if let Err(e) = state.verifier.shutdown().await {
+            if let Err(e) = state.verifier().shutdown().await {
                 apikey_core::__event!(
                     warning,
                     "apikey: writing request counts at shutdown failed: {e}"

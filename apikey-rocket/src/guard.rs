@@ -97,7 +97,7 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
                 Some(keys) => {
                     // The client's address is asked only of keys bound to networks: the
                     // peer, or what a trusted proxy reports (never Rocket's `ip_header`).
-                    let outcome = keys.verifier.verify_request(&Facts(req)).await;
+                    let outcome = keys.verifier().verify_request(&Facts(req)).await;
                     match outcome {
                         Ok(v) => Verified::valid(v),
                         Err(e) => Verified::failed(Some(Err(e))),
@@ -180,7 +180,7 @@ fn check_groups<'r, P: Policy>(
             P::GROUPS
         );
         if let Some(keys) = req.rocket().state::<ApiKeyState>() {
-            keys.verifier.note_forbidden(&caller.0);
+            keys.verifier().note_forbidden(&caller.0);
         }
         refuse(req, AuthError::Forbidden)
     }

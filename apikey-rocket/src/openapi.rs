@@ -76,8 +76,8 @@ impl ApiKeyDocs {
         let state = rocket.state::<ApiKeyState>();
         Self::new(
             route_inventory(rocket),
-            state.map_or(apikey_core::config::DEFAULT_HEADER, ApiKeyState::header),
-            state.is_some_and(ApiKeyState::accepts_bearer),
+            state.map_or(apikey_core::config::DEFAULT_HEADER, |s| s.header()),
+            state.is_some_and(|s| s.accepts_bearer()),
         )
     }
 

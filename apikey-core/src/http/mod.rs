@@ -10,11 +10,13 @@
 pub mod admin;
 mod answers;
 pub mod inventory;
+mod keys;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 
 pub use answers::{Answers, Prepared, Problem, PROBLEM_JSON};
+pub use keys::Keys;
 
 use serde::Serialize;
 

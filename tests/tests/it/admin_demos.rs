@@ -7,27 +7,9 @@ use std::path::Path;
 
 use apikey_tests::demo::{printed_key, CookieClient, Demo, Framework, Raw, Server};
 
-const ROCKET: Demo = Demo {
-    bin: env!("CARGO_BIN_EXE_my-service-under-test"),
-    framework: Framework::Rocket,
-};
-const AXUM: Demo = Demo {
-    bin: env!("CARGO_BIN_EXE_axum-service-under-test"),
-    framework: Framework::Axum,
-};
+use crate::{AXUM, ROCKET};
 
-macro_rules! on_both {
-    ($($check:ident),* $(,)?) => {
-        mod rocket {
-            $( #[test] fn $check() { super::$check(super::ROCKET) } )*
-        }
-        mod axum {
-            $( #[test] fn $check() { super::$check(super::AXUM) } )*
-        }
-    };
-}
-
-on_both!(
+on_both_demos!(
     an_admin_manages_keys_and_nothing_else_gets_in,
     sessions_end_with_logout_and_their_secret,
     logins_are_limited_per_address_and_key,

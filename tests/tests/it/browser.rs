@@ -13,14 +13,7 @@ use apikey_core::model::UsageCount;
 use apikey_core::UsageDay;
 use apikey_tests::demo::{printed_key, Demo, Framework, Server};
 
-const ROCKET: Demo = Demo {
-    bin: env!("CARGO_BIN_EXE_my-service-under-test"),
-    framework: Framework::Rocket,
-};
-const AXUM: Demo = Demo {
-    bin: env!("CARGO_BIN_EXE_axum-service-under-test"),
-    framework: Framework::Axum,
-};
+use crate::{AXUM, ROCKET};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 

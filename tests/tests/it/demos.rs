@@ -10,27 +10,9 @@ use apikey_core::{open, ApiKeyConfig, CreateKey, KeyManager, Secret, Settings};
 use apikey_tests::demo::{printed_key, Demo, Framework, Raw, Server};
 use apikey_tests::{json_output, run_apikey, PgDatabase};
 
-const ROCKET: Demo = Demo {
-    bin: env!("CARGO_BIN_EXE_my-service-under-test"),
-    framework: Framework::Rocket,
-};
-const AXUM: Demo = Demo {
-    bin: env!("CARGO_BIN_EXE_axum-service-under-test"),
-    framework: Framework::Axum,
-};
+use crate::{AXUM, ROCKET};
 
-macro_rules! suite {
-    ($($check:ident),* $(,)?) => {
-        mod rocket {
-            $( #[test] fn $check() { super::$check(super::ROCKET) } )*
-        }
-        mod axum {
-            $( #[test] fn $check() { super::$check(super::AXUM) } )*
-        }
-    };
-}
-
-suite!(
+on_both_demos!(
     a_first_start_prints_a_key_and_a_curl_line_that_works,
     routes_answer_as_the_spec_says,
     every_invalid_key_gets_one_body,
