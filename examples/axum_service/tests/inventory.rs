@@ -3,8 +3,6 @@
 //! unguarded. After a deliberate change, review the diff and refresh the snapshot with
 //! `UPDATE_INVENTORY=1 cargo test -p axum-service --test inventory`.
 
-use std::path::Path;
-
 use apikey_axum::core::ApiKeyConfig;
 use figment::providers::{Format, Toml};
 use figment::Figment;
@@ -17,19 +15,7 @@ async fn the_route_inventory_is_the_reviewed_one() {
     ));
     let config = ApiKeyConfig::from_figment(&figment).unwrap();
     let (app, _, _) = axum_service::app(config).await.unwrap();
-    let actual = serde_json::to_string_pretty(app.inventory()).unwrap() + "\n";
-    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inventory.json");
-    if std::env::var_os("UPDATE_INVENTORY").is_some() {
-        std::fs::write(&snapshot, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
-    assert!(
-        actual == expected,
-        "the demo's routes changed; review them, then refresh the snapshot with \
-         UPDATE_INVENTORY=1 cargo test -p axum-service --test inventory\n\
-         now:\n{actual}\nreviewed:\n{expected}"
-    );
+    apikey_demo_kit::check_inventory(app.inventory(), env!("CARGO_MANIFEST_DIR"), "axum-service");
 }
 
 /// With `require_route_auth`, the demo's Swagger UI (merged from utoipa, declaring nothing)

@@ -142,3 +142,23 @@ pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
 
 /// The content type of the Prometheus text format `/metrics` answers.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Holds a demo's route inventory (`inventory`, serialized) against the reviewed snapshot
+/// `tests/inventory.json` of the crate at `manifest_dir`: fails when a route became public, lost
+/// a group or appeared unguarded. With `UPDATE_INVENTORY` set, writes the snapshot instead
+/// (after a deliberate change, reviewed in the diff); `package` names the crate in the message.
+pub fn check_inventory(inventory: &impl Serialize, manifest_dir: &str, package: &str) {
+    let actual = serde_json::to_string_pretty(inventory).expect("the inventory serializes") + "\n";
+    let snapshot = std::path::Path::new(manifest_dir).join("tests/inventory.json");
+    if std::env::var_os("UPDATE_INVENTORY").is_some() {
+        std::fs::write(&snapshot, &actual).expect("the snapshot is written");
+        return;
+    }
+    let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "the demo's routes changed; review them, then refresh the snapshot with \
+         UPDATE_INVENTORY=1 cargo test -p {package} --test inventory\n\
+         now:\n{actual}\nreviewed:\n{expected}"
+    );
+}

@@ -3,8 +3,6 @@
 //! unguarded. After a deliberate change, review the diff and refresh the snapshot with
 //! `UPDATE_INVENTORY=1 cargo test -p my-service --test inventory`.
 
-use std::path::Path;
-
 use rocket::figment::providers::{Format, Toml};
 
 #[tokio::test]
@@ -13,17 +11,5 @@ async fn the_route_inventory_is_the_reviewed_one() {
         .merge(Toml::string("[default.apikey]\ndatabase_url = \"memory:\"\n").nested());
     let (rocket, _) = my_service::app(rocket::custom(figment)).await.unwrap();
     let inventory = apikey_rocket::route_inventory(&rocket);
-    let actual = serde_json::to_string_pretty(&inventory).unwrap() + "\n";
-    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inventory.json");
-    if std::env::var_os("UPDATE_INVENTORY").is_some() {
-        std::fs::write(&snapshot, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
-    assert!(
-        actual == expected,
-        "the demo's routes changed; review them, then refresh the snapshot with \
-         UPDATE_INVENTORY=1 cargo test -p my-service --test inventory\n\
-         now:\n{actual}\nreviewed:\n{expected}"
-    );
+    apikey_demo_kit::check_inventory(&inventory, env!("CARGO_MANIFEST_DIR"), "my-service");
 }
