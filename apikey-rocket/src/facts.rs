@@ -21,6 +21,16 @@ impl RequestFacts for Facts<'_, '_> {
     }
 }
 
+impl ApiKeyState {
+    /// The client's address of `req`: the TCP peer's, unless the peer is inside
+    /// `trusted_proxies`, then what its `client_ip_header` reports (the right-most address that
+    /// is not a trusted proxy). Rocket's own `ip_header` is not trusted: a client can set it.
+    /// Allowlists and the admin page's login limits read the address from here.
+    pub fn client_ip(&self, req: &Request<'_>) -> Option<IpAddr> {
+        self.verifier().client_of(&Facts(req))
+    }
+}
+
 /// The client's address of `req` as apikey establishes it (`trusted_proxies`), or its peer's
 /// when the fairing is not attached: what the admin page's login limits and the leak-report
 /// endpoint count refusals under.

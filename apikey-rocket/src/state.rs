@@ -35,14 +35,6 @@ impl ApiKeyState {
     pub fn answer(&self, err: apikey_core::AuthError) -> crate::problem::Prepared {
         self.keys.refusal(err).into()
     }
-
-    /// The client's address of `req`: the TCP peer's, unless the peer is inside
-    /// `trusted_proxies`, then what its `client_ip_header` reports (the right-most address that
-    /// is not a trusted proxy). Rocket's own `ip_header` is not trusted: a client can set it.
-    /// Allowlists and the admin page's login limits read the address from here.
-    pub fn client_ip(&self, req: &rocket::Request<'_>) -> Option<std::net::IpAddr> {
-        self.verifier().client_of(&crate::facts::Facts(req))
-    }
 }
 
 impl fmt::Debug for ApiKeyState {
