@@ -10,11 +10,20 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::{allow_key_header, announce, preflight};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::ready;
+
+use apikey_core::verify::Later;
+
+use crate::layer::{allow_key_header, announce, preflight, Preflight};
 use crate::refused::Refused;
 use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
-use crate::verify::{keyless, note_forbidden, refusal, verified, verify_carried, InRequest};
+use crate::verify::{
+    keyless, note_forbidden, refusal, verified, verify_carried_later, verify_carried_now,
+    Announced, InRequest, Settled,
+};
 
 /// Who may call a route, as a route layer:
 /// `get(handler).route_layer(Auth::api_key().groups(["billing"]))`.
@@ -113,23 +122,34 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Answer<S::Error>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mut inner = ready(&mut self.inner);
-        let auth = self.auth.clone();
-        // A route of an `ApiRouter` carries the state (unless a layer put it in the request).
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // A route of an `ApiRouter` carries the state (unless a layer put it in the request):
+        // what is decided without waiting goes on without a boxed future.
         if let Some(state) = &self.auth.state {
             if req.extensions().get::<InRequest>().is_none() {
-                let state = state.clone();
-                return Box::pin(carried(auth, state, inner, req));
+                return match pass(&self.auth, state, &req) {
+                    Pass::Refused(res) => AuthFuture::ready(res),
+                    Pass::On(on) => {
+                        let after = on.into_request(&mut req);
+                        AuthFuture::inner(self.inner.call(req), after)
+                    }
+                    Pass::Later(later) => {
+                        let inner = ready(&mut self.inner);
+                        let (auth, state) = (self.auth.clone(), state.clone());
+                        AuthFuture::boxed(Box::pin(later_pass(auth, state, later, inner, req)))
+                    }
+                };
             }
         }
-        Box::pin(async move {
+        let mut inner = ready(&mut self.inner);
+        let auth = self.auth.clone();
+        AuthFuture::boxed(Box::pin(async move {
             if auth.mode == RouteAuth::None {
                 return inner.call(req).await;
             }
@@ -146,56 +166,202 @@ where
                 Some(e) => Ok(refusal(req.extensions(), e).into_response()),
                 None => inner.call(req).await,
             }
-        })
+        }))
     }
 }
 
-/// A request on a route carrying `state`: verified here (a refusal allocates nothing), then on
-/// to the route with its slot, and what the response announces added to it.
-async fn carried<S, B>(
+pin_project_lite::pin_project! {
+    /// The response of an [`AuthService`]: at once (a refusal), the route's own (its key
+    /// decided without waiting), or after a wait (a store lookup, shared limits).
+    pub struct AuthFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        // A refusal, decided at once.
+        Ready { res: Option<Response> },
+        // The route's response, and what to add to it.
+        Inner { #[pin] inner: F, after: Option<After> },
+        // Verification had to wait.
+        Boxed { fut: Answer<E> },
+    }
+}
+
+impl<F, E> AuthFuture<F, E> {
+    fn ready(res: Response) -> Self {
+        AuthFuture {
+            state: State::Ready { res: Some(res) },
+        }
+    }
+
+    fn inner(inner: F, after: After) -> Self {
+        AuthFuture {
+            state: State::Inner {
+                inner,
+                after: Some(after),
+            },
+        }
+    }
+
+    fn boxed(fut: Answer<E>) -> Self {
+        AuthFuture {
+            state: State::Boxed { fut },
+        }
+    }
+}
+
+impl<F, E> Future for AuthFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Ready { res } => {
+                Poll::Ready(Ok(res.take().expect("polled after completion")))
+            }
+            StateProj::Inner { inner, after } => {
+                let mut res = ready!(inner.poll(cx))?;
+                if let Some(after) = after.take() {
+                    after.apply(&mut res);
+                }
+                Poll::Ready(Ok(res))
+            }
+            StateProj::Boxed { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What a route carrying the state decided of a request.
+enum Pass {
+    Refused(Response),
+    On(On),
+    Later(Later),
+}
+
+/// A request going on to its route: the slot to put in it, and what its response is to get.
+struct On {
+    slot: InRequest,
+    announced: Option<Announced>,
+    preflight: Option<(Preflight, ApiKeyState)>,
+}
+
+/// What a response gets once the route made it.
+struct After {
+    /// The slot a route that verified nothing shares with its handler, which may verify.
+    shared: Option<InRequest>,
+    announced: Option<Announced>,
+    preflight: Option<(Preflight, ApiKeyState)>,
+}
+
+impl On {
+    fn into_request<B>(self, req: &mut Request<B>) -> After {
+        let shared = matches!(self.slot, InRequest::Shared(_)).then(|| self.slot.clone());
+        req.extensions_mut().insert(self.slot);
+        After {
+            shared,
+            announced: self.announced,
+            preflight: self.preflight,
+        }
+    }
+}
+
+impl After {
+    fn apply(self, res: &mut Response) {
+        if let Some(announced) = self
+            .announced
+            .or_else(|| self.shared.and_then(|s| s.announced()))
+        {
+            announce(announced, res.headers_mut());
+        }
+        if let Some((preflight, state)) = self.preflight {
+            allow_key_header(&state, preflight, res);
+        }
+    }
+}
+
+/// The decision of a route carrying `state`, as far as it goes without waiting.
+fn pass<B>(auth: &Auth, state: &ApiKeyState, req: &Request<B>) -> Pass {
+    if let Some(preflight) = preflight(req) {
+        // A CORS preflight needs no key: the route's own answer, with the key header allowed.
+        return Pass::On(On {
+            slot: InRequest::new(state.clone()),
+            announced: None,
+            preflight: Some((preflight, state.clone())),
+        });
+    }
+    if auth.mode == RouteAuth::None {
+        return Pass::On(On {
+            slot: InRequest::new(state.clone()),
+            announced: None,
+            preflight: None,
+        });
+    }
+    match verify_carried_now(state, req.headers(), req.extensions()) {
+        Ok(outcome) => match decided(auth, state, outcome) {
+            Ok(on) => Pass::On(on),
+            Err(e) => Pass::Refused(Refused(state.prepared(e)).into_response()),
+        },
+        Err(later) => Pass::Later(later),
+    }
+}
+
+/// A verification's outcome on a route of `auth`: on to the route, or refused (a key outside
+/// the route's groups counted as such).
+fn decided(
+    auth: &Auth,
+    state: &ApiKeyState,
+    outcome: Result<Settled, AuthError>,
+) -> Result<On, AuthError> {
+    match outcome {
+        Ok(settled) if settled.caller.in_any(&auth.groups) => Ok(On {
+            announced: settled.announced,
+            slot: settled.slot(state.clone()),
+            preflight: None,
+        }),
+        Ok(settled) => {
+            apikey_core::__event!(
+                info,
+                "API key {:?} refused: not in the route's groups {:?}",
+                settled.caller.key_name(),
+                auth.groups
+            );
+            state.verifier().note_forbidden(&settled.caller.0);
+            Err(AuthError::Forbidden)
+        }
+        Err(AuthError::Missing) if auth.mode == RouteAuth::Public => Ok(On {
+            slot: keyless(state.clone()),
+            announced: None,
+            preflight: None,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// A request whose verification had to wait: finished, then on to the route or refused.
+async fn later_pass<S, B>(
     auth: Auth,
     state: ApiKeyState,
+    later: Later,
     mut inner: S,
     mut req: Request<B>,
 ) -> Result<Response, S::Error>
 where
     S: Service<Request<B>, Response = Response>,
 {
-    if let Some(preflight) = preflight(&req) {
-        // A CORS preflight needs no key: the route's own answer, with the key header allowed.
-        req.extensions_mut().insert(InRequest::new(state.clone()));
-        let mut res = inner.call(req).await?;
-        allow_key_header(&state, preflight, &mut res);
-        return Ok(res);
+    let outcome = verify_carried_later(&state, later, req.headers(), req.extensions()).await;
+    match decided(&auth, &state, outcome) {
+        Err(e) => Ok(Refused(state.prepared(e)).into_response()),
+        Ok(on) => {
+            let after = on.into_request(&mut req);
+            let mut res = inner.call(req).await?;
+            after.apply(&mut res);
+            Ok(res)
+        }
     }
-    let mut announced = None;
-    let slot = match auth.mode {
-        RouteAuth::None => InRequest::new(state),
-        _ => match verify_carried(&state, req.headers(), req.extensions()).await {
-            Ok(settled) if settled.caller.in_any(&auth.groups) => {
-                announced = settled.announced;
-                settled.slot(state)
-            }
-            Ok(settled) => {
-                apikey_core::__event!(
-                    info,
-                    "API key {:?} refused: not in the route's groups {:?}",
-                    settled.caller.key_name(),
-                    auth.groups
-                );
-                state.verifier().note_forbidden(&settled.caller.0);
-                return Ok(Refused(state.prepared(AuthError::Forbidden)).into_response());
-            }
-            Err(AuthError::Missing) if auth.mode == RouteAuth::Public => keyless(state),
-            Err(e) => return Ok(Refused(state.prepared(e)).into_response()),
-        },
-    };
-    // A route that verified nothing shares its slot with the handler, which may verify.
-    let shared = matches!(slot, InRequest::Shared(_)).then(|| slot.clone());
-    req.extensions_mut().insert(slot);
-    let mut res = inner.call(req).await?;
-    if let Some(announced) = announced.or_else(|| shared.and_then(|s| s.announced())) {
-        announce(announced, res.headers_mut());
-    }
-    Ok(res)
 }

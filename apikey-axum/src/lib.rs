@@ -73,7 +73,7 @@ mod verify;
 
 pub use apikey_core as core;
 pub use apikey_core::{AuthError, KeyRecord, KeyStore};
-pub use auth::{Auth, AuthService};
+pub use auth::{Auth, AuthFuture, AuthService};
 pub use caller::Caller;
 pub use client::ClientAddr;
 pub use layer::{ApiKeyFuture, ApiKeyLayer, ApiKeyService};

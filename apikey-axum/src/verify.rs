@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use apikey_core::config::DEFAULT_HEADER;
 use apikey_core::http::Answers;
 use apikey_core::limits::Budget;
-use apikey_core::verify::{Header, RequestFacts};
+use apikey_core::verify::{Checked, Header, Later, RequestFacts};
 use apikey_core::{AuthError, KeyDigest};
 use axum::extract::ConnectInfo;
 use http::header::AUTHORIZATION;
@@ -202,10 +202,28 @@ pub(crate) fn keyless(state: ApiKeyState) -> InRequest {
     }
 }
 
-/// Verifies a request by `state` where no layer put a slot in it (a route of an `ApiRouter`):
-/// nothing is allocated for a refusal.
-pub(crate) async fn verify_carried(
+/// Verifies a request by `state` where no layer put a slot in it (a route of an `ApiRouter`),
+/// as far as it goes without waiting: nothing is allocated for a refusal.
+pub(crate) fn verify_carried_now(
     state: &ApiKeyState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Result<Settled, AuthError>, Later> {
+    let facts = Facts {
+        state,
+        headers,
+        extensions,
+    };
+    match state.verifier().verify_request_now(&facts) {
+        Checked::Done(result) => Ok(result.map(settle)),
+        Checked::Later(later) => Err(later),
+    }
+}
+
+/// Finishes what [`verify_carried_now`] left for later.
+pub(crate) async fn verify_carried_later(
+    state: &ApiKeyState,
+    later: Later,
     headers: &HeaderMap,
     extensions: &Extensions,
 ) -> Result<Settled, AuthError> {
@@ -214,16 +232,23 @@ pub(crate) async fn verify_carried(
         headers,
         extensions,
     };
-    let v = state.verifier().verify_request(&facts).await?;
+    state
+        .verifier()
+        .verify_request_later(later, &facts)
+        .await
+        .map(settle)
+}
+
+fn settle(v: apikey_core::Verified) -> Settled {
     let announced = (v.sunset.is_some() || !v.limits.is_empty()).then_some(Announced {
         sunset: v.sunset,
         limits: v.limits,
     });
-    Ok(Settled {
+    Settled {
         caller: Caller(v.identity),
         secret: v.secret,
         announced,
-    })
+    }
 }
 
 fn text(value: &HeaderValue) -> Option<&str> {

@@ -193,6 +193,22 @@ impl Limits {
         Err(self.inner.refuse(meter, tech, &mut held, Kind::Rate, wait))
     }
 
+    /// [`admit`](Self::admit) when it needs no wait: a key without a rate limit or quota is
+    /// only counted; `None`, nothing done, for a key with limits (then `admit`).
+    pub(crate) fn admit_now(
+        &self,
+        meter: Option<&KeyMeter>,
+        tech: &str,
+        unix: i64,
+    ) -> Option<Result<Budget, AuthError>> {
+        match meter {
+            Some(m) => self.inner.count_if_free(m, tech, unix),
+            None => self
+                .inner
+                .count_if_free(&self.inner.keys.meter(tech), tech, unix),
+        }
+    }
+
     /// Counts a request refused with 403: by its route after verification let it in
     /// ([`Outcome::Forbidden`]), or for its address before ([`Outcome::Barred`]).
     pub(crate) fn note(&self, tech: &str, outcome: Outcome) {

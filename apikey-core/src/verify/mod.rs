@@ -62,6 +62,37 @@ pub struct Verified {
     pub limits: Budget,
 }
 
+/// What [`Verifier::verify_request_now`] found.
+#[derive(Debug)]
+pub enum Checked {
+    /// Decided without waiting, counted in the metrics.
+    Done(Result<Verified, AuthError>),
+    /// To finish with [`Verifier::verify_request_later`].
+    Later(Later),
+}
+
+/// Where a verification that has to wait stands (nothing done in it is done again).
+#[derive(Debug)]
+pub struct Later(At);
+
+#[derive(Debug)]
+enum At {
+    /// From the start (the `tracing` feature's span is the async path's).
+    Start,
+    /// The digest of a well-formed key: the caches could not answer.
+    Digest(KeyDigest),
+    /// A cached valid key whose limits wait (its use this minute already noted).
+    Accept(Box<Accept>),
+}
+
+#[derive(Debug)]
+struct Accept {
+    digest: KeyDigest,
+    valid: Valid,
+    now: i64,
+    first: Option<bool>,
+}
+
 /// How long a request waits for the store's change check (see `changed_elsewhere`).
 const CHECK_NOW_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -274,7 +305,7 @@ impl Verifier {
                 outcome = tracing::field::Empty,
                 key = tracing::field::Empty
             );
-            let result = self.verify_request_now(req).instrument(span.clone()).await;
+            let result = self.verify_untraced(req).instrument(span.clone()).await;
             let outcome = match &result {
                 Ok(verified) => {
                     span.record("key", verified.identity.key_name());
@@ -286,27 +317,122 @@ impl Verifier {
             result
         }
         #[cfg(not(feature = "tracing"))]
-        self.verify_request_now(req).await
+        self.verify_untraced(req).await
     }
 
-    async fn verify_request_now(
+    async fn verify_untraced(
         &self,
         req: &(impl RequestFacts + Sync),
     ) -> Result<Verified, AuthError> {
+        match self.decide_now(req) {
+            Checked::Done(result) => result,
+            Checked::Later(later) => self.finish(later, req).await,
+        }
+    }
+
+    /// [`verify_request`](Self::verify_request) as far as it goes without waiting: a malformed
+    /// or missing key, a cached valid key without a rate limit or quota, an unknown digest the
+    /// filter or the cache of unknown digests refuses are decided at once
+    /// ([`Checked::Done`]); a store lookup, the store's change check or a key's limits wait
+    /// ([`Checked::Later`], finished by [`verify_request_later`](Self::verify_request_later),
+    /// nothing done twice). For adapters that can answer without an `await` when nothing has
+    /// to wait. With feature `tracing` it is always `Later` (the span is the async path's).
+    pub fn verify_request_now(&self, req: &impl RequestFacts) -> Checked {
+        if cfg!(feature = "tracing") {
+            return Checked::Later(Later(At::Start));
+        }
+        self.decide_now(req)
+    }
+
+    /// Finishes a verification [`verify_request_now`](Self::verify_request_now) left for later,
+    /// on the same request.
+    pub async fn verify_request_later(
+        &self,
+        later: Later,
+        req: &(impl RequestFacts + Sync),
+    ) -> Result<Verified, AuthError> {
+        match later.0 {
+            At::Start => self.verify_request(req).await,
+            _ => self.finish(later, req).await,
+        }
+    }
+
+    async fn finish(
+        &self,
+        later: Later,
+        req: &(impl RequestFacts + Sync),
+    ) -> Result<Verified, AuthError> {
+        let client = || self.client_of(req);
+        let result = match later.0 {
+            At::Start => Box::pin(self.verify_untraced(req)).await,
+            At::Digest(digest) => self.decide_digest(digest, &client).await,
+            At::Accept(accept) => {
+                let Accept {
+                    digest,
+                    valid,
+                    now,
+                    first,
+                } = *accept;
+                self.accept(&digest, &valid, now, first, &client).await
+            }
+        };
+        self.metered(result)
+    }
+
+    fn decide_now(&self, req: &impl RequestFacts) -> Checked {
         let authorization = self
             .credentials
             .bearer
             .then(|| req.header(Header::Authorization))
             .into_iter()
             .flatten();
-        let key = self
-            .credentials
-            .select(
-                req.header(Header::Key(&self.credentials.header)),
-                authorization,
-            )
-            .map_err(|e| self.refused_early(e))?;
-        self.checked(key, &|| self.client_of(req)).await
+        let key = match self.credentials.select(
+            req.header(Header::Key(&self.credentials.header)),
+            authorization,
+        ) {
+            Ok(key) => key,
+            Err(e) => return Checked::Done(Err(self.refused_early(e))),
+        };
+        let digest = match self.checked_digest(key) {
+            Ok(digest) => digest,
+            Err(e) => return Checked::Done(self.metered(Err(e))),
+        };
+        let now = unix_now();
+        let minute = (now / 60) as u32;
+        // While the feed is not live, the store answers (see `decide_digest`).
+        if !self.store.changes().is_live() {
+            return Checked::Later(Later(At::Digest(digest)));
+        }
+        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+            let client = || self.client_of(req);
+            return match self.accept_now(&digest, &valid, now, Some(first_this_minute), &client) {
+                Some(result) => Checked::Done(self.metered(result)),
+                None => Checked::Later(Later(At::Accept(Box::new(Accept {
+                    digest,
+                    valid,
+                    now,
+                    first: Some(first_this_minute),
+                })))),
+            };
+        }
+        // Misses answered from memory, as `look_up` answers them; the rest waits.
+        if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
+            if self.caches.is_known_unknown(&digest) {
+                return Checked::Done(self.metered(Err(self.refused_by_filter())));
+            }
+        } else if self.caches.is_known_unknown(&digest) {
+            return Checked::Done(self.metered(Err(AuthError::Invalid(InvalidKey::Unknown))));
+        }
+        Checked::Later(Later(At::Digest(digest)))
+    }
+
+    /// Counts a decided verification in the metrics.
+    fn metered(&self, result: Result<Verified, AuthError>) -> Result<Verified, AuthError> {
+        match &result {
+            Ok(_) => self.meters.request(RequestOutcome::Valid),
+            Err(refusal) => self.meters.request(RequestOutcome::of(refusal)),
+        }
+        result
     }
 
     /// The client's address of a request: what the application set itself, else the TCP
@@ -319,23 +445,6 @@ impl Verifier {
             self.client_ip
                 .resolve(req.peer(), req.header(header).flatten())
         })
-    }
-
-    async fn checked(
-        &self,
-        key: &str,
-        client: &(dyn Fn() -> Option<IpAddr> + Sync),
-    ) -> Result<Verified, AuthError> {
-        match self.decide(key, client).await {
-            Ok(verified) => {
-                self.meters.request(RequestOutcome::Valid);
-                Ok(verified)
-            }
-            Err(refusal) => {
-                self.meters.request(RequestOutcome::of(&refusal));
-                Err(refusal)
-            }
-        }
     }
 
     /// The format check, then the digest: malformed values never reach a cache or the store.
@@ -385,12 +494,11 @@ impl Verifier {
         Ok((valid.identity, *digest))
     }
 
-    async fn decide(
+    async fn decide_digest(
         &self,
-        key: &str,
+        digest: KeyDigest,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
-        let digest = self.checked_digest(key)?;
         let now = unix_now();
         let minute = (now / 60) as u32;
         // While the feed may be missing changes made elsewhere, nothing derived from it (the
@@ -521,6 +629,41 @@ impl Verifier {
         first_this_minute: Option<bool>,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
+        self.admissible(digest, valid, now, client)?;
+        let admitted = self
+            .limits
+            .admit(valid.meter.as_ref(), valid.identity.tech_name(), now)
+            .await;
+        self.admitted(digest, valid, now, first_this_minute, admitted)
+    }
+
+    /// [`accept`](Self::accept) when it needs no wait (the key has no rate limit or quota);
+    /// `None`, nothing done, otherwise.
+    fn accept_now(
+        &self,
+        digest: &KeyDigest,
+        valid: &Valid,
+        now: i64,
+        first_this_minute: Option<bool>,
+        client: &dyn Fn() -> Option<IpAddr>,
+    ) -> Option<Result<Verified, AuthError>> {
+        if let Err(refused) = self.admissible(digest, valid, now, client) {
+            return Some(Err(refused));
+        }
+        let admitted =
+            self.limits
+                .admit_now(valid.meter.as_ref(), valid.identity.tech_name(), now)?;
+        Some(self.admitted(digest, valid, now, first_this_minute, admitted))
+    }
+
+    /// Whether a valid key may be used now, from this client (expiry re-checked, networks).
+    fn admissible(
+        &self,
+        digest: &KeyDigest,
+        valid: &Valid,
+        now: i64,
+        client: &dyn Fn() -> Option<IpAddr>,
+    ) -> Result<(), AuthError> {
         let not_after = valid.not_after();
         if not_after <= now {
             crate::obs::info!("API key {:?} refused: expired", valid.identity.key_name());
@@ -540,11 +683,21 @@ impl Verifier {
                 return Err(AuthError::AddressNotAllowed);
             }
         }
-        let budget = match self
-            .limits
-            .admit(valid.meter.as_ref(), valid.identity.tech_name(), now)
-            .await
-        {
+        Ok(())
+    }
+
+    /// A valid key's request once its limits answered: refused (429), or its use noted and
+    /// what the response announces.
+    fn admitted(
+        &self,
+        digest: &KeyDigest,
+        valid: &Valid,
+        now: i64,
+        first_this_minute: Option<bool>,
+        admitted: Result<Budget, AuthError>,
+    ) -> Result<Verified, AuthError> {
+        let not_after = valid.not_after();
+        let budget = match admitted {
             Ok(budget) => budget,
             Err(refused) => {
                 crate::obs::info!("API key {:?} refused: {refused}", valid.identity.key_name());
