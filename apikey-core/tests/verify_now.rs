@@ -1,0 +1,77 @@
+//! `Verifier::verify_request_now` decides what needs no wait and leaves the rest to
+//! `verify_request_later`, nothing done twice: a cached key without limits and the refusals
+//! the caches and the format check make are decided at once; a first lookup and a key with
+//! limits wait, and the wait counts the request once.
+#![cfg(not(feature = "tracing"))]
+
+use std::sync::Arc;
+
+use apikey_core::verify::{Checked, KeyRequest};
+use apikey_core::{
+    ApiKeyConfig, AuthError, CreateKey, KeyManager, MemoryStore, SharedStore, Verifier,
+};
+
+async fn verify(v: &Verifier, key: &str) -> (bool, Result<String, AuthError>) {
+    let req = KeyRequest::new(key);
+    match v.verify_request_now(&req) {
+        Checked::Done(r) => (true, r.map(|v| v.identity.key_name().to_owned())),
+        Checked::Later(later) => (
+            false,
+            v.verify_request_later(later, &req)
+                .await
+                .map(|v| v.identity.key_name().to_owned()),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn what_needs_no_wait_is_decided_at_once() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let config = ApiKeyConfig::default();
+    let keys = KeyManager::new(store.clone(), &config);
+    let spec = |name: &str| CreateKey {
+        name: name.into(),
+        user: "ops".into(),
+        ..CreateKey::default()
+    };
+    let (_, open) = keys.create(spec("open")).await.unwrap();
+    let limited = CreateKey {
+        rate_limit: Some("2/1h".parse().unwrap()),
+        ..spec("limited")
+    };
+    let (_, limited) = keys.create(limited).await.unwrap();
+    let verifier = Verifier::new(config, store).await.unwrap();
+
+    // First use: a store lookup (later); then cached, no limits: at once.
+    assert_eq!(
+        verify(&verifier, open.expose()).await,
+        (false, Ok("open".into()))
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            verify(&verifier, open.expose()).await,
+            (true, Ok("open".into()))
+        );
+    }
+    // Malformed: at once, nothing looked up.
+    let malformed = "ak_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
+    let (now, r) = verify(&verifier, malformed).await;
+    assert!(now && r == Err(AuthError::INVALID), "{r:?}");
+    // An unknown key: the store is asked once (later), then the caches refuse at once.
+    let unknown = "a-free-form-key-nobody-has";
+    assert_eq!(verify(&verifier, unknown).await.1, Err(AuthError::INVALID));
+    let (now, r) = verify(&verifier, unknown).await;
+    assert!(now && r == Err(AuthError::INVALID), "{r:?}");
+    // A key with a rate limit always waits for its limits, and each request counts once:
+    // 2 an hour, the third refused.
+    for _ in 0..2 {
+        let (now, r) = verify(&verifier, limited.expose()).await;
+        assert!(!now && r == Ok("limited".into()), "{r:?}");
+    }
+    let (now, r) = verify(&verifier, limited.expose()).await;
+    assert!(
+        !now && matches!(r, Err(AuthError::RateLimited { .. })),
+        "{r:?}"
+    );
+    verifier.shutdown().await.unwrap();
+}
