@@ -30,7 +30,10 @@
 //! Routes from elsewhere (a Swagger UI, a router of another crate) are merged with
 //! [`ApiRouter::merge_unguarded`], saying which routes they bring: they are listed as
 //! `unguarded`, and with `require_route_auth` only their paths in `allow_unguarded` may stay.
-//! What is added to the router after [`ApiRouter::build`] is unknown to the inventory.
+//! What is added to the router after [`ApiRouter::build`] is unknown to the inventory. The built
+//! router has a fallback of its own (404, and a CORS preflight to an unknown path answered as
+//! the `ApiKeyLayer` answers it): nest it, or merge it into a router without a fallback (axum
+//! refuses to merge two routers that both have one).
 
 use std::convert::Infallible;
 use std::fmt;
