@@ -219,7 +219,10 @@ impl Ctx<'_, '_> {
     }
 
     fn refused(&self, status: u16, message: &str) -> AdminAnswer {
-        AdminAnswer::page(status, pages::problem(self.base(), reason(status), message))
+        AdminAnswer::page(
+            status,
+            pages::problem(self.base(), crate::http::reason(status), message),
+        )
     }
 
     fn failed(&self, e: &StoreError) -> AdminAnswer {
@@ -558,20 +561,6 @@ fn segments(path: &str) -> Option<Vec<Cow<'_, str>>> {
     path.split('/')
         .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok())
         .collect()
-}
-
-/// The reason phrase of the statuses the admin page answers.
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
 }
 
 /// Days shown in usage: the last 30, today included.
