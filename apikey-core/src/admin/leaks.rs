@@ -16,6 +16,8 @@ use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
+
+use crate::key::hex;
 use sha2::{Digest, Sha256};
 
 use super::{Failures, KeyManager};
@@ -369,12 +371,4 @@ fn label(f: &Found, ours: bool) -> Label {
             "false_positive"
         },
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

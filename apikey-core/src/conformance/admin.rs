@@ -97,7 +97,7 @@ pub async fn audit_trail(store: SharedStore) {
         let text = format!("{entry:?}");
         assert!(!text.contains("secret-k"), "no secret: {text}");
         for d in [digest("secret-k"), digest("secret-k2")] {
-            let hex: String = d.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::key::hex(d.as_bytes());
             assert!(!text.to_lowercase().contains(&hex), "no digest: {text}");
         }
     }

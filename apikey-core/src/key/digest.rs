@@ -36,6 +36,29 @@ impl KeyDigest {
     pub fn ct_eq(&self, other: &KeyDigest) -> bool {
         self.0.ct_eq(&other.0).into()
     }
+
+    /// Reads a digest written as 64 hex digits (what [`hex`] writes); `None` otherwise.
+    pub(crate) fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(KeyDigest(bytes))
+    }
+}
+
+/// `bytes` as lower-case hex digits (digests, tokens and key identifiers in text).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl fmt::Debug for KeyDigest {

@@ -6,6 +6,7 @@ mod format;
 mod secret;
 mod slug;
 
+pub(crate) use digest::hex;
 pub use digest::{KeyDigest, KeyHasher};
 pub use format::{GeneratedKey, KeyFormat, Malformed, Shape, MAX_KEY_LEN};
 pub use secret::Secret;

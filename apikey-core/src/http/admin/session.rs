@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 
 use super::AdminApp;
 use crate::config::SecureCookie;
+use crate::key::hex;
 use crate::model::Identity;
 use crate::verify::{Credential, Verifier};
 use crate::AuditFilter;
@@ -134,20 +135,6 @@ fn token(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("the OS random generator works");
     hex(&bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<KeyDigest> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..32)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-        .collect();
-    KeyDigest::from_slice(&bytes?)
 }
 
 /// Constant-time equality of two tokens.
@@ -292,7 +279,7 @@ impl Session {
         if now - data.seen > IDLE_SECS || now - data.started > app.lifetime_secs {
             return false;
         }
-        let Some(digest) = unhex(&data.digest) else {
+        let Some(digest) = KeyDigest::from_hex(&data.digest) else {
             return false;
         };
         match verifier.identify(Credential::Digest(&digest), client).await {

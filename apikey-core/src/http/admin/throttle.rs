@@ -31,10 +31,7 @@ impl Default for Throttle {
 }
 
 fn key_of(digest: &KeyDigest) -> String {
-    digest.as_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::key::hex(&digest.as_bytes()[..16])
 }
 
 impl Throttle {
