@@ -16,7 +16,7 @@ use std::task::ready;
 
 use apikey_core::verify::Later;
 
-use crate::layer::{allow_key_header, announce, preflight, Preflight};
+use crate::layer::{preflight, After, Preflight};
 use crate::refused::Refused;
 use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
@@ -251,14 +251,6 @@ struct On {
     preflight: Option<(Preflight, ApiKeyState)>,
 }
 
-/// What a response gets once the route made it.
-struct After {
-    /// The slot a route that verified nothing shares with its handler, which may verify.
-    shared: Option<InRequest>,
-    announced: Option<Announced>,
-    preflight: Option<(Preflight, ApiKeyState)>,
-}
-
 impl On {
     fn into_request<B>(self, req: &mut Request<B>) -> After {
         let shared = matches!(self.slot, InRequest::Shared(_)).then(|| self.slot.clone());
@@ -267,20 +259,6 @@ impl On {
             shared,
             announced: self.announced,
             preflight: self.preflight,
-        }
-    }
-}
-
-impl After {
-    fn apply(self, res: &mut Response) {
-        if let Some(announced) = self
-            .announced
-            .or_else(|| self.shared.and_then(|s| s.announced()))
-        {
-            announce(announced, res.headers_mut());
-        }
-        if let Some((preflight, state)) = self.preflight {
-            allow_key_header(&state, preflight, res);
         }
     }
 }
@@ -321,7 +299,7 @@ fn decided(
     match outcome {
         Ok(settled) if settled.caller.in_any(&auth.groups) => Ok(On {
             announced: settled.announced,
-            slot: settled.slot(state.clone()),
+            slot: settled.into_slot(state.clone()),
             preflight: None,
         }),
         Ok(settled) => {

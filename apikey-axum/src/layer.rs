@@ -78,8 +78,11 @@ where
         // The service that was driven to readiness serves this request (tower's rule).
         ApiKeyFuture {
             inner: self.inner.call(req),
-            slot,
-            preflight,
+            after: Some(After {
+                shared: Some(slot),
+                announced: None,
+                preflight,
+            }),
         }
     }
 }
@@ -90,8 +93,7 @@ pin_project_lite::pin_project! {
     pub struct ApiKeyFuture<F> {
         #[pin]
         inner: F,
-        slot: InRequest,
-        preflight: Option<(Preflight, ApiKeyState)>,
+        after: Option<After>,
     }
 }
 
@@ -104,18 +106,41 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
-        if let Some(announced) = this.slot.announced() {
-            announce(announced, res.headers_mut());
-        }
-        if let Some((preflight, state)) = this.preflight.take() {
-            allow_key_header(&state, preflight, &mut res);
+        if let Some(after) = this.after.take() {
+            after.apply(&mut res);
         }
         Poll::Ready(Ok(res))
     }
 }
 
+/// What apikey adds to a response once the route made it: what the request's key announces
+/// (`Sunset`, the `RateLimit` fields; known already, or read from the slot the handler may have
+/// verified through), and a preflight's allowed headers. The layer's future and a route carrying
+/// the state both apply it.
+pub(crate) struct After {
+    /// The slot shared with the handler, which may verify the key itself.
+    pub(crate) shared: Option<InRequest>,
+    /// What the key announces, when the route verified it.
+    pub(crate) announced: Option<Announced>,
+    pub(crate) preflight: Option<(Preflight, ApiKeyState)>,
+}
+
+impl After {
+    pub(crate) fn apply(self, res: &mut Response) {
+        if let Some(announced) = self
+            .announced
+            .or_else(|| self.shared.and_then(|s| s.announced()))
+        {
+            announce(announced, res.headers_mut());
+        }
+        if let Some((preflight, state)) = self.preflight {
+            allow_key_header(&state, preflight, res);
+        }
+    }
+}
+
 /// Adds `Sunset` when the request's key ends soon, and its limits when it has some.
-pub(crate) fn announce(announced: Announced, headers: &mut HeaderMap) {
+fn announce(announced: Announced, headers: &mut HeaderMap) {
     let text = |s: &str| HeaderValue::from_str(s).ok();
     if let Some(date) = announced.sunset.and_then(http_date) {
         if let Some(value) = text(&date) {

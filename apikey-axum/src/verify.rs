@@ -184,10 +184,10 @@ pub(crate) struct Settled {
 
 impl Settled {
     /// The slot to put in the request going on to the handler.
-    pub(crate) fn slot(&self, state: ApiKeyState) -> InRequest {
+    pub(crate) fn into_slot(self, state: ApiKeyState) -> InRequest {
         InRequest::Settled {
             state,
-            outcome: Ok(self.caller.clone()),
+            outcome: Ok(self.caller),
             secret: Some(self.secret),
         }
     }
