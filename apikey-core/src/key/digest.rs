@@ -38,6 +38,7 @@ impl KeyDigest {
     }
 
     /// Reads a digest written as 64 hex digits (what [`hex`] writes); `None` otherwise.
+    #[cfg(feature = "admin")]
     pub(crate) fn from_hex(text: &str) -> Option<Self> {
         if text.len() != 64 || !text.is_ascii() {
             return None;
