@@ -21,8 +21,8 @@ use crate::refused::Refused;
 use crate::service::{ready, Answer};
 use crate::state::ApiKeyState;
 use crate::verify::{
-    keyless, note_forbidden, refusal, verified, verify_carried_later, verify_carried_now,
-    Announced, InRequest, Settled,
+    authorize, keyless, refusal, verified, verify_carried_later, verify_carried_now, Announced,
+    InRequest, Settled,
 };
 
 /// Who may call a route, as a route layer:
@@ -39,6 +39,7 @@ use crate::verify::{
 pub struct Auth {
     mode: RouteAuth,
     groups: Arc<[String]>,
+    scopes: Arc<[String]>,
     /// Set by [`ApiRouter`](crate::ApiRouter): the route carries the state itself (what the
     /// [`ApiKeyLayer`](crate::ApiKeyLayer) does for a whole router), so a request passes one
     /// apikey service, not two.
@@ -65,6 +66,7 @@ impl Auth {
         Auth {
             mode,
             groups: Arc::from([]),
+            scopes: Arc::from([]),
             state: None,
         }
     }
@@ -79,6 +81,28 @@ impl Auth {
         self
     }
 
+    /// Only keys holding every one of `scopes` (a key's `orders:*` covers `orders:write`, its
+    /// `*` every scope); a key without one gets 403 "missing scope".
+    ///
+    /// # Panics
+    ///
+    /// On a scope that is not one (`orders:`, `orders write`) or holds a wildcard (a route
+    /// names the permission it needs): a mistake in the program, as axum's own route paths.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        for scope in &scopes {
+            if let Err(why) = apikey_core::model::check_required_scope(scope) {
+                panic!("Auth::scopes: {why}");
+            }
+        }
+        self.scopes = scopes.into();
+        self
+    }
+
     /// How the route is guarded.
     pub fn mode(&self) -> RouteAuth {
         self.mode
@@ -87,6 +111,16 @@ impl Auth {
     /// The groups a key must be in (any of them); empty: every valid key.
     pub fn group_names(&self) -> &[String] {
         &self.groups
+    }
+
+    /// The scopes a key must hold (all of them); empty: none.
+    pub fn scope_names(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether the route asks more of a valid key than being valid (groups or scopes).
+    pub(crate) fn restricts(&self) -> bool {
+        !self.groups.is_empty() || !self.scopes.is_empty()
     }
 
     /// This rule, the route carrying `state` itself (no `ApiKeyLayer` needed around it).
@@ -154,11 +188,7 @@ where
                 return inner.call(req).await;
             }
             let refused = match verified(req.headers(), req.extensions()).await {
-                Ok(caller) if caller.in_any(&auth.groups) => None,
-                Ok(caller) => {
-                    note_forbidden(req.extensions(), &caller, &auth.groups);
-                    Some(AuthError::Forbidden)
-                }
+                Ok(caller) => authorize(req.extensions(), &caller, &auth),
                 Err(AuthError::Missing) if auth.mode == RouteAuth::Public => None,
                 Err(e) => Some(e),
             };
@@ -297,20 +327,19 @@ fn decided(
     outcome: Result<Settled, AuthError>,
 ) -> Result<On, AuthError> {
     match outcome {
-        Ok(settled) if settled.caller.in_any(&auth.groups) => Ok(On {
-            announced: settled.announced,
-            slot: settled.into_slot(state.clone()),
-            preflight: None,
-        }),
         Ok(settled) => {
-            apikey_core::__event!(
-                info,
-                "API key {:?} refused: not in the route's groups {:?}",
-                settled.caller.key_name(),
-                auth.groups
-            );
-            state.verifier().note_forbidden(&settled.caller.0);
-            Err(AuthError::Forbidden)
+            if auth.restricts() {
+                state.verifier().authorize(
+                    &settled.caller.0,
+                    auth.group_names(),
+                    auth.scope_names(),
+                )?;
+            }
+            Ok(On {
+                announced: settled.announced,
+                slot: settled.into_slot(state.clone()),
+                preflight: None,
+            })
         }
         Err(AuthError::Missing) if auth.mode == RouteAuth::Public => Ok(On {
             slot: keyless(state.clone()),

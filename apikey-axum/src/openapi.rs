@@ -57,7 +57,12 @@ where
     let (schemas, mut paths, router) = routes;
     for item in paths.paths.values_mut() {
         for (_, operation) in operations(item) {
-            mark(operation, auth.mode(), auth.group_names());
+            mark(
+                operation,
+                auth.mode(),
+                auth.group_names(),
+                auth.scope_names(),
+            );
         }
     }
     let router = match auth.mode() {

@@ -186,7 +186,14 @@ where
     }
 
     fn declare(&mut self, method: &str, path: &str, name: Option<&str>, auth: &Auth) {
-        self.declare_as(method, path, name, auth.mode(), auth.group_names(), None);
+        self.declare_as(
+            method,
+            path,
+            name,
+            auth.mode(),
+            (auth.group_names(), auth.scope_names()),
+            None,
+        );
     }
 
     fn declare_as(
@@ -195,7 +202,7 @@ where
         path: &str,
         name: Option<&str>,
         mode: RouteAuth,
-        groups: &[String],
+        (groups, scopes): (&[String], &[String]),
         guard: Option<&str>,
     ) {
         self.routes.push(RouteInfo {
@@ -204,6 +211,7 @@ where
             name: name.map(str::to_owned),
             auth: mode,
             groups: groups.to_vec(),
+            scopes: scopes.to_vec(),
             guard: guard.map(str::to_owned),
         });
     }
@@ -261,7 +269,7 @@ where
                 path,
                 None,
                 RouteAuth::Custom,
-                &[],
+                (&[], &[]),
                 Some(guard),
             );
         }
@@ -299,7 +307,14 @@ where
         R: Into<Router<S>>,
     {
         for (method, path) in routes {
-            self.declare_as(method.as_str(), path, None, RouteAuth::Unguarded, &[], None);
+            self.declare_as(
+                method.as_str(),
+                path,
+                None,
+                RouteAuth::Unguarded,
+                (&[], &[]),
+                None,
+            );
         }
         let router: Router<S> = router.into();
         self.router = self
@@ -321,7 +336,7 @@ where
                 sub => format!("{base}{sub}"),
             };
             let guard = (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD);
-            self.declare_as(r.method, &full, Some(r.name), r.auth, &[], guard);
+            self.declare_as(r.method, &full, Some(r.name), r.auth, (&[], &[]), guard);
         }
         self.router = self.router.nest(base, admin);
         self
@@ -352,7 +367,12 @@ where
         let methods = guard(&self.keys, &auth, methods);
         for (path, item) in paths.paths.iter_mut() {
             for (method, operation) in operations(item) {
-                mark(operation, auth.mode(), auth.group_names());
+                mark(
+                    operation,
+                    auth.mode(),
+                    auth.group_names(),
+                    auth.scope_names(),
+                );
                 let name = operation.operation_id.clone();
                 self.declare(method, path, name.as_deref(), &auth);
                 self.own_paths.push(path.clone());

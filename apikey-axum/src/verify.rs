@@ -14,6 +14,7 @@ use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
+use crate::auth::Auth;
 use crate::caller::Caller;
 use crate::client::ClientAddr;
 use crate::refused::Refused;
@@ -290,15 +291,22 @@ pub(crate) fn refusal(extensions: &Extensions, err: AuthError) -> Refused {
     }
 }
 
-/// Counts a valid key refused by a route's groups (it spends a quota unit, as a request).
-pub(crate) fn note_forbidden(extensions: &Extensions, caller: &Caller, groups: &[String]) {
-    apikey_core::__event!(
-        info,
-        "API key {:?} refused: not in the route's groups {:?}",
-        caller.key_name(),
-        groups
-    );
-    if let Some(keys) = extensions.get::<InRequest>() {
-        keys.state().verifier().note_forbidden(&caller.0);
+/// Why a valid key may not use a route of `auth` (outside its groups, missing a scope), if it
+/// may not: the core decides, logs and counts it as the key's 403.
+pub(crate) fn authorize(
+    extensions: &Extensions,
+    caller: &Caller,
+    auth: &Auth,
+) -> Option<AuthError> {
+    if !auth.restricts() {
+        return None;
+    }
+    match extensions.get::<InRequest>() {
+        Some(keys) => keys
+            .state()
+            .verifier()
+            .authorize(&caller.0, auth.group_names(), auth.scope_names())
+            .err(),
+        None => Some(AuthError::Unavailable),
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use apikey_core::model::check_name;
 use apikey_core::{parse_duration, Actor, IpNet, Quota, RateLimit};
 use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
 
 /// Administer API keys: create, list, revoke, rotate. Reads the same configuration as the
 /// services (Rocket.toml, apikeys.toml or APIKEY_CONFIG, APIKEY_* variables).
@@ -54,6 +55,44 @@ pub enum Command {
         /// several; none: any address).
         #[arg(long = "allow-ip", value_parser = network, value_name = "CIDR")]
         allow_ip: Vec<IpNet>,
+        /// A scope of the key, e.g. orders:write or orders:* (repeat for several); routes with
+        /// `scopes` need each of theirs covered.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Words for people about the key.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Metadata handed to handlers with the key's identity, as NAME=VALUE (repeat for
+        /// several; at most 4 KiB in all).
+        #[arg(long = "meta", value_name = "NAME=VALUE")]
+        meta: Vec<String>,
+    },
+    /// Change a key's expiry, description or metadata (one change, audited old → new).
+    Set {
+        name: String,
+        /// Expire this long from now: seconds or e.g. 12h, 90d.
+        #[arg(long, value_parser = duration, value_name = "DURATION", group = "expiry")]
+        expires_in: Option<Duration>,
+        /// Expire at this instant (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        #[arg(long, value_parser = instant, value_name = "TIME", group = "expiry")]
+        expires_at: Option<OffsetDateTime>,
+        /// Never expire.
+        #[arg(long, group = "expiry")]
+        no_expiry: bool,
+        /// The new description (empty: none).
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Set a metadata entry, NAME=VALUE (repeat for several).
+        #[arg(long = "meta", value_name = "NAME=VALUE")]
+        meta: Vec<String>,
+        /// Remove a metadata entry (repeat for several).
+        #[arg(long = "unset-meta", value_name = "NAME")]
+        unset_meta: Vec<String>,
+    },
+    /// Manage a key's scopes.
+    Scope {
+        #[command(subcommand)]
+        action: ScopeAction,
     },
     /// Set the networks a key is accepted from (e.g. 10.0.0.0/8 2001:db8::/32), or `--clear`
     /// to accept it from any address again.
@@ -90,11 +129,20 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
         days: u32,
     },
-    /// List keys (never secrets).
+    /// List keys (never secrets); the filters combine.
     List {
-        /// Only keys that expire within this window, e.g. 14d.
+        /// Only keys of this user.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only keys in this group.
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+        /// Only keys that have not expired yet and expire within this window, e.g. 14d.
         #[arg(long, value_parser = duration, value_name = "DURATION")]
         expiring: Option<Duration>,
+        /// Only revoked keys.
+        #[arg(long)]
+        revoked: bool,
     },
     /// Show one key.
     Show { name: String },
@@ -183,6 +231,14 @@ pub enum GroupAction {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ScopeAction {
+    /// Give a key a scope (e.g. orders:write, orders:*, *).
+    Add { name: String, scope: String },
+    /// Take a scope from a key.
+    Remove { name: String, scope: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum UserAction {
     /// Disable a user.
     Disable { user: String },
@@ -216,6 +272,11 @@ impl Cli {
         }
         Ok(actor)
     }
+}
+
+fn instant(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "expected an RFC 3339 time, e.g. 2027-01-31T00:00:00Z".to_owned())
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

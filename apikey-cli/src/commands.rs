@@ -5,7 +5,10 @@ use std::io::{self, BufRead};
 use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
-use apikey_core::model::{GroupEdit, Groups, KeyChange};
+use apikey_core::model::{
+    check_description, GroupEdit, Groups, KeyChange, KeyEdit, KeyFilter, Meta, MetaEdit, ScopeEdit,
+    Scopes,
+};
 use apikey_core::KeyRequest;
 use apikey_core::{
     Actor, AllowIp, ApiKeyConfig, AuditFilter, AuthError, CreateKey, KeyManager, Verifier,
@@ -14,7 +17,7 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use time::OffsetDateTime;
 
-use crate::args::{Cli, Command, GroupAction, ImportSource, UserAction};
+use crate::args::{Cli, Command, GroupAction, ImportSource, ScopeAction, UserAction};
 use crate::failure::Failure;
 use crate::{output, usage};
 
@@ -113,6 +116,19 @@ async fn migrate(
     Ok(())
 }
 
+/// A bad argument found after parsing: exit 2, as clap's own.
+fn bad_argument(message: String) -> Failure {
+    Failure(message, 2)
+}
+
+/// `--meta NAME=VALUE` entries, checked (a bad one is exit 2; its value is never repeated).
+fn meta_entries(entries: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    entries
+        .iter()
+        .map(|e| MetaEdit::parse_entry(e).map_err(bad_argument))
+        .collect()
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
     let config = config(&cli)?;
@@ -141,7 +157,15 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             rate_limit,
             quota,
             allow_ip,
+            scopes,
+            description,
+            meta,
         } => {
+            let meta = Meta::new(meta_entries(&meta)?).map_err(bad_argument)?;
+            let scopes = Scopes::new(&scopes).map_err(bad_argument)?.into_vec();
+            if let Some(text) = &description {
+                check_description(text).map_err(bad_argument)?;
+            }
             let spec = CreateKey {
                 name,
                 user,
@@ -150,18 +174,70 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
                 rate_limit,
                 quota,
                 allow_ip: AllowIp::new(allow_ip),
+                scopes,
+                description: description.filter(|d| !d.is_empty()),
+                meta,
             };
             let (r, key) = keys.create(spec).await?;
             output::print_secret(json, &r, &key, "Created");
         }
-        Command::List { expiring } => {
-            let mut all = keys.list().await?;
-            if let Some(window) = expiring {
-                let until = OffsetDateTime::now_utc()
-                    .saturating_add(window.try_into().unwrap_or(time::Duration::MAX));
-                all.retain(|r| r.expires_at.is_some_and(|t| t <= until));
+        Command::Set {
+            name,
+            expires_in,
+            expires_at,
+            no_expiry,
+            description,
+            meta,
+            unset_meta,
+        } => {
+            let now = OffsetDateTime::now_utc();
+            let expires_at = match (expires_in, expires_at, no_expiry) {
+                (Some(d), _, _) => Some(Some(
+                    now.saturating_add(d.try_into().unwrap_or(time::Duration::MAX)),
+                )),
+                (_, Some(at), _) => Some(Some(at)),
+                (_, _, true) => Some(None),
+                _ => None,
+            };
+            let edit = KeyEdit {
+                expires_at,
+                description: description.map(|d| Some(d).filter(|d| !d.is_empty())),
+                meta: MetaEdit::new(meta_entries(&meta)?, unset_meta).map_err(bad_argument)?,
+                ..KeyEdit::default()
+            };
+            if edit.is_empty() {
+                return Err(bad_argument(
+                    "nothing to change: give --expires-in, --expires-at, --no-expiry, \
+                     --description, --meta or --unset-meta"
+                        .into(),
+                ));
             }
-            output::records(json, &all)
+            edit.check(now).map_err(bad_argument)?;
+            let r = keys.change(&name, KeyChange::Edit(Box::new(edit))).await?;
+            output::done(json, &r, "Updated")
+        }
+        Command::Scope { action } => {
+            let (name, edit) = match action {
+                ScopeAction::Add { name, scope } => (name, ScopeEdit::new([scope], [""; 0])),
+                ScopeAction::Remove { name, scope } => (name, ScopeEdit::new([""; 0], [scope])),
+            };
+            let edit = edit.map_err(bad_argument)?;
+            let r = keys.change(&name, KeyChange::EditScopes(edit)).await?;
+            output::scopes(json, &r);
+        }
+        Command::List {
+            user,
+            group,
+            expiring,
+            revoked,
+        } => {
+            let filter = KeyFilter {
+                user,
+                group,
+                expiring_within: expiring,
+                revoked: revoked.then_some(true),
+            };
+            output::records(json, &keys.list(&filter).await?)
         }
         Command::Show { name } => output::record(json, &keys.get(&name).await?),
         Command::Revoke { name } => output::done(json, &keys.revoke(&name).await?, "Revoked"),

@@ -80,6 +80,22 @@ fn print_record(r: &KeyRecord) {
             r.allow_ip.to_string().replace(',', ", ")
         }
     );
+    say!(
+        "scopes:       {}",
+        if r.scopes.is_empty() {
+            "-".into()
+        } else {
+            r.scopes.join(", ")
+        }
+    );
+    say!("description:  {}", r.description.as_deref().unwrap_or("-"));
+    if r.meta.is_empty() {
+        say!("meta:         -");
+    }
+    for (i, (k, v)) in r.meta.iter().enumerate() {
+        let label = if i == 0 { "meta:" } else { "" };
+        say!("{label:<14}{k}={v}");
+    }
     say!("expires_at:   {}", when(r.expires_at));
     say!("created_at:   {}", when(Some(r.created_at)));
     say!("last_used_at: {}", when(r.last_used_at));
@@ -276,6 +292,17 @@ pub(crate) fn groups(json: bool, r: &KeyRecord) {
         print_json(&record_json(r));
     } else {
         tell!("Key {:?} is in groups: {}.", r.name, r.groups.join(", "));
+    }
+}
+
+/// Prints a key's scopes after a change.
+pub(crate) fn scopes(json: bool, r: &KeyRecord) {
+    if json {
+        print_json(&record_json(r));
+    } else if r.scopes.is_empty() {
+        tell!("Key {:?} has no scopes.", r.name);
+    } else {
+        tell!("Key {:?} has scopes: {}.", r.name, r.scopes.join(", "));
     }
 }
 

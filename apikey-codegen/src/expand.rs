@@ -89,11 +89,12 @@ fn expand(route: Route, mut func: LazyFn) -> TokenStream {
 
     let vis = &func.vis;
     let mut extra = TokenStream::new();
-    let policy = if route.groups.is_empty() {
+    let policy = if route.groups.is_empty() && route.scopes.is_empty() {
         exports::no_groups()
     } else {
         let name = format_ident!("__apikey_policy_{}", func.sig.ident);
         let groups = &route.groups;
+        let scopes = &route.scopes;
         let policy_trait = exports::policy_trait();
         extra.extend(quote! {
             #[doc(hidden)]
@@ -101,6 +102,7 @@ fn expand(route: Route, mut func: LazyFn) -> TokenStream {
             #vis struct #name;
             impl #policy_trait for #name {
                 const GROUPS: &'static [&'static str] = &[#(#groups),*];
+                const SCOPES: &'static [&'static str] = &[#(#scopes),*];
             }
         });
         quote!(#name)
@@ -154,6 +156,7 @@ fn declaration(route: &Route, func: &LazyFn) -> TokenStream {
     let method = &route.method;
     let path = &route.path;
     let groups = &route.groups;
+    let scopes = &route.scopes;
     let (auth, guard) = match &route.auth {
         Auth::ApiKey => (quote!(ApiKey), quote!(::core::option::Option::None)),
         Auth::Public => (quote!(Public), quote!(::core::option::Option::None)),
@@ -175,6 +178,7 @@ fn declaration(route: &Route, func: &LazyFn) -> TokenStream {
                 path: #path,
                 auth: #p::RouteAuth::#auth,
                 groups: &[#(#groups),*],
+                scopes: &[#(#scopes),*],
                 guard: #guard,
             }
         }

@@ -21,6 +21,9 @@ mod validate;
 use proc_macro2::TokenStream;
 use quote::quote;
 
+#[doc(hidden)]
+pub use validate::required_scope;
+
 /// The route for `#[route(attr)] item`, or every error found in it.
 pub fn try_route(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     expand::route(attr, item)

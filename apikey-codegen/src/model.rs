@@ -39,6 +39,8 @@ pub struct Args {
     pub auth: Option<Spanned<Auth>>,
     /// `groups = […]`.
     pub groups: Option<Spanned<Vec<LitStr>>>,
+    /// `scopes = […]`.
+    pub scopes: Option<Spanned<Vec<LitStr>>>,
     /// Rocket's `data = "<param>"`.
     pub data: Option<LitStr>,
     /// Rocket's `format = "…"`.
@@ -59,6 +61,8 @@ pub struct Route {
     pub auth: Auth,
     /// Groups allowed (empty: every key).
     pub groups: Vec<LitStr>,
+    /// Scopes needed, all of them (empty: none).
+    pub scopes: Vec<LitStr>,
     /// Rocket's `data`.
     pub data: Option<LitStr>,
     /// Rocket's `format`.

@@ -9,7 +9,7 @@ use syn::{bracketed, Attribute, Ident, LitStr, Token};
 
 use crate::model::{Args, Auth, LazyFn, Spanned, METHODS};
 
-const NAMED: &str = "`method`, `auth`, `groups`, `data`, `format` or `rank`";
+const NAMED: &str = "`method`, `auth`, `groups`, `scopes`, `data`, `format` or `rank`";
 
 fn set_once<T>(slot: &mut Option<T>, value: T, key: &Ident) -> syn::Result<()> {
     if slot.is_some() {
@@ -82,39 +82,51 @@ fn parse_auth(input: ParseStream) -> syn::Result<Spanned<Auth>> {
     Err(input.error("expected \"api_key\", \"public\", \"none\" or a path to a request guard type"))
 }
 
-fn parse_groups(input: ParseStream) -> syn::Result<Spanned<Vec<LitStr>>> {
+/// A list of names: `groups = ["billing"]` or `scopes = ["orders:write"]` (`what` is
+/// "group" or "scope").
+fn parse_names(input: ParseStream, what: &str) -> syn::Result<Spanned<Vec<LitStr>>> {
     if !input.peek(syn::token::Bracket) {
-        return Err(input.error("expected a list of group names: groups = [\"billing\"]"));
+        let example = if what == "group" {
+            "groups = [\"billing\"]"
+        } else {
+            "scopes = [\"orders:write\"]"
+        };
+        return Err(input.error(format!("expected a list of {what} names: {example}")));
     }
     let content;
     let bracket = bracketed!(content in input);
     let span = bracket.span.join();
     let items = Punctuated::<syn::Lit, Token![,]>::parse_terminated(&content)?;
-    let mut groups = Vec::new();
+    let mut names = Vec::new();
     for item in items {
         match item {
-            syn::Lit::Str(s) if !s.value().trim().is_empty() => groups.push(s),
+            syn::Lit::Str(s) if !s.value().trim().is_empty() => names.push(s),
             syn::Lit::Str(s) => {
-                return Err(syn::Error::new(s.span(), "a group name cannot be empty"))
+                return Err(syn::Error::new(
+                    s.span(),
+                    format!("a {what} name cannot be empty"),
+                ))
             }
             other => {
                 return Err(syn::Error::new(
                     other.span(),
-                    "a group name must be a string literal",
+                    format!("a {what} name must be a string literal"),
                 ))
             }
         }
     }
-    if groups.is_empty() {
+    if names.is_empty() {
+        let leave = if what == "group" {
+            "leave it out to allow every key"
+        } else {
+            "leave it out to need none"
+        };
         return Err(syn::Error::new(
             span,
-            "`groups` needs at least one group; leave it out to allow every key",
+            format!("`{what}s` needs at least one {what}; {leave}"),
         ));
     }
-    Ok(Spanned {
-        value: groups,
-        span,
-    })
+    Ok(Spanned { value: names, span })
 }
 
 /// Reads one argument (a path, a method, or `key = value`) into `args`.
@@ -139,8 +151,12 @@ fn argument(args: &mut Args, input: ParseStream) -> syn::Result<()> {
                 set_once(&mut args.auth, auth, &key)?;
             }
             "groups" => {
-                let groups = parse_groups(input)?;
+                let groups = parse_names(input, "group")?;
                 set_once(&mut args.groups, groups, &key)?;
+            }
+            "scopes" => {
+                let scopes = parse_names(input, "scope")?;
+                set_once(&mut args.scopes, scopes, &key)?;
             }
             "data" => set_once(&mut args.data, input.parse()?, &key)?,
             "format" => set_once(&mut args.format, input.parse()?, &key)?,

@@ -42,6 +42,19 @@ pub fn validate(mut args: Args, sig: &Signature) -> syn::Result<Route> {
             ));
         }
     }
+    if let Some(scopes) = &args.scopes {
+        if matches!(auth.value, Auth::None | Auth::Guard(_)) {
+            errors.push(syn::Error::new(
+                scopes.span,
+                "`scopes` needs auth = \"api_key\" or \"public\": only API keys have scopes",
+            ));
+        }
+        for scope in &scopes.value {
+            if let Err(why) = required_scope(&scope.value()) {
+                errors.push(syn::Error::new(scope.span(), why));
+            }
+        }
+    }
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => errors.push(syn::Error::new_spanned(
@@ -82,8 +95,43 @@ pub fn validate(mut args: Args, sig: &Signature) -> syn::Result<Route> {
         path,
         auth: auth.value,
         groups: args.groups.map(|g| g.value).unwrap_or_default(),
+        scopes: args.scopes.map(|s| s.value).unwrap_or_default(),
         data: args.data,
         format: args.format,
         rank: args.rank,
     })
+}
+
+/// Checks a scope a route needs: parts of ASCII letters, digits, `_`, `-` and `.` separated by
+/// `:`, no wildcard (a route names the permission it needs; `orders:*` belongs on keys). The
+/// rule `apikey_core::model::check_required_scope` applies at run time; the two are checked to
+/// agree by the workspace's tests.
+pub fn required_scope(scope: &str) -> Result<(), String> {
+    const MAX: usize = 128;
+    if scope.len() > MAX {
+        return Err(format!("a scope is at most {MAX} bytes long"));
+    }
+    for part in scope.split(':') {
+        if part == "*" {
+            return Err(
+                "a route needs a scope by its full name: `*` covers scopes only on keys".into(),
+            );
+        }
+        if part.is_empty() {
+            return Err(format!(
+                "`{scope}` is not a scope: an empty part between `:` (write e.g. \"orders:write\")"
+            ));
+        }
+        if let Some(c) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(format!(
+                "`{}` is not allowed in a scope: use letters, digits, `_`, `-`, `.`, and `:` \
+                 between parts (e.g. \"orders:write\")",
+                c.escape_default()
+            ));
+        }
+    }
+    Ok(())
 }

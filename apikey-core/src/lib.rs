@@ -42,7 +42,8 @@ pub use config::{ApiKeyConfig, ConfigError, Settings};
 pub use key::{KeyDigest, KeyFormat, KeyHasher, Secret};
 pub use model::{
     parse_duration, Actor, AllowIp, AuditFilter, AuditRecord, GroupEdit, Groups, Identity,
-    Imported, ImportedKey, IpNet, KeyRecord, Match, NewKey, NewSecret, Quota, RateLimit, UsageDay,
+    Imported, ImportedKey, IpNet, KeyChange, KeyEdit, KeyFilter, KeyRecord, Match, Meta, MetaEdit,
+    NewKey, NewSecret, Quota, RateLimit, ScopeEdit, Scopes, UsageDay,
 };
 pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyMetering, KeyStore, MemoryStore, SharedLookup,

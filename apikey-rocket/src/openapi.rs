@@ -87,6 +87,7 @@ impl ApiKeyDocs {
             self.route(method, path).map(|r| Guarded {
                 auth: r.auth,
                 groups: r.groups.clone(),
+                scopes: r.scopes.clone(),
             })
         });
     }

@@ -20,6 +20,8 @@ pub struct Declared {
     pub auth: RouteAuth,
     /// The route's groups.
     pub groups: &'static [&'static str],
+    /// The route's scopes.
+    pub scopes: &'static [&'static str],
     /// The custom guard's type, as written.
     pub guard: Option<&'static str>,
 }
@@ -46,6 +48,9 @@ pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {
                 groups: declared
                     .map(|d| d.groups.iter().map(|g| (*g).to_owned()).collect())
                     .unwrap_or_default(),
+                scopes: declared
+                    .map(|d| d.scopes.iter().map(|s| (*s).to_owned()).collect())
+                    .unwrap_or_default(),
                 guard: declared.and_then(|d| d.guard).map(str::to_owned),
             }
         })
@@ -69,6 +74,7 @@ fn admin_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static 
                 path: r.path,
                 auth: r.auth,
                 groups: &[],
+                scopes: &[],
                 guard: (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD),
             })
             .collect()

@@ -30,6 +30,9 @@ pub async fn filled_store(n: usize, groups: &[&str]) -> (Arc<MemoryStore>, Vec<S
                     rate_limit: None,
                     quota: None,
                     allow_ip: Default::default(),
+                    scopes: Default::default(),
+                    description: None,
+                    meta: Default::default(),
                 },
                 &by,
             )

@@ -173,8 +173,8 @@ impl KeyStore for Probe {
     async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>> {
         self.up()?.get(name).await
     }
-    async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
-        self.up()?.list().await
+    async fn list(&self, filter: &apikey_core::KeyFilter) -> StoreResult<Vec<KeyRecord>> {
+        self.up()?.list(filter).await
     }
     async fn create(&self, new: NewKey, by: &Actor) -> StoreResult<KeyRecord> {
         self.up()?.create(new, by).await

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use crate::config::ApiKeyConfig;
 use crate::key::{GeneratedKey, KeyDigest, KeyFormat, KeyHasher, Secret};
 use crate::model::{
-    Actor, AllowIp, AuditFilter, AuditRecord, Groups, Imported, ImportedKey, KeyChange, KeyRecord,
-    Match, NewKey, NewSecret, OwnRotation, Quota, RateLimit, UsageDay,
+    Actor, AllowIp, AuditFilter, AuditRecord, Groups, Imported, ImportedKey, KeyChange, KeyFilter,
+    KeyRecord, Match, Meta, NewKey, NewSecret, OwnRotation, Quota, RateLimit, Scopes, UsageDay,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -64,6 +64,12 @@ pub struct CreateKey {
     pub quota: Option<Quota>,
     /// The networks it is accepted from; empty: from anywhere.
     pub allow_ip: AllowIp,
+    /// Scopes (checked and normalised on creation).
+    pub scopes: Vec<String>,
+    /// Words for people about the key.
+    pub description: Option<String>,
+    /// Metadata handed to handlers.
+    pub meta: Meta,
 }
 
 fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError> {
@@ -118,9 +124,9 @@ impl KeyManager {
             .ok_or_else(|| StoreError::NotFound(name.to_owned()))
     }
 
-    /// All keys, sorted by name.
-    pub async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.store.list().await
+    /// The keys `filter` selects ([`KeyFilter::all`]: every key), sorted by name.
+    pub async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        self.store.list(filter).await
     }
 
     /// Revokes a key: it stops working at once, everywhere.
@@ -137,13 +143,9 @@ impl KeyManager {
     /// operation, audited as made by this manager's actor. An expiry in the past is refused
     /// ([`StoreError::Invalid`]), nothing changed.
     pub async fn change(&self, name: &str, change: KeyChange) -> Result<KeyRecord, StoreError> {
-        if let KeyChange::Expiry(Some(at)) = change {
-            if at <= OffsetDateTime::now_utc() {
-                return Err(StoreError::Invalid(
-                    "an expiry must be in the future (revoke the key to stop it now)".into(),
-                ));
-            }
-        }
+        change
+            .check(OffsetDateTime::now_utc())
+            .map_err(StoreError::Invalid)?;
         self.store.change(name, change, &self.actor).await
     }
 
@@ -218,7 +220,7 @@ impl KeyManager {
     /// order, to be shown once; `None` when the store already had keys or another process
     /// seeded it first.
     pub async fn seed(&self, keys: Vec<CreateKey>) -> Result<Option<Vec<Secret>>, StoreError> {
-        if !self.list().await?.is_empty() {
+        if !self.list(&crate::KeyFilter::all()).await?.is_empty() {
             return Ok(None);
         }
         let mut secrets = Vec::with_capacity(keys.len());
@@ -271,6 +273,9 @@ impl KeyManager {
                     rate_limit: spec.rate_limit,
                     quota: spec.quota,
                     allow_ip: spec.allow_ip,
+                    scopes: Scopes::new(&spec.scopes).map_err(StoreError::Invalid)?,
+                    description: spec.description,
+                    meta: spec.meta,
                 },
                 &self.actor,
             )
@@ -349,6 +354,9 @@ impl KeyManager {
             rate_limit: spec.rate_limit,
             quota: spec.quota,
             allow_ip: spec.allow_ip,
+            scopes: Scopes::new(&spec.scopes).map_err(StoreError::Invalid)?,
+            description: spec.description,
+            meta: spec.meta,
         };
         self.store
             .import(ImportedKey { key: new, active }, &self.actor)

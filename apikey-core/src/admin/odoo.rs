@@ -318,7 +318,10 @@ impl KeyManager {
         }
         // Only users whose keys here all came from the import and that no config section acts
         // for: a user made or used here keeps its state whatever Odoo says.
-        let local = self.list().await.map_err(|e| fail(e.to_string()))?;
+        let local = self
+            .list(&crate::KeyFilter::all())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let configured: HashSet<&str> = self
             .section_users
             .iter()

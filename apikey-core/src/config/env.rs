@@ -31,8 +31,8 @@ const TEXT_SETTINGS: &[&str] = &[
 
 /// `APIKEY_<SETTING>` → `apikey.<setting>`; `APIKEY_API_KEY_<TECH>__<FIELD>` →
 /// `api_key_<tech>.<field>`. Keys, users, groups and text settings are taken verbatim
-/// (`000042` stays `000042`, `true` stays `true`); `groups` and `allow_ip` are comma-separated
-/// lists. Other
+/// (`000042` stays `000042`, `true` stays `true`); `groups`, `allow_ip` and `scopes` are
+/// comma-separated lists, `meta` an inline table (`{plan = "pro"}`). Other
 /// settings (numbers, booleans, durations) are parsed as figment's `Env` would.
 pub(super) struct EnvProvider;
 
@@ -67,8 +67,11 @@ impl figment::Provider for EnvProvider {
                     .into());
                 };
                 let value = match field {
-                    "groups" | "allow_ip" if value.trim_start().starts_with('[') => parsed(value),
-                    "groups" | "allow_ip" => comma_list(value),
+                    "groups" | "allow_ip" | "scopes" if value.trim_start().starts_with('[') => {
+                        parsed(value)
+                    }
+                    "groups" | "allow_ip" | "scopes" => comma_list(value),
+                    "meta" if value.trim_start().starts_with('{') => parsed(value),
                     _ => Value::from(value.to_owned()),
                 };
                 insert(&mut root, section, field, value);

@@ -12,7 +12,7 @@ use figment::{Figment, Profile};
 use serde::Deserialize;
 
 use crate::key::{slugify, KeyFormat, Secret};
-use crate::model::{AllowIp, Groups, Quota, RateLimit};
+use crate::model::{AllowIp, Groups, Meta, Quota, RateLimit, Scopes};
 
 mod env;
 mod errors;
@@ -45,6 +45,8 @@ struct RawSection {
     rate_limit: Option<RateLimit>,
     quota: Option<Quota>,
     allow_ip: Option<AllowIp>,
+    scopes: Option<Scopes>,
+    meta: Option<Meta>,
 }
 
 /// One `[api_key_<tech_name>]` section.
@@ -64,6 +66,10 @@ pub struct KeySection {
     pub quota: Option<Quota>,
     /// The networks the key is accepted from; when absent, the stored key's (or anywhere).
     pub allow_ip: Option<AllowIp>,
+    /// Scopes; when absent, the stored key's (or none).
+    pub scopes: Option<Scopes>,
+    /// Metadata for handlers; when absent, the stored key's (or none).
+    pub meta: Option<Meta>,
     /// Where the section came from, for messages.
     pub source_name: String,
 }
@@ -249,6 +255,8 @@ impl ApiKeyConfig {
                 rate_limit: raw.rate_limit,
                 quota: raw.quota,
                 allow_ip: raw.allow_ip,
+                scopes: raw.scopes,
+                meta: raw.meta,
                 source_name: source_of(figment, name),
             });
         }

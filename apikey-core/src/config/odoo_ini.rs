@@ -56,7 +56,7 @@ impl figment::Provider for OdooIni {
             for (field, value) in properties.iter() {
                 let field = field.trim().to_ascii_lowercase();
                 let value = match field.as_str() {
-                    "groups" | "allow_ip" => comma_list(value),
+                    "groups" | "allow_ip" | "scopes" => comma_list(value),
                     _ => Value::from(value.to_owned()),
                 };
                 section.insert(field, value);

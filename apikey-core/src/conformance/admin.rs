@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::{by, create, digest, found, new_key};
 use crate::model::{
-    Actor, AllowIp, AuditFilter, GroupEdit, Groups, Imported, ImportedKey, KeyOrigin, NewKey,
-    NewSecret, OwnRotation, RotationRefusal,
+    Actor, AllowIp, AuditFilter, GroupEdit, Groups, Imported, ImportedKey, KeyEdit, KeyOrigin,
+    MetaEdit, NewKey, NewSecret, OwnRotation, RotationRefusal, ScopeEdit, Scopes,
 };
 use crate::store::{Change, SharedStore, StoreError};
 
@@ -193,7 +193,12 @@ pub async fn deactivate_all(store: SharedStore) {
         .unwrap();
     let mut rx = store.changes().subscribe();
     assert_eq!(store.deactivate_all(&by()).await.unwrap(), 1);
-    assert!(store.list().await.unwrap().iter().all(|r| !r.active));
+    assert!(store
+        .list(&crate::KeyFilter::all())
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| !r.active));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -508,11 +513,30 @@ pub async fn every_change(store: SharedStore) {
             "allow-ip",
             "from any address",
         ),
+        (
+            KeyChange::Scopes(Scopes::new(["orders:read", "invoices:*"]).unwrap()),
+            "scopes",
+            "no scopes → scopes invoices:*, orders:read",
+        ),
+        (
+            KeyChange::EditScopes(ScopeEdit::new(["orders:write"], ["invoices:*"]).unwrap()),
+            "scopes",
+            "scopes invoices:*, orders:read → scopes orders:read, orders:write",
+        ),
+        (
+            KeyChange::Edit(Box::new(KeyEdit {
+                expires_at: Some(Some(in_a_year)),
+                meta: MetaEdit::new([("plan", "pro")], Vec::<String>::new()).unwrap(),
+                ..KeyEdit::default()
+            })),
+            "set",
+            "no expiry → expires ",
+        ),
     ];
     let mut rx = store.changes().subscribe();
     let mut expected = store.get("k").await.unwrap().unwrap();
     for (change, action, summary) in changes {
-        change.apply(&mut expected);
+        change.apply(&mut expected).expect("a valid change");
         assert_eq!(change.action(), action);
         let returned = store.change("k", change.clone(), &by()).await.unwrap();
         assert_eq!(returned, expected, "{change:?}");

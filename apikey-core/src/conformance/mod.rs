@@ -17,11 +17,13 @@ use crate::store::SharedStore;
 
 mod admin;
 mod checks;
+mod fields;
 mod metering;
 mod state;
 
 pub use admin::*;
 pub use checks::*;
+pub use fields::*;
 pub use metering::*;
 pub use state::*;
 
@@ -78,7 +80,8 @@ macro_rules! store_conformance {
                 reused_secret, concurrent_writes, audit_trail, import_is_idempotent,
                 deactivate_all, import_leaves_local_changes, own_rotation_rules, report_claims,
                 every_change, quotas,
-                quota_takes, concurrent_quota_takes, usage_counts);
+                quota_takes, concurrent_quota_takes, usage_counts, scopes_and_metadata, edits,
+                list_filters);
         }
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {
@@ -117,6 +120,9 @@ pub(crate) fn new_key(name: &str, key: &str) -> NewKey {
         rate_limit: None,
         quota: None,
         allow_ip: Default::default(),
+        scopes: Default::default(),
+        description: None,
+        meta: Default::default(),
     }
 }
 

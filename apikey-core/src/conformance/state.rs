@@ -24,7 +24,12 @@ pub async fn users(store: SharedStore) {
     let m = store.find_by_digest(&digest("s1")).await.unwrap().unwrap();
     assert!(!m.record.user_active);
     assert!(!store.get("k2").await.unwrap().unwrap().user_active);
-    assert!(store.list().await.unwrap().iter().all(|r| !r.user_active));
+    assert!(store
+        .list(&crate::KeyFilter::all())
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| !r.user_active));
     assert_eq!(
         store.set_user_active("alice", true, &by()).await.unwrap(),
         2
@@ -106,7 +111,7 @@ pub async fn address_allowlists(store: SharedStore) {
         .unwrap();
     assert!(r.allow_ip.is_empty());
     assert!(store
-        .list()
+        .list(&crate::KeyFilter::all())
         .await
         .unwrap()
         .iter()

@@ -51,6 +51,11 @@ impl Problem {
             AuthError::Missing => format!("This resource needs an API key in the {header} header."),
             AuthError::Invalid(_) => format!("The API key in the {header} header is not valid."),
             AuthError::Forbidden => "The API key is not allowed to use this resource.".into(),
+            AuthError::MissingScope => {
+                "Missing scope: the API key lacks a scope this resource needs (the operation's \
+                 security requirement lists them)."
+                    .into()
+            }
             AuthError::AddressNotAllowed => {
                 "Address not allowed: the API key may not be used from this address.".into()
             }
@@ -189,6 +194,7 @@ pub struct Answers {
     missing: Prepared,
     invalid: Prepared,
     forbidden: Prepared,
+    missing_scope: Prepared,
     address: Prepared,
     unavailable: Prepared,
     rate_limited: Prepared,
@@ -217,6 +223,7 @@ impl Answers {
             missing: auth(AuthError::Missing),
             invalid: auth(AuthError::INVALID),
             forbidden: auth(AuthError::Forbidden),
+            missing_scope: auth(AuthError::MissingScope),
             address: auth(AuthError::AddressNotAllowed),
             unavailable: auth(AuthError::Unavailable),
             rate_limited: auth(AuthError::RateLimited {
@@ -238,6 +245,7 @@ impl Answers {
             AuthError::Missing => self.missing.clone(),
             AuthError::Invalid(_) => self.invalid.clone(),
             AuthError::Forbidden => self.forbidden.clone(),
+            AuthError::MissingScope => self.missing_scope.clone(),
             AuthError::AddressNotAllowed => self.address.clone(),
             AuthError::Unavailable => self.unavailable.clone(),
             AuthError::RateLimited { retry_after_secs } => self

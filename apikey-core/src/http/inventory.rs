@@ -20,6 +20,9 @@ pub struct RouteInfo {
     /// The groups a key must be in (any of them); empty: every valid key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The scopes a key must hold (all of them); empty: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     /// The guard type of `auth = path::Guard`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<String>,

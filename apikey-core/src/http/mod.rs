@@ -110,7 +110,7 @@ fn push_u64(out: &mut String, mut n: u64) {
 pub fn status_of(err: AuthError) -> u16 {
     match err {
         AuthError::Missing | AuthError::Invalid(_) => 401,
-        AuthError::Forbidden | AuthError::AddressNotAllowed => 403,
+        AuthError::Forbidden | AuthError::MissingScope | AuthError::AddressNotAllowed => 403,
         AuthError::Unavailable => 503,
         AuthError::RateLimited { .. } | AuthError::QuotaExhausted { .. } => 429,
     }

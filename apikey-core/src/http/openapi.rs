@@ -4,8 +4,10 @@
 //! It adds the `ApiKey` security scheme (`in: header`, the configured header name) and, with
 //! `accept_bearer`, a `Bearer` scheme; on every guarded operation its `security` (required for
 //! `api_key`, optional for `public`, explicitly none for `none`), its groups (the
-//! `x-apikey-groups` extension and a sentence in the description), the `x-apikey-auth`
-//! extension, and the problem responses apikey can give (401, 403 with groups, 429, 503).
+//! `x-apikey-groups` extension and a sentence in the description), its scopes (the
+//! `x-apikey-scopes` extension, the security requirement's scopes and a sentence), the
+//! `x-apikey-auth` extension, and the problem responses apikey can give (401, 403 with groups
+//! or scopes, 429, 503).
 
 use serde_json::json;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -24,14 +26,18 @@ pub const PROBLEM_SCHEMA: &str = "Problem";
 pub const AUTH_EXTENSION: &str = "x-apikey-auth";
 /// The extension listing an operation's groups.
 pub const GROUPS_EXTENSION: &str = "x-apikey-groups";
+/// The extension listing an operation's scopes.
+pub const SCOPES_EXTENSION: &str = "x-apikey-scopes";
 
-/// What an operation needs: its auth mode and groups.
+/// What an operation needs: its auth mode, groups and scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guarded {
     /// How it is guarded.
     pub auth: RouteAuth,
     /// The groups a key must be in (any of them); empty: every valid key.
     pub groups: Vec<String>,
+    /// The scopes a key must hold (all of them); empty: none.
+    pub scopes: Vec<String>,
 }
 
 /// Writes the schemes and what each operation needs into an OpenAPI document.
@@ -102,10 +108,11 @@ impl SecurityDocs {
             .insert(PROBLEM_SCHEMA.into(), RefOr::T(problem));
     }
 
-    fn requirement(&self) -> Vec<SecurityRequirement> {
-        let mut alternatives = vec![SecurityRequirement::new(API_KEY_SCHEME, [""; 0])];
+    /// The requirement of a key holding `scopes` (OpenAPI 3.1 lets any scheme name scopes).
+    fn requirement(&self, scopes: &[String]) -> Vec<SecurityRequirement> {
+        let mut alternatives = vec![SecurityRequirement::new(API_KEY_SCHEME, scopes)];
         if self.bearer {
-            alternatives.push(SecurityRequirement::new(BEARER_SCHEME, [""; 0]));
+            alternatives.push(SecurityRequirement::new(BEARER_SCHEME, scopes));
         }
         alternatives
     }
@@ -113,34 +120,56 @@ impl SecurityDocs {
     fn describe(&self, operation: &mut Operation, route: &Guarded) {
         let mut problems = vec![("503", "The key store cannot be reached right now.")];
         match route.auth {
-            RouteAuth::ApiKey => operation.security = Some(self.requirement()),
+            RouteAuth::ApiKey => operation.security = Some(self.requirement(&route.scopes)),
             RouteAuth::Public => {
                 let mut optional = vec![SecurityRequirement::default()];
-                optional.extend(self.requirement());
+                optional.extend(self.requirement(&route.scopes));
                 operation.security = Some(optional);
             }
             RouteAuth::None => {
                 // Open on purpose: say so, so the document does not inherit a global
                 // requirement.
                 operation.security = Some(vec![SecurityRequirement::default()]);
-                mark::<&str>(operation, RouteAuth::None, &[]);
+                mark::<&str, &str>(operation, RouteAuth::None, &[], &[]);
                 return;
             }
             RouteAuth::Custom | RouteAuth::Unguarded => return,
         }
-        mark(operation, route.auth, &route.groups);
+        mark(operation, route.auth, &route.groups, &route.scopes);
         problems.push(("401", "The API key is missing or not valid."));
         problems.push((
             "429",
             "The API key is over its rate limit; see Retry-After.",
         ));
+        let mut sentences = Vec::new();
         if !route.groups.is_empty() {
-            problems.push((
+            sentences.push(format!(
+                "Needs an API key in one of the groups: {}.",
+                route.groups.join(", ")
+            ));
+        }
+        if !route.scopes.is_empty() {
+            sentences.push(format!(
+                "Needs an API key with the scopes: {}.",
+                route.scopes.join(", ")
+            ));
+        }
+        match (route.groups.is_empty(), route.scopes.is_empty()) {
+            (true, true) => {}
+            (false, true) => problems.push((
                 "403",
                 "The API key is not in a group this operation allows.",
-            ));
-            let groups = route.groups.join(", ");
-            let sentence = format!("Needs an API key in one of the groups: {groups}.");
+            )),
+            (true, false) => {
+                problems.push(("403", "The API key lacks a scope this operation needs."))
+            }
+            (false, false) => problems.push((
+                "403",
+                "The API key is not in a group this operation allows, or lacks a scope it \
+                 needs.",
+            )),
+        }
+        for sentence in sentences {
             operation.description = Some(match operation.description.take() {
                 Some(d) if d.contains(&sentence) => d,
                 Some(d) if !d.trim().is_empty() => format!("{d}\n\n{sentence}"),
@@ -171,9 +200,15 @@ impl utoipa::Modify for SecurityDocs {
     }
 }
 
-/// Marks an operation with its auth and groups (the `x-apikey-auth` and `x-apikey-groups`
-/// extensions), for [`SecurityDocs::apply_marked`] to describe.
-pub fn mark<G: AsRef<str>>(operation: &mut Operation, auth: RouteAuth, groups: &[G]) {
+/// Marks an operation with its auth, groups and scopes (the `x-apikey-auth`,
+/// `x-apikey-groups` and `x-apikey-scopes` extensions), for [`SecurityDocs::apply_marked`] to
+/// describe.
+pub fn mark<G: AsRef<str>, S: AsRef<str>>(
+    operation: &mut Operation,
+    auth: RouteAuth,
+    groups: &[G],
+    scopes: &[S],
+) {
     let label = match auth {
         RouteAuth::ApiKey => "api_key",
         RouteAuth::Public => "public",
@@ -186,6 +221,10 @@ pub fn mark<G: AsRef<str>>(operation: &mut Operation, auth: RouteAuth, groups: &
         let groups: Vec<&str> = groups.iter().map(AsRef::as_ref).collect();
         extensions.insert(GROUPS_EXTENSION.into(), json!(groups));
     }
+    if !scopes.is_empty() {
+        let scopes: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
+        extensions.insert(SCOPES_EXTENSION.into(), json!(scopes));
+    }
 }
 
 /// What [`mark`] wrote on an operation.
@@ -197,11 +236,17 @@ pub fn marked(operation: &Operation) -> Option<Guarded> {
         "none" => RouteAuth::None,
         _ => return None,
     };
-    let groups = extensions
-        .get(GROUPS_EXTENSION)
-        .and_then(|g| serde_json::from_value(g.clone()).ok())
-        .unwrap_or_default();
-    Some(Guarded { auth, groups })
+    let list = |name: &str| {
+        extensions
+            .get(name)
+            .and_then(|g| serde_json::from_value(g.clone()).ok())
+            .unwrap_or_default()
+    };
+    Some(Guarded {
+        auth,
+        groups: list(GROUPS_EXTENSION),
+        scopes: list(SCOPES_EXTENSION),
+    })
 }
 
 /// The operations of a path item, with their methods (upper case).

@@ -8,25 +8,33 @@ mod client_ip;
 mod duration;
 mod groups;
 mod identity;
+mod meta;
 mod quota;
 mod rate_limit;
 mod record;
 mod refusal;
+mod scopes;
 mod text;
 
 pub use allow_ip::{AllowIp, IpNet};
 pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
-pub use change::KeyChange;
+pub use change::{KeyChange, KeyEdit};
 pub use client_ip::{ClientIp, ForwardHeader};
 pub(crate) use duration::de_duration;
 pub use duration::parse_duration;
 pub use groups::{GroupEdit, Groups};
 pub use identity::Identity;
+pub use meta::{
+    check_description, check_meta_entry, Meta, MetaEdit, MAX_DESCRIPTION_LEN, MAX_META_BYTES,
+};
 pub use quota::{Quota, QuotaWindow, UsageCount, UsageDay};
 pub use rate_limit::RateLimit;
 pub use record::{
-    Imported, ImportedKey, KeyOrigin, KeyRecord, Match, NewKey, NewSecret, OwnRotation,
+    Imported, ImportedKey, KeyFilter, KeyOrigin, KeyRecord, Match, NewKey, NewSecret, OwnRotation,
     RotationRefusal,
 };
 pub use refusal::{AuthError, InvalidKey};
+pub use scopes::{
+    check_required_scope, check_scope, scope_covers, ScopeEdit, Scopes, MAX_SCOPE_LEN,
+};
 pub use text::{check_name, escape_unsafe, is_unsafe_char};

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{AllowIp, Groups, Quota, RateLimit};
+use super::{AllowIp, Groups, Meta, Quota, RateLimit, Scopes};
 use crate::key::KeyDigest;
 
 /// A stored key, without its secret: what `apikey list` shows.
@@ -38,6 +38,13 @@ pub struct KeyRecord {
     pub quota: Option<Quota>,
     /// The networks it is accepted from; empty: from anywhere.
     pub allow_ip: AllowIp,
+    /// What it may do (`orders:write`, `orders:*`), sorted; routes with `scopes` need each of
+    /// theirs covered.
+    pub scopes: Vec<String>,
+    /// Words for people about the key.
+    pub description: Option<String>,
+    /// Metadata handed to handlers with the identity (`Caller::meta`); never logged.
+    pub meta: Meta,
 }
 
 impl KeyRecord {
@@ -81,6 +88,12 @@ pub struct NewKey {
     pub quota: Option<Quota>,
     /// The networks it is accepted from; empty: from anywhere.
     pub allow_ip: AllowIp,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// Words for people about the key (checked by [`tech_name`](Self::tech_name)).
+    pub description: Option<String>,
+    /// Metadata handed to handlers.
+    pub meta: Meta,
 }
 
 /// A digest found in a store: the key record and the life of that particular secret.
@@ -110,6 +123,9 @@ impl NewKey {
         }
         super::check_name("key name", &self.name)?;
         super::check_name("user", &self.user)?;
+        if let Some(text) = &self.description {
+            super::check_description(text)?;
+        }
         Ok(tech)
     }
 }
@@ -233,4 +249,49 @@ pub enum Imported {
     /// The key was changed here since it was imported (revoked, rotated, its groups, limits,
     /// networks or user's state): left as it is.
     Conflict,
+}
+
+/// Which keys a [`list`](crate::KeyStore::list) answers: every condition given must hold
+/// (the default lists every key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Only keys of this user.
+    pub user: Option<String>,
+    /// Only keys in this group.
+    pub group: Option<String>,
+    /// Only keys that have not expired yet and expire within this long from now.
+    pub expiring_within: Option<std::time::Duration>,
+    /// Only revoked keys (`Some(true)`) or only active ones (`Some(false)`).
+    pub revoked: Option<bool>,
+}
+
+impl KeyFilter {
+    /// Every key.
+    pub fn all() -> Self {
+        KeyFilter::default()
+    }
+
+    /// The end of the expiry window at `now`, for [`expiring_within`](Self::expiring_within).
+    pub fn expiring_until(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.expiring_within.map(|d| {
+            now.checked_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+                .unwrap_or(OffsetDateTime::new_utc(
+                    time::Date::MAX,
+                    time::Time::MIDNIGHT,
+                ))
+        })
+    }
+
+    /// Whether `record` passes at `now` (what the SQL stores ask their database).
+    pub fn matches(&self, record: &KeyRecord, now: OffsetDateTime) -> bool {
+        self.user.as_ref().is_none_or(|u| &record.user == u)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| record.groups.iter().any(|have| have == g))
+            && self.revoked.is_none_or(|revoked| record.active != revoked)
+            && self
+                .expiring_until(now)
+                .is_none_or(|until| record.expires_at.is_some_and(|at| at > now && at <= until))
+    }
 }

@@ -31,6 +31,9 @@ pub enum AuthError {
     /// The key is valid but not in a group this route allows. → 403
     #[error("the API key is not allowed to use this resource")]
     Forbidden,
+    /// The key is valid but lacks a scope this route needs. → 403 with its own problem detail
+    #[error("the API key lacks a scope this resource needs")]
+    MissingScope,
     /// The key is valid but bound to networks the client's address is not in (or the
     /// address is unknown). → 403
     #[error("the API key may not be used from this address")]
@@ -76,6 +79,7 @@ impl PartialEq for AuthError {
             (Invalid(_), Invalid(_)) => true,
             (Missing, Missing)
             | (Forbidden, Forbidden)
+            | (MissingScope, MissingScope)
             | (AddressNotAllowed, AddressNotAllowed)
             | (Unavailable, Unavailable) => true,
             (

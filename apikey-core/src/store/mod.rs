@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, Imported, ImportedKey, KeyChange, KeyOrigin, KeyRecord, Match,
-    NewKey, NewSecret, UsageCount, UsageDay,
+    Actor, AuditFilter, AuditRecord, Imported, ImportedKey, KeyChange, KeyFilter, KeyOrigin,
+    KeyRecord, Match, NewKey, NewSecret, UsageCount, UsageDay,
 };
 
 mod changes;
@@ -166,8 +166,9 @@ pub trait KeyStore: KeyLookup {
     /// The key with this name.
     async fn get(&self, name: &str) -> StoreResult<Option<KeyRecord>>;
 
-    /// All keys, sorted by name.
-    async fn list(&self) -> StoreResult<Vec<KeyRecord>>;
+    /// The keys `filter` selects ([`KeyFilter::all`]: every key), sorted by name, in one
+    /// query.
+    async fn list(&self, filter: &KeyFilter) -> StoreResult<Vec<KeyRecord>>;
 
     /// Stores a new key. Fails with [`StoreError::Duplicate`] when the name or tech name is
     /// taken.
@@ -199,7 +200,7 @@ pub trait KeyStore: KeyLookup {
     /// key; the SQL and memory stores answer in one query.
     async fn usage_totals(&self, since_day: i64) -> StoreResult<HashMap<String, u64>> {
         let mut totals = HashMap::new();
-        for r in self.list().await? {
+        for r in self.list(&KeyFilter::all()).await? {
             let n: u64 = self
                 .usage(&r.tech_name, since_day)
                 .await?

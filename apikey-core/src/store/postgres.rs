@@ -32,6 +32,8 @@ pub struct PgFeed {
 }
 
 impl Dialect for Postgres {
+    const FIND: &'static str = "strpos";
+
     type Feed = PgFeed;
 
     fn add<P: Param>(args: &mut Self::Arguments, value: P) -> Result<(), sqlx::Error> {

@@ -34,6 +34,8 @@ pub struct SqliteFeed {
 }
 
 impl Dialect for Sqlite {
+    const FIND: &'static str = "instr";
+
     type Feed = SqliteFeed;
 
     fn add<P: Param>(args: &mut Self::Arguments, value: P) -> Result<(), sqlx::Error> {

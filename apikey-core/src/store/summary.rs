@@ -50,11 +50,14 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
                 .expires_at
                 .map_or_else(|| "no expiry".into(), |t| format!("expires {}", when(t)));
             let state = if r.active { "active" } else { "inactive" };
-            let from = if r.allow_ip.is_empty() {
+            let mut from = if r.allow_ip.is_empty() {
                 String::new()
             } else {
                 format!(", {}", allow_ip(r))
             };
+            if !r.scopes.is_empty() {
+                from.push_str(&format!(", {}", scopes(r)));
+            }
             format!(
                 "user {}, {}, {}, {}{from}, {expiry}, {state}, secret {}…",
                 r.user,
@@ -74,7 +77,72 @@ pub(crate) fn of(action: &str, r: &KeyRecord) -> String {
             .expires_at
             .map_or_else(|| "no expiry".into(), |t| format!("expires {}", when(t))),
         "rotate" => format!("new secret {}…", r.stub),
+        "scopes" => scopes(r),
         other => other.into(),
+    }
+}
+
+fn scopes(r: &KeyRecord) -> String {
+    if r.scopes.is_empty() {
+        "no scopes".into()
+    } else {
+        format!("scopes {}", r.scopes.join(", "))
+    }
+}
+
+fn expiry(r: &KeyRecord) -> String {
+    r.expires_at
+        .map_or_else(|| "no expiry".into(), |t| format!("expires {}", when(t)))
+}
+
+/// The summary of `action`, which turned `before` into `after`: what changed, old → new, for
+/// the edits that touch several fields (`set`) or lists (`scopes`); [`of`] the key as it now is
+/// otherwise. Metadata is named by entry, never by value.
+pub(crate) fn of_change(action: &str, before: &KeyRecord, after: &KeyRecord) -> String {
+    if !matches!(action, "set" | "scopes") {
+        return of(action, after);
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut field = |f: fn(&KeyRecord) -> String| {
+        let (old, new) = (f(before), f(after));
+        if old != new {
+            parts.push(format!("{old} → {new}"));
+        }
+    };
+    field(expiry);
+    field(groups);
+    field(scopes);
+    field(limit);
+    field(quota);
+    field(allow_ip);
+    match (&before.description, &after.description) {
+        (None, Some(_)) => parts.push("description set".into()),
+        (Some(_), None) => parts.push("description removed".into()),
+        (Some(a), Some(b)) if a != b => parts.push("description changed".into()),
+        _ => {}
+    }
+    let set: Vec<&str> = after
+        .meta
+        .iter()
+        .filter(|(k, v)| before.meta.get(k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    let removed: Vec<&str> = before
+        .meta
+        .iter()
+        .filter(|(k, _)| after.meta.get(k).is_none())
+        .map(|(k, _)| k)
+        .collect();
+    if !set.is_empty() {
+        parts.push(format!("metadata {} set", set.join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("metadata {} removed", removed.join(", ")));
+    }
+    if parts.is_empty() {
+        "no change".into()
+    } else {
+        parts.join("; ")
     }
 }
 

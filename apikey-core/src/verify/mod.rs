@@ -722,8 +722,40 @@ impl Verifier {
         })
     }
 
-    /// Counts a request of a valid key that the route refused with 403 (not in its groups),
-    /// for the key's usage per day.
+    /// Whether a valid key may use a route that allows `groups` (any of them; none: every
+    /// key) and needs `scopes` (all of them): [`AuthError::Forbidden`] outside the groups,
+    /// [`AuthError::MissingScope`] without a scope. A refusal is logged and counted as the
+    /// key's 403 ([`note_forbidden`](Self::note_forbidden)). What both adapters ask of every
+    /// route.
+    pub fn authorize<G: AsRef<str> + fmt::Debug, S: AsRef<str> + fmt::Debug>(
+        &self,
+        identity: &Identity,
+        groups: &[G],
+        scopes: &[S],
+    ) -> Result<(), AuthError> {
+        let refusal = if !identity.in_any(groups) {
+            crate::obs::info!(
+                "API key {:?} refused: not in the route's groups {:?}",
+                identity.key_name(),
+                groups
+            );
+            AuthError::Forbidden
+        } else if !identity.has_scopes(scopes) {
+            crate::obs::info!(
+                "API key {:?} refused: missing a scope of the route's {:?}",
+                identity.key_name(),
+                scopes
+            );
+            AuthError::MissingScope
+        } else {
+            return Ok(());
+        };
+        self.note_forbidden(identity);
+        Err(refusal)
+    }
+
+    /// Counts a request of a valid key that the route refused with 403 (not in its groups,
+    /// or missing a scope), for the key's usage per day.
     pub fn note_forbidden(&self, identity: &Identity) {
         self.meters.request(RequestOutcome::Forbidden);
         self.limits.note(identity.tech_name(), Outcome::Forbidden);

@@ -82,7 +82,7 @@ impl RequestOutcome {
             AuthError::Invalid(InvalidKey::Unknown) => RequestOutcome::Unknown,
             AuthError::Invalid(InvalidKey::Revoked) => RequestOutcome::Revoked,
             AuthError::Invalid(InvalidKey::Expired) => RequestOutcome::Expired,
-            AuthError::Forbidden => RequestOutcome::Forbidden,
+            AuthError::Forbidden | AuthError::MissingScope => RequestOutcome::Forbidden,
             AuthError::AddressNotAllowed => RequestOutcome::AddressRefused,
             AuthError::Unavailable => RequestOutcome::Unavailable,
             AuthError::RateLimited { .. } => RequestOutcome::RateLimited,

@@ -10,7 +10,7 @@ use super::cache::Valid;
 use super::{unavailable, SetupError, Verifier};
 use crate::config::{ConfigError, KeySection};
 use crate::key::{KeyDigest, KeyHasher};
-use crate::model::{AllowIp, AuthError, Identity, InvalidKey, KeyRecord, Match};
+use crate::model::{AllowIp, AuthError, Identity, InvalidKey, KeyRecord, Match, Meta};
 use crate::store::SharedLookup;
 
 /// The config sections by the digest of their key, and what the store's answers must be
@@ -129,7 +129,14 @@ impl Verifier {
         // The grace of a rotated-out secret, unless the key itself expires first.
         let grace = m.valid_until.is_some() && not_after == m.valid_until;
         Ok(Valid::new(
-            Identity::new(&r.user, &r.name, &r.tech_name, &r.groups),
+            Identity::with_grants(
+                &r.user,
+                &r.name,
+                &r.tech_name,
+                &r.groups,
+                &r.scopes,
+                &r.meta,
+            ),
             not_after.map(OffsetDateTime::unix_timestamp),
             grace,
         )
@@ -207,8 +214,19 @@ impl Verifier {
             section.rate_limit.or(stored_limit),
             section.quota.or(stored_quota),
         );
+        let scopes: &[String] = match (&section.scopes, &stored) {
+            (Some(own), _) => own,
+            (None, Some(r)) => &r.scopes,
+            (None, None) => &[],
+        };
+        let no_meta = Meta::default();
+        let meta = match (&section.meta, &stored) {
+            (Some(own), _) => own,
+            (None, Some(r)) => &r.meta,
+            (None, None) => &no_meta,
+        };
         Ok(Valid::new(
-            Identity::new(user, name, &section.tech_name, groups),
+            Identity::with_grants(user, name, &section.tech_name, groups, scopes, meta),
             expires_at.map(OffsetDateTime::unix_timestamp),
             false,
         )

@@ -9,7 +9,9 @@ use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
 use apikey_axum::{ApiApp, ApiKeyState, ApiRouter, Auth, Caller};
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
-pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
+pub use apikey_demo_kit::{
+    seed, Hello, Order, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME,
+};
 use axum::extract::State;
 use axum::http::Method;
 use axum::Json;
@@ -39,6 +41,13 @@ pub async fn health() -> &'static str {
 #[utoipa::path(post, path = "/billing", responses((status = 200, body = Hello)))]
 pub async fn billing(caller: Caller) -> Json<Hello> {
     Json(Hello::from(&*caller))
+}
+
+/// Only keys with the `orders:write` scope (`orders:*` or `*` cover it); answers the plan in
+/// the key's metadata, if any.
+#[utoipa::path(post, path = "/orders", responses((status = 200, body = Order)))]
+pub async fn orders(caller: Caller) -> Json<Order> {
+    Json(Order::from(&*caller))
 }
 
 /// Verification counters (used by the load benchmark to count store queries).
@@ -117,6 +126,7 @@ pub fn router(
         .routes(Auth::none(), routes!(health))
         .routes(Auth::none(), routes!(ready))
         .routes(Auth::api_key().groups(["billing"]), routes!(billing))
+        .routes(Auth::api_key().scopes(["orders:write"]), routes!(orders))
         .routes(Auth::none(), routes!(stats))
         .routes(Auth::none(), routes!(openapi))
         .merge_unguarded(

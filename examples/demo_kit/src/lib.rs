@@ -24,6 +24,26 @@ impl From<&Identity> for Hello {
     }
 }
 
+/// What `POST /orders` answers: who called and, when the key has a `plan` in its metadata,
+/// that plan (handed over with the identity: no store query).
+#[derive(Serialize, ToSchema)]
+pub struct Order {
+    user: String,
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<String>,
+}
+
+impl From<&Identity> for Order {
+    fn from(c: &Identity) -> Self {
+        Order {
+            user: c.user().to_owned(),
+            key: c.key_name().to_owned(),
+            plan: c.meta("plan").map(str::to_owned),
+        }
+    }
+}
+
 /// What `/whoami` answers.
 #[derive(Serialize, ToSchema)]
 pub struct WhoAmI {
@@ -80,14 +100,14 @@ pub const ADMIN_KEY_NAME: &str = "admin";
 
 /// The keys created on an empty store, shown once.
 pub struct Seeded {
-    /// The demo key (user `demo`, group `billing`).
+    /// The demo key (user `demo`, group `billing`, scope `orders:*`).
     pub demo: Secret,
     /// The admin key (user `admin`, the admin group), for the admin page.
     pub admin: Secret,
 }
 
-/// The keys a first start creates: the demo key (user `demo`, group `billing`) and an admin
-/// key (group `admin_group`).
+/// The keys a first start creates: the demo key (user `demo`, group `billing`, scope
+/// `orders:*`, so it may `POST /orders`) and an admin key (group `admin_group`).
 pub fn first_keys(admin_group: &str) -> Vec<CreateKey> {
     let create = |name: &str, user: &str, group: &str| CreateKey {
         name: name.into(),
@@ -96,7 +116,10 @@ pub fn first_keys(admin_group: &str) -> Vec<CreateKey> {
         ..CreateKey::default()
     };
     vec![
-        create(DEMO_KEY_NAME, "demo", "billing"),
+        CreateKey {
+            scopes: vec!["orders:*".into()],
+            ..create(DEMO_KEY_NAME, "demo", "billing")
+        },
         create(ADMIN_KEY_NAME, "admin", admin_group),
     ]
 }

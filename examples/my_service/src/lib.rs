@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
-pub use apikey_demo_kit::{seed, Hello, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME};
+pub use apikey_demo_kit::{
+    seed, Hello, Order, Seeded, Stats, WhoAmI, ADMIN_KEY_NAME, DEMO_KEY_NAME,
+};
 use apikey_rocket::admin::Admin;
 use apikey_rocket::core::admin::{LeakReports, SelfRotation};
 use apikey_rocket::core::{Actor, ApiKeyConfig, KeyManager, Verifier};
@@ -63,6 +65,14 @@ pub fn billing(caller: &Caller) -> Json<Hello> {
     Json(Hello::from(&**caller))
 }
 
+/// Only keys with the `orders:write` scope (`orders:*` or `*` cover it); answers the plan in
+/// the key's metadata, if any.
+#[utoipa::path(post, path = "/orders", responses((status = 200, body = Order)))]
+#[route(POST, "/orders", auth = "api_key", scopes = ["orders:write"])]
+pub fn orders(caller: &Caller) -> Json<Order> {
+    Json(Order::from(&**caller))
+}
+
 /// Verification counters (used by the load benchmark to count store queries).
 #[utoipa::path(get, path = "/stats", responses((status = 200, body = Stats)))]
 #[route("/stats", auth = "none")]
@@ -83,7 +93,7 @@ pub fn scrape() -> (rocket::http::ContentType, String) {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "my-service", description = "The apikey demo service."),
-    paths(my_service, whoami, health, ready, billing, stats, openapi)
+    paths(my_service, whoami, health, ready, billing, orders, stats, openapi)
 )]
 pub struct ApiDoc;
 
@@ -131,7 +141,7 @@ pub async fn app(
         .mount("/apikey", apikey_rocket::leaks::routes())
         .mount(
             "/",
-            routes![my_service, whoami, health, ready, billing, stats, openapi],
+            routes![my_service, whoami, health, ready, billing, orders, stats, openapi],
         )
         .mount("/admin", apikey_rocket::admin::routes())
         .mount("/", swagger_ui());

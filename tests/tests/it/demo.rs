@@ -66,5 +66,12 @@ async fn a_store_with_keys_gets_no_demo_key() {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(keys.list().await.unwrap().len(), 1, "nothing was added");
+    assert_eq!(
+        keys.list(&apikey_core::KeyFilter::all())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "nothing was added"
+    );
 }

@@ -281,7 +281,7 @@ async fn send(client: &Client, sent: &Sent) -> (Status, String, Option<String>) 
 }
 
 async fn snapshot(store: &SharedStore) -> Vec<KeyRecord> {
-    store.list().await.unwrap()
+    store.list(&apikey_core::KeyFilter::all()).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +312,11 @@ async fn every_hostile_value_gets_the_same_401_and_writes_nothing() {
     }
     assert_eq!(snapshot(&store).await, before, "nothing was written");
     assert_eq!(
-        store.list().await.unwrap().len(),
+        store
+            .list(&apikey_core::KeyFilter::all())
+            .await
+            .unwrap()
+            .len(),
         before.len(),
         "no table was dropped"
     );

@@ -64,6 +64,9 @@ async fn every_store_refuses_hostile_names(store: SharedStore) {
                     rate_limit: None,
                     quota: None,
                     allow_ip: Default::default(),
+                    scopes: Default::default(),
+                    description: None,
+                    meta: Default::default(),
                 },
                 &Actor::new("test").unwrap(),
             )
@@ -73,7 +76,13 @@ async fn every_store_refuses_hostile_names(store: SharedStore) {
             "store create, user {bad:?}: {direct:?}"
         );
     }
-    assert!(m.list().await.unwrap().is_empty(), "nothing was written");
+    assert!(
+        m.list(&apikey_core::KeyFilter::all())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing was written"
+    );
     // Ordinary text, accents and scripts included, is fine.
     m.create(spec("Café Résumé — 東京", "zoë", &["équipe"]))
         .await

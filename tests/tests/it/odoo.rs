@@ -133,7 +133,7 @@ async fn test_relations(store: SharedStore) {
     record(&store, "One", "k1", "u", &["g-one"]).await;
     record(&store, "Two", "k2", "u", &["g-one"]).await;
     record(&store, "Three", "k3", "u", &["g-two"]).await;
-    let all = store.list().await.unwrap();
+    let all = store.list(&apikey_core::KeyFilter::all()).await.unwrap();
     let members = |group: &str| -> Vec<String> {
         all.iter()
             .filter(|r| r.groups.iter().any(|g| g == group))

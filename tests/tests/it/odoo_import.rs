@@ -103,7 +103,10 @@ async fn import_into(db: SharedDb) {
     );
     assert_eq!(dry.users_disabled, 1);
     assert!(
-        m.list().await.unwrap().is_empty(),
+        m.list(&apikey_core::KeyFilter::all())
+            .await
+            .unwrap()
+            .is_empty(),
         "a dry run writes nothing"
     );
     assert!(m.audit(&AuditFilter::default()).await.unwrap().is_empty());
@@ -142,7 +145,7 @@ async fn import_into(db: SharedDb) {
         "the archived user is disabled"
     );
     assert!(!m.user_active("gone").await.unwrap());
-    let listed = m.list().await.unwrap();
+    let listed = m.list(&apikey_core::KeyFilter::all()).await.unwrap();
     let names: Vec<&str> = listed.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["Archived User", "Good", "Inactive", "Two Groups"]);
     let good = m.get("Good").await.unwrap();
@@ -341,7 +344,7 @@ async fn the_active_key_wins_a_shared_value() {
         "the clients of the active key keep working"
     );
     let names: Vec<String> = m
-        .list()
+        .list(&apikey_core::KeyFilter::all())
         .await
         .unwrap()
         .into_iter()
@@ -458,7 +461,11 @@ async fn an_interrupted_import_is_resumed_by_running_it_again() {
     assert!(err.contains("2 key(s) were imported"), "{err}");
     assert!(err.contains("run the import again"), "{err}");
     assert!(!err.contains("_value"), "no value in the message: {err}");
-    assert_eq!(m.list().await.unwrap().len(), 2, "two keys, each whole");
+    assert_eq!(
+        m.list(&apikey_core::KeyFilter::all()).await.unwrap().len(),
+        2,
+        "two keys, each whole"
+    );
     probe
         .imports_left
         .store(-1, std::sync::atomic::Ordering::SeqCst);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{pages, AdminAnswer, Ctx};
-use crate::model::KeyChange;
+use crate::model::{KeyChange, Meta, MetaEdit};
 use crate::{parse_duration, AllowIp, CreateKey, StoreError};
 
 pub(super) async fn new_form(cx: &mut Ctx<'_, '_>) -> AdminAnswer {
@@ -38,7 +38,27 @@ fn spec(cx: &Ctx<'_, '_>) -> Result<CreateKey, String> {
         rate_limit,
         quota,
         allow_ip: networks(field("allow_ip"))?,
+        scopes: scope_list(field("scopes")),
+        description: optional("description").map(str::to_owned),
+        meta: Meta::new(meta_lines(field("meta"))?)?,
     })
+}
+
+/// Scopes as the forms take them: separated by commas (or spaces).
+fn scope_list(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Metadata as the forms take it: one `NAME=VALUE` per line.
+fn meta_lines(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(MetaEdit::parse_entry)
+        .collect()
 }
 
 pub(super) async fn create(cx: &mut Ctx<'_, '_>) -> AdminAnswer {

@@ -371,7 +371,7 @@ impl AdminApp {
         };
         let _ = cx.verifier.flush_usage().await;
         let since = today() - USAGE_DAYS + 1;
-        let found = match self.manager.list().await {
+        let found = match self.manager.list(&crate::KeyFilter::all()).await {
             Ok(all) => self.manager.usage_totals(since).await.map(|t| (all, t)),
             Err(e) => Err(e),
         };
@@ -506,7 +506,7 @@ impl AdminApp {
         let Some(s) = cx.session().await else {
             return cx.to_login();
         };
-        let all = match self.manager.list().await {
+        let all = match self.manager.list(&crate::KeyFilter::all()).await {
             Ok(all) => all,
             Err(e) => return cx.failed(&e),
         };

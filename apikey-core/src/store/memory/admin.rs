@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use super::{Credential, Entry, MemoryStore, State};
 use crate::key::KeyDigest;
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, Imported, ImportedKey, KeyChange, KeyOrigin, KeyRecord,
-    NewKey, NewSecret, UsageDay,
+    Actor, AuditFilter, AuditRecord, Imported, ImportedKey, KeyChange, KeyFilter, KeyOrigin,
+    KeyRecord, NewKey, NewSecret, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -43,6 +43,9 @@ impl State {
             rate_limit: new.rate_limit,
             quota: new.quota,
             allow_ip: new.allow_ip,
+            scopes: new.scopes.into_vec(),
+            description: new.description.filter(|d| !d.is_empty()),
+            meta: new.meta,
         };
         self.by_digest.insert(new.digest, new.name.clone());
         self.by_tech
@@ -91,9 +94,15 @@ impl KeyStore for MemoryStore {
         Ok(state.keys.get(name).map(|e| state.record(e)))
     }
 
-    async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
+    async fn list(&self, filter: &KeyFilter) -> StoreResult<Vec<KeyRecord>> {
         let state = self.read();
-        let mut all: Vec<KeyRecord> = state.keys.values().map(|e| state.record(e)).collect();
+        let now = OffsetDateTime::now_utc();
+        let mut all: Vec<KeyRecord> = state
+            .keys
+            .values()
+            .map(|e| state.record(e))
+            .filter(|r| filter.matches(r, now))
+            .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }

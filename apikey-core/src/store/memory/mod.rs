@@ -130,16 +130,28 @@ impl MemoryStore {
         name: &str,
         by: &Actor,
         action: &str,
-        change: impl FnOnce(&mut KeyRecord),
+        change: impl FnOnce(&mut KeyRecord) -> Result<(), String>,
     ) -> StoreResult<KeyRecord> {
         let record = {
             let mut state = self.write();
             let entry = state.entry_mut(name)?;
-            change(&mut entry.record);
+            let before = entry.record.clone();
+            let mut after = before.clone();
+            change(&mut after).map_err(StoreError::Invalid)?;
+            entry.record = after;
             entry.changed_here();
             let entry = &state.keys[name];
             let record = state.record(entry);
-            state.audit(by, action, name, summary::of(action, &record));
+            let before = KeyRecord {
+                user_active: record.user_active,
+                ..before
+            };
+            state.audit(
+                by,
+                action,
+                name,
+                summary::of_change(action, &before, &record),
+            );
             record
         };
         self.announce(Change::Key(name.to_owned()));

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    groups_json, now_secs, unavailable, AuditRow, Dialect, KeyRow, Sql, SqlStore, UsageRow,
-    KEY_COLUMNS, KEY_FROM,
+    groups_json, now_secs, scopes_json, unavailable, AuditRow, Dialect, KeyRow, Sql, SqlStore,
+    UsageRow, KEY_COLUMNS, KEY_FROM,
 };
 use crate::model::{
-    Actor, AuditFilter, AuditRecord, Groups, Imported, ImportedKey, KeyChange, KeyOrigin,
-    KeyRecord, NewKey, NewSecret, UsageDay,
+    Actor, AuditFilter, AuditRecord, Groups, Imported, ImportedKey, KeyChange, KeyFilter,
+    KeyOrigin, KeyRecord, NewKey, NewSecret, UsageDay,
 };
 use crate::store::{
     not_imported, summary, validate_new, validate_user, Change, KeyStore, StoreError, StoreResult,
@@ -31,12 +31,58 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         row.map(KeyRow::into_record).transpose()
     }
 
-    async fn list(&self) -> StoreResult<Vec<KeyRecord>> {
-        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} ORDER BY k.name");
-        let rows: Vec<KeyRow> = Sql::<D>::composed(sql)
-            .all(self.db())
-            .await
-            .map_err(unavailable)?;
+    async fn list(&self, filter: &KeyFilter) -> StoreResult<Vec<KeyRecord>> {
+        // One query: each condition the filter holds adds a clause and its values.
+        let mut clauses: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if filter.user.is_some() {
+            clauses.push(format!("k.user_name = ${}", next()));
+        }
+        let group = filter.group.as_ref().map(|g| {
+            // Groups are stored as a JSON array: the group as a JSON string is in it exactly
+            // when the key is in the group.
+            serde_json::to_string(g).unwrap_or_default()
+        });
+        if group.is_some() {
+            clauses.push(format!("{}(k.group_names, ${}) > 0", D::FIND, next()));
+        }
+        if filter.revoked.is_some() {
+            clauses.push(format!("k.active = ${}", next()));
+        }
+        let now = OffsetDateTime::now_utc();
+        let until = filter.expiring_until(now);
+        if until.is_some() {
+            let (a, b) = (next(), next());
+            clauses.push(format!(
+                "k.expires_at IS NOT NULL AND k.expires_at > ${a} AND k.expires_at <= ${b}"
+            ));
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!("SELECT {KEY_COLUMNS} {KEY_FROM} {filter_sql} ORDER BY k.name");
+        let mut query = Sql::<D>::composed(sql);
+        if let Some(user) = &filter.user {
+            query = query.bind(user.clone());
+        }
+        if let Some(group) = group {
+            query = query.bind(group);
+        }
+        if let Some(revoked) = filter.revoked {
+            query = query.bind(!revoked);
+        }
+        if let Some(until) = until {
+            query = query
+                .bind(now.unix_timestamp())
+                .bind(until.unix_timestamp());
+        }
+        let rows: Vec<KeyRow> = query.all(self.db()).await.map_err(unavailable)?;
         rows.into_iter().map(KeyRow::into_record).collect()
     }
 
@@ -51,12 +97,14 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
     async fn change(&self, name: &str, change: KeyChange, by: &Actor) -> StoreResult<KeyRecord> {
         let mut tx = self.begin().await?;
         let id = Self::lock_key(&mut tx, name).await?;
-        let mut record = Self::record_in(&mut tx, name).await?;
-        change.apply(&mut record);
+        let before = Self::record_in(&mut tx, name).await?;
+        let mut record = before.clone();
+        change.apply(&mut record).map_err(StoreError::Invalid)?;
         let groups = Groups::new(&record.groups).map_err(StoreError::Invalid)?;
         Sql::<D>::new(
             "UPDATE apikey_keys SET active = $1, group_names = $2, rate_limit = $3, quota = $4, \
-             allow_ip = $5, expires_at = $6 WHERE id = $7",
+             allow_ip = $5, expires_at = $6, scopes = $7, description = $8, meta = $9 \
+             WHERE id = $10",
         )
         .bind(record.active)
         .bind(groups_json(&groups)?)
@@ -64,13 +112,18 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         .bind(record.quota.map(|q| q.to_string()))
         .bind(record.allow_ip.to_stored())
         .bind(record.expires_at.map(OffsetDateTime::unix_timestamp))
+        .bind(scopes_json(&record.scopes))
+        .bind(record.description.clone())
+        .bind(record.meta.to_stored())
         .bind(id)
         .execute(D::tx(&mut tx))
         .await
         .map_err(unavailable)?;
         let action = change.action();
-        self.finish(tx, name, by, |r| (action, summary::of(action, r)))
-            .await
+        self.finish(tx, name, by, |r| {
+            (action, summary::of_change(action, &before, r))
+        })
+        .await
     }
 
     async fn delete(&self, name: &str, by: &Actor) -> StoreResult<()> {

@@ -27,6 +27,10 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + sealed::Sealed {
     #[doc(hidden)]
     type Feed: Send + Sync + Debug + 'static;
 
+    /// The function that finds a text in another (`f(haystack, needle) > 0`), case-sensitive.
+    #[doc(hidden)]
+    const FIND: &'static str;
+
     /// Adds `value` to `args`.
     #[doc(hidden)]
     fn add<P: Param>(args: &mut Self::Arguments, value: P) -> Result<(), sqlx::Error>;

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::{Change, ChangeFeed, StoreError, StoreResult};
 use crate::key::KeyDigest;
-use crate::model::{AllowIp, AuditRecord, Groups, KeyRecord, Quota, RateLimit, UsageDay};
+use crate::model::{AllowIp, AuditRecord, Groups, KeyRecord, Meta, Quota, RateLimit, UsageDay};
 
 mod admin;
 mod dialect;
@@ -49,12 +49,12 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 /// Newest schema version this binary knows (the last migration's number).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// A key's columns, in [`KeyRow`]'s order.
 pub(super) const KEY_COLUMNS: &str = "k.name, k.tech_name, k.user_name, k.group_names, k.active, \
      COALESCE(u.active, TRUE) AS user_active, k.stub, k.expires_at, k.created_at, \
-     k.last_used_at, k.rate_limit, k.quota, k.allow_ip";
+     k.last_used_at, k.rate_limit, k.quota, k.allow_ip, k.scopes, k.description, k.meta";
 pub(super) const KEY_FROM: &str =
     "FROM apikey_keys k LEFT JOIN apikey_users u ON u.name = k.user_name";
 
@@ -73,6 +73,9 @@ pub(super) struct KeyRow {
     pub(super) rate_limit: Option<String>,
     pub(super) quota: Option<String>,
     pub(super) allow_ip: Option<String>,
+    pub(super) scopes: String,
+    pub(super) description: Option<String>,
+    pub(super) meta: Option<String>,
 }
 
 /// An audit trail row.
@@ -130,7 +133,7 @@ pub(super) struct MatchRow {
 
 impl KeyRow {
     /// The number of columns [`KEY_COLUMNS`] selects.
-    const WIDTH: usize = 13;
+    const WIDTH: usize = 16;
 
     /// Reads [`KEY_COLUMNS`] from column `at` on.
     fn read_at<D: Dialect>(row: &D::Row, at: usize) -> Result<Self, sqlx::Error> {
@@ -148,6 +151,9 @@ impl KeyRow {
             rate_limit: D::get(row, at + 10)?,
             quota: D::get(row, at + 11)?,
             allow_ip: D::get(row, at + 12)?,
+            scopes: D::get(row, at + 13)?,
+            description: D::get(row, at + 14)?,
+            meta: D::get(row, at + 15)?,
         })
     }
 }
@@ -237,7 +243,19 @@ impl KeyRow {
                 self.name
             ))
         })?;
+        let corrupt = |what: &str| {
+            StoreError::Unavailable(format!(
+                "corrupt {what} of key {:?} in the store",
+                self.name
+            ))
+        };
+        let scopes: Vec<String> =
+            serde_json::from_str(&self.scopes).map_err(|_| corrupt("scopes"))?;
+        let meta = Meta::from_json(self.meta.as_deref()).map_err(|_| corrupt("metadata"))?;
         Ok(KeyRecord {
+            scopes,
+            description: self.description,
+            meta,
             rate_limit,
             quota,
             allow_ip,
@@ -374,6 +392,11 @@ pub(super) fn decode_change(kind: &str, name: &str) -> Change {
 /// Groups as stored: a JSON array of strings.
 pub(super) fn groups_json(groups: &Groups) -> StoreResult<String> {
     serde_json::to_string(groups).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Scopes as stored: a JSON array (already checked and sorted).
+pub(super) fn scopes_json(scopes: &[String]) -> String {
+    serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into())
 }
 
 pub(super) fn digests(rows: Vec<Vec<u8>>) -> StoreResult<Vec<KeyDigest>> {

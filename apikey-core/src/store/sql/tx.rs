@@ -6,8 +6,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::{
-    groups_json, now_secs, unavailable, write_error, Dialect, KeyRow, Sql, SqlStore, Tx,
-    KEY_COLUMNS, KEY_FROM,
+    groups_json, now_secs, scopes_json, unavailable, write_error, Dialect, KeyRow, Sql, SqlStore,
+    Tx, KEY_COLUMNS, KEY_FROM,
 };
 use crate::key::KeyDigest;
 use crate::model::{Actor, KeyRecord, NewKey};
@@ -136,8 +136,8 @@ impl<D: Dialect> SqlStore<D> {
         let id: i64 = Sql::<D>::new(
             "INSERT INTO apikey_keys \
              (name, tech_name, user_name, group_names, active, stub, expires_at, created_at, \
-             rate_limit, quota, allow_ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             rate_limit, quota, allow_ip, scopes, description, meta) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(new.name.as_str())
         .bind(tech_name)
@@ -150,6 +150,9 @@ impl<D: Dialect> SqlStore<D> {
         .bind(new.rate_limit.map(|l| l.to_string()))
         .bind(new.quota.map(|q| q.to_string()))
         .bind(new.allow_ip.to_stored())
+        .bind(scopes_json(&new.scopes))
+        .bind(new.description.clone().filter(|d| !d.is_empty()))
+        .bind(new.meta.to_stored())
         .one(D::tx(tx))
         .await
         .map_err(|e| write_error(e, &new.name))?;
