@@ -30,13 +30,13 @@ use std::sync::Arc;
 
 use apikey_core::http::admin::{cookie, AdminAnswer, AdminRequest, PrivateJar, FORM_LIMIT};
 use apikey_core::ConfigError;
-use axum::body::{to_bytes, Body};
+use axum::body::to_bytes;
 use axum::extract::{NestedPath, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 
 use crate::state::ApiKeyState;
 
@@ -110,26 +110,10 @@ async fn handle(State(state): State<AdminState>, req: Request) -> Response {
 }
 
 fn respond(answer: AdminAnswer, jar: &PrivateJar) -> Response {
-    let AdminAnswer {
-        status,
-        headers,
-        body,
-    } = answer;
-    let mut res = Response::new(Body::from(body));
-    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let map = res.headers_mut();
-    for (name, value) in headers {
-        // `from_bytes` takes the app's names as written and keeps them in lower case.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            map.append(name, value);
-        }
-    }
+    let mut res = crate::reply::respond(answer);
     for cookie in jar.set_cookies() {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
-            map.append(SET_COOKIE, value);
+            res.headers_mut().append(SET_COOKIE, value);
         }
     }
     res

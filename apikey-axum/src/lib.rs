@@ -61,10 +61,15 @@ mod client;
 mod extract;
 mod layer;
 pub mod leaks;
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub mod manage;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 mod refused;
+#[cfg(any(feature = "admin", feature = "manage"))]
+mod reply;
 pub mod rotation;
 mod router;
 mod service;

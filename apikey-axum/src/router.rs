@@ -342,6 +342,30 @@ where
         self
     }
 
+    /// The management API ([`crate::manage`]) nested at `path` (`/apikey/keys`), its routes
+    /// listed (`api_key`, in the admin group) and, with a document, described in it.
+    #[cfg(feature = "manage")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+    pub fn manage(mut self, path: &str, app: crate::manage::Manage) -> Self {
+        use apikey_core::http::manage::{AUTH, ROUTES};
+        let base = path.trim_end_matches('/');
+        let group = [app.group().to_owned()];
+        for r in ROUTES {
+            let full = match r.path {
+                "/" => base.to_owned(),
+                sub => format!("{base}{sub}"),
+            };
+            self.declare_as(r.method, &full, Some(r.name), AUTH, (&group, &[]), None);
+        }
+        #[cfg(feature = "openapi")]
+        if let Some(doc) = &mut self.doc {
+            apikey_core::http::manage::describe(doc, base, app.group());
+        }
+        let carried = Auth::api_key().carrying(&self.keys);
+        self.router = self.router.nest(base, crate::manage::routes(app, carried));
+        self
+    }
+
     /// Starts from the OpenAPI document `doc` (`ApiDoc::openapi()`): the operations of
     /// [`ApiRouter::routes`] go in it, and [`ApiApp::openapi`] gives it with apikey's schemes,
     /// security, groups and problem responses.

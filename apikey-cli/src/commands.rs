@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 
 use crate::args::{Cli, Command, GroupAction, ImportSource, ScopeAction, UserAction};
 use crate::failure::Failure;
-use crate::{output, usage};
+use crate::output;
+use apikey_core::admin::usage::{self, UsageError};
 
 /// Rocket's config file (`ROCKET_CONFIG` or `Rocket.toml`) with the profile Rocket would pick
 /// (`ROCKET_PROFILE`, else `default`): the CLI reads the services' configuration as they do.
@@ -266,7 +267,13 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             output::done(json, &r, "Updated");
         }
         Command::Usage { name, days } => {
-            let report = usage::report(&config, &store, &name, days).await?;
+            let report =
+                usage::report(&config, &store, &name, days)
+                    .await
+                    .map_err(|e| match e {
+                        UsageError::Quota(_) => Failure(e.to_string(), 2),
+                        e => Failure(e.to_string(), 1),
+                    })?;
             output::usage(json, &report);
         }
         Command::Rotate { name, grace } => {

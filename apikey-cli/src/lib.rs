@@ -13,7 +13,6 @@ mod args;
 mod commands;
 mod failure;
 mod output;
-mod usage;
 
 use failure::Failure;
 

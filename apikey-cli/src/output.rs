@@ -5,7 +5,7 @@
 //! (JSON), so no name can move the cursor, clear the screen or start a forged line.
 
 use apikey_core::admin::OdooReport;
-use apikey_core::model::{escape_unsafe, is_unsafe_char};
+use apikey_core::model::{escape_unsafe, is_unsafe_char, KeyView};
 use apikey_core::{AuditRecord, AuthError, Identity, KeyRecord, Secret, UsageDay};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -50,9 +50,7 @@ fn when(t: Option<OffsetDateTime>) -> String {
 }
 
 pub(crate) fn record_json(r: &KeyRecord) -> serde_json::Value {
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["status"] = json!(r.status());
-    v
+    serde_json::to_value(KeyView::from(r)).unwrap_or_default()
 }
 
 fn print_record(r: &KeyRecord) {
@@ -344,7 +342,7 @@ pub(crate) fn record(json: bool, r: &KeyRecord) {
     }
 }
 
-pub(crate) fn usage(json: bool, report: &crate::usage::UsageReport) {
+pub(crate) fn usage(json: bool, report: &apikey_core::admin::usage::UsageReport) {
     if json {
         print_json(&serde_json::to_string_pretty(report).unwrap_or_default());
         return;

@@ -24,15 +24,13 @@
 //! `admin:<key name>`. Every change is a POST carrying the session's CSRF token; pages are sent
 //! with a strict CSP, `no-referrer` and `no-store`.
 
-use std::io::Cursor;
-
-use apikey_core::http::admin::{AdminAnswer, AdminCookies, AdminRequest, FORM_LIMIT, ROUTES};
+use apikey_core::http::admin::{AdminCookies, AdminRequest, FORM_LIMIT, ROUTES};
 use rocket::data::{Data, ToByteUnit};
-use rocket::http::{CookieJar, Header, Method, Status};
-use rocket::response::{self, Responder};
+use rocket::http::{CookieJar, Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::Request;
 
+use crate::reply::Answered;
 use crate::state::ApiKeyState;
 
 /// What the admin routes need (managed state): the one mutation path, the admin group, how
@@ -119,24 +117,5 @@ impl Handler for AdminHandler {
             .handle(keys.verifier(), &request, &mut Jar(req.cookies()))
             .await;
         Outcome::from(req, Answered(answer))
-    }
-}
-
-/// The admin app's answer, sent as it is.
-struct Answered(AdminAnswer);
-
-impl<'r> Responder<'r, 'static> for Answered {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let AdminAnswer {
-            status,
-            headers,
-            body,
-        } = self.0;
-        let mut res = rocket::Response::build();
-        res.status(Status::new(status));
-        for (name, value) in headers {
-            res.header(Header::new(name, value));
-        }
-        res.sized_body(body.len(), Cursor::new(body)).ok()
     }
 }

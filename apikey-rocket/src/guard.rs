@@ -124,13 +124,19 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, Aut
 /// Refuses the request with `err`: the verification's own outcome, or `Forbidden`. The entry
 /// exists (every guard verifies first), so nothing is allocated.
 fn refuse<T>(req: &Request<'_>, err: AuthError) -> Outcome<T, AuthError> {
+    Outcome::Error((refused(req, err), err))
+}
+
+/// Notes that a route of ours refused the request with `err` (for the catchers, which then
+/// answer it as every refusal is answered); returns its status.
+pub(crate) fn refused(req: &Request<'_>, err: AuthError) -> rocket::http::Status {
     let code = match err {
         AuthError::Forbidden => FORBIDDEN,
         AuthError::MissingScope => MISSING_SCOPE,
         _ => REFUSED,
     };
     Verified::of(req).refused.store(code, Ordering::Relaxed);
-    Outcome::Error((status_of(err), err))
+    status_of(err)
 }
 
 fn needs_fairing(rocket: &Rocket<Ignite>) -> bool {

@@ -37,10 +37,15 @@ mod facts;
 mod fairing;
 mod guard;
 pub mod leaks;
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub mod manage;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 mod problem;
+#[cfg(any(feature = "admin", feature = "manage"))]
+mod reply;
 pub mod rotation;
 mod routes;
 mod state;

@@ -40,7 +40,10 @@ pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {
                 .find(|d| Some(d.name) == name && d.method == method && d.path == unmounted);
             #[cfg(feature = "admin")]
             let declared = declared.or_else(|| admin_route(name, method, &unmounted));
-            RouteInfo {
+            #[cfg(feature = "manage")]
+            let declared = declared.or_else(|| manage_route(name, method, &unmounted));
+            #[cfg_attr(not(feature = "manage"), allow(unused_mut))]
+            let mut info = RouteInfo {
                 method: method.to_owned(),
                 path: route.uri.to_string(),
                 name: name.map(str::to_owned),
@@ -52,7 +55,16 @@ pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {
                     .map(|d| d.scopes.iter().map(|s| (*s).to_owned()).collect())
                     .unwrap_or_default(),
                 guard: declared.and_then(|d| d.guard).map(str::to_owned),
+            };
+            // The management API's routes need a key in the admin group, a setting.
+            #[cfg(feature = "manage")]
+            if let Some(app) = rocket.state::<crate::manage::Manage>() {
+                if declared.is_some_and(|d| manage_route(Some(d.name), d.method, d.path).is_some())
+                {
+                    info.groups = vec![app.group().to_owned()];
+                }
             }
+            info
         })
         .collect();
     routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
@@ -76,6 +88,30 @@ fn admin_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static 
                 groups: &[],
                 scopes: &[],
                 guard: (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD),
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|d| Some(d.name) == name && d.method == method && d.path == path)
+}
+
+/// The management API's routes (`apikey_core::http::manage::ROUTES`): a valid key (in the
+/// admin group, which [`route_inventory`] adds from the app's settings).
+#[cfg(feature = "manage")]
+fn manage_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static Declared> {
+    use apikey_core::http::manage::{AUTH, ROUTES};
+    static DECLARED: std::sync::OnceLock<Vec<Declared>> = std::sync::OnceLock::new();
+    let all = DECLARED.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|r| Declared {
+                name: r.name,
+                method: r.method,
+                path: r.path,
+                auth: AUTH,
+                groups: &[],
+                scopes: &[],
+                guard: None,
             })
             .collect()
     });

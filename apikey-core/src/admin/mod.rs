@@ -20,6 +20,7 @@ mod leaks;
 mod odoo;
 mod rotation;
 mod throttle;
+pub mod usage;
 
 pub use leaks::{
     Admitted, Label, LeakError, LeakReports, LEAK_ACTION, LEAK_ACTOR, MAX_REPORT_BYTES,

@@ -11,6 +11,9 @@ pub mod admin;
 mod answers;
 pub mod inventory;
 mod keys;
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub mod manage;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
@@ -25,6 +28,28 @@ use time::OffsetDateTime;
 
 use crate::limits::Budget;
 use crate::verify::AuthError;
+
+/// An answer an app of the core makes whole (the admin page, the management API), which the
+/// adapters send as it is: the status, the headers, the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in order.
+    pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The value of the header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
 
 /// How a route is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

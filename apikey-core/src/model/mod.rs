@@ -30,8 +30,8 @@ pub use meta::{
 pub use quota::{Quota, QuotaWindow, UsageCount, UsageDay};
 pub use rate_limit::RateLimit;
 pub use record::{
-    Imported, ImportedKey, KeyFilter, KeyOrigin, KeyRecord, Match, NewKey, NewSecret, OwnRotation,
-    RotationRefusal,
+    Imported, ImportedKey, KeyFilter, KeyOrigin, KeyRecord, KeyView, Match, NewKey, NewSecret,
+    OwnRotation, RotationRefusal,
 };
 pub use refusal::{AuthError, InvalidKey};
 pub use scopes::{

@@ -67,6 +67,27 @@ impl KeyRecord {
     }
 }
 
+/// A key as people and programs read it: the record and its [`status`](KeyRecord::status)
+/// (`revoked`, `expired`, `user disabled`, `active`), as `apikey show --json` and the
+/// management API answer it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView<'a> {
+    /// The record.
+    #[serde(flatten)]
+    pub record: &'a KeyRecord,
+    /// Its state now.
+    pub status: &'static str,
+}
+
+impl<'a> From<&'a KeyRecord> for KeyView<'a> {
+    fn from(record: &'a KeyRecord) -> Self {
+        KeyView {
+            record,
+            status: record.status(),
+        }
+    }
+}
+
 /// What a store needs to create a key: everything but the secret, which arrives as a digest.
 #[derive(Debug, Clone)]
 pub struct NewKey {

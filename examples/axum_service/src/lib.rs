@@ -6,6 +6,7 @@ use std::sync::Arc;
 use apikey_axum::admin::Admin;
 use apikey_axum::core::admin::{LeakReports, SelfRotation};
 use apikey_axum::core::{Actor, ApiKeyConfig, KeyManager};
+use apikey_axum::manage::Manage;
 use apikey_axum::{ApiApp, ApiKeyState, ApiRouter, Auth, Caller};
 #[cfg(feature = "metrics")]
 pub use apikey_demo_kit::prometheus;
@@ -110,11 +111,13 @@ pub struct ApiDoc;
 
 /// The demo's routes over `keys`, each declaring who may call it (the guard, the OpenAPI
 /// security of the document `/openapi.json` serves and the route inventory come from that one
-/// declaration), with the admin page at `/admin`, keys rotating themselves at
-/// `POST /apikey/rotate` and leak reports at `POST /apikey/secret-scanning`.
+/// declaration), with the admin page at `/admin`, the management API at `/apikey/keys`, keys
+/// rotating themselves at `POST /apikey/rotate` and leak reports at
+/// `POST /apikey/secret-scanning`.
 pub fn router(
     keys: &ApiKeyState,
     admin: Admin,
+    manage: Manage,
     rotation: SelfRotation,
     leaks: LeakReports,
 ) -> Result<ApiApp, Box<dyn std::error::Error>> {
@@ -135,6 +138,7 @@ pub fn router(
         )
         .self_rotation("/apikey/rotate", rotation)
         .leak_reports("/apikey/secret-scanning", leaks)
+        .manage("/apikey/keys", manage)
         .admin("/admin", apikey_axum::admin::router(keys, admin)?);
     #[cfg(feature = "metrics")]
     let routes = routes.get("/metrics", Auth::none(), scrape);
@@ -162,13 +166,14 @@ pub async fn app(
     let manager = KeyManager::new(store.clone(), &config)
         .with_actor(Actor::new("axum-service").expect("a valid actor"));
     let seeded = seed(&manager, &config.settings.admin_group).await?;
+    let manage = Manage::new(manager.clone(), store.clone(), &config);
     let admin = Admin::new(manager, &config);
     #[cfg(feature = "metrics")]
     prometheus();
     let rotation = SelfRotation::new(store.clone(), &config);
     let leaks = LeakReports::new(store.clone(), &config)?;
     let keys = ApiKeyState::with_store(config, store).await?;
-    Ok((router(&keys, admin, rotation, leaks)?, keys, seeded))
+    Ok((router(&keys, admin, manage, rotation, leaks)?, keys, seeded))
 }
 
 /// What `cargo run -p axum-service` does: the demo at 127.0.0.1:8000 (`HOST` and `PORT`

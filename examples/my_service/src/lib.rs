@@ -11,6 +11,7 @@ pub use apikey_demo_kit::{
 use apikey_rocket::admin::Admin;
 use apikey_rocket::core::admin::{LeakReports, SelfRotation};
 use apikey_rocket::core::{Actor, ApiKeyConfig, KeyManager, Verifier};
+use apikey_rocket::manage::Manage;
 use apikey_rocket::openapi::ApiKeyDocs;
 use apikey_rocket::{route, ApiKey, Caller};
 use rocket::serde::json::Json;
@@ -101,8 +102,12 @@ pub struct ApiDoc;
 /// from `#[route]`.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
 #[route("/openapi.json", auth = "none")]
-pub fn openapi(keys: &rocket::State<apikey_rocket::ApiKeyState>) -> Json<utoipa::openapi::OpenApi> {
+pub fn openapi(
+    keys: &rocket::State<apikey_rocket::ApiKeyState>,
+    manage: &rocket::State<Manage>,
+) -> Json<utoipa::openapi::OpenApi> {
     let mut doc = ApiDoc::openapi();
+    apikey_rocket::core::http::manage::describe(&mut doc, "/apikey/keys", manage.group());
     ApiKeyDocs::for_service(keys).apply(&mut doc);
     Json(doc)
 }
@@ -126,6 +131,7 @@ pub async fn app(
     let keys = KeyManager::new(store.clone(), &config)
         .with_actor(Actor::new("my-service").expect("a valid actor"));
     let seeded = seed(&keys, &config.settings.admin_group).await?;
+    let manage = Manage::new(keys.clone(), store.clone(), &config);
     let admin = Admin::new(keys, &config);
     let rotation = SelfRotation::new(store.clone(), &config);
     let leaks = LeakReports::new(store.clone(), &config)?;
@@ -135,10 +141,12 @@ pub async fn app(
     let rocket = rocket
         .attach(ApiKey::with_verifier(Arc::new(verifier)))
         .manage(admin)
+        .manage(manage)
         .manage(rotation)
         .manage(leaks)
         .mount("/apikey", apikey_rocket::rotation::routes())
         .mount("/apikey", apikey_rocket::leaks::routes())
+        .mount("/apikey/keys", apikey_rocket::manage::routes())
         .mount(
             "/",
             routes![my_service, whoami, health, ready, billing, orders, stats, openapi],

@@ -123,15 +123,7 @@ pub struct AdminRequest<'a> {
 
 /// What the adapter sends back: the status, the headers (the cookies aside, which the
 /// [`AdminCookies`] hold) and the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminAnswer {
-    /// The status code.
-    pub status: u16,
-    /// The headers, in order.
-    pub headers: Vec<(&'static str, Cow<'static, str>)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
+pub type AdminAnswer = super::Reply;
 
 const HTML: &str = "text/html; charset=utf-8";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -171,14 +163,6 @@ impl AdminAnswer {
             ],
             body: body.as_bytes().to_vec(),
         }
-    }
-
-    /// The value of the header `name` (case-insensitive), if set.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
     }
 }
 

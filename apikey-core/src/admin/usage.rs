@@ -1,18 +1,35 @@
-//! `apikey usage`: a key's requests per day, and its quota used and remaining.
+//! A key's requests per day, and its quota used and remaining: what `apikey usage` and the
+//! management API's `GET /apikey/keys/{tech_name}/usage` answer.
 
-use apikey_core::key::slugify;
-use apikey_core::limits::quota_used;
-use apikey_core::{ApiKeyConfig, Quota, SharedStore, UsageDay};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::failure::Failure;
+use crate::key::slugify;
+use crate::limits::quota_used;
+use crate::{ApiKeyConfig, Quota, SharedStore, StoreError, UsageDay};
+
+/// Why there is no usage report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// No stored key and no config section has this name.
+    #[error("no key named {0:?}")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Where quotas are counted (the store or Redis) could not be read.
+    #[error("cannot read the quota's use: {0}")]
+    Quota(String),
+}
 
 /// The quota of a key in the current period.
-#[derive(Debug, Serialize)]
-pub(crate) struct QuotaReport {
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaReport {
+    /// The quota (`10000/30d`).
     pub quota: Quota,
+    /// Uses taken in the current period.
     pub used: u64,
+    /// Uses left in the current period.
     pub remaining: u64,
     /// When the quota is refilled (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
@@ -20,33 +37,37 @@ pub(crate) struct QuotaReport {
 }
 
 /// What `apikey usage NAME` shows.
-#[derive(Debug, Serialize)]
-pub(crate) struct UsageReport {
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageReport {
+    /// The key's name.
     pub name: String,
+    /// The key's tech name.
     pub tech_name: String,
     /// The first day shown (days since the epoch).
     pub since_day: i64,
     /// Days with requests, oldest first.
     pub days: Vec<UsageDay>,
+    /// The days' sum.
     pub total: UsageDay,
+    /// The quota in the current period, for a key with one.
     pub quota: Option<QuotaReport>,
 }
 
 /// Gathers the report of key `name` (a stored key, or a config section's key) over the last
 /// `days` days, today included.
-pub(crate) async fn report(
+pub async fn report(
     config: &ApiKeyConfig,
     store: &SharedStore,
     name: &str,
     days: u32,
-) -> Result<UsageReport, Failure> {
+) -> Result<UsageReport, UsageError> {
     let stored = store.get(name).await?;
     let tech_name = match &stored {
         Some(r) => r.tech_name.clone(),
         None => {
             let tech = slugify(name);
             if !config.sections.iter().any(|s| s.tech_name == tech) {
-                return Err(Failure(format!("no key named {name:?}"), 1));
+                return Err(UsageError::NotFound(name.to_owned()));
             }
             tech
         }
@@ -74,7 +95,7 @@ pub(crate) async fn report(
         Some(q) => {
             let used = quota_used(&config.settings, store, &tech_name, q)
                 .await
-                .map_err(|e| Failure(format!("cannot read the quota's use: {e}"), 2))?;
+                .map_err(|e| UsageError::Quota(e.to_string()))?;
             let refills_at = OffsetDateTime::from_unix_timestamp(q.window(now).ends_at)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             Some(QuotaReport {
