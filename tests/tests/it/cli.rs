@@ -406,3 +406,148 @@ fn no_silent_second_store() {
     );
     assert!(run(&["list"]).status.success());
 }
+
+/// `create` with scopes, a description and metadata; `set` changes expiry, description and
+/// metadata in one audited change (an expiry in the past is exit 2, nothing written);
+/// `scope add|remove`; `list` filters by user, group, expiry and revocation.
+#[test]
+fn keys_are_edited_scoped_and_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cli = Cli {
+        url: &url,
+        dir: dir.path(),
+    };
+    let shop = cli.json(&[
+        "create",
+        "Shop",
+        "--user",
+        "alice",
+        "--group",
+        "billing",
+        "--scope",
+        "orders:write",
+        "--scope",
+        "invoices:*",
+        "--description",
+        "the shop's backend",
+        "--meta",
+        "plan=pro",
+        "--meta",
+        "url=https://shop.example/?a=b",
+    ]);
+    assert_eq!(
+        shop["scopes"],
+        serde_json::json!(["invoices:*", "orders:write"])
+    );
+    assert_eq!(shop["description"], "the shop's backend");
+    assert_eq!(
+        shop["meta"],
+        serde_json::json!({"plan": "pro", "url": "https://shop.example/?a=b"})
+    );
+    cli.json(&["create", "ops", "--user", "bob", "--expires-in", "3d"]);
+    cli.json(&["create", "old", "--user", "bob", "--expires-in", "60d"]);
+    cli.json(&["revoke", "old"]);
+
+    // Bad values: exit 2, nothing written; a metadata value is never repeated.
+    for (args, says) in [
+        (
+            &["create", "x", "--user", "u", "--scope", "orders:"][..],
+            "scope",
+        ),
+        (&["create", "x", "--user", "u", "--scope", "a b"], "scope"),
+        (
+            &["create", "x", "--user", "u", "--meta", "novalue"],
+            "NAME=VALUE",
+        ),
+        (
+            &["set", "Shop", "--expires-at", "2001-01-01T00:00:00Z"],
+            "past",
+        ),
+        (&["set", "Shop"], "nothing to change"),
+        (
+            &["set", "Shop", "--no-expiry", "--expires-in", "3d"],
+            "cannot be used",
+        ),
+        (&["scope", "add", "Shop", "*:read"], "scope"),
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = cli.run(&[
+        "create",
+        "x",
+        "--user",
+        "u",
+        "--meta",
+        "plan=secret\u{1b}[2J",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("secret"), "{}", stderr(&out));
+    assert_eq!(cli.json(&["list"]).as_array().unwrap().len(), 3);
+
+    // One change of several fields, audited old → new, metadata by name only.
+    let set = cli.json(&[
+        "set",
+        "Shop",
+        "--expires-in",
+        "30d",
+        "--description",
+        "",
+        "--meta",
+        "plan=enterprise",
+        "--unset-meta",
+        "url",
+    ]);
+    assert!(set["expires_at"].is_string());
+    assert!(set["description"].is_null());
+    assert_eq!(set["meta"], serde_json::json!({"plan": "enterprise"}));
+    let trail = cli.json(&["audit", "Shop"]);
+    let last = trail.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "set");
+    let summary = last["summary"].as_str().unwrap();
+    assert!(summary.contains("no expiry → expires"), "{summary}");
+    assert!(summary.contains("description removed"), "{summary}");
+    assert!(summary.contains("metadata plan set"), "{summary}");
+    assert!(summary.contains("metadata url removed"), "{summary}");
+    assert!(!summary.contains("enterprise"), "{summary}");
+    let never = cli.json(&["set", "Shop", "--no-expiry"]);
+    assert!(never["expires_at"].is_null());
+
+    let scoped = cli.json(&["scope", "add", "Shop", "orders:read"]);
+    assert_eq!(
+        scoped["scopes"],
+        serde_json::json!(["invoices:*", "orders:read", "orders:write"])
+    );
+    let scoped = cli.json(&["scope", "remove", "Shop", "invoices:*"]);
+    assert_eq!(
+        scoped["scopes"],
+        serde_json::json!(["orders:read", "orders:write"])
+    );
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["list"];
+        all.extend_from_slice(args);
+        cli.json(&all)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&["--user", "bob"]), ["old", "ops"]);
+    assert_eq!(names(&["--group", "billing"]), ["Shop"]);
+    assert_eq!(names(&["--group", "bill"]), Vec::<String>::new());
+    assert_eq!(names(&["--expiring", "14d"]), ["ops"]);
+    assert_eq!(names(&["--revoked"]), ["old"]);
+    assert_eq!(names(&["--user", "bob", "--revoked"]), ["old"]);
+    // `show` for people names every field.
+    let out = cli.run(&["show", "Shop"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("scopes:       orders:read, orders:write"),
+        "{text}"
+    );
+    assert!(text.contains("meta:         plan=enterprise"), "{text}");
+}

@@ -45,6 +45,7 @@ mod fail_closed;
 mod filter;
 mod hostile;
 mod inventory;
+mod manage_demos;
 mod names;
 mod odoo;
 mod odoo_import;
