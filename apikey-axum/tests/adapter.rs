@@ -290,3 +290,87 @@ async fn sunset_survives_verification_on_another_task() {
     let (_, headers, _) = send(&app, "/elsewhere", Some(plain.as_bytes())).await;
     assert!(!headers.contains_key("sunset"));
 }
+
+/// Scopes are all-of, with the key's wildcards; the same on a route layer under the
+/// `ApiKeyLayer` and on a route of an `ApiRouter` (carrying its state); groups and scopes
+/// together need both. A key without a scope gets 403 "missing scope"; metadata reaches the
+/// handler with the identity.
+#[tokio::test]
+async fn scopes_are_all_of_with_wildcards() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let config = ApiKeyConfig::default();
+    let m = KeyManager::new(store.clone(), &config);
+    let mut secrets = std::collections::HashMap::new();
+    for (name, scopes, groups) in [
+        (
+            "both",
+            vec!["orders:write", "invoices:read"],
+            vec!["billing"],
+        ),
+        ("one", vec!["orders:write"], vec!["billing"]),
+        ("wild", vec!["orders:*", "invoices:*"], vec!["billing"]),
+        ("star", vec!["*"], vec![]),
+        ("none", vec![], vec!["billing"]),
+    ] {
+        let spec = CreateKey {
+            name: name.into(),
+            user: name.into(),
+            scopes: scopes.into_iter().map(str::to_owned).collect(),
+            groups: groups.into_iter().map(str::to_owned).collect(),
+            meta: apikey_axum::core::Meta::new([("plan", format!("{name}-plan"))]).unwrap(),
+            ..CreateKey::default()
+        };
+        let key = m.create(spec).await.unwrap().1.expose().to_owned();
+        secrets.insert(name, key);
+    }
+    let state = ApiKeyState::with_store(config, store).await.unwrap();
+    async fn plan(caller: Caller) -> String {
+        caller.meta("plan").unwrap_or("-").to_owned()
+    }
+    let needs = || Auth::api_key().scopes(["orders:write", "invoices:read"]);
+    let layered = Router::new()
+        .route("/orders", get(plan).route_layer(needs()))
+        .route(
+            "/billing-orders",
+            get(plan).route_layer(needs().groups(["billing"])),
+        )
+        .layer(ApiKeyLayer::new(state.clone()));
+    let built = apikey_axum::ApiRouter::new(&state)
+        .get("/orders", needs(), plan)
+        .get("/billing-orders", needs().groups(["billing"]), plan)
+        .build()
+        .unwrap();
+    let listed = built.inventory();
+    let orders = listed.routes.iter().find(|r| r.path == "/orders").unwrap();
+    assert_eq!(orders.scopes, ["orders:write", "invoices:read"]);
+    let routed = built.into_router();
+    for app in [&layered, &routed] {
+        for (name, orders, billing) in [
+            ("both", 200, 200),
+            ("one", 403, 403),
+            ("wild", 200, 200),
+            ("star", 200, 403),
+            ("none", 403, 403),
+        ] {
+            let key = secrets[name].as_bytes();
+            let (status, _, body) = send(app, "/orders", Some(key)).await;
+            assert_eq!(status.as_u16(), orders, "{name} /orders: {body}");
+            if orders == 200 {
+                assert_eq!(body, format!("{name}-plan"));
+            } else {
+                assert!(body.contains("Missing scope"), "{name}: {body}");
+            }
+            let (status, _, body) = send(app, "/billing-orders", Some(key)).await;
+            assert_eq!(status.as_u16(), billing, "{name} /billing-orders: {body}");
+        }
+        // Outside the group comes first: the group's 403, not the scope's.
+        let (_, _, body) = send(app, "/billing-orders", Some(secrets["star"].as_bytes())).await;
+        assert!(body.contains("not allowed"), "{body}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "Auth::scopes")]
+fn a_route_cannot_need_a_wildcard() {
+    let _ = Auth::api_key().scopes(["orders:*"]);
+}

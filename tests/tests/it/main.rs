@@ -54,6 +54,7 @@ mod pools;
 mod races;
 mod requests;
 mod scale_out;
+mod scopes;
 mod shared_limits;
 mod sunset_bearer;
 mod third_party;

@@ -37,7 +37,26 @@ pub(crate) fn delete_item(id: u32) -> String {
     id.to_string()
 }
 
+#[route(POST, "/orders", scopes = ["orders:write", "invoices:read"])]
+fn orders(caller: &Caller) -> Option<String> {
+    caller.meta("plan").map(str::to_owned)
+}
+
+#[route("/reports", auth = "public", groups = ["finance"], scopes = ["reports.v2:read-all"])]
+fn reports() {}
+
 fn main() {
-    let _ = routes![required, default_auth, public, none, billing, upload, item, delete_item];
+    let _ = routes![
+        required,
+        default_auth,
+        public,
+        none,
+        billing,
+        upload,
+        item,
+        delete_item,
+        orders,
+        reports
+    ];
     let _ = uri!(item(3));
 }

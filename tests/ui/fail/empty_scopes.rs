@@ -1,0 +1,6 @@
+use apikey_rocket::route;
+
+#[route("/x", scopes = [])]
+fn handler() {}
+
+fn main() {}
