@@ -275,23 +275,11 @@ fn body<'a, T: Deserialize<'a> + Default>(bytes: &'a [u8], empty: bool) -> Resul
 fn filter(query: Option<&str>) -> Result<KeyFilter, String> {
     let mut filter = KeyFilter::default();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match name.as_ref() {
-            "user" => filter.user = Some(value.into_owned()),
-            "group" => filter.group = Some(value.into_owned()),
-            "expiring" => filter.expiring_within = Some(crate::parse_duration(&value)?),
-            "revoked" => {
-                filter.revoked = Some(match value.as_ref() {
-                    "true" | "1" | "" => true,
-                    "false" | "0" => false,
-                    _ => return Err("`revoked` is true or false".into()),
-                })
-            }
-            other => {
-                return Err(format!(
-                    "unknown filter {:?}: use user, group, expiring or revoked",
-                    crate::model::escape_unsafe(other)
-                ))
-            }
+        if !filter.set(&name, &value)? {
+            return Err(format!(
+                "unknown filter {:?}: use user, group, expiring or revoked",
+                crate::model::escape_unsafe(&name)
+            ));
         }
     }
     Ok(filter)

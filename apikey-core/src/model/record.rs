@@ -292,6 +292,29 @@ impl KeyFilter {
         KeyFilter::default()
     }
 
+    /// Sets the condition a query parameter names (`user`, `group`, `expiring` as a duration,
+    /// `revoked` as `true` or `false`): `Ok(false)` for a parameter that is not a filter, `Err`
+    /// for a filter's bad value. How the management API and the admin page read their query.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<bool, String> {
+        let value = value.trim();
+        match name {
+            "user" => self.user = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "group" => self.group = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "expiring" if value.is_empty() => self.expiring_within = None,
+            "expiring" => self.expiring_within = Some(super::parse_duration(value)?),
+            "revoked" => {
+                self.revoked = match value {
+                    "true" | "1" | "on" => Some(true),
+                    "false" | "0" => Some(false),
+                    "" | "any" => None,
+                    _ => return Err("`revoked` is true or false".into()),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
     /// The end of the expiry window at `now`, for [`expiring_within`](Self::expiring_within).
     pub fn expiring_until(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.expiring_within.map(|d| {

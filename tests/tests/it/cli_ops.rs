@@ -265,25 +265,28 @@ async fn migrations_on(url: &str, dir: &Path, raw: impl std::future::Future<Outp
     );
     assert!(text.contains("Applied: 1 keys"), "{text}");
     assert!(
-        text.contains("The key store is at schema 8 (it was at 0)."),
+        text.contains("The key store is at schema 9 (it was at 0)."),
         "{text}"
     );
     let again = apikey(dir, url, &[], &["migrate"]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (schema 8)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date (schema 9)"));
     assert!(apikey(dir, url, &[], &["migrate", "--check"])
         .status
         .success());
 
     // Undo the last migration by hand: a store of the previous build.
     let db = raw.await;
-    db.run("DROP TABLE apikey_reports").await;
-    db.run("DELETE FROM _sqlx_migrations WHERE version = 8")
+    for column in ["scopes", "description", "meta"] {
+        db.run(&format!("ALTER TABLE apikey_keys DROP COLUMN {column}"))
+            .await;
+    }
+    db.run("DELETE FROM _sqlx_migrations WHERE version = 9")
         .await;
     let check = apikey(dir, url, &[], &["--json", "migrate", "--check"]);
     assert_eq!(check.status.code(), Some(1));
     let status: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
-    assert_eq!(status["schema"], 7);
-    assert_eq!(status["pending"][0]["version"], 8);
+    assert_eq!(status["schema"], 8);
+    assert_eq!(status["pending"][0]["version"], 9);
     assert!(String::from_utf8_lossy(&check.stderr).contains("run `apikey migrate`"));
     let settings = apikey_core::Settings {
         database_url: url.to_owned(),
@@ -293,7 +296,7 @@ async fn migrations_on(url: &str, dir: &Path, raw: impl std::future::Future<Outp
     match apikey_core::open(&settings).await {
         Err(e) => assert_eq!(
             e.to_string(),
-            "the key store's schema is at 7, this build needs 8: run `apikey migrate`"
+            "the key store's schema is at 8, this build needs 9: run `apikey migrate`"
         ),
         Ok(_) => panic!("a store behind the build was opened without migrating"),
     }
@@ -301,7 +304,7 @@ async fn migrations_on(url: &str, dir: &Path, raw: impl std::future::Future<Outp
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("run `apikey migrate`"));
     let applied = apikey(dir, url, &[], &["migrate"]);
-    assert!(String::from_utf8_lossy(&applied.stdout).contains("Applied: 8 reports"));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("Applied: 9 scopes meta"));
     assert!(
         apikey_core::open(&settings).await.is_ok(),
         "current: opened without DDL"
@@ -316,7 +319,7 @@ async fn migrations_on(url: &str, dir: &Path, raw: impl std::future::Future<Outp
     let ahead = apikey(dir, url, &[], &["list"]);
     assert_eq!(ahead.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&ahead.stderr).contains("newer than the 8 this binary knows"),
+        String::from_utf8_lossy(&ahead.stderr).contains("newer than the 9 this binary knows"),
         "{}",
         String::from_utf8_lossy(&ahead.stderr)
     );

@@ -20,8 +20,8 @@ fn billing_orders(caller: &Caller) -> String {
     caller.key_name().to_owned()
 }
 
-#[route("/maybe", auth = "public", scopes = ["reports:read"])]
-fn maybe(caller: Option<&Caller>) -> String {
+#[route("/reports", auth = "public", scopes = ["reports:read"])]
+fn reports(caller: Option<&Caller>) -> String {
     caller.map_or_else(|| "nobody".to_owned(), |c| c.user().to_owned())
 }
 
@@ -54,7 +54,7 @@ async fn all_of_a_routes_scopes_with_the_keys_wildcards() {
     let client = client(
         rocket_with("")
             .attach(ApiKey::with_store(store.clone()))
-            .mount("/", rocket::routes![all_orders, billing_orders, maybe]),
+            .mount("/", rocket::routes![all_orders, billing_orders, reports]),
     )
     .await;
     let post = |uri: &'static str, key: String| {
@@ -85,16 +85,16 @@ async fn all_of_a_routes_scopes_with_the_keys_wildcards() {
     let (_, body) = post("/billing-orders", keys["wild"].clone()).await;
     assert!(body.contains("not allowed to use"), "{body}");
     // A public route: no key passes; a key without the scope does not.
-    let res = client.get("/maybe").dispatch().await;
+    let res = client.get("/reports").dispatch().await;
     assert_eq!(res.status(), Status::Ok);
     let res = client
-        .get("/maybe")
+        .get("/reports")
         .header(api_key(&keys["one"]))
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::Forbidden);
     let res = client
-        .get("/maybe")
+        .get("/reports")
         .header(api_key(&keys["star"]))
         .dispatch()
         .await;

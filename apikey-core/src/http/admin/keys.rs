@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{pages, AdminAnswer, Ctx};
-use crate::model::{KeyChange, Meta, MetaEdit};
+use crate::model::{KeyChange, KeyEdit, Meta, MetaEdit};
 use crate::{parse_duration, AllowIp, CreateKey, StoreError};
 
 pub(super) async fn new_form(cx: &mut Ctx<'_, '_>) -> AdminAnswer {
@@ -41,6 +41,37 @@ fn spec(cx: &Ctx<'_, '_>) -> Result<CreateKey, String> {
         scopes: scope_list(field("scopes")),
         description: optional("description").map(str::to_owned),
         meta: Meta::new(meta_lines(field("meta"))?)?,
+    })
+}
+
+/// The change the edit form describes against the key as it is (`current`): every field the
+/// form holds, the metadata replaced by the form's lines; an expiry left as it was is not
+/// changed (so an expired key's other fields can still be edited).
+fn edit(cx: &Ctx<'_, '_>, current: &crate::KeyRecord) -> Result<KeyEdit, String> {
+    let field = |name: &str| cx.form.get(name).unwrap_or_default();
+    let optional = |name: &str| Some(field(name).trim()).filter(|t| !t.is_empty());
+    let expires_at = optional("expires_at")
+        .map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| "the expiry is an RFC 3339 time, e.g. 2027-01-31T00:00:00Z".to_owned())
+        })
+        .transpose()?;
+    let lines = meta_lines(field("meta"))?;
+    let unset: Vec<String> = current
+        .meta
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .filter(|k| !lines.iter().any(|(n, _)| n == k))
+        .collect();
+    Ok(KeyEdit {
+        expires_at: (expires_at != current.expires_at).then_some(expires_at),
+        description: Some(optional("description").map(str::to_owned)),
+        meta: MetaEdit::new(lines, unset)?,
+        groups: Some(crate::Groups::new(field("groups").split(','))?),
+        scopes: Some(crate::Scopes::new(scope_list(field("scopes")))?),
+        rate_limit: Some(optional("rate_limit").map(str::parse).transpose()?),
+        quota: Some(optional("quota").map(str::parse).transpose()?),
+        allow_ip: Some(networks(field("allow_ip"))?),
     })
 }
 
@@ -86,7 +117,7 @@ pub(super) async fn create(cx: &mut Ctx<'_, '_>) -> AdminAnswer {
     }
 }
 
-const ACTIONS: [&str; 5] = ["revoke", "activate", "rotate", "delete", "networks"];
+const ACTIONS: [&str; 6] = ["revoke", "activate", "rotate", "delete", "networks", "edit"];
 
 pub(super) async fn confirm(cx: &mut Ctx<'_, '_>, name: &str, action: &str) -> AdminAnswer {
     let Some(s) = cx.session().await else {
@@ -118,6 +149,43 @@ pub(super) async fn act(cx: &mut Ctx<'_, '_>, name: &str, action: &str) -> Admin
             Ok(allow) => keys.change(name, KeyChange::AllowIp(allow)).await.map(drop),
             Err(message) => return cx.refused(400, &message),
         },
+        "edit" => {
+            let current = match keys.get(name).await {
+                Ok(r) => r,
+                Err(e) => return cx.failed(&e),
+            };
+            let change = match edit(cx, &current) {
+                Ok(change) => change,
+                Err(message) => {
+                    return AdminAnswer::page(
+                        400,
+                        pages::edit(cx.base(), s.csrf(), s.name(), &current, Some(&message)),
+                    )
+                }
+            };
+            match keys.change(name, KeyChange::Edit(Box::new(change))).await {
+                Ok(_) => {
+                    return AdminAnswer::redirect(format!(
+                        "{}/keys/{}",
+                        cx.base(),
+                        pages::urlencode(name)
+                    ))
+                }
+                Err(e @ StoreError::Invalid(_)) => {
+                    return AdminAnswer::page(
+                        400,
+                        pages::edit(
+                            cx.base(),
+                            s.csrf(),
+                            s.name(),
+                            &current,
+                            Some(&e.to_string()),
+                        ),
+                    )
+                }
+                Err(e) => return cx.failed(&e),
+            }
+        }
         "rotate" => {
             let grace = match parse_duration(cx.form.get("grace").unwrap_or("0")) {
                 Ok(grace) => grace,

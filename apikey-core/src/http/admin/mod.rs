@@ -355,13 +355,22 @@ impl AdminApp {
         };
         let _ = cx.verifier.flush_usage().await;
         let since = today() - USAGE_DAYS + 1;
-        let found = match self.manager.list(&crate::KeyFilter::all()).await {
+        // The store's filter (user, group, expiring, revoked), as the management API and
+        // `apikey list` take it; `q` then narrows the page by any text.
+        let mut filter = crate::KeyFilter::all();
+        for name in ["user", "group", "expiring", "revoked"] {
+            if let Err(message) = filter.set(name, query.get(name).unwrap_or_default()) {
+                return cx.refused(400, &message);
+            }
+        }
+        let found = match self.manager.list(&filter).await {
             Ok(all) => self.manager.usage_totals(since).await.map(|t| (all, t)),
             Err(e) => Err(e),
         };
         match found {
             Ok((all, totals)) => {
                 let view = pages::KeyList {
+                    filter: &filter,
                     q: query.get("q").unwrap_or_default(),
                     sort: pages::Sort::from_param(query.get("sort").unwrap_or_default()),
                     totals: &totals,

@@ -101,6 +101,8 @@ impl Sort {
 /// What the key list shows: the filter, the order, and each key's requests of the last 30
 /// days (by tech name).
 pub(crate) struct KeyList<'a> {
+    /// The store's filter the page was listed with.
+    pub(crate) filter: &'a crate::KeyFilter,
     pub(crate) q: &'a str,
     pub(crate) sort: Sort,
     pub(crate) totals: &'a std::collections::HashMap<String, u64>,
@@ -136,15 +138,45 @@ pub(crate) fn keys(
         }),
         Sort::Usage => shown.sort_by(|a, b| total(b).cmp(&total(a)).then(a.name.cmp(&b.name))),
     }
+    let f = view.filter;
+    let user = f.user.as_deref().unwrap_or_default();
+    let group = f.group.as_deref().unwrap_or_default();
+    let expiring = f
+        .expiring_within
+        .map(|d| format!("{}d", d.as_secs().div_ceil(86_400)))
+        .unwrap_or_default();
+    let revoked = match f.revoked {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "",
+    };
+    // The filter travels with the sort links.
+    let kept = format!(
+        "&q={}&user={}&group={}&expiring={}&revoked={}",
+        urlencode(q),
+        urlencode(user),
+        urlencode(group),
+        urlencode(&expiring),
+        revoked
+    );
     let sort_link = |sort: Sort, label: &str| {
         html! {
             @if view.sort == sort { (label) " ▾" }
-            @else { a href={ (home(base)) "?sort=" (sort.param()) "&q=" (urlencode(q)) } { (label) } }
+            @else { a href={ (home(base)) "?sort=" (sort.param()) (kept) } { (label) } }
         }
     };
     let body = html! {
         form.filter method="get" action={ (home(base)) } {
             input type="search" name="q" value=(q) placeholder="Filter by name, user, group";
+            label for="f-user" { "User" } input #f-user name="user" value=(user);
+            label for="f-group" { "Group" } input #f-group name="group" value=(group);
+            label for="f-expiring" { "Expiring within" } input #f-expiring name="expiring" value=(expiring) placeholder="14d";
+            label for="f-revoked" { "State" }
+            select #f-revoked name="revoked" {
+                option value="" selected[revoked.is_empty()] { "any" }
+                option value="false" selected[revoked == "false"] { "active" }
+                option value="true" selected[revoked == "true"] { "revoked" }
+            }
             input type="hidden" name="sort" value=(view.sort.param());
             button type="submit" { "Filter" }
         }
@@ -162,7 +194,7 @@ pub(crate) fn keys(
                         td { (r.quota.map_or_else(|| "default".into(), |q| q.to_string())) }
                         td.networks { @if r.allow_ip.is_empty() { "any" } @else { (r.allow_ip.to_string().replace(',', ", ")) } }
                         td.actions {
-                            @for action in ["revoke", "activate", "rotate", "delete", "networks"] {
+                            @for action in ["edit", "revoke", "activate", "rotate", "delete", "networks"] {
                                 @if (action != "revoke" || r.active) && (action != "activate" || !r.active) {
                                     a href={ (base) "/keys/" (urlencode(&r.name)) "/" (action) } { (action) }
                                 }
@@ -212,7 +244,14 @@ pub(crate) fn key(base: &str, csrf: &str, who: &str, facts: &KeyFacts<'_>) -> Ma
                 }
             }
             dt { "Networks" } dd { @if r.allow_ip.is_empty() { "any address" } @else { (r.allow_ip.to_string().replace(',', ", ")) } }
+            dt { "Scopes" } dd.scopes { @if r.scopes.is_empty() { "none" } @else { (r.scopes.join(", ")) } }
+            dt { "Description" } dd.description { (r.description.as_deref().unwrap_or("-")) }
+            dt { "Metadata" } dd.meta {
+                @if r.meta.is_empty() { "none" }
+                @for (k, v) in r.meta.iter() { code { (k) "=" (v) } " " }
+            }
         }
+        p { a href={ (base) "/keys/" (urlencode(&r.name)) "/edit" } { "Edit this key" } }
         h2 { "Requests, last " (facts.span) " days" }
         p.totals { (accepted) " accepted, " (forbidden) " refused (403), " (limited) " rate-limited (429)" }
         (usage_chart(facts))
@@ -308,6 +347,9 @@ pub(crate) fn new_key(base: &str, csrf: &str, who: &str, error: Option<&str>) ->
             label for="rate_limit" { "Rate limit (e.g. 100/1m; empty: the default)" } input #rate_limit name="rate_limit";
             label for="quota" { "Quota (e.g. 10000/30d; empty: the default)" } input #quota name="quota";
             label for="allow_ip" { "Networks it is accepted from (e.g. 10.0.0.0/8, 2001:db8::/32; empty: any)" } input #allow_ip name="allow_ip";
+            label for="scopes" { "Scopes (e.g. orders:write, orders:*; comma-separated)" } input #scopes name="scopes";
+            label for="description" { "Description" } textarea #description name="description" {}
+            label for="meta" { "Metadata for handlers (one NAME=VALUE per line)" } textarea #meta name="meta" {}
             button type="submit" { "Create" }
         }
     };
@@ -339,6 +381,9 @@ pub(crate) fn confirm(base: &str, csrf: &str, who: &str, r: &KeyRecord, action: 
     if action == "networks" {
         return networks(base, csrf, who, r);
     }
+    if action == "edit" {
+        return edit(base, csrf, who, r, None);
+    }
     let body = html! {
         p { "Really " (action) " the key " strong { (r.name) } " of user " (r.user) "?" }
         @if action == "delete" { p.error { "Deleting cannot be undone." } }
@@ -353,6 +398,42 @@ pub(crate) fn confirm(base: &str, csrf: &str, who: &str, r: &KeyRecord, action: 
         }
     };
     layout(base, &format!("Confirm: {action}"), Some((who, csrf)), body)
+}
+
+/// Every field of a key that can change after creation, to change in one go.
+pub(crate) fn edit(
+    base: &str,
+    csrf: &str,
+    who: &str,
+    r: &KeyRecord,
+    error: Option<&str>,
+) -> Markup {
+    let expires = r
+        .expires_at
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let meta: Vec<String> = r.meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let body = html! {
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        p { "The key " strong { (r.name) } " of user " (r.user) "." }
+        form method="post" action={ (base) "/keys/" (urlencode(&r.name)) "/edit" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="groups" { "Groups (comma-separated)" } input #groups name="groups" value=(r.groups.join(", "));
+            label for="scopes" { "Scopes (comma-separated)" } input #scopes name="scopes" value=(r.scopes.join(", "));
+            label for="expires_at" { "Expires at (RFC 3339, e.g. 2027-01-31T00:00:00Z; empty: never)" } input #expires_at name="expires_at" value=(expires);
+            label for="rate_limit" { "Rate limit (e.g. 100/1m; empty: the default)" } input #rate_limit name="rate_limit" value=(r.rate_limit.map(|l| l.to_string()).unwrap_or_default());
+            label for="quota" { "Quota (e.g. 10000/30d; empty: the default)" } input #quota name="quota" value=(r.quota.map(|q| q.to_string()).unwrap_or_default());
+            label for="allow_ip" { "Networks (e.g. 10.0.0.0/8, 2001:db8::/32; empty: any address)" } input #allow_ip name="allow_ip" value=(r.allow_ip.to_string().replace(',', ", "));
+            label for="description" { "Description" } textarea #description name="description" { (r.description.as_deref().unwrap_or_default()) }
+            label for="meta" { "Metadata for handlers (one NAME=VALUE per line)" } textarea #meta name="meta" { (meta.join("\n")) }
+            button type="submit" { "Save" }
+            " " a href={ (home(base)) } { "Cancel" }
+        }
+    };
+    layout(base, &format!("Edit {}", r.name), Some((who, csrf)), body)
 }
 
 /// The networks a key is accepted from, to change.
