@@ -14,6 +14,7 @@ on_both_demos!(
     sessions_end_with_logout_and_their_secret,
     logins_are_limited_per_address_and_key,
     cookies_are_secure_when_asked,
+    an_admin_edits_a_key_and_filters_the_list,
 );
 
 fn sqlite_url(dir: &Path) -> String {
@@ -295,4 +296,67 @@ fn sessions_hold_across_instances_with_one_key() {
         on_three.set_cookie_header(&cookies);
         assert_eq!(on_three.get("/admin/users").status, 303, "{demo:?}");
     }
+}
+
+/// The edit form changes every field of a key in one change (audited once), metadata reaches
+/// the handler at once; the list filters as the store does (user, group, expiry, state).
+fn an_admin_edits_a_key_and_filters_the_list(demo: Demo) {
+    let (_dir, server, admin, demo_key) = first_start(demo, &[]);
+    let mut browser = CookieClient::new(&server);
+    assert_eq!(login(&mut browser, &admin).status, 303);
+
+    let page = browser.get("/admin/keys/demo/edit");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    let csrf = field(&text, "csrf");
+    assert_eq!(
+        field(&text, "scopes"),
+        "orders:*",
+        "the form holds the key as it is"
+    );
+    let form = format!(
+        "csrf={csrf}&groups=billing%2C%20ops&scopes=orders%3Awrite&expires_at=2099-01-01T00%3A00%3A00Z\
+         &rate_limit=50%2F1m&quota=&allow_ip=&description=the%20demo&meta=plan%3Dgold%0D%0Aregion%3Deu"
+    );
+    let res = browser.post("/admin/keys/demo/edit", &form);
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(res.header("location"), Some("/admin/keys/demo"));
+    let page = browser.get("/admin/keys/demo").text();
+    assert!(page.contains("orders:write"), "{page}");
+    assert!(page.contains("plan=gold"), "{page}");
+    assert!(page.contains("the demo"), "{page}");
+    let header = format!("API-KEY: {demo_key}").into_bytes();
+    let res = server.send("POST", "/orders", &[&header], b"").unwrap();
+    assert_eq!(res.json()["plan"], "gold", "{}", res.text());
+
+    // A bad value: the form again, with the error, nothing changed.
+    let bad = form.replace("scopes=orders%3Awrite", "scopes=orders%3A");
+    let res = browser.post("/admin/keys/demo/edit", &bad);
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("not valid"), "{}", res.text());
+    let past = form.replace("2099", "2001");
+    assert_eq!(browser.post("/admin/keys/demo/edit", &past).status, 400);
+    assert_eq!(
+        server
+            .send("POST", "/orders", &[&header], b"")
+            .unwrap()
+            .status,
+        200
+    );
+
+    // The list, filtered as the store filters.
+    let mut only = |query: &str| {
+        let page = browser.get(&format!("/admin?{query}")).text();
+        ["demo", "admin"]
+            .into_iter()
+            .filter(|name| page.contains(&format!("/admin/keys/{name}\"")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(only("user=demo"), ["demo"]);
+    assert_eq!(only("group=ops"), ["demo"]);
+    assert_eq!(only("expiring=36500d"), ["demo"]);
+    assert_eq!(only("revoked=true"), Vec::<&str>::new());
+    assert_eq!(only("revoked=false"), ["demo", "admin"]);
+    drop(only);
+    assert_eq!(browser.get("/admin?expiring=soon").status, 400);
 }

@@ -353,11 +353,14 @@ fn management_is_for_the_admin_group_only(demo: Demo) {
     assert_eq!(names, ["admin", "demo"], "nothing was created or deleted");
 }
 
+/// What a call answered: its status, the headers that matter, the body as compared.
+type Seen = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// Both demos answer every management call the same, byte for byte where nothing differs
 /// by nature (a key's secret, its times).
 #[test]
 fn both_demos_answer_the_same() {
-    let runs: Vec<Vec<(u16, Vec<(String, String)>, Vec<u8>)>> = [ROCKET, AXUM]
+    let runs: Vec<Vec<Seen>> = [ROCKET, AXUM]
         .into_iter()
         .map(|demo| {
             let (_dir, server, admin, demo_key) = first_start(demo);
