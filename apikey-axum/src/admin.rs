@@ -30,14 +30,14 @@ use std::sync::Arc;
 
 use apikey_core::http::admin::{cookie, AdminAnswer, AdminRequest, PrivateJar, FORM_LIMIT};
 use apikey_core::ConfigError;
-use axum::body::to_bytes;
-use axum::extract::{NestedPath, Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Request, State};
+use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 
+use crate::reply::AppRequest;
 use crate::state::ApiKeyState;
 
 /// What the admin routes need: the one mutation path, the admin group, how sessions are
@@ -74,16 +74,11 @@ pub fn router<S>(keys: &ApiKeyState, admin: Admin) -> Result<Router<S>, ConfigEr
 
 /// Every admin request: axum's request to the core's app, its answer back.
 async fn handle(State(state): State<AdminState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = match to_bytes(body, FORM_LIMIT).await {
-        Ok(body) => body,
-        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    let req = match AppRequest::read(req, FORM_LIMIT).await {
+        Ok(req) => req,
+        Err(res) => return res,
     };
-    let base = parts
-        .extensions
-        .get::<NestedPath>()
-        .map_or("", |n| n.as_str())
-        .trim_end_matches('/');
+    let (base, parts) = (req.base(), &req.parts);
     let client = crate::verify::client_by(&state.keys, &parts.headers, &parts.extensions);
     let sent = parts
         .headers
@@ -96,7 +91,7 @@ async fn handle(State(state): State<AdminState>, req: Request) -> Response {
         base,
         path: parts.uri.path(),
         query: parts.uri.query(),
-        body: &body,
+        body: &req.body,
         client,
         // axum does not know whether TLS ends in this process; behind a TLS proxy set
         // `admin_secure_cookie = "always"`.

@@ -26,13 +26,12 @@
 use std::sync::Arc;
 
 use apikey_core::http::manage::{ManageRequest, BODY_LIMIT};
-use axum::body::to_bytes;
-use axum::extract::{Extension, NestedPath, Request};
+use axum::extract::{Extension, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use http::StatusCode;
 
+use crate::reply::AppRequest;
 use crate::{ApiKeyState, Auth, Caller, Refused};
 
 /// What the management routes need: the one mutation path and the group whose keys may call
@@ -63,22 +62,17 @@ async fn handle(
     Extension(app): Extension<Arc<Manage>>,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = match to_bytes(body, BODY_LIMIT).await {
-        Ok(body) => body,
-        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    let req = match AppRequest::read(req, BODY_LIMIT).await {
+        Ok(req) => req,
+        Err(res) => return res,
     };
-    let base = parts
-        .extensions
-        .get::<NestedPath>()
-        .map_or("", |n| n.as_str())
-        .trim_end_matches('/');
+    let parts = &req.parts;
     let request = ManageRequest {
         method: parts.method.as_str(),
-        base,
+        base: req.base(),
         path: parts.uri.path(),
         query: parts.uri.query(),
-        body: &body,
+        body: &req.body,
     };
     match app.handle(keys.verifier(), &caller.0, &request).await {
         Ok(answer) => crate::reply::respond(answer),

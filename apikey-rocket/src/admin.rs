@@ -25,12 +25,12 @@
 //! with a strict CSP, `no-referrer` and `no-store`.
 
 use apikey_core::http::admin::{AdminCookies, AdminRequest, FORM_LIMIT, ROUTES};
-use rocket::data::{Data, ToByteUnit};
+use rocket::data::Data;
 use rocket::http::{CookieJar, Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::Request;
 
-use crate::reply::Answered;
+use crate::reply::{below_mount, body, Answered};
 use crate::state::ApiKeyState;
 
 /// What the admin routes need (managed state): the one mutation path, the admin group, how
@@ -88,21 +88,11 @@ impl Handler for AdminHandler {
             );
             return Outcome::Error(Status::ServiceUnavailable);
         };
-        let body = if req.method() == Method::Post {
-            match data.open(FORM_LIMIT.bytes()).into_bytes().await {
-                Ok(body) if body.is_complete() => body.into_inner(),
-                Ok(_) => return Outcome::Error(Status::PayloadTooLarge),
-                Err(_) => return Outcome::Error(Status::BadRequest),
-            }
-        } else {
-            Vec::new()
+        let body = match body(req, data, FORM_LIMIT).await {
+            Ok(body) => body,
+            Err(status) => return Outcome::Error(status),
         };
-        let base = req
-            .route()
-            .map(|r| r.uri.base().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        let full = req.uri().path().as_str();
-        let path = full.strip_prefix(base.as_str()).unwrap_or(full);
+        let (base, path) = below_mount(req);
         let query = req.uri().query().map(|q| q.as_str());
         let request = AdminRequest {
             method: req.method().as_str(),

@@ -23,13 +23,13 @@
 //! Every change is recorded in the audit trail as made by `key:<the calling key's name>`.
 
 use apikey_core::http::manage::{ManageRequest, BODY_LIMIT, ROUTES};
-use rocket::data::{Data, ToByteUnit};
+use rocket::data::Data;
 use rocket::http::{Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::Request;
 
 use crate::guard::{refused, verified};
-use crate::reply::Answered;
+use crate::reply::{below_mount, body, Answered};
 use crate::state::ApiKeyState;
 
 /// What the management routes need (managed state): the one mutation path and the group
@@ -72,24 +72,15 @@ impl Handler for ManageHandler {
             Ok(caller) => caller,
             Err(e) => return Outcome::Error(refused(req, *e)),
         };
-        let body = if matches!(req.method(), Method::Post | Method::Patch) {
-            match data.open(BODY_LIMIT.bytes()).into_bytes().await {
-                Ok(body) if body.is_complete() => body.into_inner(),
-                Ok(_) => return Outcome::Error(Status::PayloadTooLarge),
-                Err(_) => return Outcome::Error(Status::BadRequest),
-            }
-        } else {
-            Vec::new()
+        let body = match body(req, data, BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(status) => return Outcome::Error(status),
         };
-        let base = req
-            .route()
-            .map(|r| r.uri.base().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        let full = req.uri().path().as_str();
+        let (base, path) = below_mount(req);
         let request = ManageRequest {
             method: req.method().as_str(),
             base: &base,
-            path: full.strip_prefix(base.as_str()).unwrap_or(full),
+            path,
             query: req.uri().query().map(|q| q.as_str()),
             body: &body,
         };

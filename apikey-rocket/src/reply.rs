@@ -4,7 +4,8 @@
 use std::io::Cursor;
 
 use apikey_core::http::Reply;
-use rocket::http::{Header, Status};
+use rocket::data::{Data, ToByteUnit};
+use rocket::http::{Header, Method, Status};
 use rocket::response::{self, Responder};
 use rocket::Request;
 
@@ -25,4 +26,32 @@ impl<'r> Responder<'r, 'static> for Answered {
         }
         res.sized_body(body.len(), Cursor::new(body)).ok()
     }
+}
+
+/// The body of a POST or PATCH, at most `limit` bytes (413 beyond it, 400 when it cannot be
+/// read); empty for other methods.
+pub(crate) async fn body(
+    req: &Request<'_>,
+    data: Data<'_>,
+    limit: usize,
+) -> Result<Vec<u8>, Status> {
+    if !matches!(req.method(), Method::Post | Method::Patch) {
+        return Ok(Vec::new());
+    }
+    match data.open(limit.bytes()).into_bytes().await {
+        Ok(body) if body.is_complete() => Ok(body.into_inner()),
+        Ok(_) => Err(Status::PayloadTooLarge),
+        Err(_) => Err(Status::BadRequest),
+    }
+}
+
+/// Where the request's route is mounted (no trailing `/`), and the request's path below it.
+pub(crate) fn below_mount<'r>(req: &'r Request<'_>) -> (String, &'r str) {
+    let base = req
+        .route()
+        .map(|r| r.uri.base().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let full = req.uri().path().as_str();
+    let path = full.strip_prefix(base.as_str()).unwrap_or(full);
+    (base, path)
 }

@@ -80,18 +80,45 @@ fn admin_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static 
     let all = DECLARED.get_or_init(|| {
         ROUTES
             .iter()
-            .map(|r| Declared {
-                name: r.name,
-                method: r.method,
-                path: r.path,
-                auth: r.auth,
-                groups: &[],
-                scopes: &[],
-                guard: (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD),
+            .map(|r| app_route(r.name, r.method, r.path, r.auth))
+            .map(|d| Declared {
+                guard: (d.auth == RouteAuth::Custom).then_some(SESSION_GUARD),
+                ..d
             })
             .collect()
     });
-    all.iter()
+    find(all, name, method, path)
+}
+
+/// A route of one of the core's apps, as the inventory declares it.
+#[cfg(any(feature = "admin", feature = "manage"))]
+fn app_route(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    auth: RouteAuth,
+) -> Declared {
+    Declared {
+        name,
+        method,
+        path,
+        auth,
+        groups: &[],
+        scopes: &[],
+        guard: None,
+    }
+}
+
+/// The route of `declared` with this name, method and path.
+#[cfg(any(feature = "admin", feature = "manage"))]
+fn find(
+    declared: &'static [Declared],
+    name: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Option<&'static Declared> {
+    declared
+        .iter()
         .find(|d| Some(d.name) == name && d.method == method && d.path == path)
 }
 
@@ -104,17 +131,8 @@ fn manage_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static
     let all = DECLARED.get_or_init(|| {
         ROUTES
             .iter()
-            .map(|r| Declared {
-                name: r.name,
-                method: r.method,
-                path: r.path,
-                auth: AUTH,
-                groups: &[],
-                scopes: &[],
-                guard: None,
-            })
+            .map(|r| app_route(r.name, r.method, r.path, AUTH))
             .collect()
     });
-    all.iter()
-        .find(|d| Some(d.name) == name && d.method == method && d.path == path)
+    find(all, name, method, path)
 }

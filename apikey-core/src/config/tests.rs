@@ -394,3 +394,56 @@ fn the_admin_cookie_key_is_checked_and_never_printed() {
         Ok(())
     });
 }
+
+#[test]
+fn sections_carry_scopes_and_metadata() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "apikeys.toml",
+            r#"
+            [api_key_shop]
+            key = "a-shop-key"
+            user = "shop"
+            scopes = ["orders:*", "invoices:read"]
+            meta = { plan = "pro", customer = "c-42" }
+
+            [api_key_bad]
+            key = "a-bad-key"
+            user = "bad"
+            "#,
+        )?;
+        set_all(
+            jail,
+            &[
+                ("APIKEY_API_KEY_ENV__KEY", "an-env-key"),
+                ("APIKEY_API_KEY_ENV__USER", "env"),
+                ("APIKEY_API_KEY_ENV__SCOPES", "orders:read, reports:*"),
+                ("APIKEY_API_KEY_ENV__META", "{plan = \"free\"}"),
+            ],
+        );
+        let c = load(jail).unwrap();
+        let find = |tech: &str| c.sections.iter().find(|s| s.tech_name == tech).unwrap();
+        let shop = find("shop");
+        assert_eq!(
+            shop.scopes,
+            Some(Scopes::new(["invoices:read", "orders:*"]).unwrap())
+        );
+        let meta = shop.meta.as_ref().unwrap();
+        assert_eq!(meta.get("plan"), Some("pro"));
+        assert_eq!(meta.get("customer"), Some("c-42"));
+        let env = find("env");
+        assert_eq!(
+            env.scopes,
+            Some(Scopes::new(["orders:read", "reports:*"]).unwrap())
+        );
+        assert_eq!(env.meta.as_ref().unwrap().get("plan"), Some("free"));
+        assert!(find("bad").scopes.is_none() && find("bad").meta.is_none());
+
+        // A bad scope stops start-up naming the section and the field, never the value.
+        jail.set_env("APIKEY_API_KEY_ENV__SCOPES", "orders:, secret-scope-value");
+        let err = load(jail).unwrap_err().to_string();
+        assert!(err.contains("api_key_env"), "{err}");
+        assert!(!err.contains("secret-scope-value"), "{err}");
+        Ok(())
+    });
+}

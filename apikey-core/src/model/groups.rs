@@ -1,8 +1,5 @@
 //! Group names, checked and normalised once where they enter.
 
-use std::fmt;
-use std::ops::Deref;
-
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A set of group names: trimmed, non-empty, sorted, unique, free of control characters
@@ -42,17 +39,9 @@ impl Groups {
     pub fn one(name: &str) -> Result<Self, String> {
         Self::new([name])
     }
-
-    /// The names, sorted.
-    pub fn as_slice(&self) -> &[String] {
-        &self.0
-    }
-
-    /// The names, sorted.
-    pub fn into_vec(self) -> Vec<String> {
-        self.0
-    }
 }
+
+sorted_names!(Groups);
 
 /// Groups to add to a key and groups to remove from it: one edit, applied atomically by a
 /// store, so two concurrent edits never lose each other's change.
@@ -81,29 +70,7 @@ impl GroupEdit {
 
     /// A key's stored groups after this edit.
     pub fn apply(&self, current: &[String]) -> Groups {
-        let mut out: Vec<String> = current
-            .iter()
-            .chain(&self.add.0)
-            .filter(|g| !self.remove.0.contains(g))
-            .cloned()
-            .collect();
-        out.sort();
-        out.dedup();
-        Groups(out)
-    }
-}
-
-impl Deref for Groups {
-    type Target = [String];
-
-    fn deref(&self) -> &[String] {
-        &self.0
-    }
-}
-
-impl fmt::Display for Groups {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join(", "))
+        Groups(super::edited(current, &self.add.0, &self.remove.0))
     }
 }
 

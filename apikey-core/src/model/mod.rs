@@ -1,6 +1,52 @@
 //! The values every layer speaks: stored records, the identity of a verified key, and the
 //! typed settings of a key (groups, rate limit, durations), parsed once where they enter.
 
+/// What a sorted set of names (groups, scopes) offers besides its own checks: the names as a
+/// slice or a vector, deref to the slice, and a comma-separated display.
+macro_rules! sorted_names {
+    ($ty:ident) => {
+        impl $ty {
+            /// The names, sorted.
+            pub fn as_slice(&self) -> &[String] {
+                &self.0
+            }
+
+            /// The names, sorted.
+            pub fn into_vec(self) -> Vec<String> {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $ty {
+            type Target = [String];
+
+            fn deref(&self) -> &[String] {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0.join(", "))
+            }
+        }
+    };
+}
+
+/// `current` with `add` added and then `remove` removed, sorted and without duplicates: how a
+/// store applies an edit of groups or scopes under the key's lock.
+fn edited(current: &[String], add: &[String], remove: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = current
+        .iter()
+        .chain(add)
+        .filter(|name| !remove.contains(name))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 mod allow_ip;
 mod audit;
 mod change;

@@ -5,9 +5,6 @@
 //! wildcard: `orders:*` covers `orders:read` and `orders:write` (and `orders:read:archived`),
 //! `*` covers every scope.
 
-use std::fmt;
-use std::ops::Deref;
-
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The longest scope, in bytes.
@@ -141,31 +138,9 @@ impl Scopes {
         out.dedup();
         Ok(Scopes(out))
     }
-
-    /// The scopes, sorted.
-    pub fn as_slice(&self) -> &[String] {
-        &self.0
-    }
-
-    /// The scopes, sorted.
-    pub fn into_vec(self) -> Vec<String> {
-        self.0
-    }
 }
 
-impl Deref for Scopes {
-    type Target = [String];
-
-    fn deref(&self) -> &[String] {
-        &self.0
-    }
-}
-
-impl fmt::Display for Scopes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join(", "))
-    }
-}
+sorted_names!(Scopes);
 
 impl<'de> Deserialize<'de> for Scopes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -207,15 +182,7 @@ impl ScopeEdit {
 
     /// A key's stored scopes after this edit.
     pub fn apply(&self, current: &[String]) -> Vec<String> {
-        let mut out: Vec<String> = current
-            .iter()
-            .chain(&self.add.0)
-            .filter(|s| !self.remove.0.contains(s))
-            .cloned()
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+        super::edited(current, &self.add.0, &self.remove.0)
     }
 }
 

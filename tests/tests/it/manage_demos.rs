@@ -70,6 +70,12 @@ fn scopes_and_metadata_reach_the_handler(demo: Demo) {
         res.json(),
         json!({"user": "w", "key": "writer", "plan": "pro"})
     );
+    let queries = || server.get("/stats", &[]).unwrap().json()["store_queries"].clone();
+    let before = queries();
+    for _ in 0..3 {
+        assert_eq!(orders(&server, &writer).json()["plan"], "pro");
+    }
+    assert_eq!(queries(), before, "metadata is cached with the identity");
     for (name, scopes, allowed) in [
         ("star", json!(["*"]), true),
         ("nested", json!(["orders:write:*"]), false),

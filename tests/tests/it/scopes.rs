@@ -139,3 +139,53 @@ fn the_compile_time_and_run_time_rules_agree() {
         );
     }
 }
+
+/// A config section's scopes and metadata are the key's: its own (no stored key), or in place
+/// of those of the stored key of its tech name.
+#[rocket::async_test]
+async fn config_sections_give_scopes_and_metadata() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    create_key(
+        &store,
+        CreateKey {
+            scopes: vec!["orders:read".into()],
+            meta: Meta::new([("plan", "stored")]).unwrap(),
+            ..spec("Stored One", "s", &[])
+        },
+    )
+    .await;
+    let toml = r#"
+        [default.api_key_from_config]
+        key = "a-key-from-the-config-file"
+        user = "cfg"
+        scopes = ["orders:*"]
+        meta = { plan = "configured" }
+
+        [default.api_key_stored_one]
+        key = "the-stored-ones-configured-key"
+        scopes = ["orders:write", "invoices:read"]
+    "#;
+    let client = client(
+        rocket_with(toml)
+            .attach(ApiKey::with_store(store.clone()))
+            .mount("/", rocket::routes![all_orders]),
+    )
+    .await;
+    let post = |key: &'static str| {
+        let client = &client;
+        async move {
+            let res = client.post("/orders").header(api_key(key)).dispatch().await;
+            (res.status(), res.into_string().await.unwrap_or_default())
+        }
+    };
+    // `orders:*` covers `orders:write` but not `invoices:read`.
+    assert_eq!(
+        post("a-key-from-the-config-file").await.0,
+        Status::Forbidden
+    );
+    // The section's scopes replace the stored key's; its metadata stays the stored one's.
+    assert_eq!(
+        post("the-stored-ones-configured-key").await,
+        (Status::Ok, "stored".to_owned())
+    );
+}
