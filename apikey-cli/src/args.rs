@@ -67,9 +67,12 @@ pub enum Command {
         #[arg(long = "meta", value_name = "NAME=VALUE")]
         meta: Vec<String>,
     },
-    /// Change a key's expiry, description or metadata (one change, audited old → new).
+    /// Change a key's user, expiry, description or metadata (one change, audited old → new).
     Set {
         name: String,
+        /// The user the key acts for from now on.
+        #[arg(long)]
+        user: Option<String>,
         /// Expire this long from now: seconds or e.g. 12h, 90d.
         #[arg(long, value_parser = duration, value_name = "DURATION", group = "expiry")]
         expires_in: Option<Duration>,
@@ -265,6 +268,9 @@ impl Cli {
             Command::Group {
                 action: GroupAction::Add { group, .. },
             } => check_name("group name", group)?,
+            Command::Set {
+                user: Some(user), ..
+            } => check_name("user", user)?,
             Command::User {
                 action: UserAction::Disable { user } | UserAction::Enable { user },
             } => check_name("user", user)?,

@@ -184,6 +184,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
         }
         Command::Set {
             name,
+            user,
             expires_in,
             expires_at,
             no_expiry,
@@ -201,6 +202,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
                 _ => None,
             };
             let edit = KeyEdit {
+                user,
                 expires_at,
                 description: description.map(|d| Some(d).filter(|d| !d.is_empty())),
                 meta: MetaEdit::new(meta_entries(&meta)?, unset_meta).map_err(bad_argument)?,
@@ -208,7 +210,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             };
             if edit.is_empty() {
                 return Err(bad_argument(
-                    "nothing to change: give --expires-in, --expires-at, --no-expiry, \
+                    "nothing to change: give --user, --expires-in, --expires-at, --no-expiry, \
                      --description, --meta or --unset-meta"
                         .into(),
                 ));

@@ -82,6 +82,7 @@ pub async fn edits(store: SharedStore) {
     create(&store, "k", "secret-k").await;
     let in_a_month = whole_seconds(OffsetDateTime::now_utc()) + Duration::from_secs(30 * 86_400);
     let edit = KeyEdit {
+        user: Some("bob".into()),
         expires_at: Some(Some(in_a_month)),
         description: Some(Some("billing backend".into())),
         meta: MetaEdit::new([("plan", "private-plan-value"), ("tier", "2")], ["none"]).unwrap(),
@@ -93,6 +94,7 @@ pub async fn edits(store: SharedStore) {
         .await
         .unwrap();
     assert_eq!(changed.expires_at, Some(in_a_month));
+    assert_eq!(changed.user, "bob");
     assert_eq!(changed.description.as_deref(), Some("billing backend"));
     assert_eq!(changed.meta.get("plan"), Some("private-plan-value"));
     assert_eq!(changed.scopes, ["orders:read"]);

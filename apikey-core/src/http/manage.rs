@@ -11,7 +11,7 @@
 //! | `GET /` `?user=&group=&expiring=14d&revoked=true` | the keys the filter selects |
 //! | `POST /` (JSON: `name`, `user`, `groups`, `scopes`, `expires_in`, `rate_limit`, `quota`, `allow_ip`, `description`, `meta`) | creates a key: 201, the key in the answer once |
 //! | `GET /{tech_name}` | one key |
-//! | `PATCH /{tech_name}` (JSON: any of `expires_at`, `expires_in`, `description`, `meta`, `groups`, `scopes`, `rate_limit`, `quota`, `allow_ip`; `null` clears) | changes it in one atomic change |
+//! | `PATCH /{tech_name}` (JSON: any of `user`, `expires_at`, `expires_in`, `description`, `meta`, `groups`, `scopes`, `rate_limit`, `quota`, `allow_ip`; `null` clears) | changes it in one atomic change |
 //! | `DELETE /{tech_name}` | deletes it: 204 |
 //! | `POST /{tech_name}/revoke`, `/activate` | revokes, re-activates |
 //! | `POST /{tech_name}/rotate` (JSON, optional: `grace`) | a new secret, in the answer once |
@@ -233,6 +233,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EditBody {
+    user: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     expires_at: Option<Option<Rfc3339>>,
     expires_in: Option<Span>,
@@ -488,6 +489,7 @@ impl ManageApp {
             Err(message) => return Ok(ManageAnswer::problem(400, message)),
         };
         let change = KeyEdit {
+            user: edit.user,
             expires_at,
             description: edit.description,
             meta,

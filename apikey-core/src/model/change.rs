@@ -36,6 +36,8 @@ pub enum KeyChange {
 /// The fields an [`Edit`](KeyChange::Edit) changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyEdit {
+    /// The user the key acts for from now on.
+    pub user: Option<String>,
     /// The new expiry (`Some(None)`: never expires).
     pub expires_at: Option<Option<OffsetDateTime>>,
     /// The new description (`Some(None)`: none).
@@ -63,6 +65,12 @@ impl KeyEdit {
     /// Checks what can be checked before the store is asked: a description's text, an expiry
     /// not in the past (at `now`).
     pub fn check(&self, now: OffsetDateTime) -> Result<(), String> {
+        if let Some(user) = &self.user {
+            if user.trim().is_empty() {
+                return Err("a key needs a user".into());
+            }
+            super::check_name("user", user)?;
+        }
         if let Some(Some(text)) = &self.description {
             super::check_description(text)?;
         }
@@ -126,6 +134,9 @@ impl KeyChange {
             KeyChange::Edit(edit) => {
                 let meta = edit.meta.apply(&record.meta)?;
                 record.meta = meta;
+                if let Some(user) = &edit.user {
+                    record.user = user.trim().to_owned();
+                }
                 if let Some(at) = edit.expires_at {
                     record.expires_at = at;
                 }

@@ -109,6 +109,7 @@ pub(crate) fn of_change(action: &str, before: &KeyRecord, after: &KeyRecord) -> 
             parts.push(format!("{old} → {new}"));
         }
     };
+    field(|r| format!("user {}", r.user));
     field(expiry);
     field(groups);
     field(scopes);

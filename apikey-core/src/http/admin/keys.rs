@@ -63,7 +63,9 @@ fn edit(cx: &Ctx<'_, '_>, current: &crate::KeyRecord) -> Result<KeyEdit, String>
         .map(|(k, _)| k.to_owned())
         .filter(|k| !lines.iter().any(|(n, _)| n == k))
         .collect();
+    let user = field("user").trim();
     Ok(KeyEdit {
+        user: (!user.is_empty() && user != current.user).then(|| user.to_owned()),
         expires_at: (expires_at != current.expires_at).then_some(expires_at),
         description: Some(optional("description").map(str::to_owned)),
         meta: MetaEdit::new(lines, unset)?,

@@ -421,6 +421,7 @@ pub(crate) fn edit(
         p { "The key " strong { (r.name) } " of user " (r.user) "." }
         form method="post" action={ (base) "/keys/" (urlencode(&r.name)) "/edit" } {
             input type="hidden" name="csrf" value=(csrf);
+            label for="user" { "User" } input #user name="user" value=(r.user) required;
             label for="groups" { "Groups (comma-separated)" } input #groups name="groups" value=(r.groups.join(", "));
             label for="scopes" { "Scopes (comma-separated)" } input #scopes name="scopes" value=(r.scopes.join(", "));
             label for="expires_at" { "Expires at (RFC 3339, e.g. 2027-01-31T00:00:00Z; empty: never)" } input #expires_at name="expires_at" value=(expires);

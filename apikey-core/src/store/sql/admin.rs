@@ -103,8 +103,8 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         let groups = Groups::new(&record.groups).map_err(StoreError::Invalid)?;
         Sql::<D>::new(
             "UPDATE apikey_keys SET active = $1, group_names = $2, rate_limit = $3, quota = $4, \
-             allow_ip = $5, expires_at = $6, scopes = $7, description = $8, meta = $9 \
-             WHERE id = $10",
+             allow_ip = $5, expires_at = $6, scopes = $7, description = $8, meta = $9, \
+             user_name = $10 WHERE id = $11",
         )
         .bind(record.active)
         .bind(groups_json(&groups)?)
@@ -115,6 +115,7 @@ impl<D: Dialect> KeyStore for SqlStore<D> {
         .bind(scopes_json(&record.scopes))
         .bind(record.description.clone())
         .bind(record.meta.to_stored())
+        .bind(record.user.as_str())
         .bind(id)
         .execute(D::tx(&mut tx))
         .await
