@@ -55,6 +55,7 @@ mod races;
 mod requests;
 mod scale_out;
 mod scopes;
+mod settings_doc;
 mod shared_limits;
 mod sunset_bearer;
 mod third_party;
