@@ -62,6 +62,26 @@ async fn what_needs_no_wait_is_decided_at_once() {
     assert_eq!(verify(&verifier, unknown).await.1, Err(AuthError::INVALID));
     let (now, r) = verify(&verifier, unknown).await;
     assert!(now && r == Err(AuthError::INVALID), "{r:?}");
+    // A spray of never-seen keys: the filter's few store queries a second are spent at once,
+    // then (a store whose feed hears every change, no poll to ask) each is refused at once.
+    let trusted_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !verifier.filter_stats().trusted {
+        assert!(
+            std::time::Instant::now() < trusted_by,
+            "the filter never loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut at_once = 0;
+    for i in 0..(2 * apikey_core::verify::FILTER_MISS_BUDGET + 5) {
+        let (now, r) = verify(&verifier, &format!("spray-key-number-{i}")).await;
+        assert_eq!(r, Err(AuthError::INVALID));
+        at_once += usize::from(now);
+    }
+    assert!(
+        at_once >= 5,
+        "refused at once once the budget was spent: {at_once}"
+    );
     // A key with a rate limit always waits for its limits, and each request counts once:
     // 2 an hour, the third refused.
     for _ in 0..2 {

@@ -185,6 +185,12 @@ impl ChangeFeed {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Whether the store polls for changes (SQLite), so that [`check_now`](Self::check_now)
+    /// can find one; `false` for feeds that hear every change as it is made.
+    pub fn polls(&self) -> bool {
+        self.polls.load(Ordering::Acquire)
+    }
+
     /// For a store's poller: it takes `check_now` requests.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn attach_poller(&self) {

@@ -185,6 +185,12 @@ impl MissBudget {
         MissBudget(AtomicU64::new(0), per_second)
     }
 
+    /// Whether the budget of second `now` is used up (nothing taken).
+    fn spent(&self, now: i64) -> bool {
+        let seen = self.0.load(Ordering::Relaxed);
+        seen & !0xFFFF_FFFF == (now as u64) << 32 && seen & 0xFFFF_FFFF >= u64::from(self.1)
+    }
+
     /// Takes one query from the budget of second `now`, if one is left.
     fn take(&self, now: i64) -> bool {
         let second = (now as u64) << 32;
@@ -257,6 +263,12 @@ impl DigestFilter {
     /// seconds; see [`FILTER_MISS_BUDGET`]).
     pub fn may_ask_anyway(&self, now: i64) -> bool {
         self.misses.take(now)
+    }
+
+    /// Whether [`may_ask_anyway`](Self::may_ask_anyway) would say no in second `now`, without
+    /// taking anything: a spray that used the budget up is refused without waiting.
+    pub fn miss_budget_spent(&self, now: i64) -> bool {
+        self.misses.spent(now)
     }
 
     /// While the feed is not live: whether the last complete filter excludes `digest` and the

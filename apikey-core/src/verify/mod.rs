@@ -417,7 +417,11 @@ impl Verifier {
         }
         // Misses answered from memory, as `look_up` answers them; the rest waits.
         if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-            if self.caches.is_known_unknown(&digest) {
+            // With the miss budget used up (a spray), the filter's word is final at once,
+            // unless the store polls for changes and could be asked to check now (SQLite).
+            if self.caches.is_known_unknown(&digest)
+                || (self.filter.miss_budget_spent(now) && !self.store.changes().polls())
+            {
                 return Checked::Done(self.metered(Err(self.refused_by_filter())));
             }
         } else if self.caches.is_known_unknown(&digest) {
