@@ -188,7 +188,12 @@ where
                 return inner.call(req).await;
             }
             let refused = match verified(req.headers(), req.extensions()).await {
-                Ok(caller) => authorize(req.extensions(), &caller, &auth),
+                Ok(caller) => authorize(
+                    req.extensions(),
+                    &caller,
+                    auth.group_names(),
+                    auth.scope_names(),
+                ),
                 Err(AuthError::Missing) if auth.mode == RouteAuth::Public => None,
                 Err(e) => Some(e),
             };

@@ -14,7 +14,6 @@ use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
-use crate::auth::Auth;
 use crate::caller::Caller;
 use crate::client::ClientAddr;
 use crate::refused::Refused;
@@ -291,21 +290,23 @@ pub(crate) fn refusal(extensions: &Extensions, err: AuthError) -> Refused {
     }
 }
 
-/// Why a valid key may not use a route of `auth` (outside its groups, missing a scope), if it
-/// may not: the core decides, logs and counts it as the key's 403.
+/// Why a valid key may not use a route allowing `groups` and needing `scopes` (outside its
+/// groups, missing a scope), if it may not: the core decides, logs and counts it as the key's
+/// 403.
 pub(crate) fn authorize(
     extensions: &Extensions,
     caller: &Caller,
-    auth: &Auth,
+    groups: &[String],
+    scopes: &[String],
 ) -> Option<AuthError> {
-    if !auth.restricts() {
+    if groups.is_empty() && scopes.is_empty() {
         return None;
     }
     match extensions.get::<InRequest>() {
         Some(keys) => keys
             .state()
             .verifier()
-            .authorize(&caller.0, auth.group_names(), auth.scope_names())
+            .authorize(&caller.0, groups, scopes)
             .err(),
         None => Some(AuthError::Unavailable),
     }

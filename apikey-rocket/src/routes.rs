@@ -58,7 +58,7 @@ pub fn route_inventory<P: rocket::Phase>(rocket: &Rocket<P>) -> RouteInventory {
             };
             // The management API's routes need a key in the admin group, a setting.
             #[cfg(feature = "manage")]
-            if let Some(app) = rocket.state::<crate::manage::Manage>() {
+            if let Some(app) = rocket.state::<apikey_core::http::manage::ManageApp>() {
                 if declared.is_some_and(|d| manage_route(Some(d.name), d.method, d.path).is_some())
                 {
                     info.groups = vec![app.group().to_owned()];

@@ -221,7 +221,7 @@ impl KeyManager {
     /// order, to be shown once; `None` when the store already had keys or another process
     /// seeded it first.
     pub async fn seed(&self, keys: Vec<CreateKey>) -> Result<Option<Vec<Secret>>, StoreError> {
-        if !self.list(&crate::KeyFilter::all()).await?.is_empty() {
+        if !self.list(&crate::model::KeyFilter::all()).await?.is_empty() {
             return Ok(None);
         }
         let mut secrets = Vec::with_capacity(keys.len());

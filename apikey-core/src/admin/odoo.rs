@@ -319,7 +319,7 @@ impl KeyManager {
         // Only users whose keys here all came from the import and that no config section acts
         // for: a user made or used here keeps its state whatever Odoo says.
         let local = self
-            .list(&crate::KeyFilter::all())
+            .list(&crate::model::KeyFilter::all())
             .await
             .map_err(|e| fail(e.to_string()))?;
         let configured: HashSet<&str> = self

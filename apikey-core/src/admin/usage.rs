@@ -4,9 +4,11 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::config::ApiKeyConfig;
 use crate::key::slugify;
 use crate::limits::quota_used;
-use crate::{ApiKeyConfig, Quota, SharedStore, StoreError, UsageDay};
+use crate::model::{Quota, UsageDay};
+use crate::store::{SharedStore, StoreError};
 
 /// Why there is no usage report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -194,7 +194,7 @@ pub async fn deactivate_all(store: SharedStore) {
     let mut rx = store.changes().subscribe();
     assert_eq!(store.deactivate_all(&by()).await.unwrap(), 1);
     assert!(store
-        .list(&crate::KeyFilter::all())
+        .list(&crate::model::KeyFilter::all())
         .await
         .unwrap()
         .iter()

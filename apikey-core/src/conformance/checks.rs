@@ -51,7 +51,7 @@ pub async fn create_and_lookup(store: SharedStore) {
     assert_eq!(store.get("my_service").await.unwrap(), None);
     create(&store, "Another", "secret-2").await;
     let names: Vec<_> = store
-        .list(&crate::KeyFilter::all())
+        .list(&crate::model::KeyFilter::all())
         .await
         .unwrap()
         .into_iter()
@@ -75,7 +75,14 @@ pub async fn duplicate_names(store: SharedStore) {
         assert_eq!(e, StoreError::Duplicate(name.into()));
     }
     assert_eq!(found(&store, "s2").await, None, "nothing half-written");
-    assert_eq!(store.list(&crate::KeyFilter::all()).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list(&crate::model::KeyFilter::all())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[doc(hidden)]
@@ -103,7 +110,7 @@ pub async fn invalid_new_keys(store: SharedStore) {
         );
     }
     assert!(store
-        .list(&crate::KeyFilter::all())
+        .list(&crate::model::KeyFilter::all())
         .await
         .unwrap()
         .is_empty());
@@ -364,7 +371,7 @@ pub async fn concurrent_writes(store: SharedStore) {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let all = store.list(&crate::KeyFilter::all()).await.unwrap();
+    let all = store.list(&crate::model::KeyFilter::all()).await.unwrap();
     assert_eq!(all.len(), 200);
     assert_eq!(all.iter().filter(|r| !r.active).count(), 100);
 }

@@ -25,7 +25,7 @@ pub async fn users(store: SharedStore) {
     assert!(!m.record.user_active);
     assert!(!store.get("k2").await.unwrap().unwrap().user_active);
     assert!(store
-        .list(&crate::KeyFilter::all())
+        .list(&crate::model::KeyFilter::all())
         .await
         .unwrap()
         .iter()
@@ -111,7 +111,7 @@ pub async fn address_allowlists(store: SharedStore) {
         .unwrap();
     assert!(r.allow_ip.is_empty());
     assert!(store
-        .list(&crate::KeyFilter::all())
+        .list(&crate::model::KeyFilter::all())
         .await
         .unwrap()
         .iter()

@@ -357,7 +357,7 @@ impl AdminApp {
         let since = today() - USAGE_DAYS + 1;
         // The store's filter (user, group, expiring, revoked), as the management API and
         // `apikey list` take it; `q` then narrows the page by any text.
-        let mut filter = crate::KeyFilter::all();
+        let mut filter = crate::model::KeyFilter::all();
         for name in ["user", "group", "expiring", "revoked"] {
             if let Err(message) = filter.set(name, query.get(name).unwrap_or_default()) {
                 return cx.refused(400, &message);
@@ -499,7 +499,7 @@ impl AdminApp {
         let Some(s) = cx.session().await else {
             return cx.to_login();
         };
-        let all = match self.manager.list(&crate::KeyFilter::all()).await {
+        let all = match self.manager.list(&crate::model::KeyFilter::all()).await {
             Ok(all) => all,
             Err(e) => return cx.failed(&e),
         };

@@ -102,7 +102,7 @@ impl Sort {
 /// days (by tech name).
 pub(crate) struct KeyList<'a> {
     /// The store's filter the page was listed with.
-    pub(crate) filter: &'a crate::KeyFilter,
+    pub(crate) filter: &'a crate::model::KeyFilter,
     pub(crate) q: &'a str,
     pub(crate) sort: Sort,
     pub(crate) totals: &'a std::collections::HashMap<String, u64>,
