@@ -36,15 +36,17 @@ EXTRA=1 adds three config-section keys of one length, all valid, to price featur
 Usage (from the repository root):  python3 bench/instr/instr-per-request.py
 Env: FRAMEWORK (rocket | axum), N (1000 requests per case), ROUNDS (2), BIN (the load server of
 the framework in target/release; built if absent or BUILD=1), and bars BAR_VALID,
-BAR_MALFORMED, BAR_UNKNOWN, BAR_SPRAY (instructions; exit 1 if over).
+BAR_MALFORMED, BAR_UNKNOWN, BAR_SPRAY (instructions; exit 1 if over), and KEEP (a folder: each
+case's callgrind dump is kept there as <case>.out, for `callgrind_annotate --inclusive=yes`).
 """
-import base64, glob, http.client, os, re, socket, subprocess, sys, tempfile, time
+import base64, glob, http.client, os, re, shutil, socket, subprocess, sys, tempfile, time
 
 N = int(os.environ.get("N", "1000"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 FRAMEWORK = os.environ.get("FRAMEWORK", "rocket")
 SERVER = {"rocket": "load-server", "axum": "axum-load-server"}[FRAMEWORK]
 BIN = os.environ.get("BIN", f"target/release/{SERVER}")
+KEEP = os.environ.get("KEEP")
 BARS = {k: int(os.environ[v]) for k, v in (("valid", "BAR_VALID"), ("malformed", "BAR_MALFORMED"),
                                           ("unknown", "BAR_UNKNOWN"), ("spray", "BAR_SPRAY")) if v in os.environ}
 
@@ -116,6 +118,9 @@ def main():
                 time.sleep(0.05)
             f = max(glob.glob(out + "*"), key=os.path.getmtime)
             time.sleep(0.2)
+            if KEEP:
+                os.makedirs(KEEP, exist_ok=True)
+                shutil.copy(f, os.path.join(KEEP, f"{current[0]}.out"))
             for line in open(f):
                 if line.startswith(("totals:", "summary:")):
                     return int(line.split()[1])
@@ -124,8 +129,10 @@ def main():
         for _, path, hdr in cases:
             send(path, hdr, 50)
         per = {c[0]: [] for c in cases}
+        current = [""]
         for _ in range(ROUNDS):
             for name, path, hdr in cases:
+                current[0] = name
                 ctl("-z"); send(path, hdr, N); per[name].append(total() / N)
         base_of = {"valid": "noauth", "malformed": "noauth_401", "unknown": "noauth_401", "spray": "noauth_401",
                    "open": "noauth", "bound": "noauth", "limited": "noauth",

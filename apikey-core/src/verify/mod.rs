@@ -30,6 +30,7 @@ mod cache;
 mod credentials;
 mod error;
 mod filter;
+mod memo;
 mod meters;
 mod outcome;
 mod request;
@@ -154,6 +155,8 @@ pub struct Verifier {
     client_ip: ClientIp,
     format: KeyFormat,
     hasher: KeyHasher,
+    /// The digests of keys presented lately, by a keyed tag of the key.
+    memo: memo::DigestMemo,
     sections: Sections,
     caches: Arc<Caches>,
     /// Lookups in flight, with the cache generation they started in: a request that arrives
@@ -241,6 +244,7 @@ impl Verifier {
             client_ip: ClientIp::new(settings.trusted_proxies, settings.client_ip_header),
             format,
             hasher,
+            memo: memo::DigestMemo::new(),
             sections,
             caches,
             inflight: Mutex::new(HashMap::new()),
@@ -452,9 +456,18 @@ impl Verifier {
     }
 
     /// The format check, then the digest: malformed values never reach a cache or the store.
+    /// A key presented lately skips both (its digest is in the memo).
     fn checked_digest(&self, key: &str) -> Result<KeyDigest, AuthError> {
+        let tag = self.memo.tag(key);
+        if let Some(digest) = self.memo.get(tag) {
+            return Ok(digest);
+        }
         match self.format.check(key) {
-            Ok(_) => Ok(self.hasher.digest(key)),
+            Ok(_) => {
+                let digest = self.hasher.digest(key);
+                self.memo.put(tag, digest);
+                Ok(digest)
+            }
             Err(why) => {
                 crate::obs::info!("API key refused before lookup: {why}");
                 Err(AuthError::Invalid(InvalidKey::Malformed))
