@@ -397,8 +397,8 @@ impl Verifier {
             Ok(key) => key,
             Err(e) => return Checked::Done(Err(self.refused_early(e))),
         };
-        let digest = match self.checked_digest(key) {
-            Ok(digest) => digest,
+        let (digest, fresh) = match self.checked_digest(key) {
+            Ok(found) => found,
             Err(e) => return Checked::Done(self.metered(Err(e))),
         };
         let now = unix_now();
@@ -408,6 +408,7 @@ impl Verifier {
             return Checked::Later(Later(At::Digest(digest)));
         }
         if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+            self.remember(fresh, digest);
             let client = || self.client_of(req);
             return match self.accept_now(&digest, &valid, now, Some(first_this_minute), &client) {
                 Some(result) => Checked::Done(self.metered(result)),
@@ -421,15 +422,21 @@ impl Verifier {
         }
         // Misses answered from memory, as `look_up` answers them; the rest waits.
         if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-            // With the miss budget used up (a spray), the filter's word is final at once,
-            // unless the store polls for changes and could be asked to check now (SQLite).
-            if self.caches.is_known_unknown(&digest)
-                || (self.filter.miss_budget_spent(now) && !self.store.changes().polls())
-            {
+            if self.caches.is_known_unknown(&digest) {
+                // Seen before and unknown: a wrong key sent again is worth remembering.
+                self.remember(fresh, digest);
                 return Checked::Done(self.metered(Err(self.refused_by_filter())));
             }
-        } else if self.caches.is_known_unknown(&digest) {
-            return Checked::Done(self.metered(Err(AuthError::Invalid(InvalidKey::Unknown))));
+            // With the miss budget used up (a spray), the filter's word is final at once,
+            // unless the store polls for changes and could be asked to check now (SQLite).
+            if self.filter.miss_budget_spent(now) && !self.store.changes().polls() {
+                return Checked::Done(self.metered(Err(self.refused_by_filter())));
+            }
+        } else {
+            self.remember(fresh, digest);
+            if self.caches.is_known_unknown(&digest) {
+                return Checked::Done(self.metered(Err(AuthError::Invalid(InvalidKey::Unknown))));
+            }
         }
         Checked::Later(Later(At::Digest(digest)))
     }
@@ -456,22 +463,28 @@ impl Verifier {
     }
 
     /// The format check, then the digest: malformed values never reach a cache or the store.
-    /// A key presented lately skips both (its digest is in the memo).
-    fn checked_digest(&self, key: &str) -> Result<KeyDigest, AuthError> {
+    /// A key presented lately skips both (its digest is in the memo); for one that is not, the
+    /// tag to remember its digest by comes along ([`remember`](Self::remember)).
+    fn checked_digest(&self, key: &str) -> Result<(KeyDigest, Option<u128>), AuthError> {
         let tag = self.memo.tag(key);
         if let Some(digest) = self.memo.get(tag) {
-            return Ok(digest);
+            return Ok((digest, None));
         }
         match self.format.check(key) {
-            Ok(_) => {
-                let digest = self.hasher.digest(key);
-                self.memo.put(tag, digest);
-                Ok(digest)
-            }
+            Ok(_) => Ok((self.hasher.digest(key), Some(tag))),
             Err(why) => {
                 crate::obs::info!("API key refused before lookup: {why}");
                 Err(AuthError::Invalid(InvalidKey::Malformed))
             }
+        }
+    }
+
+    /// Remembers the digest of a key not in the memo (`fresh`: its tag). Called for keys seen
+    /// before (cached, valid or unknown) or that a stored key may have, never for a key of a
+    /// spray: those never take a slot from the keys in use.
+    fn remember(&self, fresh: Option<u128>, digest: KeyDigest) {
+        if let Some(tag) = fresh {
+            self.memo.put(tag, digest);
         }
     }
 
@@ -486,7 +499,7 @@ impl Verifier {
         client: Option<IpAddr>,
     ) -> Result<(Identity, KeyDigest), AuthError> {
         let digest = match credential {
-            Credential::Key(key) => &self.checked_digest(key.trim_matches([' ', '\t']))?,
+            Credential::Key(key) => &self.checked_digest(key.trim_matches([' ', '\t']))?.0,
             Credential::Digest(digest) => digest,
         };
         let now = unix_now();
