@@ -331,12 +331,15 @@ where
         use apikey_core::http::admin::{ROUTES, SESSION_GUARD};
         let base = path.trim_end_matches('/');
         for r in ROUTES {
-            let full = match r.path {
-                "/" => base.to_owned(),
-                sub => format!("{base}{sub}"),
-            };
             let guard = (r.auth == RouteAuth::Custom).then_some(SESSION_GUARD);
-            self.declare_as(r.method, &full, Some(r.name), r.auth, (&[], &[]), guard);
+            self.declare_as(
+                r.method,
+                &r.under(base),
+                Some(r.name),
+                r.auth,
+                (&[], &[]),
+                guard,
+            );
         }
         self.router = self.router.nest(base, admin);
         self
@@ -347,15 +350,18 @@ where
     #[cfg(feature = "manage")]
     #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
     pub fn manage(mut self, path: &str, app: crate::manage::Manage) -> Self {
-        use apikey_core::http::manage::{AUTH, ROUTES};
+        use apikey_core::http::manage::ROUTES;
         let base = path.trim_end_matches('/');
         let group = [app.group().to_owned()];
         for r in ROUTES {
-            let full = match r.path {
-                "/" => base.to_owned(),
-                sub => format!("{base}{sub}"),
-            };
-            self.declare_as(r.method, &full, Some(r.name), AUTH, (&group, &[]), None);
+            self.declare_as(
+                r.method,
+                &r.under(base),
+                Some(r.name),
+                r.auth,
+                (&group, &[]),
+                None,
+            );
         }
         #[cfg(feature = "openapi")]
         if let Some(doc) = &mut self.doc {

@@ -26,11 +26,11 @@
 
 use apikey_core::http::admin::{AdminCookies, AdminRequest, FORM_LIMIT, ROUTES};
 use rocket::data::Data;
-use rocket::http::{CookieJar, Method, Status};
+use rocket::http::{CookieJar, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::Request;
 
-use crate::reply::{below_mount, body, Answered};
+use crate::reply::{below_mount, body, mounted, Answered};
 use crate::state::ApiKeyState;
 
 /// What the admin routes need (managed state): the one mutation path, the admin group, how
@@ -39,19 +39,7 @@ pub use apikey_core::http::admin::AdminApp as Admin;
 
 /// The admin routes, to mount where the page should live (`/admin`).
 pub fn routes() -> Vec<Route> {
-    ROUTES
-        .iter()
-        .map(|r| {
-            let method = if r.method == "POST" {
-                Method::Post
-            } else {
-                Method::Get
-            };
-            let mut route = Route::new(method, r.path, AdminHandler);
-            route.name = Some(r.name.into());
-            route
-        })
-        .collect()
+    mounted(ROUTES, AdminHandler)
 }
 
 /// Every admin route: Rocket's request to the core's app, its answer back.

@@ -24,12 +24,12 @@
 
 use apikey_core::http::manage::{ManageRequest, BODY_LIMIT, ROUTES};
 use rocket::data::Data;
-use rocket::http::{Method, Status};
+use rocket::http::Status;
 use rocket::route::{Handler, Outcome, Route};
 use rocket::Request;
 
 use crate::guard::{refused, verified};
-use crate::reply::{below_mount, body, Answered};
+use crate::reply::{below_mount, body, mounted, Answered};
 use crate::state::ApiKeyState;
 
 /// What the management routes need (managed state): the one mutation path and the group
@@ -38,15 +38,7 @@ pub use apikey_core::http::manage::ManageApp as Manage;
 
 /// The management routes, to mount where the API should live (`/apikey/keys`).
 pub fn routes() -> Vec<Route> {
-    ROUTES
-        .iter()
-        .map(|r| {
-            let method = r.method.parse::<Method>().unwrap_or(Method::Get);
-            let mut route = Route::new(method, r.path, ManageHandler);
-            route.name = Some(r.name.into());
-            route
-        })
-        .collect()
+    mounted(ROUTES, ManageHandler)
 }
 
 /// Every management route: the caller's key verified, Rocket's request to the core's app, its

@@ -3,11 +3,26 @@
 
 use std::io::Cursor;
 
-use apikey_core::http::Reply;
+use apikey_core::http::{AppRoute, Reply};
 use rocket::data::{Data, ToByteUnit};
 use rocket::http::{Header, Method, Status};
 use rocket::response::{self, Responder};
+use rocket::route::{Handler, Route};
 use rocket::Request;
+
+/// A Rocket route per row of a core app's table, each named as the table names it, all served
+/// by `handler`.
+pub(crate) fn mounted<H: Handler + Clone>(table: &[AppRoute], handler: H) -> Vec<Route> {
+    table
+        .iter()
+        .map(|r| {
+            let method = r.method.parse::<Method>().unwrap_or(Method::Get);
+            let mut route = Route::new(method, r.path, handler.clone());
+            route.name = Some(r.name.into());
+            route
+        })
+        .collect()
+}
 
 /// A core app's answer, sent as it is.
 pub(crate) struct Answered(pub(crate) Reply);

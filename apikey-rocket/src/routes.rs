@@ -80,7 +80,7 @@ fn admin_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static 
     let all = DECLARED.get_or_init(|| {
         ROUTES
             .iter()
-            .map(|r| app_route(r.name, r.method, r.path, r.auth))
+            .map(app_route)
             .map(|d| Declared {
                 guard: (d.auth == RouteAuth::Custom).then_some(SESSION_GUARD),
                 ..d
@@ -92,17 +92,12 @@ fn admin_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static 
 
 /// A route of one of the core's apps, as the inventory declares it.
 #[cfg(any(feature = "admin", feature = "manage"))]
-fn app_route(
-    name: &'static str,
-    method: &'static str,
-    path: &'static str,
-    auth: RouteAuth,
-) -> Declared {
+fn app_route(r: &apikey_core::http::AppRoute) -> Declared {
     Declared {
-        name,
-        method,
-        path,
-        auth,
+        name: r.name,
+        method: r.method,
+        path: r.path,
+        auth: r.auth,
         groups: &[],
         scopes: &[],
         guard: None,
@@ -126,13 +121,8 @@ fn find(
 /// admin group, which [`route_inventory`] adds from the app's settings).
 #[cfg(feature = "manage")]
 fn manage_route(name: Option<&str>, method: &str, path: &str) -> Option<&'static Declared> {
-    use apikey_core::http::manage::{AUTH, ROUTES};
+    use apikey_core::http::manage::ROUTES;
     static DECLARED: std::sync::OnceLock<Vec<Declared>> = std::sync::OnceLock::new();
-    let all = DECLARED.get_or_init(|| {
-        ROUTES
-            .iter()
-            .map(|r| app_route(r.name, r.method, r.path, AUTH))
-            .collect()
-    });
+    let all = DECLARED.get_or_init(|| ROUTES.iter().map(app_route).collect());
     find(all, name, method, path)
 }

@@ -44,19 +44,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// The media type of its answers (errors are `application/problem+json`).
 pub const JSON: &str = "application/json";
 
-/// One route of the management API: what the adapters register (Rocket's path syntax, below
-/// the mount point) and what the route inventory lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ManageRoute {
-    /// The handler's name, as the inventory shows it.
-    pub name: &'static str,
-    /// The method, upper case.
-    pub method: &'static str,
-    /// The path below the mount point, `<tech_name>` for the key's segment.
-    pub path: &'static str,
-    /// What it does, for the OpenAPI document.
-    pub summary: &'static str,
-}
+/// One route of the management API: a valid key is needed ([`AUTH`]), in `admin_group`.
+pub type ManageRoute = super::AppRoute;
 
 const fn route(
     name: &'static str,
@@ -64,10 +53,11 @@ const fn route(
     path: &'static str,
     summary: &'static str,
 ) -> ManageRoute {
-    ManageRoute {
+    super::AppRoute {
         name,
         method,
         path,
+        auth: AUTH,
         summary,
     }
 }
@@ -574,10 +564,7 @@ pub fn describe(doc: &mut utoipa::openapi::OpenApi, base: &str, group: &str) {
     let base = base.trim_end_matches('/');
     let json_answer = |description: &str| json!({ "description": description, "content": { JSON: { "schema": { "type": "object" } } } });
     for r in ROUTES {
-        let path = match r.path {
-            "/" => base.to_owned(),
-            sub => format!("{base}{}", sub.replace("<tech_name>", "{tech_name}")),
-        };
+        let path = r.under(base).replace("<tech_name>", "{tech_name}");
         let mut parameters = Vec::new();
         if r.path.contains("<tech_name>") {
             parameters.push(json!({

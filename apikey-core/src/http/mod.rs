@@ -51,6 +51,32 @@ impl Reply {
     }
 }
 
+/// One route of an app of the core (the admin page, the management API): what the adapters
+/// register (Rocket's path syntax, below the mount point) and what route inventories list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppRoute {
+    /// The handler's name, as the inventory shows it.
+    pub name: &'static str,
+    /// The method, upper case.
+    pub method: &'static str,
+    /// The path below the mount point, `<name>` for a segment.
+    pub path: &'static str,
+    /// How it is guarded.
+    pub auth: RouteAuth,
+    /// What it does, for OpenAPI documents (empty for pages).
+    pub summary: &'static str,
+}
+
+impl AppRoute {
+    /// Its path under the app's mount point `base` (no trailing `/`): `base` itself for `/`.
+    pub fn under(&self, base: &str) -> String {
+        match self.path {
+            "/" => base.to_owned(),
+            sub => format!("{base}{sub}"),
+        }
+    }
+}
+
 /// How a route is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

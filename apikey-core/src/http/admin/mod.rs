@@ -48,19 +48,9 @@ pub struct AdminApp {
     throttle: throttle::Throttle,
 }
 
-/// One route of the admin app: what the adapters register (Rocket's path syntax, below the
-/// mount point) and what the route inventory lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdminRoute {
-    /// The handler's name, as the inventory shows it.
-    pub name: &'static str,
-    /// `GET` or `POST`.
-    pub method: &'static str,
-    /// The path below the mount point, `<name>` for a segment.
-    pub path: &'static str,
-    /// `Custom` (the admin session) but for the two static files (`None`).
-    pub auth: RouteAuth,
-}
+/// One route of the admin app (`Custom`: the admin session, but for the two static files,
+/// `None`).
+pub type AdminRoute = super::AppRoute;
 
 const fn route(
     name: &'static str,
@@ -68,11 +58,12 @@ const fn route(
     path: &'static str,
     auth: RouteAuth,
 ) -> AdminRoute {
-    AdminRoute {
+    super::AppRoute {
         name,
         method,
         path,
         auth,
+        summary: "",
     }
 }
 
