@@ -610,11 +610,24 @@ fn a_service_role_without_ddl_rights_suffices(demo: Demo) {
     let (scheme, rest) = db.url.split_once("://").unwrap();
     let host = rest.split_once('@').map_or(rest, |(_, h)| h);
     let url = format!("{scheme}://{role}@{host}");
-    let server = Server::start(demo, dir.path(), &url, &[("APIKEY_AUTO_MIGRATE", "false")]);
+    // Rights are under test here, not latency: a loaded machine may take long to connect.
+    let server = Server::start(
+        demo,
+        dir.path(),
+        &url,
+        &[
+            ("APIKEY_AUTO_MIGRATE", "false"),
+            ("APIKEY_POOL_TIMEOUT", "30s"),
+        ],
+    );
     let key = printed_key(&server.output(), "Created the demo API key");
+    let served = server.get("/my_service", &[&api_key(&key)]).unwrap();
     assert_eq!(
-        server.get("/my_service", &[&api_key(&key)]).unwrap().status,
-        200
+        served.status,
+        200,
+        "{}\n{}",
+        served.text(),
+        server.output()
     );
     assert_eq!(server.get("/ready", &[]).unwrap().status, 200);
     let rotated = server
