@@ -159,35 +159,93 @@ impl KeyFormat {
     /// assert_eq!(f.check("has space"), Err(Malformed::BadCharacter));
     /// ```
     pub fn check(&self, value: &str) -> Result<Shape, Malformed> {
-        if value.is_empty() {
+        let bytes = value.as_bytes();
+        if bytes.is_empty() {
             return Err(Malformed::Empty);
         }
-        if value.len() > MAX_KEY_LEN {
+        if bytes.len() > MAX_KEY_LEN {
             return Err(Malformed::TooLong);
         }
-        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        // One pass over the bytes after the prefix (which is letters and digits already), each
+        // byte's classes AND-ed without an early exit, so the loop stays branch-free.
+        let prefixed = bytes.len() > self.prefix.len()
+            && bytes.starts_with(self.prefix.as_bytes())
+            && bytes[self.prefix.len()] == b'_';
+        let rest = if prefixed {
+            &bytes[self.prefix.len() + 1..]
+        } else {
+            bytes
+        };
+        let classes = rest
+            .iter()
+            .fold(GRAPHIC | ALNUM, |acc, &b| acc & CLASSES[usize::from(b)]);
+        if classes & GRAPHIC == 0 {
             return Err(Malformed::BadCharacter);
         }
-        let Some(rest) = value
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|r| r.strip_prefix('_'))
-        else {
+        if !prefixed {
             return Ok(Shape::FreeForm);
-        };
-        if rest.len() != SECRET_LEN + CHECKSUM_LEN
-            || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        }
+        if rest.len() != SECRET_LEN + CHECKSUM_LEN || classes & ALNUM == 0 {
             return Err(Malformed::BadShape);
         }
-        let (body, sum) = value.split_at(value.len() - CHECKSUM_LEN);
-        // Decoding the 6 characters (fixed width, so the encoding is unique) avoids allocating.
-        let expected = u128::from(crc32fast::hash(body.as_bytes()));
-        if base62::decode(sum).is_ok_and(|n| n == expected) {
+        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        // The 6 characters are fixed width, so the encoding is unique: decoding them and
+        // comparing numbers avoids allocating the expected text.
+        if decode_base62(sum) == u64::from(crc32fast::hash(body)) {
             Ok(Shape::Generated)
         } else {
             Err(Malformed::BadChecksum)
         }
     }
+}
+
+impl KeyFormat {
+    /// Whether `value` has a generated key's prefix and length but not its checksum: the
+    /// cheapest refusal there is (a CRC-32 of the body), asked before any hash of the value.
+    /// `false` says nothing: [`check`](Self::check) decides the rest.
+    pub fn checksum_fails(&self, value: &str) -> bool {
+        let bytes = value.as_bytes();
+        let p = self.prefix.len();
+        bytes.len() == p + 1 + SECRET_LEN + CHECKSUM_LEN
+            && bytes.starts_with(self.prefix.as_bytes())
+            && bytes[p] == b'_'
+            && {
+                let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+                decode_base62(sum) != u64::from(crc32fast::hash(body))
+            }
+    }
+}
+
+/// The classes of a byte for [`KeyFormat::check`]: visible ASCII, and ASCII letter or digit.
+const GRAPHIC: u8 = 1;
+const ALNUM: u8 = 2;
+const CLASSES: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_graphic() {
+            classes[b] |= GRAPHIC;
+        }
+        if byte.is_ascii_alphanumeric() {
+            classes[b] |= ALNUM;
+        }
+        b += 1;
+    }
+    classes
+};
+
+/// The number a few base62 digits (`0-9A-Za-z`, the `base62` crate's alphabet) spell; the
+/// caller checked they are letters and digits.
+fn decode_base62(digits: &[u8]) -> u64 {
+    digits.iter().fold(0u64, |n, &b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'Z' => b - b'A' + 10,
+            _ => b.wrapping_sub(b'a').wrapping_add(36),
+        };
+        n * 62 + u64::from(digit)
+    })
 }
 
 #[cfg(test)]
@@ -204,6 +262,128 @@ mod tests {
         assert_eq!(g.stub, &k[..7]);
         assert_eq!(f.stub(k), g.stub);
         assert_ne!(f.generate().unwrap().key, g.key);
+    }
+
+    /// The check as first written (two passes, the `base62` crate's decoder): the one-pass
+    /// check must agree with it on every value.
+    fn reference_check(f: &KeyFormat, value: &str) -> Result<Shape, Malformed> {
+        if value.is_empty() {
+            return Err(Malformed::Empty);
+        }
+        if value.len() > MAX_KEY_LEN {
+            return Err(Malformed::TooLong);
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Malformed::BadCharacter);
+        }
+        let Some(rest) = value
+            .strip_prefix(f.prefix.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+        else {
+            return Ok(Shape::FreeForm);
+        };
+        if rest.len() != SECRET_LEN + CHECKSUM_LEN
+            || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Malformed::BadShape);
+        }
+        let (body, sum) = value.split_at(value.len() - CHECKSUM_LEN);
+        let expected = u128::from(crc32fast::hash(body.as_bytes()));
+        if base62::decode(sum).is_ok_and(|n| n == expected) {
+            Ok(Shape::Generated)
+        } else {
+            Err(Malformed::BadChecksum)
+        }
+    }
+
+    #[test]
+    fn the_one_pass_check_agrees_with_the_reference() {
+        let f = KeyFormat::default();
+        let odd = KeyFormat::new("ak2").unwrap();
+        let mut values: Vec<String> = vec![
+            String::new(),
+            "ak".into(),
+            "ak_".into(),
+            "_ak".into(),
+            "ak_ x".into(),
+            "x".repeat(MAX_KEY_LEN),
+            "x".repeat(MAX_KEY_LEN + 1),
+            "caf\u{e9}-key".into(),
+            "tab\tinside".into(),
+            "free-form.key~!".into(),
+        ];
+        for _ in 0..200 {
+            let key = f.generate().unwrap().key.expose().to_owned();
+            values.push(key.clone());
+            let bytes = key.as_bytes();
+            // Every single-byte change at every position, into a sample of byte values.
+            for at in 0..bytes.len() {
+                for b in [
+                    b' ',
+                    b'-',
+                    b'0',
+                    b'Z',
+                    b'z',
+                    b'~',
+                    0x7f,
+                    b'a',
+                    bytes[at] ^ 1,
+                ] {
+                    let mut changed = bytes.to_vec();
+                    changed[at] = b;
+                    if let Ok(text) = String::from_utf8(changed) {
+                        values.push(text);
+                    }
+                }
+            }
+            values.push(key[..key.len() - 1].to_owned());
+            values.push(format!("{key}0"));
+            values.push(format!("ak2{}", &key[2..]));
+        }
+        // Checksums spelt at the edges of base62.
+        values.push(format!("ak_{}zzzzzz", "a".repeat(SECRET_LEN)));
+        values.push(format!("ak_{}000000", "a".repeat(SECRET_LEN)));
+        for value in &values {
+            assert_eq!(f.check(value), reference_check(&f, value), "{value:?}");
+            assert_eq!(odd.check(value), reference_check(&odd, value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_failing_checksum_is_always_a_refusal_of_the_check() {
+        let f = KeyFormat::default();
+        let key = f.generate().unwrap().key.expose().to_owned();
+        assert!(!f.checksum_fails(&key));
+        for at in 3..key.len() {
+            for b in [b'0', b'Z', b'z', b' ', b'~'] {
+                let mut changed = key.as_bytes().to_vec();
+                changed[at] = b;
+                let changed = String::from_utf8(changed).unwrap();
+                if f.checksum_fails(&changed) {
+                    assert!(f.check(&changed).is_err(), "{changed}");
+                }
+            }
+        }
+        // Other lengths and prefixes are left to the check.
+        assert!(!f.checksum_fails("ak_short"));
+        assert!(!f.checksum_fails(&format!("xy{}", &key[2..])));
+    }
+
+    #[test]
+    fn base62_digits_decode_as_the_crate_encodes() {
+        for n in [
+            0u64,
+            1,
+            61,
+            62,
+            3843,
+            3844,
+            u64::from(u32::MAX),
+            62u64.pow(6) - 1,
+        ] {
+            let text = format!("{:0>6}", base62::encode(n));
+            assert_eq!(decode_base62(text.as_bytes()), n, "{text}");
+        }
     }
 
     #[test]

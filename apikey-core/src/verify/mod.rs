@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::config::{ApiKeyConfig, ConfigError};
-use crate::key::{KeyDigest, KeyFormat, KeyHasher};
+use crate::key::{KeyDigest, KeyFormat, KeyHasher, Malformed};
 use crate::limits::{Budget, Limits, LimitsStats, Outcome};
 use crate::model::{ClientIp, Identity};
 use crate::store::{ChangeListener, SharedLookup, StoreError};
@@ -466,6 +466,11 @@ impl Verifier {
     /// A key presented lately skips both (its digest is in the memo); for one that is not, the
     /// tag to remember its digest by comes along ([`remember`](Self::remember)).
     fn checked_digest(&self, key: &str) -> Result<(KeyDigest, Option<u128>), AuthError> {
+        // A generated key's checksum refuses a mistyped or made-up one before any hash.
+        if self.format.checksum_fails(key) {
+            crate::obs::info!("API key refused before lookup: {}", Malformed::BadChecksum);
+            return Err(AuthError::Invalid(InvalidKey::Malformed));
+        }
         let tag = self.memo.tag(key);
         if let Some(digest) = self.memo.get(tag) {
             return Ok((digest, None));

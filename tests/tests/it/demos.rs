@@ -622,13 +622,7 @@ fn a_service_role_without_ddl_rights_suffices(demo: Demo) {
     );
     let key = printed_key(&server.output(), "Created the demo API key");
     let served = server.get("/my_service", &[&api_key(&key)]).unwrap();
-    assert_eq!(
-        served.status,
-        200,
-        "{}\n{}",
-        served.text(),
-        server.output()
-    );
+    assert_eq!(served.status, 200, "{}\n{}", served.text(), server.output());
     assert_eq!(server.get("/ready", &[]).unwrap().status, 200);
     let rotated = server
         .send("POST", "/apikey/rotate", &[&api_key(&key)], b"")
