@@ -1,6 +1,7 @@
 //! A Rocket request as the verifier reads it: its headers (Rocket drops values that are not
 //! UTF-8 before any guard runs) and its TCP peer.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use apikey_core::verify::{Header, RequestFacts};
@@ -13,7 +14,22 @@ pub(crate) struct Facts<'a, 'r>(pub(crate) &'a Request<'r>);
 
 impl RequestFacts for Facts<'_, '_> {
     fn header(&self, header: Header<'_>) -> impl Iterator<Item = Option<&str>> {
-        self.0.headers().get(header.name()).map(Some)
+        // A walk over the request's few headers, names compared by length first, costs less
+        // than `HeaderMap::get`, which hashes the name case-folded with SipHash. The values
+        // come in the same order (a name's values are kept together, in the order sent).
+        let name = header.name();
+        self.0
+            .headers()
+            .iter()
+            .filter(move |h| {
+                h.name().len() == name.len() && h.name().as_str().eq_ignore_ascii_case(name)
+            })
+            // `iter` lends each value from the map (a borrowed `Cow`); an owned one cannot
+            // come from it, and would be refused as unreadable rather than let through.
+            .map(|h| match h.value {
+                Cow::Borrowed(value) => Some(value),
+                Cow::Owned(_) => None,
+            })
     }
 
     fn peer(&self) -> Option<IpAddr> {

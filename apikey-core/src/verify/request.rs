@@ -16,10 +16,10 @@ pub enum Header<'a> {
     Forwarding(ForwardHeader),
 }
 
-impl Header<'_> {
+impl<'a> Header<'a> {
     /// The header's name.
-    pub fn name(&self) -> &str {
-        match self {
+    pub fn name(&self) -> &'a str {
+        match *self {
             Header::Key(name) => name,
             Header::Authorization => "authorization",
             Header::Forwarding(h) => h.name(),
