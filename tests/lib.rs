@@ -16,7 +16,8 @@ pub mod demo {
 }
 
 pub use support::admin_page::{
-    admin_page, form_field, login, login_response, page_get, page_post, store_with_admin_key,
+    admin_page, admin_page_on, form_field, login, login_response, page_get, page_post,
+    store_with_admin_key,
 };
 pub use support::cli::{json_output, run_apikey};
 pub use support::cluster::{filter_ready, percentile, Cluster};

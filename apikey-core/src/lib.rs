@@ -22,6 +22,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod key;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use apikey_core::{KeyManager, KeyRecord, MemoryStore, Secret, SharedStore};
+use apikey_core::clock::{SharedClock, SystemClock};
+use apikey_core::{KeyManager, KeyRecord, MemoryStore, Secret, SharedStore, Verifier};
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 
@@ -23,10 +24,18 @@ pub async fn store_with_admin_key() -> (SharedStore, KeyManager, KeyRecord, Secr
 /// The admin page at `/admin` (and `/my_service`) over `store`, with `toml` merged into
 /// Rocket's configuration.
 pub async fn admin_page(store: &SharedStore, toml: &str) -> Client {
+    admin_page_on(store, toml, Arc::new(SystemClock)).await
+}
+
+/// [`admin_page`], its verifier (and so its sessions) reading the time from `clock`.
+pub async fn admin_page_on(store: &SharedStore, toml: &str, clock: SharedClock) -> Client {
     let rocket = rocket_with(toml);
     let config = apikey_rocket::load_config(rocket.figment()).expect("a valid configuration");
+    let verifier = Verifier::with_clock(config.clone(), store.clone(), clock)
+        .await
+        .expect("a verifier");
     let rocket = rocket
-        .attach(apikey_rocket::ApiKey::with_store(store.clone()))
+        .attach(apikey_rocket::ApiKey::with_verifier(Arc::new(verifier)))
         .manage(apikey_rocket::admin::Admin::new(admin(store), &config))
         .mount("/", rocket::routes![my_service::my_service])
         .mount("/admin", apikey_rocket::admin::routes());

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use apikey_core::clock::{SharedClock, SystemClock};
 use apikey_core::model::{KeyChange, KeyOrigin, UsageCount};
 use apikey_core::{
     Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, Imported, ImportedKey, KeyDigest,
@@ -77,13 +78,25 @@ impl Probe {
 
     /// A verifier over this probe with `settings`, and an administrator of the same store.
     pub async fn verifier(self: &Arc<Self>, settings: Settings) -> (Arc<Verifier>, KeyManager) {
+        self.verifier_on(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`verifier`](Self::verifier), reading the time from `clock` (a `ManualClock` moved by the
+    /// test instead of sleeping).
+    pub async fn verifier_on(
+        self: &Arc<Self>,
+        settings: Settings,
+        clock: SharedClock,
+    ) -> (Arc<Verifier>, KeyManager) {
         let store: SharedStore = self.clone();
         let config = ApiKeyConfig {
             settings,
             sections: vec![],
         };
         let admin = KeyManager::new(store.clone(), &config);
-        let verifier = Verifier::new(config, store).await.expect("a verifier");
+        let verifier = Verifier::with_clock(config, store, clock)
+            .await
+            .expect("a verifier");
         (Arc::new(verifier), admin)
     }
 

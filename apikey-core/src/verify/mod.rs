@@ -10,11 +10,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher, Malformed};
 use crate::limits::{Budget, Limits, LimitsStats, Outcome};
@@ -157,6 +157,8 @@ pub struct Verifier {
     hasher: KeyHasher,
     /// The digests of keys presented lately, by a keyed tag of the key.
     memo: memo::DigestMemo,
+    /// Where the time is read (key expiry, grace, the caches' time to live).
+    clock: SharedClock,
     sections: Sections,
     caches: Arc<Caches>,
     /// Lookups in flight, with the cache generation they started in: a request that arrives
@@ -182,12 +184,6 @@ impl fmt::Debug for Verifier {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn unavailable(e: StoreError) -> AuthError {
     crate::obs::error!("API key lookup failed: {e}");
     AuthError::Unavailable
@@ -197,6 +193,18 @@ impl Verifier {
     /// Builds a verifier over the lookup side of a store. Every section without `user` must
     /// match a stored key's tech name.
     pub async fn new(config: ApiKeyConfig, store: SharedLookup) -> Result<Self, SetupError> {
+        Self::with_clock(config, store, Arc::new(SystemClock)).await
+    }
+
+    /// [`new`](Self::new), reading the time from `clock`: key expiry, rotation grace and the
+    /// caches' time to live follow it (a [`ManualClock`](crate::clock::ManualClock) in tests,
+    /// moved by hand instead of waiting). Rate limits, quotas and usage days keep the system's
+    /// clock.
+    pub async fn with_clock(
+        config: ApiKeyConfig,
+        store: SharedLookup,
+        clock: SharedClock,
+    ) -> Result<Self, SetupError> {
         let settings = config.settings;
         let format = KeyFormat::new(&settings.key_prefix).unwrap_or_default();
         let hasher = KeyHasher::new(settings.pepper.as_ref());
@@ -207,7 +215,11 @@ impl Verifier {
             settings.disable_keys_of_inactive_users,
         )
         .await?;
-        let caches = Arc::new(Caches::new(settings.cache_ttl, settings.negative_cache_ttl));
+        let caches = Arc::new(Caches::new(
+            settings.cache_ttl,
+            settings.negative_cache_ttl,
+            &clock,
+        ));
         let limits = Limits::start(&settings, store.clone())
             .await
             .map_err(|e| ConfigError {
@@ -245,6 +257,7 @@ impl Verifier {
             format,
             hasher,
             memo: memo::DigestMemo::new(),
+            clock,
             sections,
             caches,
             inflight: Mutex::new(HashMap::new()),
@@ -254,6 +267,12 @@ impl Verifier {
             #[cfg(feature = "metrics")]
             _gauges: gauges,
         })
+    }
+
+    /// The clock this verifier reads the time from (key expiry, grace, the caches' time to
+    /// live, and the admin page's sessions).
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     /// The header that carries keys.
@@ -401,7 +420,7 @@ impl Verifier {
             Ok(found) => found,
             Err(e) => return Checked::Done(self.metered(Err(e))),
         };
-        let now = unix_now();
+        let now = self.clock.unix_secs();
         let minute = (now / 60) as u32;
         // While the feed is not live, the store answers (see `decide_digest`).
         if !self.store.changes().is_live() {
@@ -507,7 +526,7 @@ impl Verifier {
             Credential::Key(key) => &self.checked_digest(key.trim_matches([' ', '\t']))?.0,
             Credential::Digest(digest) => digest,
         };
-        let now = unix_now();
+        let now = self.clock.unix_secs();
         // A minute no request is in: a cache hit here never takes a request's note of use.
         let live = self.store.changes().is_live();
         let cached = live.then(|| self.caches.get(digest, u32::MAX)).flatten();
@@ -534,7 +553,7 @@ impl Verifier {
         digest: KeyDigest,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
-        let now = unix_now();
+        let now = self.clock.unix_secs();
         let minute = (now / 60) as u32;
         // While the feed may be missing changes made elsewhere, nothing derived from it (the
         // caches, the filter) is trusted: the store answers, or the request gets 503.

@@ -76,7 +76,8 @@ impl Sections {
 impl Verifier {
     /// What the store (and the config sections) say of a digest.
     pub(super) async fn resolve(&self, digest: &KeyDigest) -> Result<Valid, AuthError> {
-        let now = OffsetDateTime::now_utc();
+        let now = OffsetDateTime::from_unix_timestamp(self.clock.unix_secs())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         if let Some((stored, section)) = self.sections.by_digest.get_key_value(digest) {
             if !stored.ct_eq(digest) {
                 return Err(AuthError::Invalid(InvalidKey::Unknown));

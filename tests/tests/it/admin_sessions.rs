@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikey_core::clock::ManualClock;
 use apikey_core::model::{GroupEdit, KeyChange};
 use apikey_core::{MemoryStore, SharedStore};
 use apikey_tests::{
-    admin, admin_page as service, form_field as field, login_response, page_get as get,
-    page_post as post, spec, store_with_admin_key,
+    admin, admin_page as service, admin_page_on, form_field as field, login_response,
+    page_get as get, page_post as post, spec, store_with_admin_key,
 };
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -31,13 +32,15 @@ async fn logged_in(client: &Client) -> bool {
 async fn a_session_ends_with_the_secret_it_logged_in_with() {
     let (store, m, _, old) = store_with_admin_key().await;
     let (_, new) = m.rotate("root", Duration::from_secs(2)).await.unwrap();
-    let client = service(&store, "").await;
+    // The service's clock is moved past the grace instead of waiting for it.
+    let clock = ManualClock::starting_now();
+    let client = admin_page_on(&store, "", clock.shared()).await;
     assert_eq!(login(&client, old.expose()).await, Status::SeeOther);
     assert!(
         logged_in(&client).await,
         "the old secret works during its grace"
     );
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    clock.advance(Duration::from_secs(4));
     assert!(
         !logged_in(&client).await,
         "the grace is over: the session of the old secret ends with it"
@@ -57,9 +60,11 @@ async fn a_session_ends_with_the_secret_it_logged_in_with() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
     let (store, _, _, root) = store_with_admin_key().await;
-    let client = service(
+    let clock = ManualClock::starting_now();
+    let client = admin_page_on(
         &store,
         "[default.apikey]\nadmin_session_lifetime = \"4s\"\n",
+        clock.shared(),
     )
     .await;
     assert_eq!(login(&client, root.expose()).await, Status::SeeOther);
@@ -86,11 +91,15 @@ async fn logout_ends_a_copied_cookie_and_sessions_have_a_lifetime() {
     // Used every second, a session still ends at its absolute lifetime.
     assert_eq!(login(&client, root.expose()).await, Status::SeeOther);
     for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        clock.advance(Duration::from_secs(1));
         assert!(logged_in(&client).await);
     }
-    // Sessions count in whole seconds: past 4 s by more than one.
-    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    clock.advance(Duration::from_secs(2));
+    assert!(
+        logged_in(&client).await,
+        "4 s old: still inside its lifetime"
+    );
+    clock.advance(Duration::from_secs(1));
     assert!(!logged_in(&client).await, "past admin_session_lifetime");
 }
 

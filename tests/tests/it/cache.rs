@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikey_core::clock::ManualClock;
 use apikey_core::config::Settings;
 use apikey_core::KeyRequest;
 use apikey_core::{AuthError, CreateKey, KeyManager, MemoryStore, Secret, Verifier};
@@ -51,6 +52,25 @@ async fn unknown_keys_cost_one_query_per_negative_ttl() {
         );
     }
     assert_eq!(probe.lookups(), 1);
+}
+
+/// The cache of unknown digests keeps an answer for its time to live (10 s), counted on the
+/// verifier's clock: the store is asked again once it has passed, not before.
+#[tokio::test]
+async fn an_unknown_key_is_asked_again_after_the_negative_ttl() {
+    let probe = Probe::new(Arc::new(MemoryStore::new()));
+    probe.hide_digests.store(true, Ordering::SeqCst);
+    let clock = ManualClock::starting_now();
+    let (v, _) = probe.verifier_on(Settings::default(), clock.shared()).await;
+    let unknown = KeyRequest::new("no-such-key");
+    let ask = || v.verify_request(&unknown);
+    assert_eq!(ask().await, Err(AuthError::INVALID));
+    clock.advance(Duration::from_millis(9_900));
+    assert_eq!(ask().await, Err(AuthError::INVALID));
+    assert_eq!(probe.lookups(), 1, "still inside the negative TTL");
+    clock.advance(Duration::from_millis(200));
+    assert_eq!(ask().await, Err(AuthError::INVALID));
+    assert_eq!(probe.lookups(), 2, "asked again once it passed");
 }
 
 #[tokio::test]
@@ -178,16 +198,26 @@ async fn a_key_created_after_a_miss_works_at_once() {
 
 #[tokio::test]
 async fn expiry_is_rechecked_on_every_hit() {
-    let (v, probe, m) = setup(Settings::default()).await;
+    let probe = Probe::new(Arc::new(MemoryStore::new()));
+    probe.hide_digests.store(true, Ordering::SeqCst);
+    // The verifier's clock, moved past the key's end instead of waiting for it.
+    let clock = ManualClock::starting_now();
+    let (v, m) = probe.verifier_on(Settings::default(), clock.shared()).await;
     let (_, k) = m
         .create(CreateKey {
-            expires_in: Some(Duration::from_secs(2)),
+            expires_in: Some(Duration::from_secs(30)),
             ..spec("short", "u", &[])
         })
         .await
         .unwrap();
     assert!(v.verify_request(&KeyRequest::new(k.expose())).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Well inside the cache's time to live (60 s): every answer below is the cache entry's.
+    clock.advance(Duration::from_secs(29));
+    assert!(
+        v.verify_request(&KeyRequest::new(k.expose())).await.is_ok(),
+        "a second before its end"
+    );
+    clock.advance(Duration::from_secs(5));
     probe.down.store(true, Ordering::SeqCst);
     assert_eq!(
         v.verify_request(&KeyRequest::new(k.expose())).await,

@@ -7,8 +7,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikey_core::clock::ManualClock;
 use apikey_core::store::SqliteStore;
-use apikey_core::{CreateKey, KeyHasher, KeyRecord, Secret, SharedStore};
+use apikey_core::{CreateKey, KeyHasher, KeyRecord, Secret, SharedStore, Verifier};
 use apikey_rocket::ApiKey;
 use apikey_tests::{admin, client, rocket_with, spec};
 use rocket::http::{Header, Status};
@@ -48,7 +49,6 @@ async fn setup(dir: &std::path::Path) -> (SharedStore, Keys) {
     let rotated_out = m.create(mk("rotated", "alice")).await.unwrap().1;
     m.rotate("rotated", Duration::from_secs(1)).await.unwrap();
     let replaced = m.create(mk("From Env", "alice")).await.unwrap().1;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     let keys = Keys {
         good: good.expose().into(),
         revoked: revoked.expose().into(),
@@ -63,9 +63,18 @@ async fn setup(dir: &std::path::Path) -> (SharedStore, Keys) {
 
 const CONFIG: &str = "[default.api_key_from_env]\nkey = \"from_config\"\n";
 
-fn app(store: SharedStore) -> rocket::Rocket<rocket::Build> {
-    rocket_with(CONFIG)
-        .attach(ApiKey::with_store(store))
+/// The service, its verifier's clock three seconds ahead: the one-second expiry and grace
+/// above are over without waiting for them.
+async fn app(store: SharedStore) -> rocket::Rocket<rocket::Build> {
+    let rocket = rocket_with(CONFIG);
+    let config = apikey_rocket::load_config(rocket.figment()).unwrap();
+    let clock = ManualClock::starting_now();
+    clock.advance(Duration::from_secs(3));
+    let verifier = Verifier::with_clock(config, store, clock.shared())
+        .await
+        .unwrap();
+    rocket
+        .attach(ApiKey::with_verifier(Arc::new(verifier)))
         .mount("/", routes![my_service::my_service])
 }
 
@@ -288,7 +297,7 @@ async fn snapshot(store: &SharedStore) -> Vec<KeyRecord> {
 async fn every_hostile_value_gets_the_same_401_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (store, keys) = setup(dir.path()).await;
-    let client = client(app(store.clone())).await;
+    let client = client(app(store.clone()).await).await;
     let before = snapshot(&store).await;
     let (_, invalid_body, _) = send(&client, &header("surely-unknown")).await;
     let (_, missing_body, _) = send(&client, &Sent::Headers(vec![])).await;
@@ -347,6 +356,7 @@ async fn raw_socket_cases() {
         .unwrap()
         .port();
     let rocket = app(store)
+        .await
         .configure(rocket::Config {
             port,
             ..rocket::Config::debug_default()

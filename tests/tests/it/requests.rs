@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apikey_core::{CreateKey, MemoryStore, Secret, SharedStore};
+use apikey_core::clock::ManualClock;
+use apikey_core::{CreateKey, MemoryStore, Secret, Settings, SharedStore};
 use apikey_rocket::{route, ApiKey, Caller};
 use apikey_tests::{admin, api_key, client, get, problem, rocket_with, spec, Probe};
 use rocket::http::{ContentType, Header, Status};
@@ -116,9 +117,17 @@ async fn setup() -> (Client, Keys, Arc<Probe>) {
     let probe = Probe::new(Arc::new(MemoryStore::new()));
     let store: SharedStore = probe.clone();
     let keys = keys(&store).await;
-    // Let the one-second key expire.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    (client(app(store, "")).await, keys, probe)
+    // The one-second key has expired by the verifier's clock, moved instead of waited for.
+    let clock = ManualClock::starting_now();
+    clock.advance(Duration::from_secs(3));
+    let (verifier, _) = probe.verifier_on(Settings::default(), clock.shared()).await;
+    let rocket = rocket_with("")
+        .attach(ApiKey::with_verifier(verifier))
+        .mount(
+            "/",
+            routes![my_service, both, guard_only, whoami, health, billing, echo, item, tea],
+        );
+    (client(rocket).await, keys, probe)
 }
 
 #[tokio::test]

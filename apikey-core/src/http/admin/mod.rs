@@ -456,7 +456,8 @@ impl AdminApp {
             let message = "That key may not administer keys (it is not in the admin group).";
             return cx.login_page(403, Some(message));
         }
-        let id = Session::start(&cx.scope, cx.jar, &identity, &digest);
+        let now = cx.verifier.clock().unix_secs();
+        let id = Session::start(&cx.scope, cx.jar, &identity, &digest, now);
         let noted = as_admin(&self.manager, identity.key_name())
             .note(LOGIN_ACTION, identity.key_name(), &format!("session {id}"))
             .await;

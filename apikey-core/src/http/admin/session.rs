@@ -126,10 +126,6 @@ pub(crate) struct Session {
     data: Data,
 }
 
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// `n` random bytes, hex.
 fn token(n: usize) -> String {
     let mut bytes = vec![0u8; n];
@@ -203,6 +199,7 @@ impl Session {
         jar: &mut dyn AdminCookies,
         identity: &Identity,
         digest: &KeyDigest,
+        now: i64,
     ) -> String {
         let id = token(8);
         let data = Data {
@@ -210,8 +207,8 @@ impl Session {
             digest: hex(digest.as_bytes()),
             id: id.clone(),
             csrf: token(32),
-            started: now(),
-            seen: now(),
+            started: now,
+            seen: now,
         };
         let value = serde_json::to_string(&data).expect("session data serializes");
         jar.set(scope.cookie(SESSION_COOKIE, value));
@@ -236,11 +233,13 @@ impl Session {
         let mut data: Data = jar
             .get(SESSION_COOKIE)
             .and_then(|v| serde_json::from_str(&v).ok())?;
-        if !Session::holds(&data, app, verifier, client).await {
+        // The verifier's clock: sessions end with the secret they logged in with, on one time.
+        let now = verifier.clock().unix_secs();
+        if !Session::holds(&data, app, verifier, client, now).await {
             Session::end(scope, jar);
             return None;
         }
-        data.seen = now();
+        data.seen = now;
         let value = serde_json::to_string(&data).expect("session data serializes");
         jar.set(scope.cookie(SESSION_COOKIE, value));
         Some(Session { data })
@@ -274,8 +273,8 @@ impl Session {
         app: &AdminApp,
         verifier: &Verifier,
         client: Option<IpAddr>,
+        now: i64,
     ) -> bool {
-        let now = now();
         if now - data.seen > IDLE_SECS || now - data.started > app.lifetime_secs {
             return false;
         }

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
 
 use crate::key::{slugify, KeyDigest};
 use crate::limits::KeyMeter;
@@ -114,7 +116,9 @@ struct Shards<V> {
     shards: Vec<RwLock<Map<V>>>,
     per_shard: usize,
     ttl_secs: u32,
-    epoch: Instant,
+    clock: SharedClock,
+    /// The clock's monotonic reading when the cache started.
+    epoch: Duration,
 }
 
 fn shard_of(d: &KeyDigest) -> usize {
@@ -123,18 +127,20 @@ fn shard_of(d: &KeyDigest) -> usize {
 }
 
 impl<V: Clone> Shards<V> {
-    fn new(capacity: usize, ttl: Duration) -> Self {
+    fn new(capacity: usize, ttl: Duration, clock: SharedClock) -> Self {
         Shards {
             shards: (0..SHARDS).map(|_| RwLock::new(Map::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             // Whole seconds, at least one: the cache works at a one-second granularity.
             ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
-            epoch: Instant::now(),
+            epoch: clock.monotonic(),
+            clock,
         }
     }
 
     fn now_secs(&self) -> u32 {
-        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+        let elapsed = self.clock.monotonic().saturating_sub(self.epoch);
+        u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX)
     }
 
     fn fresh(&self, slot: &Slot<V>, now: u32) -> bool {
@@ -235,12 +241,12 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    /// Caches with these TTLs; a zero TTL disables that cache.
-    pub fn new(ttl: Duration, negative_ttl: Duration) -> Self {
+    /// Caches with these TTLs, counted on `clock`; a zero TTL disables that cache.
+    pub fn new(ttl: Duration, negative_ttl: Duration, clock: &SharedClock) -> Self {
         Caches {
-            positive: (!ttl.is_zero()).then(|| Shards::new(POSITIVE_CAPACITY, ttl)),
+            positive: (!ttl.is_zero()).then(|| Shards::new(POSITIVE_CAPACITY, ttl, clock.clone())),
             negative: (!negative_ttl.is_zero())
-                .then(|| Shards::new(NEGATIVE_CAPACITY, negative_ttl)),
+                .then(|| Shards::new(NEGATIVE_CAPACITY, negative_ttl, clock.clone())),
             generation: AtomicU64::new(0),
         }
     }

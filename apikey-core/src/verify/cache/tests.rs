@@ -1,6 +1,11 @@
 //! The caches alone: generations, capacity, expiry, changes racing inserts.
 use super::*;
+use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::key::KeyHasher;
+
+fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
 
 /// A test hook run inside `insert_if`, right after the generation check, with the shard
 /// lock held: where a change racing the insert must not slip in.
@@ -28,7 +33,7 @@ fn valid(name: &str) -> Valid {
 
 #[test]
 fn an_insert_from_before_a_change_is_refused() {
-    let c = Caches::new(Duration::from_secs(60), Duration::from_secs(60));
+    let c = Caches::new(Duration::from_secs(60), Duration::from_secs(60), &system());
     let g = c.generation();
     c.apply(&Change::Key("k".into()));
     c.remember(d(1), valid("k"), g, 0);
@@ -49,6 +54,7 @@ fn a_change_racing_an_insert_always_wins() {
         let c = Arc::new(Caches::new(
             Duration::from_secs(60),
             Duration::from_secs(60),
+            &system(),
         ));
         let g = c.generation();
         let (done_tx, done_rx) = mpsc::channel();
@@ -86,16 +92,19 @@ fn d(i: u32) -> KeyDigest {
 
 #[test]
 fn entries_expire_after_their_ttl() {
-    let s: Shards<u32> = Shards::new(10, Duration::from_secs(1));
+    let clock = ManualClock::starting_now();
+    let s: Shards<u32> = Shards::new(10, Duration::from_secs(2), clock.shared());
     s.insert(d(1), 1, 0);
     assert_eq!(s.get(&d(1)), Some(1));
-    std::thread::sleep(Duration::from_millis(2050));
+    clock.advance(Duration::from_millis(1_999));
+    assert_eq!(s.get(&d(1)), Some(1), "kept for its whole time to live");
+    clock.advance(Duration::from_millis(1));
     assert_eq!(s.get(&d(1)), None);
 }
 
 #[test]
 fn uses_are_noted_once_a_minute() {
-    let s: Shards<u32> = Shards::new(10, Duration::from_secs(60));
+    let s: Shards<u32> = Shards::new(10, Duration::from_secs(60), system());
     s.insert(d(1), 1, 7);
     assert_eq!(
         s.get_noting(&d(1), 7),
@@ -108,7 +117,7 @@ fn uses_are_noted_once_a_minute() {
 
 #[test]
 fn capacity_is_bounded() {
-    let s: Shards<u32> = Shards::new(SHARDS * 2, Duration::from_secs(60));
+    let s: Shards<u32> = Shards::new(SHARDS * 2, Duration::from_secs(60), system());
     for i in 0..10_000 {
         s.insert(d(i), i, 0);
     }
