@@ -157,7 +157,7 @@ pub struct Verifier {
     hasher: KeyHasher,
     /// The digests of keys presented lately, by a keyed tag of the key.
     memo: memo::DigestMemo,
-    /// Where the time is read (key expiry, grace, the caches' time to live).
+    /// Where the time is read (key expiry, grace, the caches' time to live, admin sessions).
     clock: SharedClock,
     sections: Sections,
     caches: Arc<Caches>,
@@ -196,8 +196,8 @@ impl Verifier {
         Self::with_clock(config, store, Arc::new(SystemClock)).await
     }
 
-    /// [`new`](Self::new), reading the time from `clock`: key expiry, rotation grace and the
-    /// caches' time to live follow it (a [`ManualClock`](crate::clock::ManualClock) in tests,
+    /// [`new`](Self::new), reading the time from `clock`: key expiry, rotation grace, the
+    /// caches' time to live and the admin page's sessions follow it (a [`ManualClock`](crate::clock::ManualClock) in tests,
     /// moved by hand instead of waiting). Rate limits, quotas and usage days keep the system's
     /// clock.
     pub async fn with_clock(
@@ -482,8 +482,9 @@ impl Verifier {
     }
 
     /// The format check, then the digest: malformed values never reach a cache or the store.
-    /// A key presented lately skips both (its digest is in the memo); for one that is not, the
-    /// tag to remember its digest by comes along ([`remember`](Self::remember)).
+    /// A generated key's checksum comes first, before any hash; a key presented lately then
+    /// skips the rest of the check and the digest (its digest is in the memo); for one that is
+    /// not, the tag to remember its digest by comes along ([`remember`](Self::remember)).
     fn checked_digest(&self, key: &str) -> Result<(KeyDigest, Option<u128>), AuthError> {
         // A generated key's checksum refuses a mistyped or made-up one before any hash.
         if self.format.checksum_fails(key) {
