@@ -20,6 +20,15 @@ async fn setup(settings: Settings) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
     (verifier, probe, manager)
 }
 
+/// [`setup`] with default settings, the verifier reading a manual clock the test moves.
+async fn setup_clocked() -> (Arc<Verifier>, Arc<Probe>, KeyManager, ManualClock) {
+    let probe = Probe::new(Arc::new(MemoryStore::new()));
+    probe.hide_digests.store(true, Ordering::SeqCst);
+    let clock = ManualClock::starting_now();
+    let (verifier, manager) = probe.verifier_on(Settings::default(), clock.shared()).await;
+    (verifier, probe, manager, clock)
+}
+
 async fn key(manager: &KeyManager, name: &str, user: &str) -> Secret {
     manager.create(spec(name, user, &[])).await.unwrap().1
 }
@@ -58,10 +67,7 @@ async fn unknown_keys_cost_one_query_per_negative_ttl() {
 /// verifier's clock: the store is asked again once it has passed, not before.
 #[tokio::test]
 async fn an_unknown_key_is_asked_again_after_the_negative_ttl() {
-    let probe = Probe::new(Arc::new(MemoryStore::new()));
-    probe.hide_digests.store(true, Ordering::SeqCst);
-    let clock = ManualClock::starting_now();
-    let (v, _) = probe.verifier_on(Settings::default(), clock.shared()).await;
+    let (v, probe, _, clock) = setup_clocked().await;
     let unknown = KeyRequest::new("no-such-key");
     let ask = || v.verify_request(&unknown);
     assert_eq!(ask().await, Err(AuthError::INVALID));
@@ -198,11 +204,8 @@ async fn a_key_created_after_a_miss_works_at_once() {
 
 #[tokio::test]
 async fn expiry_is_rechecked_on_every_hit() {
-    let probe = Probe::new(Arc::new(MemoryStore::new()));
-    probe.hide_digests.store(true, Ordering::SeqCst);
     // The verifier's clock, moved past the key's end instead of waiting for it.
-    let clock = ManualClock::starting_now();
-    let (v, m) = probe.verifier_on(Settings::default(), clock.shared()).await;
+    let (v, probe, m, clock) = setup_clocked().await;
     let (_, k) = m
         .create(CreateKey {
             expires_in: Some(Duration::from_secs(30)),

@@ -1,3 +1,7 @@
+//! `auth = <a request guard type>` compiles, by a path relative to the module or to the crate
+//! (a compile-pass case, run as an ordinary test so that the trybuild suite needs only
+//! `cargo check`).
+
 use apikey_rocket::route;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::routes;
@@ -24,6 +28,7 @@ fn jwt_post() -> &'static str {
     "ok"
 }
 
-fn main() {
+#[test]
+fn the_routes_mount() {
     let _ = routes![jwt, jwt_post];
 }

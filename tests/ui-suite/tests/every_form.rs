@@ -1,3 +1,6 @@
+//! Every form `#[route]` takes compiles, and the routes mount (a compile-pass case, run as an
+//! ordinary test so that the trybuild suite needs only `cargo check`).
+
 use apikey_rocket::{route, Caller};
 use rocket::{routes, uri};
 
@@ -45,7 +48,8 @@ fn orders(caller: &Caller) -> Option<String> {
 #[route("/reports", auth = "public", groups = ["finance"], scopes = ["reports.v2:read-all"])]
 fn reports() {}
 
-fn main() {
+#[test]
+fn the_routes_mount() {
     let _ = routes![
         required,
         default_auth,
