@@ -14,16 +14,14 @@ pub(crate) struct Facts<'a, 'r>(pub(crate) &'a Request<'r>);
 
 impl RequestFacts for Facts<'_, '_> {
     fn header(&self, header: Header<'_>) -> impl Iterator<Item = Option<&str>> {
-        // A walk over the request's few headers, names compared by length first, costs less
-        // than `HeaderMap::get`, which hashes the name case-folded with SipHash. The values
-        // come in the same order (a name's values are kept together, in the order sent).
+        // A walk over the request's few headers, names compared without case (`UncasedStr`),
+        // costs less than `HeaderMap::get`, which hashes the name case-folded with SipHash.
+        // The values come in the same order (a name's values are kept together, as sent).
         let name = header.name();
         self.0
             .headers()
             .iter()
-            .filter(move |h| {
-                h.name().len() == name.len() && h.name().as_str().eq_ignore_ascii_case(name)
-            })
+            .filter(move |h| h.name() == name)
             // `iter` lends each value from the map (a borrowed `Cow`); an owned one cannot
             // come from it, and would be refused as unreadable rather than let through.
             .map(|h| match h.value {

@@ -185,10 +185,14 @@ impl MissBudget {
         MissBudget(AtomicU64::new(0), per_second)
     }
 
+    /// Whether the packed value `seen` says the budget of `second` (already shifted) is used up.
+    fn used_up(&self, seen: u64, second: u64) -> bool {
+        seen & !0xFFFF_FFFF == second && seen & 0xFFFF_FFFF >= u64::from(self.1)
+    }
+
     /// Whether the budget of second `now` is used up (nothing taken).
     fn spent(&self, now: i64) -> bool {
-        let seen = self.0.load(Ordering::Relaxed);
-        seen & !0xFFFF_FFFF == (now as u64) << 32 && seen & 0xFFFF_FFFF >= u64::from(self.1)
+        self.used_up(self.0.load(Ordering::Relaxed), (now as u64) << 32)
     }
 
     /// Takes one query from the budget of second `now`, if one is left.
@@ -196,10 +200,10 @@ impl MissBudget {
         let second = (now as u64) << 32;
         let mut seen = self.0.load(Ordering::Relaxed);
         loop {
+            if self.used_up(seen, second) {
+                return false;
+            }
             let next = if seen & !0xFFFF_FFFF == second {
-                if seen & 0xFFFF_FFFF >= u64::from(self.1) {
-                    return false;
-                }
                 seen + 1
             } else {
                 second | 1

@@ -197,9 +197,9 @@ impl Verifier {
     }
 
     /// [`new`](Self::new), reading the time from `clock`: key expiry, rotation grace, the
-    /// caches' time to live and the admin page's sessions follow it (a [`ManualClock`](crate::clock::ManualClock) in tests,
-    /// moved by hand instead of waiting). Rate limits, quotas and usage days keep the system's
-    /// clock.
+    /// caches' time to live and the admin page's sessions follow it (a
+    /// [`ManualClock`](crate::clock::ManualClock) in tests, moved by hand instead of waiting).
+    /// Rate limits, quotas and usage days keep the system's clock.
     pub async fn with_clock(
         config: ApiKeyConfig,
         store: SharedLookup,
@@ -495,7 +495,8 @@ impl Verifier {
         if let Some(digest) = self.memo.get(tag) {
             return Ok((digest, None));
         }
-        match self.format.check(key) {
+        // The checksum was checked above: the rest of the format is.
+        match self.format.check_form(key) {
             Ok(_) => Ok((self.hasher.digest(key), Some(tag))),
             Err(why) => {
                 crate::obs::info!("API key refused before lookup: {why}");

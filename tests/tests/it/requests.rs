@@ -107,7 +107,12 @@ async fn keys(store: &SharedStore) -> Keys {
 }
 
 fn app(store: SharedStore, toml: &str) -> rocket::Rocket<rocket::Build> {
-    rocket_with(toml).attach(ApiKey::with_store(store)).mount(
+    app_with(ApiKey::with_store(store), toml)
+}
+
+/// The test service, its keys checked by `apikey`.
+fn app_with(apikey: ApiKey, toml: &str) -> rocket::Rocket<rocket::Build> {
+    rocket_with(toml).attach(apikey).mount(
         "/",
         routes![my_service, both, guard_only, whoami, health, billing, echo, item, tea],
     )
@@ -121,12 +126,7 @@ async fn setup() -> (Client, Keys, Arc<Probe>) {
     let clock = ManualClock::starting_now();
     clock.advance(Duration::from_secs(3));
     let (verifier, _) = probe.verifier_on(Settings::default(), clock.shared()).await;
-    let rocket = rocket_with("")
-        .attach(ApiKey::with_verifier(verifier))
-        .mount(
-            "/",
-            routes![my_service, both, guard_only, whoami, health, billing, echo, item, tea],
-        );
+    let rocket = app_with(ApiKey::with_verifier(verifier), "");
     (client(rocket).await, keys, probe)
 }
 
