@@ -102,8 +102,9 @@ def main():
         def send(path, hdr, n):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             for i in range(n):
-                c.request("GET", path, headers=hdr(i)); r = c.getresponse(); r.read()
+                c.request("GET", path, headers=hdr(i)); r = c.getresponse(); body = r.read()
             c.close()
+            return r.status, body
 
         def ctl(*a):
             subprocess.run(["callgrind_control", *a, str(p.pid)], capture_output=True)
@@ -126,8 +127,20 @@ def main():
                     return int(line.split()[1])
             return 0
 
-        for _, path, hdr in cases:
-            send(path, hdr, 50)
+        # Every case answers what its baseline answers, byte for byte: a count is only worth
+        # comparing when the answers are the same (a valid key refused would look cheap).
+        answers = {name: send(path, hdr, 50) for name, path, hdr in cases}
+        same_as = {"valid": "noauth", "open": "noauth", "bound": "noauth", "limited": "noauth",
+                   "peer_valid": "noauth", "malformed": "noauth_401", "unknown": "noauth_401",
+                   "spray": "noauth_401", "peer_malformed": "noauth_401",
+                   "peer_unknown": "noauth_401", "peer_spray": "noauth_401"}
+        for name, base in same_as.items():
+            if name in answers and answers[name] != answers[base]:
+                print(f"{name} answered {answers[name]!r}, not {base}'s {answers[base]!r}")
+                sys.exit(2)
+        if answers["noauth"][0] != 200 or answers["noauth_401"][0] != 401:
+            print(f"the baselines answered {answers['noauth'][0]} and {answers['noauth_401'][0]}")
+            sys.exit(2)
         per = {c[0]: [] for c in cases}
         current = [""]
         for _ in range(ROUNDS):

@@ -13,13 +13,25 @@ use apikey_rocket::route;
 use apikey_rocket::{ApiKeyState, Prepared};
 use rocket::http::Status;
 use rocket::request::{self, FromRequest};
-use rocket::serde::json::{json, Value};
+use rocket::serde::json::Json;
 use rocket::State;
 use rocket::{routes, Request};
 
+/// What `/my_service` answers for the demo key, as the handler builds it: a struct, its fields
+/// in the handler's order (the same bytes, serialized the same way).
+#[derive(rocket::serde::Serialize)]
+#[serde(crate = "rocket::serde")]
+struct Hello {
+    user: &'static str,
+    key: &'static str,
+}
+
 #[route("/noauth", auth = "none")]
-fn noauth() -> Value {
-    json!({"user": "demo", "key": "demo"})
+fn noauth() -> Json<Hello> {
+    Json(Hello {
+        user: "demo",
+        key: "demo",
+    })
 }
 
 #[route("/noauth_401", auth = "none")]
