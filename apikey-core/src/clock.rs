@@ -15,14 +15,50 @@ pub trait Clock: Send + Sync + fmt::Debug {
 
     /// Time elapsed since a fixed start (never goes back): what time-to-live checks count.
     fn monotonic(&self) -> Duration;
+
+    /// Both readings at one instant: what a verification reads, once per request. By default
+    /// each is asked; [`SystemClock`] reads the system's clock once.
+    fn now(&self) -> Reading {
+        Reading {
+            unix_secs: self.unix_secs(),
+            monotonic: self.monotonic(),
+        }
+    }
+}
+
+/// A clock's two readings at one instant ([`Clock::now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// Seconds since the Unix epoch.
+    pub unix_secs: i64,
+    /// Time elapsed since the clock's fixed start.
+    pub monotonic: Duration,
 }
 
 /// A shared clock, as the verifier holds it.
 pub type SharedClock = Arc<dyn Clock>;
 
 /// The system's clocks: `SystemTime` for the time of day, `Instant` for durations.
+///
+/// [`now`](Clock::now) reads `Instant` only, and the time of day as the monotonic count plus
+/// their difference, which is read again from `SystemTime` whenever the monotonic count enters
+/// a new second: a request reads the system's clock once, and a time of day set by hand is seen
+/// within a second.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
+
+/// The time of day minus the monotonic count, in nanoseconds, as last read.
+static DAY_OFFSET_NANOS: AtomicI64 = AtomicI64::new(0);
+/// The monotonic second in which [`DAY_OFFSET_NANOS`] was read (`u64::MAX`: never).
+static DAY_OFFSET_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Nanoseconds since the Unix epoch (an `i64` holds them until the year 2262).
+fn unix_nanos() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
 
 impl Clock for SystemClock {
     fn unix_secs(&self) -> i64 {
@@ -34,6 +70,25 @@ impl Clock for SystemClock {
     fn monotonic(&self) -> Duration {
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed()
+    }
+
+    fn now(&self) -> Reading {
+        let monotonic = self.monotonic();
+        let second = monotonic.as_secs();
+        // Nanoseconds since the start: an `i64` holds 292 years of them.
+        let mono_nanos = i64::try_from(monotonic.as_nanos()).unwrap_or(i64::MAX);
+        let offset = if DAY_OFFSET_SECOND.load(Ordering::Acquire) == second {
+            DAY_OFFSET_NANOS.load(Ordering::Relaxed)
+        } else {
+            let offset = unix_nanos().saturating_sub(mono_nanos);
+            DAY_OFFSET_NANOS.store(offset, Ordering::Relaxed);
+            DAY_OFFSET_SECOND.store(second, Ordering::Release);
+            offset
+        };
+        Reading {
+            unix_secs: mono_nanos.saturating_add(offset).div_euclid(1_000_000_000),
+            monotonic,
+        }
     }
 }
 
@@ -120,6 +175,31 @@ mod tests {
         let other = clock.clone();
         other.advance(Duration::from_secs(10));
         assert_eq!(clock.unix_secs(), 1_013, "clones share one time");
+    }
+
+    #[test]
+    fn one_reading_agrees_with_the_two() {
+        for _ in 0..3 {
+            let before = SystemClock.unix_secs();
+            let reading = SystemClock.now();
+            let after = SystemClock.unix_secs();
+            // Within a second: the two system clocks may run at slightly different rates.
+            assert!(
+                (before - 1..=after + 1).contains(&reading.unix_secs),
+                "{before} <= {} <= {after}",
+                reading.unix_secs
+            );
+            assert!(reading.monotonic <= SystemClock.monotonic());
+        }
+        let clock = ManualClock::at(5_000);
+        clock.advance(Duration::from_secs(3));
+        assert_eq!(
+            clock.now(),
+            Reading {
+                unix_secs: 5_003,
+                monotonic: Duration::from_secs(3)
+            }
+        );
     }
 
     #[test]

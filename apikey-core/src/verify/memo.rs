@@ -4,7 +4,7 @@
 //! happens to the key — revocation, expiry and the rest are decided after it, on the digest,
 //! as ever.
 //!
-//! A slot holds a key's 128-bit SipHash-2-4 tag, under a random key drawn at start, and the
+//! A slot holds a key's 128-bit SipHash-1-3 tag, under a random key drawn at start, and the
 //! digest; the key itself is never kept. Without the random key nobody can make two keys share
 //! a tag (a PRF's output, 128 bits). The memo is a fixed array, one slot per tag's low bits:
 //! a new key simply takes its slot, so a spray costs its memory nothing.
@@ -12,7 +12,7 @@
 use std::hash::Hasher;
 use std::sync::Mutex;
 
-use siphasher::sip128::{Hasher128, SipHasher24};
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::key::KeyDigest;
 
@@ -40,7 +40,7 @@ impl DigestMemo {
 
     /// The tag of a presented key.
     pub(crate) fn tag(&self, key: &str) -> u128 {
-        let mut h = SipHasher24::new_with_key(&self.key);
+        let mut h = SipHasher13::new_with_key(&self.key);
         h.write(key.as_bytes());
         h.finish128().as_u128()
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::clock::{Clock, Reading, SharedClock, SystemClock};
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher, Malformed};
 use crate::limits::{Budget, Limits, LimitsStats, Outcome};
@@ -420,13 +420,15 @@ impl Verifier {
             Ok(found) => found,
             Err(e) => return Checked::Done(self.metered(Err(e))),
         };
-        let now = self.clock.unix_secs();
+        // The clock, read once for the request.
+        let at = self.clock.now();
+        let now = at.unix_secs;
         let minute = (now / 60) as u32;
         // While the feed is not live, the store answers (see `decide_digest`).
         if !self.store.changes().is_live() {
             return Checked::Later(Later(At::Digest(digest)));
         }
-        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute, at.monotonic) {
             self.remember(fresh, digest);
             let client = || self.client_of(req);
             return match self.accept_now(&digest, &valid, now, Some(first_this_minute), &client) {
@@ -441,19 +443,20 @@ impl Verifier {
         }
         // Misses answered from memory, as `look_up` answers them; the rest waits.
         if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-            if self.caches.is_known_unknown(&digest) {
+            // With the miss budget used up (a spray), the filter's word is final at once,
+            // unless the store polls for changes and could be asked to check now (SQLite). A
+            // key of a spray is not remembered: it takes no slot from the keys in use.
+            if self.filter.miss_budget_spent(now) && !self.store.changes().polls() {
+                return Checked::Done(self.metered(Err(self.refused_by_filter())));
+            }
+            if self.caches.is_known_unknown(&digest, at.monotonic) {
                 // Seen before and unknown: a wrong key sent again is worth remembering.
                 self.remember(fresh, digest);
                 return Checked::Done(self.metered(Err(self.refused_by_filter())));
             }
-            // With the miss budget used up (a spray), the filter's word is final at once,
-            // unless the store polls for changes and could be asked to check now (SQLite).
-            if self.filter.miss_budget_spent(now) && !self.store.changes().polls() {
-                return Checked::Done(self.metered(Err(self.refused_by_filter())));
-            }
         } else {
             self.remember(fresh, digest);
-            if self.caches.is_known_unknown(&digest) {
+            if self.caches.is_known_unknown(&digest, at.monotonic) {
                 return Checked::Done(self.metered(Err(AuthError::Invalid(InvalidKey::Unknown))));
             }
         }
@@ -528,14 +531,17 @@ impl Verifier {
             Credential::Key(key) => &self.checked_digest(key.trim_matches([' ', '\t']))?.0,
             Credential::Digest(digest) => digest,
         };
-        let now = self.clock.unix_secs();
+        let at = self.clock.now();
+        let now = at.unix_secs;
         // A minute no request is in: a cache hit here never takes a request's note of use.
         let live = self.store.changes().is_live();
-        let cached = live.then(|| self.caches.get(digest, u32::MAX)).flatten();
+        let cached = live
+            .then(|| self.caches.get(digest, u32::MAX, at.monotonic))
+            .flatten();
         let valid = match cached {
             Some((valid, _)) => valid,
             None => {
-                let found = self.look_up(digest, now, u32::MAX, live).await;
+                let found = self.look_up(digest, at, u32::MAX, live).await;
                 found?.0
             }
         };
@@ -555,19 +561,21 @@ impl Verifier {
         digest: KeyDigest,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
-        let now = self.clock.unix_secs();
+        let at = self.clock.now();
+        let now = at.unix_secs;
         let minute = (now / 60) as u32;
         // While the feed may be missing changes made elsewhere, nothing derived from it (the
         // caches, the filter) is trusted: the store answers, or the request gets 503.
         let live = self.store.changes().is_live();
         if live {
-            if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute) {
+            if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute, at.monotonic)
+            {
                 return self
                     .accept(&digest, &valid, now, Some(first_this_minute), client)
                     .await;
             }
         }
-        let (valid, first_this_minute) = self.look_up(&digest, now, minute, live).await?;
+        let (valid, first_this_minute) = self.look_up(&digest, at, minute, live).await?;
         self.accept(&digest, &valid, now, first_this_minute, client)
             .await
     }
@@ -578,21 +586,22 @@ impl Verifier {
     async fn look_up(
         &self,
         digest: &KeyDigest,
-        now: i64,
+        at: Reading,
         minute: u32,
         live: bool,
     ) -> Result<(Valid, Option<bool>), AuthError> {
         let digest = *digest;
+        let now = at.unix_secs;
         if live {
             // A digest the store never held (a spray of random keys) costs no store query,
             // beyond a small budget for keys created elsewhere a moment ago.
             if self.filter.excludes(&digest) && !self.sections.holds(&digest) {
-                if self.caches.is_known_unknown(&digest)
+                if self.caches.is_known_unknown(&digest, at.monotonic)
                     || (!self.filter.may_ask_anyway(now) && !self.changed_elsewhere(&digest).await)
                 {
                     return Err(self.refused_by_filter());
                 }
-            } else if self.caches.is_known_unknown(&digest) {
+            } else if self.caches.is_known_unknown(&digest, at.monotonic) {
                 return Err(AuthError::Invalid(InvalidKey::Unknown));
             }
         } else if !self.sections.holds(&digest) && self.filter.refuses_while_not_live(&digest, now)

@@ -138,9 +138,13 @@ impl<V: Clone> Shards<V> {
         }
     }
 
+    /// The cache's second at the clock's monotonic reading `at`.
+    fn secs(&self, at: Duration) -> u32 {
+        u32::try_from(at.saturating_sub(self.epoch).as_secs()).unwrap_or(u32::MAX)
+    }
+
     fn now_secs(&self) -> u32 {
-        let elapsed = self.clock.monotonic().saturating_sub(self.epoch);
-        u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX)
+        self.secs(self.clock.monotonic())
     }
 
     fn fresh(&self, slot: &Slot<V>, now: u32) -> bool {
@@ -157,14 +161,14 @@ impl<V: Clone> Shards<V> {
         self.shards[i].write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, d: &KeyDigest) -> Option<V> {
-        self.get_noting(d, 0).map(|(v, _)| v)
+    fn get(&self, d: &KeyDigest, at: Duration) -> Option<V> {
+        self.get_noting(d, 0, at).map(|(v, _)| v)
     }
 
     /// The value, and whether this is its first use in `minute` (noted atomically, under the
-    /// read lock).
-    fn get_noting(&self, d: &KeyDigest, minute: u32) -> Option<(V, bool)> {
-        let now = self.now_secs();
+    /// read lock), at the clock's monotonic reading `at`.
+    fn get_noting(&self, d: &KeyDigest, minute: u32, at: Duration) -> Option<(V, bool)> {
+        let now = self.secs(at);
         let shard = self.read(shard_of(d));
         let slot = shard.get(d)?;
         if !self.fresh(slot, now) {
@@ -256,9 +260,10 @@ impl Caches {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A cached valid key, and whether this is its first use in `minute`.
-    pub fn get(&self, digest: &KeyDigest, minute: u32) -> Option<(Valid, bool)> {
-        self.positive.as_ref()?.get_noting(digest, minute)
+    /// A cached valid key, and whether this is its first use in `minute`, at the clock's
+    /// monotonic reading `at` (read once per request: [`Clock::now`](crate::clock::Clock::now)).
+    pub fn get(&self, digest: &KeyDigest, minute: u32, at: Duration) -> Option<(Valid, bool)> {
+        self.positive.as_ref()?.get_noting(digest, minute, at)
     }
 
     /// Whether valid keys are cached at all.
@@ -266,10 +271,10 @@ impl Caches {
         self.positive.is_some()
     }
 
-    pub fn is_known_unknown(&self, digest: &KeyDigest) -> bool {
+    pub fn is_known_unknown(&self, digest: &KeyDigest, at: Duration) -> bool {
         self.negative
             .as_ref()
-            .is_some_and(|n| n.get(digest).is_some())
+            .is_some_and(|n| n.get(digest, at).is_some())
     }
 
     /// Caches a valid key (its use noted in `minute`), unless something changed since

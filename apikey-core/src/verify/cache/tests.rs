@@ -1,10 +1,15 @@
 //! The caches alone: generations, capacity, expiry, changes racing inserts.
 use super::*;
-use crate::clock::{ManualClock, SharedClock, SystemClock};
+use crate::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use crate::key::KeyHasher;
 
 fn system() -> SharedClock {
     Arc::new(SystemClock)
+}
+
+/// The system clock's monotonic reading now.
+fn now() -> Duration {
+    SystemClock.monotonic()
 }
 
 /// A test hook run inside `insert_if`, right after the generation check, with the shard
@@ -38,8 +43,8 @@ fn an_insert_from_before_a_change_is_refused() {
     c.apply(&Change::Key("k".into()));
     c.remember(d(1), valid("k"), g, 0);
     c.remember_unknown(d(2), g);
-    assert!(c.get(&d(1), 0).is_none());
-    assert!(!c.is_known_unknown(&d(2)));
+    assert!(c.get(&d(1), 0, now()).is_none());
+    assert!(!c.is_known_unknown(&d(2), now()));
 }
 
 /// The change lands between the generation check and the insert (the window the old
@@ -81,8 +86,8 @@ fn a_change_racing_an_insert_always_wins() {
         }
         let handle = change_thread.lock().unwrap().take().expect("the hook ran");
         handle.join().unwrap();
-        assert!(c.get(&d(1), 0).is_none(), "stale valid entry");
-        assert!(!c.is_known_unknown(&d(1)), "stale unknown entry");
+        assert!(c.get(&d(1), 0, now()).is_none(), "stale valid entry");
+        assert!(!c.is_known_unknown(&d(1), now()), "stale unknown entry");
     }
 }
 
@@ -95,11 +100,15 @@ fn entries_expire_after_their_ttl() {
     let clock = ManualClock::starting_now();
     let s: Shards<u32> = Shards::new(10, Duration::from_secs(2), clock.shared());
     s.insert(d(1), 1, 0);
-    assert_eq!(s.get(&d(1)), Some(1));
+    assert_eq!(s.get(&d(1), clock.monotonic()), Some(1));
     clock.advance(Duration::from_millis(1_999));
-    assert_eq!(s.get(&d(1)), Some(1), "kept for its whole time to live");
+    assert_eq!(
+        s.get(&d(1), clock.monotonic()),
+        Some(1),
+        "kept for its whole time to live"
+    );
     clock.advance(Duration::from_millis(1));
-    assert_eq!(s.get(&d(1)), None);
+    assert_eq!(s.get(&d(1), clock.monotonic()), None);
 }
 
 #[test]
@@ -107,12 +116,12 @@ fn uses_are_noted_once_a_minute() {
     let s: Shards<u32> = Shards::new(10, Duration::from_secs(60), system());
     s.insert(d(1), 1, 7);
     assert_eq!(
-        s.get_noting(&d(1), 7),
+        s.get_noting(&d(1), 7, now()),
         Some((1, false)),
         "noted when inserted"
     );
-    assert_eq!(s.get_noting(&d(1), 8), Some((1, true)));
-    assert_eq!(s.get_noting(&d(1), 8), Some((1, false)));
+    assert_eq!(s.get_noting(&d(1), 8, now()), Some((1, true)));
+    assert_eq!(s.get_noting(&d(1), 8, now()), Some((1, false)));
 }
 
 #[test]
@@ -122,5 +131,9 @@ fn capacity_is_bounded() {
         s.insert(d(i), i, 0);
     }
     assert!(s.len() <= SHARDS * 2, "{}", s.len());
-    assert_eq!(s.get(&d(9_999)), Some(9_999), "the newest entry is kept");
+    assert_eq!(
+        s.get(&d(9_999), now()),
+        Some(9_999),
+        "the newest entry is kept"
+    );
 }
