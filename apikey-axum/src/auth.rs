@@ -288,13 +288,12 @@ struct On {
 
 impl On {
     fn into_request<B>(self, req: &mut Request<B>) -> After {
-        let shared = matches!(self.slot, InRequest::Shared(_)).then(|| self.slot.clone());
+        let shared = match &self.slot {
+            InRequest::Shared(slot) => Some(slot.clone()),
+            InRequest::Settled { .. } => None,
+        };
         req.extensions_mut().insert(self.slot);
-        After {
-            shared,
-            announced: self.announced,
-            preflight: self.preflight,
-        }
+        After::new(shared, self.announced, self.preflight)
     }
 }
 
@@ -375,5 +374,22 @@ where
             after.apply(&mut res);
             Ok(res)
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// What a handler's future holds of apikey: the extractor's, which must not carry the
+    /// verification's whole future (boxed when it has to wait), nor the route's future a
+    /// rare announcement or preflight.
+    #[test]
+    fn futures_stay_small() {
+        let (headers, extensions) = (http::HeaderMap::new(), http::Extensions::new());
+        let extractor = crate::verify::verified(&headers, &extensions);
+        assert!(
+            std::mem::size_of_val(&extractor) <= 64,
+            "{}",
+            std::mem::size_of_val(&extractor)
+        );
+        assert!(std::mem::size_of::<crate::layer::After>() <= 16);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use apikey_core::http::{http_date, preflight_allow_headers, ratelimit_fields};
@@ -17,7 +18,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::state::ApiKeyState;
-use crate::verify::{Announced, InRequest};
+use crate::verify::{Announced, InRequest, Slot};
 
 const SUNSET_HEADER: HeaderName = HeaderName::from_static("sunset");
 const POLICY_HEADER: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -73,16 +74,12 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Only a preflight's answer needs the state after the call.
         let preflight = preflight(&req).map(|p| (p, self.state.clone()));
-        let slot = InRequest::new(self.state.clone());
-        req.extensions_mut().insert(slot.clone());
+        let slot = Arc::new(Slot::new(self.state.clone()));
+        req.extensions_mut().insert(InRequest::Shared(slot.clone()));
         // The service that was driven to readiness serves this request (tower's rule).
         ApiKeyFuture {
             inner: self.inner.call(req),
-            after: Some(After {
-                shared: Some(slot),
-                announced: None,
-                preflight,
-            }),
+            after: Some(After::new(Some(slot), None, preflight)),
         }
     }
 }
@@ -116,24 +113,44 @@ where
 /// What apikey adds to a response once the route made it: what the request's key announces
 /// (`Sunset`, the `RateLimit` fields; known already, or read from the slot the handler may have
 /// verified through), and a preflight's allowed headers. The layer's future and a route carrying
-/// the state both apply it.
+/// the state both apply it. Two words: what is rare (an announcement, a preflight) is boxed, so
+/// the future of the common request (a valid key with nothing to announce) stays small.
 pub(crate) struct After {
     /// The slot shared with the handler, which may verify the key itself.
-    pub(crate) shared: Option<InRequest>,
+    shared: Option<Arc<Slot>>,
+    rare: Option<Box<Rare>>,
+}
+
+struct Rare {
     /// What the key announces, when the route verified it.
-    pub(crate) announced: Option<Announced>,
-    pub(crate) preflight: Option<(Preflight, ApiKeyState)>,
+    announced: Option<Announced>,
+    preflight: Option<(Preflight, ApiKeyState)>,
 }
 
 impl After {
+    pub(crate) fn new(
+        shared: Option<Arc<Slot>>,
+        announced: Option<Announced>,
+        preflight: Option<(Preflight, ApiKeyState)>,
+    ) -> Self {
+        let rare = (announced.is_some() || preflight.is_some()).then(|| {
+            Box::new(Rare {
+                announced,
+                preflight,
+            })
+        });
+        After { shared, rare }
+    }
+
     pub(crate) fn apply(self, res: &mut Response) {
-        if let Some(announced) = self
-            .announced
-            .or_else(|| self.shared.and_then(|s| s.announced()))
-        {
+        let (announced, preflight) = match self.rare {
+            Some(rare) => (rare.announced, rare.preflight),
+            None => (None, None),
+        };
+        if let Some(announced) = announced.or_else(|| self.shared.and_then(|s| s.announced())) {
             announce(announced, res.headers_mut());
         }
-        if let Some((preflight, state)) = self.preflight {
+        if let Some((preflight, state)) = preflight {
             allow_key_header(&state, preflight, res);
         }
     }

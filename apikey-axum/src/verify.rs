@@ -53,14 +53,26 @@ pub(crate) struct Slot {
     announced: OnceLock<Announced>,
 }
 
-impl InRequest {
+impl Slot {
     pub(crate) fn new(state: ApiKeyState) -> Self {
-        InRequest::Shared(Arc::new(Slot {
+        Slot {
             state,
             outcome: OnceLock::new(),
             secret: OnceLock::new(),
             announced: OnceLock::new(),
-        }))
+        }
+    }
+
+    /// What the response announces of the request's key (nothing when it was not verified, not
+    /// valid, or has nothing to announce).
+    pub(crate) fn announced(&self) -> Option<Announced> {
+        self.announced.get().copied()
+    }
+}
+
+impl InRequest {
+    pub(crate) fn new(state: ApiKeyState) -> Self {
+        InRequest::Shared(Arc::new(Slot::new(state)))
     }
 
     /// The verification state.
@@ -75,15 +87,6 @@ impl InRequest {
         match self {
             InRequest::Shared(slot) => slot.secret.get().copied(),
             InRequest::Settled { secret, .. } => *secret,
-        }
-    }
-
-    /// What the response announces of the request's key, when the layer's future is to add
-    /// it (nothing when it was not verified, not valid, or has nothing to announce).
-    pub(crate) fn announced(&self) -> Option<Announced> {
-        match self {
-            InRequest::Shared(slot) => slot.announced.get().copied(),
-            InRequest::Settled { .. } => None,
         }
     }
 }
@@ -132,7 +135,9 @@ fn app_set(extensions: &Extensions) -> Option<IpAddr> {
     extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip)
 }
 
-/// Verifies the request's key once; later calls return the kept outcome.
+/// Verifies the request's key once; later calls return the kept outcome. What is known
+/// already (a route verified the key, or an extractor before) is answered without the
+/// verification's future, which is boxed: a handler's own future stays small.
 pub(crate) async fn verified(
     headers: &HeaderMap,
     extensions: &Extensions,
@@ -145,23 +150,32 @@ pub(crate) async fn verified(
         );
         return Err(AuthError::Unavailable);
     };
-    let keys = match keys {
+    let slot = match keys {
         InRequest::Settled { outcome, .. } => return outcome.clone(),
         InRequest::Shared(slot) => slot,
     };
-    if let Some(outcome) = keys.outcome.get() {
-        return outcome.clone();
+    match slot.outcome.get() {
+        Some(outcome) => outcome.clone(),
+        None => Box::pin(verify_into(slot, headers, extensions)).await,
     }
+}
+
+/// Verifies the request's key into the layer's slot.
+async fn verify_into(
+    slot: &Slot,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Caller, AuthError> {
     let facts = Facts {
-        state: &keys.state,
+        state: &slot.state,
         headers,
         extensions,
     };
-    let outcome = match keys.state.verifier().verify_request(&facts).await {
+    let outcome = match slot.state.verifier().verify_request(&facts).await {
         Ok(verified) => {
-            let _ = keys.secret.set(verified.secret);
+            let _ = slot.secret.set(verified.secret);
             if verified.sunset.is_some() || !verified.limits.is_empty() {
-                let _ = keys.announced.set(Announced {
+                let _ = slot.announced.set(Announced {
                     sunset: verified.sunset,
                     limits: verified.limits,
                 });
@@ -171,7 +185,7 @@ pub(crate) async fn verified(
         Err(e) => Err(e),
     };
     // Two extractors of one request never run at once: the first outcome is the one kept.
-    keys.outcome.get_or_init(|| outcome).clone()
+    slot.outcome.get_or_init(|| outcome).clone()
 }
 
 /// A key verified by a route carrying the state: who called, the digest of the secret it

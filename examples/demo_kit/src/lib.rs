@@ -8,18 +8,32 @@ use apikey_core::{CreateKey, Identity, KeyManager, Secret, StoreError, Verifier}
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// What `/my_service` and `/billing` answer.
+/// What `/my_service` and `/billing` answer: the caller's user and key name, read from the
+/// identity when the answer is written (holding the identity is a pointer's copy, not the
+/// text's).
 #[derive(Serialize, ToSchema)]
 pub struct Hello {
-    user: String,
-    key: String,
+    #[serde(serialize_with = "user_of")]
+    #[schema(value_type = String)]
+    user: Identity,
+    #[serde(serialize_with = "key_name_of")]
+    #[schema(value_type = String)]
+    key: Identity,
+}
+
+fn user_of<S: serde::Serializer>(identity: &Identity, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(identity.user())
+}
+
+fn key_name_of<S: serde::Serializer>(identity: &Identity, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(identity.key_name())
 }
 
 impl From<&Identity> for Hello {
     fn from(c: &Identity) -> Self {
         Hello {
-            user: c.user().to_owned(),
-            key: c.key_name().to_owned(),
+            user: c.clone(),
+            key: c.clone(),
         }
     }
 }
