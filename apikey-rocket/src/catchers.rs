@@ -11,8 +11,13 @@ use crate::problem::Prepared;
 use crate::state::ApiKeyState;
 
 fn problem(status: Status, req: &Request<'_>) -> Prepared {
-    let refusal = Verified::of(req).refusal();
-    match req.rocket().state::<ApiKeyState>() {
+    let entry = Verified::of(req);
+    let refusal = entry.refusal();
+    // The state that verified the key, kept in the request's entry; else Rocket's.
+    match entry
+        .keys()
+        .or_else(|| req.rocket().state::<ApiKeyState>().map(|state| &state.keys))
+    {
         Some(keys) => keys.answers().get(refusal, status.code).into(),
         None => Answers::new(DEFAULT_HEADER, false)
             .get(refusal, status.code)

@@ -3,7 +3,9 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use apikey_core::http::Keys;
 use apikey_core::limits::Budget;
+use apikey_core::verify::Checked;
 use apikey_core::{AuthError, KeyDigest};
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
@@ -27,6 +29,9 @@ pub(crate) struct Verified {
     /// The key's limits, for the `RateLimit-Policy` and `RateLimit` fields.
     limits: Budget,
     refused: AtomicU8,
+    /// The state that verified the key (two pointers): what the catcher answers the refusal
+    /// with, without looking Rocket's state up again.
+    keys: Option<Keys>,
 }
 
 /// Values of [`Verified::refused`].
@@ -37,27 +42,53 @@ const MISSING_SCOPE: u8 = 3;
 
 impl Verified {
     fn not_asked() -> Self {
-        Self::failed(None)
+        Self::failed(None, None)
     }
 
-    fn failed(outcome: Option<Result<Caller, AuthError>>) -> Self {
+    fn failed(outcome: Option<Result<Caller, AuthError>>, keys: Option<Keys>) -> Self {
         Verified {
             outcome,
             secret: None,
             sunset: None,
             limits: Budget::default(),
             refused: AtomicU8::new(NOT_REFUSED),
+            keys,
         }
     }
 
-    fn valid(v: apikey_core::Verified) -> Self {
+    fn valid(v: apikey_core::Verified, keys: Keys) -> Self {
         Verified {
             outcome: Some(Ok(Caller(v.identity))),
             secret: Some(v.secret),
             sunset: v.sunset,
             limits: v.limits,
             refused: AtomicU8::new(NOT_REFUSED),
+            keys: Some(keys),
         }
+    }
+
+    /// The state that verified this request's key (`None` when no guard of ours ran).
+    pub(crate) fn keys(&self) -> Option<&Keys> {
+        self.keys.as_ref()
+    }
+
+    /// The outcome of verifying the request's key.
+    pub(crate) fn outcome(&self) -> &Result<Caller, AuthError> {
+        self.outcome
+            .as_ref()
+            .unwrap_or(&Err(AuthError::Unavailable))
+    }
+
+    /// Notes that a route of ours refused the request with `err` (for the catchers, which
+    /// then answer it as every refusal is answered); returns its status.
+    pub(crate) fn refuse(&self, err: AuthError) -> rocket::http::Status {
+        let code = match err {
+            AuthError::Forbidden => FORBIDDEN,
+            AuthError::MissingScope => MISSING_SCOPE,
+            _ => REFUSED,
+        };
+        self.refused.store(code, Ordering::Relaxed);
+        status_of(err)
     }
 
     /// This request's entry (one that says "not asked" when no guard of ours ran).
@@ -91,52 +122,42 @@ impl Verified {
     }
 }
 
-/// Verifies the request's key once; later calls return the cached outcome.
-pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Result<Caller, AuthError> {
-    let entry = req
-        .local_cache_async(async {
-            match req.rocket().state::<ApiKeyState>() {
-                Some(keys) => {
-                    // The client's address is asked only of keys bound to networks: the
-                    // peer, or what a trusted proxy reports (never Rocket's `ip_header`).
-                    let outcome = keys.verifier().verify_request(&Facts(req)).await;
-                    match outcome {
-                        Ok(v) => Verified::valid(v),
-                        Err(e) => Verified::failed(Some(Err(e))),
+/// Verifies the request's key once; later calls return the kept entry.
+pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Verified {
+    req.local_cache_async(async {
+        match req.rocket().state::<ApiKeyState>() {
+            Some(keys) => {
+                // The client's address is asked only of keys bound to networks: the
+                // peer, or what a trusted proxy reports (never Rocket's `ip_header`).
+                // What is decided at once needs no future; what waits is boxed, so the
+                // guard's own future stays small.
+                let facts = Facts(req);
+                let outcome = match keys.verifier().verify_request_now(&facts) {
+                    Checked::Done(outcome) => outcome,
+                    Checked::Later(later) => {
+                        Box::pin(keys.verifier().verify_request_later(later, &facts)).await
                     }
-                }
-                None => {
-                    apikey_core::__event!(
-                        error,
-                        "apikey: the ApiKey fairing is not attached; refusing the request"
-                    );
-                    Verified::failed(Some(Err(AuthError::Unavailable)))
+                };
+                match outcome {
+                    Ok(v) => Verified::valid(v, keys.keys.clone()),
+                    Err(e) => Verified::failed(Some(Err(e)), Some(keys.keys.clone())),
                 }
             }
-        })
-        .await;
-    entry
-        .outcome
-        .as_ref()
-        .unwrap_or(&Err(AuthError::Unavailable))
+            None => {
+                apikey_core::__event!(
+                    error,
+                    "apikey: the ApiKey fairing is not attached; refusing the request"
+                );
+                Verified::failed(Some(Err(AuthError::Unavailable)), None)
+            }
+        }
+    })
+    .await
 }
 
-/// Refuses the request with `err`: the verification's own outcome, or `Forbidden`. The entry
-/// exists (every guard verifies first), so nothing is allocated.
-fn refuse<T>(req: &Request<'_>, err: AuthError) -> Outcome<T, AuthError> {
-    Outcome::Error((refused(req, err), err))
-}
-
-/// Notes that a route of ours refused the request with `err` (for the catchers, which then
-/// answer it as every refusal is answered); returns its status.
-pub(crate) fn refused(req: &Request<'_>, err: AuthError) -> rocket::http::Status {
-    let code = match err {
-        AuthError::Forbidden => FORBIDDEN,
-        AuthError::MissingScope => MISSING_SCOPE,
-        _ => REFUSED,
-    };
-    Verified::of(req).refused.store(code, Ordering::Relaxed);
-    status_of(err)
+/// Refuses the request with `err`: the verification's own outcome, or `Forbidden`.
+fn refuse<T>(entry: &Verified, err: AuthError) -> Outcome<T, AuthError> {
+    Outcome::Error((entry.refuse(err), err))
 }
 
 fn needs_fairing(rocket: &Rocket<Ignite>) -> bool {
@@ -179,19 +200,19 @@ pub struct ApiKeyGuard<P>(PhantomData<P>);
 pub struct PublicGuard<P>(PhantomData<P>);
 
 fn check_groups<'r, P: Policy>(
-    req: &'r Request<'_>,
+    entry: &'r Verified,
     caller: &'r Caller,
 ) -> Outcome<&'r Caller, AuthError> {
     if P::GROUPS.is_empty() && P::SCOPES.is_empty() {
         return Outcome::Success(caller);
     }
-    let decided = match req.rocket().state::<ApiKeyState>() {
+    let decided = match entry.keys() {
         Some(keys) => keys.verifier().authorize(&caller.0, P::GROUPS, P::SCOPES),
         None => Err(AuthError::Unavailable),
     };
     match decided {
         Ok(()) => Outcome::Success(caller),
-        Err(e) => refuse(req, e),
+        Err(e) => refuse(entry, e),
     }
 }
 
@@ -200,9 +221,10 @@ impl<'r, P: Policy> FromRequest<'r> for ApiKeyGuard<P> {
     type Error = AuthError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthError> {
-        match verified(req).await {
-            Ok(caller) => check_groups::<P>(req, caller).map(|_| ApiKeyGuard(PhantomData)),
-            Err(e) => refuse(req, *e),
+        let entry = verified(req).await;
+        match entry.outcome() {
+            Ok(caller) => check_groups::<P>(entry, caller).map(|_| ApiKeyGuard(PhantomData)),
+            Err(e) => refuse(entry, *e),
         }
     }
 }
@@ -212,10 +234,11 @@ impl<'r, P: Policy> FromRequest<'r> for PublicGuard<P> {
     type Error = AuthError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthError> {
-        match verified(req).await {
-            Ok(caller) => check_groups::<P>(req, caller).map(|_| PublicGuard(PhantomData)),
+        let entry = verified(req).await;
+        match entry.outcome() {
+            Ok(caller) => check_groups::<P>(entry, caller).map(|_| PublicGuard(PhantomData)),
             Err(AuthError::Missing) => Outcome::Success(PublicGuard(PhantomData)),
-            Err(e) => refuse(req, *e),
+            Err(e) => refuse(entry, *e),
         }
     }
 }
@@ -227,9 +250,10 @@ impl<'r> FromRequest<'r> for &'r Caller {
     type Error = AuthError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthError> {
-        match verified(req).await {
+        let entry = verified(req).await;
+        match entry.outcome() {
             Ok(caller) => Outcome::Success(caller),
-            Err(e) => refuse(req, *e),
+            Err(e) => refuse(entry, *e),
         }
     }
 }

@@ -28,7 +28,7 @@ use rocket::http::Status;
 use rocket::route::{Handler, Outcome, Route};
 use rocket::Request;
 
-use crate::guard::{refused, verified};
+use crate::guard::verified;
 use crate::reply::{below_mount, body, mounted, Answered};
 use crate::state::ApiKeyState;
 
@@ -60,9 +60,10 @@ impl Handler for ManageHandler {
             );
             return Outcome::Error(Status::ServiceUnavailable);
         };
-        let caller = match verified(req).await {
+        let entry = verified(req).await;
+        let caller = match entry.outcome() {
             Ok(caller) => caller,
-            Err(e) => return Outcome::Error(refused(req, *e)),
+            Err(e) => return Outcome::Error(entry.refuse(*e)),
         };
         let body = match body(req, data, BODY_LIMIT).await {
             Ok(body) => body,
@@ -78,7 +79,7 @@ impl Handler for ManageHandler {
         };
         match app.handle(keys.verifier(), &caller.0, &request).await {
             Ok(answer) => Outcome::from(req, Answered(answer)),
-            Err(e) => Outcome::Error(refused(req, e)),
+            Err(e) => Outcome::Error(entry.refuse(e)),
         }
     }
 }
