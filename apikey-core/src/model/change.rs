@@ -126,7 +126,7 @@ impl KeyChange {
             KeyChange::Groups(groups) => record.groups = groups.as_slice().to_vec(),
             KeyChange::EditGroups(edit) => record.groups = edit.apply(&record.groups).into_vec(),
             KeyChange::Scopes(scopes) => record.scopes = scopes.as_slice().to_vec(),
-            KeyChange::EditScopes(edit) => record.scopes = edit.apply(&record.scopes),
+            KeyChange::EditScopes(edit) => record.scopes = edit.apply(&record.scopes).into_vec(),
             KeyChange::RateLimit(limit) => record.rate_limit = *limit,
             KeyChange::Quota(quota) => record.quota = *quota,
             KeyChange::AllowIp(allow) => record.allow_ip = allow.clone(),

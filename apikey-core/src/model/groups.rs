@@ -43,36 +43,8 @@ impl Groups {
 
 sorted_names!(Groups);
 
-/// Groups to add to a key and groups to remove from it: one edit, applied atomically by a
-/// store, so two concurrent edits never lose each other's change.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupEdit {
-    /// Groups to add.
-    pub add: Groups,
-    /// Groups to remove (after adding).
-    pub remove: Groups,
-}
-
-impl GroupEdit {
-    /// Groups to add and to remove, checked and normalised as [`Groups::new`] does.
-    pub fn new<A, R>(add: A, remove: R) -> Result<Self, String>
-    where
-        A: IntoIterator,
-        A::Item: AsRef<str>,
-        R: IntoIterator,
-        R::Item: AsRef<str>,
-    {
-        Ok(GroupEdit {
-            add: Groups::new(add)?,
-            remove: Groups::new(remove)?,
-        })
-    }
-
-    /// A key's stored groups after this edit.
-    pub fn apply(&self, current: &[String]) -> Groups {
-        Groups(super::edited(current, &self.add.0, &self.remove.0))
-    }
-}
+/// Groups to add to a key and groups to remove from it.
+pub type GroupEdit = super::NameEdit<Groups>;
 
 impl<'de> Deserialize<'de> for Groups {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

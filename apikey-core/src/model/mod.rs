@@ -30,7 +30,73 @@ macro_rules! sorted_names {
                 f.write_str(&self.0.join(", "))
             }
         }
+
+        impl $crate::model::NameList for $ty {
+            fn checked<I>(names: I) -> Result<Self, String>
+            where
+                I: IntoIterator,
+                I::Item: AsRef<str>,
+            {
+                $ty::new(names)
+            }
+
+            fn from_sorted(names: Vec<String>) -> Self {
+                $ty(names)
+            }
+
+            fn names(&self) -> &[String] {
+                &self.0
+            }
+        }
     };
+}
+
+/// A key's sorted list of checked names: its [`Groups`] or its [`Scopes`].
+pub trait NameList: Sized {
+    /// The names, checked and normalised as the list's own `new` does.
+    fn checked<I>(names: I) -> Result<Self, String>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>;
+
+    /// Names checked already, sorted and without duplicates.
+    #[doc(hidden)]
+    fn from_sorted(names: Vec<String>) -> Self;
+
+    /// The names, sorted.
+    fn names(&self) -> &[String];
+}
+
+/// Names to add to a key's list and names to remove from it ([`GroupEdit`], [`ScopeEdit`]):
+/// one edit, applied atomically by a store under the key's lock, so two concurrent edits never
+/// lose each other's change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameEdit<L> {
+    /// Names to add.
+    pub add: L,
+    /// Names to remove (after adding).
+    pub remove: L,
+}
+
+impl<L: NameList> NameEdit<L> {
+    /// Names to add and to remove, each checked as the list's own `new` does.
+    pub fn new<A, R>(add: A, remove: R) -> Result<Self, String>
+    where
+        A: IntoIterator,
+        A::Item: AsRef<str>,
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        Ok(NameEdit {
+            add: L::checked(add)?,
+            remove: L::checked(remove)?,
+        })
+    }
+
+    /// A key's stored list after this edit.
+    pub fn apply(&self, current: &[String]) -> L {
+        L::from_sorted(edited(current, self.add.names(), self.remove.names()))
+    }
 }
 
 /// `current` with `add` added and then `remove` removed, sorted and without duplicates: how a

@@ -155,36 +155,8 @@ impl<'de> Deserialize<'de> for Scopes {
     }
 }
 
-/// Scopes to add to a key and scopes to remove from it: one edit, applied atomically by a
-/// store (two concurrent edits never lose each other's change).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeEdit {
-    /// Scopes to add.
-    pub add: Scopes,
-    /// Scopes to remove (after adding).
-    pub remove: Scopes,
-}
-
-impl ScopeEdit {
-    /// Scopes to add and to remove, checked as [`Scopes::new`] does.
-    pub fn new<A, R>(add: A, remove: R) -> Result<Self, String>
-    where
-        A: IntoIterator,
-        A::Item: AsRef<str>,
-        R: IntoIterator,
-        R::Item: AsRef<str>,
-    {
-        Ok(ScopeEdit {
-            add: Scopes::new(add)?,
-            remove: Scopes::new(remove)?,
-        })
-    }
-
-    /// A key's stored scopes after this edit.
-    pub fn apply(&self, current: &[String]) -> Vec<String> {
-        super::edited(current, &self.add.0, &self.remove.0)
-    }
-}
+/// Scopes to add to a key and scopes to remove from it.
+pub type ScopeEdit = super::NameEdit<Scopes>;
 
 #[cfg(test)]
 mod tests {
@@ -214,7 +186,7 @@ mod tests {
     fn edits_add_then_remove() {
         let edit = ScopeEdit::new(["b:x", "c:y"], ["a:z"]).unwrap();
         assert_eq!(
-            edit.apply(&["a:z".to_owned(), "b:x".to_owned()]),
+            edit.apply(&["a:z".to_owned(), "b:x".to_owned()]).as_slice(),
             ["b:x", "c:y"]
         );
     }
