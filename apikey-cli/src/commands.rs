@@ -6,8 +6,8 @@ use std::path::Path;
 
 use apikey_core::config::{layered, redact_url};
 use apikey_core::model::{
-    check_description, GroupEdit, Groups, KeyChange, KeyEdit, KeyFilter, Meta, MetaEdit, ScopeEdit,
-    Scopes,
+    check_description, expiry_after, GroupEdit, Groups, KeyChange, KeyEdit, KeyFilter, Meta,
+    MetaEdit, ScopeEdit, Scopes,
 };
 use apikey_core::KeyRequest;
 use apikey_core::{
@@ -194,9 +194,7 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
         } => {
             let now = OffsetDateTime::now_utc();
             let expires_at = match (expires_in, expires_at, no_expiry) {
-                (Some(d), _, _) => Some(Some(
-                    now.saturating_add(d.try_into().unwrap_or(time::Duration::MAX)),
-                )),
+                (Some(d), _, _) => Some(Some(expiry_after(now, d).map_err(bad_argument)?)),
                 (_, Some(at), _) => Some(Some(at)),
                 (_, _, true) => Some(None),
                 _ => None,

@@ -74,10 +74,7 @@ pub struct CreateKey {
 }
 
 fn after(now: OffsetDateTime, d: Duration) -> Result<OffsetDateTime, StoreError> {
-    time::Duration::try_from(d)
-        .ok()
-        .and_then(|d| now.checked_add(d))
-        .ok_or_else(|| StoreError::Invalid(format!("the duration {d:?} is too long")))
+    crate::model::expiry_after(now, d).map_err(StoreError::Invalid)
 }
 
 fn groups<I>(names: I) -> Result<Groups, StoreError>

@@ -465,9 +465,10 @@ impl ManageApp {
                 ))
             }
             (Some(at), None) => Some(at.map(|a| a.0)),
-            (None, Some(span)) => Some(Some(
-                now.saturating_add(time::Duration::try_from(span.0).unwrap_or(time::Duration::MAX)),
-            )),
+            (None, Some(span)) => match crate::model::expiry_after(now, span.0) {
+                Ok(at) => Some(Some(at)),
+                Err(message) => return Ok(ManageAnswer::problem(400, message)),
+            },
             (None, None) => None,
         };
         let (set, unset): (Vec<_>, Vec<_>) = edit.meta.into_iter().partition(|(_, v)| v.is_some());

@@ -22,6 +22,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// The instant `d` after `now`: when a key given an expiry as a duration (`--expires-in 90d`,
+/// `expires_in`) expires. The one rule for the CLI, the admin page and the management API: a
+/// duration past the calendar's end is an error, never a silent "year 9999".
+///
+/// ```
+/// use std::time::Duration;
+/// use time::macros::datetime;
+/// let now = datetime!(2026-01-01 0:00 UTC);
+/// let at = apikey_core::model::expiry_after(now, Duration::from_secs(86_400)).unwrap();
+/// assert_eq!(at, datetime!(2026-01-02 0:00 UTC));
+/// assert!(apikey_core::model::expiry_after(now, Duration::MAX).is_err());
+/// ```
+pub fn expiry_after(
+    now: time::OffsetDateTime,
+    d: Duration,
+) -> Result<time::OffsetDateTime, String> {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .ok_or_else(|| {
+            format!(
+                "an expiry {} from now is past the calendar's end",
+                humantime::format_duration(d)
+            )
+        })
+}
+
 /// `<count>/<period>` as limits and quotas write it (`100/1m`, `10/s`, `3/90`): the count, and
 /// the period (a bare unit means one of it). `None` when either part does not parse; the
 /// caller checks the bounds of its own kind.

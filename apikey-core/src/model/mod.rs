@@ -133,7 +133,7 @@ pub use audit::{Actor, AuditFilter, AuditRecord, ACTOR_ENV};
 pub use change::{KeyChange, KeyEdit};
 pub use client_ip::{ClientIp, ForwardHeader};
 pub(crate) use duration::de_duration;
-pub use duration::parse_duration;
+pub use duration::{expiry_after, parse_duration};
 pub use groups::{GroupEdit, Groups};
 pub use identity::Identity;
 pub use meta::{
