@@ -167,6 +167,9 @@ pub async fn run(cli: Cli, actor: Option<Actor>) -> Result<(), Failure> {
             if let Some(text) = &description {
                 check_description(text).map_err(bad_argument)?;
             }
+            if let Some(d) = expires_in {
+                expiry_after(time::OffsetDateTime::now_utc(), d).map_err(bad_argument)?;
+            }
             let spec = CreateKey {
                 name,
                 user,

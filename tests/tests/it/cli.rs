@@ -466,6 +466,14 @@ fn keys_are_edited_scoped_and_found() {
         ),
         (&["set", "Shop"], "nothing to change"),
         (
+            &["set", "Shop", "--expires-in", "5000000d"],
+            "past the calendar's end",
+        ),
+        (
+            &["create", "x", "--user", "u", "--expires-in", "5000000d"],
+            "past the calendar's end",
+        ),
+        (
             &["set", "Shop", "--no-expiry", "--expires-in", "3d"],
             "cannot be used",
         ),

@@ -216,6 +216,7 @@ fn every_management_call(demo: Demo) {
     );
     for (body, status) in [
         (json!({"expires_at": "2001-01-01T00:00:00Z"}), 400),
+        (json!({"expires_in": "5000000d"}), 400),
         (json!({"scopes": ["orders:"]}), 400),
         (json!({"colour": "red"}), 400),
         (json!({}), 400),
