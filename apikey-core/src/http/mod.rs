@@ -141,20 +141,10 @@ pub fn ratelimit_fields(budget: &Budget) -> Option<(String, Option<String>)> {
     Some((policy, (!left.is_empty()).then_some(left)))
 }
 
-/// Appends `n` in decimal.
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits only: always UTF-8.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+/// Appends `n` in decimal (two digits a step: these go on every response of a key with
+/// limits).
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// The HTTP status code of a refusal.
@@ -232,6 +222,24 @@ pub fn preflight_allow_headers(base: Option<&str>, key_header: &str, bearer: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_whole() {
+        for n in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            4_000_000_000,
+            1_000_000_000_000,
+            u64::MAX,
+        ] {
+            let mut out = String::from("q=");
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("q={n}"));
+        }
+    }
 
     #[test]
     fn dates_are_imf_fixdate() {
