@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use apikey_core::http::Keys;
 use apikey_core::limits::Budget;
-use apikey_core::verify::Checked;
 use apikey_core::{AuthError, KeyDigest};
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
@@ -129,16 +128,7 @@ pub(crate) async fn verified<'r>(req: &'r Request<'_>) -> &'r Verified {
             Some(keys) => {
                 // The client's address is asked only of keys bound to networks: the
                 // peer, or what a trusted proxy reports (never Rocket's `ip_header`).
-                // What is decided at once needs no future; what waits is boxed, so the
-                // guard's own future stays small.
-                let facts = Facts(req);
-                let outcome = match keys.verifier().verify_request_now(&facts) {
-                    Checked::Done(outcome) => outcome,
-                    Checked::Later(later) => {
-                        Box::pin(keys.verifier().verify_request_later(later, &facts)).await
-                    }
-                };
-                match outcome {
+                match keys.verifier().verify_request(&Facts(req)).await {
                     Ok(v) => Verified::valid(v, keys.keys.clone()),
                     Err(e) => Verified::failed(Some(Err(e)), Some(keys.keys.clone())),
                 }

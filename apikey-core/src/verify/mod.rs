@@ -349,7 +349,9 @@ impl Verifier {
     ) -> Result<Verified, AuthError> {
         match self.decide_now(req) {
             Checked::Done(result) => result,
-            Checked::Later(later) => self.finish(later, req).await,
+            // What waits runs boxed, so the future of a verification decided at once (and of
+            // every guard or extractor that awaits one) stays small.
+            Checked::Later(later) => Box::pin(self.finish(later, req)).await,
         }
     }
 
