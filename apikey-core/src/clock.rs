@@ -62,9 +62,8 @@ fn unix_nanos() -> i64 {
 
 impl Clock for SystemClock {
     fn unix_secs(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        // Before 1970 reads as 1970, as ever.
+        unix_nanos().div_euclid(1_000_000_000).max(0)
     }
 
     fn monotonic(&self) -> Duration {
