@@ -48,7 +48,7 @@ pub use model::{
 };
 pub use store::{
     open, Change, ChangeFeed, KeyLookup, KeyMetering, KeyStore, MemoryStore, SharedLookup,
-    SharedStore, StoreError, StoreResult,
+    SharedStore, StoreError, StoreResult, UsableDigest,
 };
 pub use verify::{
     AuthError, Credential, InvalidKey, KeyRequest, Readiness, RequestFacts, SetupError, Verified,

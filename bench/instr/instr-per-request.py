@@ -11,6 +11,8 @@ request and the difference from its identical baseline:
   malformed  /my_service + our prefix, bad checksum  vs /bench/noauth_401  (same 401 bytes)
   unknown    /my_service + one free-form unknown key vs /bench/noauth_401
   spray      /my_service + a new free-form key each  vs /bench/noauth_401
+  forged     /my_service + a new key each in the generated format, its checksum right (what an
+             attacker who computes the public CRC sends: always hashed)  vs /bench/noauth_401
 
 On Rocket the refusals are also priced over Rocket's own cheapest refusal, `/bench/guard_401`
 (a guard that always fails with 401 and a catcher sending the same bytes): what apikey's guard
@@ -24,7 +26,7 @@ FRAMEWORK=axum runs `axum-load-server` (the axum demo, its baselines outside the
 instead of the Rocket `load-server`; the cases and baselines are the same, and each case is also
 sent to the hand-rolled peer `/bench/peer` (tower-http's `ValidateRequestHeaderLayer`, SHA-256 of
 the header, a `HashMap` of digests; the same answers byte for byte) in the same run: `peer_valid`,
-`peer_malformed`, `peer_unknown`, `peer_spray`, over the same baselines, and each apikey case is
+`peer_malformed`, `peer_unknown`, `peer_spray`, `peer_forged`, over the same baselines, and each apikey case is
 reported as a ratio to its peer case (goal: at most 1.0).
 
 EXTRA=1 adds three config-section keys of one length, all valid, to price features one at a time:
@@ -39,7 +41,7 @@ the framework in target/release; built if absent or BUILD=1), and bars BAR_VALID
 BAR_MALFORMED, BAR_UNKNOWN, BAR_SPRAY (instructions; exit 1 if over), and KEEP (a folder: each
 case's callgrind dump is kept there as <case>.out, for `callgrind_annotate --inclusive=yes`).
 """
-import base64, glob, http.client, os, re, shutil, socket, subprocess, sys, tempfile, time
+import base64, glob, http.client, os, re, shutil, socket, subprocess, sys, tempfile, time, zlib
 
 N = int(os.environ.get("N", "1000"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
@@ -49,6 +51,23 @@ BIN = os.environ.get("BIN", f"target/release/{SERVER}")
 KEEP = os.environ.get("KEEP")
 BARS = {k: int(os.environ[v]) for k, v in (("valid", "BAR_VALID"), ("malformed", "BAR_MALFORMED"),
                                           ("unknown", "BAR_UNKNOWN"), ("spray", "BAR_SPRAY")) if v in os.environ}
+
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(n, width):
+    out = ""
+    while n:
+        n, r = divmod(n, 62)
+        out = B62[r] + out
+    return out.rjust(width, "0")[-width:]
+
+
+def forge(prefix, secret):
+    """A key in the generated format with a right checksum (CRC-32 of the body, base62)."""
+    body = f"{prefix}_{secret}"
+    return body + base62(zlib.crc32(body.encode()), 6)
 
 
 def main():
@@ -84,17 +103,23 @@ def main():
             print("no demo key printed"); sys.exit(2)
         key = m.group(0)
         bad = key.split("_")[0] + "_" + "Z" * (len(key) - 3)
+        prefix = key.split("_")[0]
+        if forge(prefix, key[len(prefix) + 1:-6]) != key:
+            print("the forged keys' checksum does not match the demo key's"); sys.exit(2)
+        forged = lambda i: {"API-KEY": forge(prefix, base62(time.time_ns() * 1000 + i, 44))}
         cases = [("noauth", "/bench/noauth", lambda i: {}), ("valid", "/my_service", lambda i: {"API-KEY": key}),
                  ("noauth_401", "/bench/noauth_401", lambda i: {}),
                  *([("guard_401", "/bench/guard_401", lambda i: {})] if FRAMEWORK == "rocket" else []),
                  ("malformed", "/my_service", lambda i: {"API-KEY": bad}),
                  ("unknown", "/my_service", lambda i: {"API-KEY": "junk-free-form-key-123456"}),
-                 ("spray", "/my_service", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"})]
+                 ("spray", "/my_service", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"}),
+                 ("forged", "/my_service", forged)]
         if FRAMEWORK == "axum":
             cases += [("peer_valid", "/bench/peer", lambda i: {"API-KEY": key}),
                       ("peer_malformed", "/bench/peer", lambda i: {"API-KEY": bad}),
                       ("peer_unknown", "/bench/peer", lambda i: {"API-KEY": "junk-free-form-key-123456"}),
-                      ("peer_spray", "/bench/peer", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"})]
+                      ("peer_spray", "/bench/peer", lambda i: {"API-KEY": f"spray-{time.time_ns()}-{i}"}),
+                      ("peer_forged", "/bench/peer", forged)]
         for name in ("open", "bound", "limited") if extra else ():
             k = sections[f"APIKEY_API_KEY_{name.upper()}__KEY"]
             cases.append((name, "/my_service", lambda i, k=k: {"API-KEY": k}))
@@ -131,8 +156,9 @@ def main():
         # comparing when the answers are the same (a valid key refused would look cheap).
         answers = {name: send(path, hdr, 50) for name, path, hdr in cases}
         same_as = {"valid": "noauth", "peer_valid": "noauth", "malformed": "noauth_401",
-                   "unknown": "noauth_401", "spray": "noauth_401", "peer_malformed": "noauth_401",
-                   "peer_unknown": "noauth_401", "peer_spray": "noauth_401"}
+                   "unknown": "noauth_401", "spray": "noauth_401", "forged": "noauth_401",
+                   "peer_malformed": "noauth_401", "peer_unknown": "noauth_401",
+                   "peer_spray": "noauth_401", "peer_forged": "noauth_401"}
         for name, base in same_as.items():
             if name in answers and answers[name] != answers[base]:
                 print(f"{name} answered {answers[name]!r}, not {base}'s {answers[base]!r}")
@@ -153,6 +179,7 @@ def main():
                 current[0] = name
                 ctl("-z"); send(path, hdr, N); per[name].append(total() / N)
         base_of = {"valid": "noauth", "malformed": "noauth_401", "unknown": "noauth_401", "spray": "noauth_401",
+                   "forged": "noauth_401", "peer_forged": "noauth_401",
                    "open": "noauth", "bound": "noauth", "limited": "noauth",
                    "peer_valid": "noauth", "peer_malformed": "noauth_401", "peer_unknown": "noauth_401",
                    "peer_spray": "noauth_401"}
@@ -173,7 +200,7 @@ def main():
                     line += f"  bar {BARS[name]}"
                     ok &= d <= BARS[name]
             print(line, flush=True)
-        for name in ("valid", "malformed", "unknown", "spray"):
+        for name in ("valid", "malformed", "unknown", "spray", "forged"):
             peer = added.get("peer_" + name)
             if peer and name in added:
                 print(f"{name:11s} apikey / hand-rolled peer: {added[name] / peer:.2f}x "

@@ -8,7 +8,7 @@ use apikey_core::model::{KeyChange, KeyOrigin, UsageCount};
 use apikey_core::{
     Actor, ApiKeyConfig, AuditFilter, AuditRecord, ChangeFeed, Imported, ImportedKey, KeyDigest,
     KeyLookup, KeyManager, KeyMetering, KeyRecord, KeyStore, Match, NewKey, NewSecret, Settings,
-    SharedStore, StoreError, StoreResult, UsageDay, Verifier,
+    SharedStore, StoreError, StoreResult, UsableDigest, UsageDay, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -139,13 +139,13 @@ impl KeyLookup for Probe {
     fn changes(&self) -> &ChangeFeed {
         self.inner.changes()
     }
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn all_digests(&self) -> StoreResult<Option<Vec<UsableDigest>>> {
         if self.hide_digests.load(Ordering::SeqCst) {
             return Ok(None);
         }
         self.up()?.all_digests().await
     }
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<UsableDigest>>> {
         if self.hide_digests.load(Ordering::SeqCst) {
             return Ok(None);
         }

@@ -375,3 +375,66 @@ pub async fn concurrent_writes(store: SharedStore) {
     assert_eq!(all.len(), 200);
     assert_eq!(all.iter().filter(|r| !r.active).count(), 100);
 }
+
+/// What a store lists for the verifier's filter ([`KeyLookup::all_digests`](crate::KeyLookup::all_digests),
+/// [`digests_of`](crate::KeyLookup::digests_of)): every digest that verifies, each with its
+/// key's length when the key's stub tells it (a generated key's current secret), none for a
+/// free-form key's secret or for a secret in its rotation grace; nothing of a revoked key. A
+/// store that cannot list (`Ok(None)`) passes.
+#[doc(hidden)]
+pub async fn listed_digests(store: SharedStore) {
+    use crate::store::UsableDigest;
+    let generated_len = crate::KeyFormat::key_len_of_stub("ak_test");
+    assert!(generated_len.is_some());
+    create(&store, "generated", "g-old").await;
+    store
+        .create(
+            NewKey {
+                stub: "(custom)".into(),
+                ..new_key("free", "free-form")
+            },
+            &by(),
+        )
+        .await
+        .unwrap();
+    create(&store, "revoked", "r").await;
+    store
+        .change("revoked", KeyChange::Active(false), &by())
+        .await
+        .unwrap();
+    let until = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    store
+        .rotate(
+            "generated",
+            NewSecret::new(digest("g-new"), "ak_gnew", Some(until)),
+            &by(),
+        )
+        .await
+        .unwrap();
+    let Some(mut all) = store.all_digests().await.unwrap() else {
+        return;
+    };
+    all.sort_by_key(|u| *u.digest.as_bytes());
+    let mut want = vec![
+        UsableDigest::of(digest("g-old"), None),
+        UsableDigest::of(digest("g-new"), Some("ak_gnew")),
+        UsableDigest::of(digest("free-form"), Some("(custom)")),
+    ];
+    want.sort_by_key(|u| *u.digest.as_bytes());
+    assert_eq!(all, want);
+    assert_eq!(
+        all.iter().filter(|u| u.key_len.is_some()).count(),
+        1,
+        "only the generated key's current secret has a known length"
+    );
+    let mut of = store.digests_of("generated").await.unwrap().unwrap();
+    of.sort_by_key(|u| *u.digest.as_bytes());
+    let mut want_of = vec![
+        UsableDigest::of(digest("g-old"), None),
+        UsableDigest::of(digest("g-new"), Some("ak_gnew")),
+    ];
+    want_of.sort_by_key(|u| *u.digest.as_bytes());
+    assert_eq!(of, want_of);
+    assert_eq!(store.digests_of("revoked").await.unwrap(), Some(vec![]));
+    assert_eq!(store.digests_of("nope").await.unwrap(), Some(vec![]));
+}

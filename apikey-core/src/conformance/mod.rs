@@ -81,7 +81,7 @@ macro_rules! store_conformance {
                 deactivate_all, import_leaves_local_changes, own_rotation_rules, report_claims,
                 every_change, quotas,
                 quota_takes, concurrent_quota_takes, usage_counts, scopes_and_metadata, edits,
-                list_filters);
+                list_filters, listed_digests);
         }
     };
     (@tests $make:expr; $($check:ident),* $(,)?) => {

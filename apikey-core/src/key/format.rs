@@ -147,6 +147,27 @@ impl KeyFormat {
         }
     }
 
+    /// The length of the key a display stub was made of, when the stub says: a generated
+    /// key's stub (`<prefix>_` and the secret's first characters, whatever the prefix) gives
+    /// its key's length; a free-form key's marker, or anything else, `None`. Lets the
+    /// verifier refuse a value of a length no stored key has before hashing it.
+    ///
+    /// ```
+    /// use apikey_core::key::KeyFormat;
+    /// let f = KeyFormat::default();
+    /// let generated = f.generate().unwrap();
+    /// let len = generated.key.expose().len();
+    /// assert_eq!(KeyFormat::key_len_of_stub(&generated.stub), Some(len));
+    /// assert_eq!(KeyFormat::key_len_of_stub(&f.stub("my_api_key")), None);
+    /// ```
+    pub fn key_len_of_stub(stub: &str) -> Option<usize> {
+        let (prefix, start) = stub.split_once('_')?;
+        (valid_prefix(prefix)
+            && start.len() == STUB_SECRET_CHARS
+            && start.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| prefix.len() + 1 + SECRET_LEN + CHECKSUM_LEN)
+    }
+
     /// Checks a presented value without any lookup: printable ASCII, at most
     /// [`MAX_KEY_LEN`] bytes, and for values carrying our prefix, the exact shape and a valid
     /// checksum. A value failing here is never hashed or looked up.

@@ -38,6 +38,31 @@ pub use sql::{Dialect, SchemaStatus, SqlStore, SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+/// A digest that verifies right now, as a store lists it for the verifier's filter
+/// ([`KeyLookup::all_digests`]), with the length of the key it is the digest of when the
+/// store can tell: then a presented value of a length no stored key has is refused before
+/// it is hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsableDigest {
+    /// The digest.
+    pub digest: KeyDigest,
+    /// The length in bytes of its key; `None`: it may have any length.
+    pub key_len: Option<usize>,
+}
+
+impl UsableDigest {
+    /// A digest and what its secret's display stub says of its length: a key's current
+    /// secret passes the key's stub (a generated key's stub gives its length,
+    /// [`KeyFormat::key_len_of_stub`](crate::KeyFormat::key_len_of_stub)); a secret in its
+    /// rotation grace, whose stub is gone, passes `None` (any length).
+    pub fn of(digest: KeyDigest, stub: Option<&str>) -> Self {
+        UsableDigest {
+            digest,
+            key_len: stub.and_then(crate::KeyFormat::key_len_of_stub),
+        }
+    }
+}
+
 /// Errors of a key store. Messages name keys and users, never secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -143,14 +168,15 @@ pub trait KeyLookup: KeyMetering + fmt::Debug + 'static {
     /// and those in a rotation grace), for the verifier's membership filter: a revoked, expired
     /// or rotated-out secret is then refused exactly as a never-stored one is. `Ok(None)`: this
     /// store cannot list them, and the verifier then asks the store about every digest it has
-    /// not cached.
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+    /// not cached. Each comes with its key's length when the store can tell it
+    /// ([`UsableDigest::of`]).
+    async fn all_digests(&self) -> StoreResult<Option<Vec<UsableDigest>>> {
         Ok(None)
     }
 
     /// The digests of one key (empty when there is no such key); `Ok(None)` as for
     /// [`all_digests`](Self::all_digests).
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<UsableDigest>>> {
         let _ = name;
         Ok(None)
     }

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::key::KeyDigest;
-use crate::store::{Change, ChangeListener, SharedLookup};
+use crate::key::{KeyDigest, MAX_KEY_LEN};
+use crate::store::{Change, ChangeListener, SharedLookup, UsableDigest};
 use crate::task::Background;
 
 /// Bits set per digest.
@@ -54,12 +54,47 @@ pub const FILTER_MISS_BUDGET: u32 = 5;
 /// real keys exactly when the store struggles.
 pub const NOT_LIVE_MISS_BUDGET: u32 = 50;
 
-/// The bits: blocks of 8 words (512 bits), a power of two of them.
+/// The bits: blocks of 8 words (512 bits), a power of two of them; and the lengths of the
+/// keys inserted, when their store could tell them.
 struct Bloom {
     words: Box<[AtomicU64]>,
     block_mask: u64,
     capacity: usize,
     len: AtomicUsize,
+    lengths: Lengths,
+}
+
+/// A set of key lengths (1 ..= [`MAX_KEY_LEN`] bytes), and whether a key of unknown length was
+/// added (then every length may be a key's). Lock-free, grows only, like the bits.
+pub(crate) struct Lengths {
+    bits: [AtomicU64; MAX_KEY_LEN / 64 + 1],
+    any: AtomicBool,
+}
+
+impl Lengths {
+    pub(crate) fn new() -> Self {
+        Lengths {
+            bits: std::array::from_fn(|_| AtomicU64::new(0)),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds a key's length; `None`: unknown, every length may now be a key's.
+    pub(crate) fn add(&self, len: Option<usize>) {
+        match len {
+            Some(n) if n <= MAX_KEY_LEN => {
+                self.bits[n / 64].fetch_or(1 << (n % 64), Ordering::Relaxed);
+            }
+            _ => self.any.store(true, Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a key of `len` bytes may have been added.
+    pub(crate) fn may_contain(&self, len: usize) -> bool {
+        len > MAX_KEY_LEN
+            || self.any.load(Ordering::Relaxed)
+            || self.bits[len / 64].load(Ordering::Relaxed) & (1 << (len % 64)) != 0
+    }
 }
 
 fn word(d: &KeyDigest, i: usize) -> u64 {
@@ -85,6 +120,7 @@ impl Bloom {
             block_mask: blocks as u64 - 1,
             capacity,
             len: AtomicUsize::new(0),
+            lengths: Lengths::new(),
         }
     }
 
@@ -100,7 +136,9 @@ impl Bloom {
         (block, out)
     }
 
-    fn insert(&self, d: &KeyDigest) {
+    fn insert(&self, usable: &UsableDigest) {
+        self.lengths.add(usable.key_len);
+        let d = &usable.digest;
         let (block, bits) = self.positions(d);
         for b in bits {
             let w = &self.words[block + usize::from(b / 64)];
@@ -308,6 +346,16 @@ impl DigestFilter {
         !bloom.may_contain(digest)
     }
 
+    /// Whether no stored key has `len` bytes, so that a value of that length is certainly
+    /// not a key: on the same terms as [`excludes`](Self::excludes), before any hash.
+    pub fn excludes_length(&self, len: usize) -> bool {
+        if !self.trusted() {
+            return false;
+        }
+        let bloom = self.state.bloom.read().unwrap_or_else(|e| e.into_inner());
+        !bloom.lengths.may_contain(len)
+    }
+
     fn trusted(&self) -> bool {
         self.state.complete.load(Ordering::Acquire)
             && self.state.pending.load(Ordering::Acquire) == 0
@@ -436,7 +484,7 @@ mod tests {
         let n = 200_000;
         let bloom = Bloom::with_capacity(n);
         for i in 0..n {
-            bloom.insert(&h.digest(&format!("key {i}")));
+            bloom.insert(&UsableDigest::of(h.digest(&format!("key {i}")), None));
         }
         for i in 0..n {
             assert!(bloom.may_contain(&h.digest(&format!("key {i}"))));
@@ -447,5 +495,39 @@ mod tests {
             .count();
         let rate = hits as f64 / trials as f64;
         assert!(rate < 0.005, "false-positive rate {rate}");
+    }
+
+    #[test]
+    fn lengths_hold_what_was_added_and_unknown_means_any() {
+        let lengths = Lengths::new();
+        for n in [1, 9, 53, 63, 64, 65, 511, MAX_KEY_LEN] {
+            assert!(!lengths.may_contain(n), "{n}");
+            lengths.add(Some(n));
+            assert!(lengths.may_contain(n), "{n}");
+        }
+        for n in [2, 8, 10, 52, 54, 66, 510] {
+            assert!(!lengths.may_contain(n), "{n}");
+        }
+        // Longer than any key: never excluded here (the format check refuses it).
+        assert!(lengths.may_contain(MAX_KEY_LEN + 1));
+        lengths.add(None);
+        assert!((1..=MAX_KEY_LEN).all(|n| lengths.may_contain(n)));
+    }
+
+    #[test]
+    fn a_generated_keys_stub_gives_its_length_and_others_none() {
+        let bloom = Bloom::with_capacity(16);
+        let h = KeyHasher::new(None);
+        let generated = crate::KeyFormat::new("xyz").unwrap().generate().unwrap();
+        let len = generated.key.expose().len();
+        bloom.insert(&UsableDigest::of(
+            h.digest(generated.key.expose()),
+            Some(&generated.stub),
+        ));
+        assert!(bloom.lengths.may_contain(len));
+        assert!(!bloom.lengths.may_contain(len - 1) && !bloom.lengths.may_contain(9));
+        // A free-form key's marker, and a secret in its grace (no stub): any length.
+        bloom.insert(&UsableDigest::of(h.digest("custom"), Some("(custom)")));
+        assert!(bloom.lengths.may_contain(9));
     }
 }

@@ -132,6 +132,8 @@ struct Counters {
     store_queries: AtomicU64,
     /// Unknown keys the digest filter refused without a store query.
     filtered: AtomicU64,
+    /// Of those, the ones refused by their length alone, before any hash.
+    unhashed: AtomicU64,
 }
 
 /// Verifies keys against config sections and a store's [`KeyLookup`](crate::store::KeyLookup)
@@ -295,6 +297,12 @@ impl Verifier {
         self.counters.filtered.load(Ordering::Relaxed)
     }
 
+    /// How many of the [`filtered`](Self::filtered) keys were refused by their length alone,
+    /// before any hash: no stored key has their length, and a spray had spent the miss budget.
+    pub fn refused_unhashed(&self) -> u64 {
+        self.counters.unhashed.load(Ordering::Relaxed)
+    }
+
     /// The state of the digest filter.
     pub fn filter_stats(&self) -> FilterStats {
         self.filter.stats()
@@ -418,13 +426,20 @@ impl Verifier {
             Ok(key) => key,
             Err(e) => return Checked::Done(Err(self.refused_early(e))),
         };
-        let (digest, fresh) = match self.checked_digest(key) {
-            Ok(found) => found,
-            Err(e) => return Checked::Done(self.metered(Err(e))),
-        };
+        if let Err(e) = self.checksum_passes(key) {
+            return Checked::Done(self.metered(Err(e)));
+        }
         // The clock, read once for the request.
         let at = self.clock.now();
         let now = at.unix_secs;
+        if self.length_refuses(key.len(), now) {
+            self.counters.unhashed.fetch_add(1, Ordering::Relaxed);
+            return Checked::Done(self.metered(Err(self.refused_by_filter())));
+        }
+        let (digest, fresh) = match self.digest_of(key) {
+            Ok(found) => found,
+            Err(e) => return Checked::Done(self.metered(Err(e))),
+        };
         let minute = (now / 60) as u32;
         // While the feed is not live, the store answers (see `decide_digest`).
         if !self.store.changes().is_live() {
@@ -491,11 +506,34 @@ impl Verifier {
     /// skips the rest of the check and the digest (its digest is in the memo); for one that is
     /// not, the tag to remember its digest by comes along ([`remember`](Self::remember)).
     fn checked_digest(&self, key: &str) -> Result<(KeyDigest, Option<u128>), AuthError> {
-        // A generated key's checksum refuses a mistyped or made-up one before any hash.
+        self.checksum_passes(key)?;
+        self.digest_of(key)
+    }
+
+    /// A generated key's checksum refuses a mistyped or made-up one before any hash.
+    fn checksum_passes(&self, key: &str) -> Result<(), AuthError> {
         if self.format.checksum_fails(key) {
             crate::obs::info!("API key refused before lookup: {}", Malformed::BadChecksum);
             return Err(AuthError::Invalid(InvalidKey::Malformed));
         }
+        Ok(())
+    }
+
+    /// Whether a value of `len` bytes is refused before it is hashed: no stored key and no
+    /// config section's key has that length (as far as the filter knows: a free-form key's
+    /// length is unknown, so any store holding one never refuses here), and a spray has spent
+    /// the miss budget of second `now` (until it does, such a value is hashed and may still
+    /// ask the store, as a key created elsewhere a moment ago needs). Not while the store
+    /// polls for changes: it is asked to check now instead ([`look_up`](Self::look_up)).
+    fn length_refuses(&self, len: usize, now: i64) -> bool {
+        self.filter.excludes_length(len)
+            && !self.sections.may_have_length(len)
+            && self.filter.miss_budget_spent(now)
+            && !self.store.changes().polls()
+    }
+
+    /// [`checked_digest`](Self::checked_digest) once the checksum passed.
+    fn digest_of(&self, key: &str) -> Result<(KeyDigest, Option<u128>), AuthError> {
         let tag = self.memo.tag(key);
         if let Some(digest) = self.memo.get(tag) {
             return Ok((digest, None));

@@ -7,6 +7,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use super::cache::Valid;
+use super::filter::Lengths;
 use super::{unavailable, SetupError, Verifier};
 use crate::config::{ConfigError, KeySection};
 use crate::key::{KeyDigest, KeyHasher};
@@ -19,6 +20,8 @@ pub(super) struct Sections {
     by_digest: HashMap<KeyDigest, KeySection>,
     /// Tech names whose stored secret is replaced by a config section.
     overridden: HashSet<String>,
+    /// The lengths of the sections' keys.
+    lengths: Lengths,
     /// Refuse the keys of disabled users.
     refuse_inactive_users: bool,
 }
@@ -34,6 +37,7 @@ impl Sections {
         let mut out = Sections {
             by_digest: HashMap::new(),
             overridden: HashSet::new(),
+            lengths: Lengths::new(),
             refuse_inactive_users,
         };
         for section in sections {
@@ -51,6 +55,7 @@ impl Sections {
                 .into());
             }
             out.overridden.insert(section.tech_name.clone());
+            out.lengths.add(Some(section.key.expose().len()));
             out.by_digest
                 .insert(hasher.digest(section.key.expose()), section);
         }
@@ -65,6 +70,11 @@ impl Sections {
     /// Whether a section sets the key of this tech name.
     pub(super) fn configures(&self, tech_name: &str) -> bool {
         self.overridden.contains(tech_name)
+    }
+
+    /// Whether a section's key may have `len` bytes.
+    pub(super) fn may_have_length(&self, len: usize) -> bool {
+        self.lengths.may_contain(len)
     }
 
     /// Whether a section has a key of this digest.

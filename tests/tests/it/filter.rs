@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apikey_core::config::KeySection;
 use apikey_core::verify::FILTER_MISS_BUDGET;
 use apikey_core::KeyRequest;
-use apikey_core::{AuthError, KeyManager, Settings, SharedStore, Verifier};
+use apikey_core::{
+    ApiKeyConfig, AuthError, KeyManager, MemoryStore, Secret, Settings, SharedStore, Verifier,
+};
 use apikey_tests::{admin, filter_ready, per_store, spec, Probe, SharedDb};
 
 async fn verifier_over(store: SharedStore) -> (Arc<Verifier>, Arc<Probe>, KeyManager) {
@@ -97,7 +100,94 @@ async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
         .is_ok());
 }
 
+/// Once a spray has spent the miss budget, a value of a length no stored key has is refused
+/// before it is hashed — as long as every stored key's length is known (generated keys: their
+/// stub tells it). A free-form key, or a secret in its rotation grace (its stub is gone), may
+/// have any length: the gate is off while one is stored, and such a key always works. Not on
+/// a store whose feed polls (SQLite): there the store is asked to check now instead.
+async fn a_length_no_key_has_is_refused_before_hashing(store: SharedStore) {
+    let (v, probe, m) = verifier_over(store.clone()).await;
+    let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
+    filter_ready(&v).await;
+    let gated = !store.changes().polls();
+    let spray = |from: usize| {
+        let v = Arc::clone(&v);
+        async move {
+            for i in from..from + 500 {
+                assert_eq!(
+                    v.verify_request(&KeyRequest::new(&format!("spray-{i}")))
+                        .await,
+                    Err(AuthError::INVALID)
+                );
+            }
+        }
+    };
+    let before = probe.lookups();
+    let started = Instant::now();
+    spray(0).await;
+    let bound = spray_bound(started.elapsed());
+    let unhashed = v.refused_unhashed();
+    if gated {
+        assert!(
+            unhashed as usize >= 500 - bound,
+            "{unhashed} refused unhashed"
+        );
+    } else {
+        assert_eq!(unhashed, 0);
+    }
+    assert!(probe.lookups() - before <= bound);
+    // A value of a stored key's length is hashed and looked at as before; the key works.
+    assert!(v
+        .verify_request(&KeyRequest::new(good.expose()))
+        .await
+        .is_ok());
+    let same_length = "x".repeat(good.expose().len());
+    assert_eq!(
+        v.verify_request(&KeyRequest::new(&same_length)).await,
+        Err(AuthError::INVALID)
+    );
+    assert_eq!(v.refused_unhashed(), unhashed);
+
+    // A free-form key (brought over from Odoo): any length may be a key's now.
+    let legacy = Secret::new("a-legacy-key-of-31-characters!!");
+    m.import_key(spec("legacy", "alice", &[]), &legacy, true)
+        .await
+        .unwrap();
+    filter_ready(&v).await;
+    spray(1_000).await;
+    assert_eq!(
+        v.refused_unhashed(),
+        unhashed,
+        "free-form key stored: no gate"
+    );
+    assert!(v
+        .verify_request(&KeyRequest::new(legacy.expose()))
+        .await
+        .is_ok());
+    // Rotated into a generated key, its old secret keeps working through its grace, whatever
+    // strangers send meanwhile: a secret in its grace has no stub to tell its length.
+    // A new verifier loads the filter from scratch: the key's stub is a generated one now.
+    let (_, rotated) = m.rotate("legacy", Duration::from_secs(3600)).await.unwrap();
+    let (v, _, _) = verifier_over(store).await;
+    filter_ready(&v).await;
+    let spray = |from: usize| {
+        let v = Arc::clone(&v);
+        async move {
+            for i in from..from + 500 {
+                let value = format!("spray-{i}");
+                assert!(v.verify_request(&KeyRequest::new(&value)).await.is_err());
+            }
+        }
+    };
+    spray(2_000).await;
+    for key in [legacy.expose(), rotated.expose()] {
+        assert!(v.verify_request(&KeyRequest::new(key)).await.is_ok());
+    }
+    assert_eq!(v.refused_unhashed(), 0, "a secret in grace: no gate");
+}
+
 per_store!(
+    a_length_no_key_has_is_refused_before_hashing,
     a_spray_of_unknown_keys_costs_no_store_query,
     without_digest_listing_the_store_is_asked,
     revoked_and_never_stored_keys_take_the_same_path
@@ -357,4 +447,41 @@ async fn sqlite_a_new_key_is_not_refused_because_of_a_spray() {
     );
     drop((v, m));
     db.finish().await;
+}
+
+/// A config section's key is never refused by its length: the sections' lengths are known
+/// to the verifier, whatever the store holds.
+#[tokio::test]
+async fn a_config_sections_key_is_not_refused_by_its_length() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let section = KeySection {
+        tech_name: "from_config".into(),
+        key: Secret::new("section-key-13"),
+        user: Some("bob".into()),
+        groups: None,
+        rate_limit: None,
+        quota: None,
+        allow_ip: None,
+        scopes: None,
+        meta: None,
+        source_name: "test".into(),
+    };
+    let config = ApiKeyConfig {
+        settings: Settings::default(),
+        sections: vec![section],
+    };
+    let m = KeyManager::new(store.clone(), &config);
+    m.create(spec("generated", "alice", &[])).await.unwrap();
+    let v = Arc::new(Verifier::new(config, store).await.unwrap());
+    filter_ready(&v).await;
+    for i in 0..200 {
+        let value = format!("spray-{i}");
+        assert!(v.verify_request(&KeyRequest::new(&value)).await.is_err());
+    }
+    assert!(v.refused_unhashed() > 0, "the spray was refused unhashed");
+    let verified = v
+        .verify_request(&KeyRequest::new("section-key-13"))
+        .await
+        .expect("the section's key");
+    assert_eq!(verified.identity.key_name(), "from_config");
 }

@@ -9,7 +9,7 @@ use apikey_core::model::UsageCount;
 use apikey_core::KeyRequest;
 use apikey_core::{
     ApiKeyConfig, AuthError, ChangeFeed, KeyDigest, KeyLookup, KeyMetering, KeyRecord, Match,
-    MemoryStore, SharedStore, StoreResult, Verifier,
+    MemoryStore, SharedStore, StoreResult, UsableDigest, Verifier,
 };
 use apikey_tests::{admin, spec};
 use time::OffsetDateTime;
@@ -36,10 +36,10 @@ impl KeyLookup for NoFeed {
     fn changes(&self) -> &ChangeFeed {
         &self.changes
     }
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn all_digests(&self) -> StoreResult<Option<Vec<UsableDigest>>> {
         self.data.all_digests().await
     }
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<UsableDigest>>> {
         self.data.digests_of(name).await
     }
 }

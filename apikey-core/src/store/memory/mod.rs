@@ -6,7 +6,9 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{summary, Change, ChangeFeed, KeyLookup, KeyMetering, StoreError, StoreResult};
+use super::{
+    summary, Change, ChangeFeed, KeyLookup, KeyMetering, StoreError, StoreResult, UsableDigest,
+};
 use crate::key::KeyDigest;
 use crate::model::{Actor, AuditRecord, KeyOrigin, KeyRecord, Match, UsageCount, UsageDay};
 
@@ -41,12 +43,16 @@ impl Entry {
 impl Entry {
     /// The digests of the secrets that verify at `now` (the key active and unexpired, the
     /// secret current or in its grace).
-    fn usable_digests(&self, now: OffsetDateTime) -> impl Iterator<Item = KeyDigest> + '_ {
+    /// Only the current secret (no end of validity) has the key's stub to tell its length.
+    fn usable_digests(&self, now: OffsetDateTime) -> impl Iterator<Item = UsableDigest> + '_ {
         let usable = self.record.active && !self.record.is_expired(now);
         self.credentials
             .iter()
             .filter(move |c| usable && c.valid_until.is_none_or(|t| t > now))
-            .map(|c| c.digest)
+            .map(|c| {
+                let stub = c.valid_until.is_none().then_some(self.record.stub.as_str());
+                UsableDigest::of(c.digest, stub)
+            })
     }
 }
 
@@ -201,7 +207,7 @@ impl KeyLookup for MemoryStore {
         &self.changes
     }
 
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn all_digests(&self) -> StoreResult<Option<Vec<UsableDigest>>> {
         let now = OffsetDateTime::now_utc();
         let state = self.read();
         Ok(Some(
@@ -213,7 +219,7 @@ impl KeyLookup for MemoryStore {
         ))
     }
 
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<UsableDigest>>> {
         let now = OffsetDateTime::now_utc();
         let state = self.read();
         Ok(Some(state.keys.get(name).map_or_else(Vec::new, |e| {

@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    count, digests, now_secs, opt_ts, unavailable, Dialect, KeyRow, MatchRow, Sql, SqlStore,
+    count, now_secs, opt_ts, unavailable, usable_digests, Dialect, KeyRow, MatchRow, Sql, SqlStore,
     KEY_COLUMNS, KEY_FROM,
 };
 use crate::key::KeyDigest;
 use crate::model::{KeyRecord, Match, UsageCount};
-use crate::store::{ChangeFeed, KeyLookup, KeyMetering, StoreError, StoreResult};
+use crate::store::{ChangeFeed, KeyLookup, KeyMetering, StoreError, StoreResult, UsableDigest};
 
 #[async_trait]
 impl<D: Dialect> KeyLookup for SqlStore<D> {
@@ -57,9 +57,10 @@ impl<D: Dialect> KeyLookup for SqlStore<D> {
         &self.changes
     }
 
-    async fn all_digests(&self) -> StoreResult<Option<Vec<KeyDigest>>> {
-        let rows: Vec<Vec<u8>> = Sql::<D>::new(
-            "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+    async fn all_digests(&self) -> StoreResult<Option<Vec<UsableDigest>>> {
+        let rows: Vec<(Vec<u8>, Option<String>)> = Sql::<D>::new(
+            "SELECT s.digest, CASE WHEN s.valid_until IS NULL THEN k.stub END \
+             FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
              WHERE k.active AND (k.expires_at IS NULL OR k.expires_at > $1) \
              AND (s.valid_until IS NULL OR s.valid_until > $1)",
         )
@@ -67,12 +68,13 @@ impl<D: Dialect> KeyLookup for SqlStore<D> {
         .all(self.db())
         .await
         .map_err(unavailable)?;
-        digests(rows).map(Some)
+        usable_digests(rows).map(Some)
     }
 
-    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<KeyDigest>>> {
-        let rows: Vec<Vec<u8>> = Sql::<D>::new(
-            "SELECT s.digest FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+    async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<UsableDigest>>> {
+        let rows: Vec<(Vec<u8>, Option<String>)> = Sql::<D>::new(
+            "SELECT s.digest, CASE WHEN s.valid_until IS NULL THEN k.stub END \
+             FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
              WHERE k.name = $1 AND k.active \
              AND (k.expires_at IS NULL OR k.expires_at > $2) \
              AND (s.valid_until IS NULL OR s.valid_until > $2)",
@@ -82,7 +84,7 @@ impl<D: Dialect> KeyLookup for SqlStore<D> {
         .all(self.db())
         .await
         .map_err(unavailable)?;
-        digests(rows).map(Some)
+        usable_digests(rows).map(Some)
     }
 }
 

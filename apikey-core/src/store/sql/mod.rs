@@ -13,7 +13,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::Pool;
 use time::OffsetDateTime;
 
-use super::{Change, ChangeFeed, StoreError, StoreResult};
+use super::{Change, ChangeFeed, StoreError, StoreResult, UsableDigest};
 use crate::key::KeyDigest;
 use crate::model::{AllowIp, AuditRecord, Groups, KeyRecord, Meta, Quota, RateLimit, UsageDay};
 
@@ -399,10 +399,14 @@ pub(super) fn scopes_json(scopes: &[String]) -> String {
     serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into())
 }
 
-pub(super) fn digests(rows: Vec<Vec<u8>>) -> StoreResult<Vec<KeyDigest>> {
+/// Rows of a digest and, for a key's current secret, the key's stub.
+pub(super) fn usable_digests(
+    rows: Vec<(Vec<u8>, Option<String>)>,
+) -> StoreResult<Vec<UsableDigest>> {
     rows.iter()
-        .map(|d| {
+        .map(|(d, stub)| {
             KeyDigest::from_slice(d)
+                .map(|digest| UsableDigest::of(digest, stub.as_deref()))
                 .ok_or_else(|| StoreError::Unavailable("corrupt digest in the store".into()))
         })
         .collect()
