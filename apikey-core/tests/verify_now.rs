@@ -40,6 +40,11 @@ async fn what_needs_no_wait_is_decided_at_once() {
         ..spec("limited")
     };
     let (_, limited) = keys.create(limited).await.unwrap();
+    let quota = CreateKey {
+        quota: Some("10000/1d".parse().unwrap()),
+        ..spec("quota")
+    };
+    let (_, quota) = keys.create(quota).await.unwrap();
     let verifier = Verifier::new(config, store).await.unwrap();
 
     // First use: a store lookup (later); then cached, no limits: at once.
@@ -82,16 +87,27 @@ async fn what_needs_no_wait_is_decided_at_once() {
         at_once >= 5,
         "refused at once once the budget was spent: {at_once}"
     );
-    // A key with a rate limit always waits for its limits, and each request counts once:
-    // 2 an hour, the third refused.
-    for _ in 0..2 {
-        let (now, r) = verify(&verifier, limited.expose()).await;
-        assert!(!now && r == Ok("limited".into()), "{r:?}");
-    }
+    // A key with a rate limit kept by this instance: decided at once once cached (the first
+    // request looked the key up), each request counted once: 2 an hour, the third refused.
+    assert_eq!(
+        verify(&verifier, limited.expose()).await,
+        (false, Ok("limited".into()))
+    );
+    let (now, r) = verify(&verifier, limited.expose()).await;
+    assert!(now && r == Ok("limited".into()), "{r:?}");
     let (now, r) = verify(&verifier, limited.expose()).await;
     assert!(
-        !now && matches!(r, Err(AuthError::RateLimited { .. })),
+        now && matches!(r, Err(AuthError::RateLimited { .. })),
         "{r:?}"
     );
+    // A quota is kept in the store: a request whose tokens must be leased from it waits, and
+    // the tokens the lease brought decide the next requests at once; every request counts.
+    let mut waited = 0;
+    for _ in 0..50 {
+        let (now, r) = verify(&verifier, quota.expose()).await;
+        assert_eq!(r, Ok("quota".into()));
+        waited += usize::from(!now);
+    }
+    assert!((1..50).contains(&waited), "{waited} of 50 waited");
     verifier.shutdown().await.unwrap();
 }

@@ -199,23 +199,6 @@ impl Inner {
         Step { next, refill }
     }
 
-    /// Counts a request of a key without a rate limit or quota (none of its own, no default) and
-    /// admits it, under the key's lock; `None`, nothing done, for a key with limits.
-    pub(super) fn count_if_free(
-        &self,
-        meter: &KeyMeter,
-        tech: &str,
-        unix: i64,
-    ) -> Option<Result<Budget, AuthError>> {
-        let mut st = meter.lock();
-        let st = &mut *st;
-        if self.limited() && (self.rate_of(st).is_some() || self.quota_of(st).is_some()) {
-            return None;
-        }
-        st.count(Outcome::Accepted, unix.div_euclid(86_400), &self.done, tech);
-        Some(Ok(Budget::default()))
-    }
-
     /// Refuses a request whose lease found the shared bucket empty.
     pub(super) fn refuse(
         &self,

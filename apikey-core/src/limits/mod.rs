@@ -79,6 +79,15 @@ pub(super) struct Inner {
     any: AtomicBool,
 }
 
+/// Where [`Limits::admit_now`] stopped: what the request holds of its limits, and the lease it
+/// decided on (a step that asks for a lease has noted it in the pool already, so it is made as
+/// decided, not decided again).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    held: [Held; 2],
+    lease: Option<(Kind, u64, bool)>,
+}
+
 /// The limits and counts of one verifier.
 pub(crate) struct Limits {
     inner: Arc<Inner>,
@@ -152,6 +161,73 @@ impl Limits {
         tech: &str,
         unix: i64,
     ) -> Result<Budget, AuthError> {
+        let pending = Pending {
+            held: [Held::No; 2],
+            lease: None,
+        };
+        self.admit_from(meter, tech, unix, pending).await
+    }
+
+    /// [`admit`](Self::admit) for a request [`admit_now`](Self::admit_now) left waiting, with
+    /// what it holds already.
+    pub(crate) async fn admit_from(
+        &self,
+        meter: Option<&KeyMeter>,
+        tech: &str,
+        unix: i64,
+        pending: Pending,
+    ) -> Result<Budget, AuthError> {
+        let found;
+        let meter = match meter {
+            Some(m) => m,
+            None => {
+                found = self.inner.keys.meter(tech);
+                &found
+            }
+        };
+        let Pending { mut held, lease } = pending;
+        let mut due = lease;
+        // Each round either answers, or gets the request a token, or finds the backend down
+        // (the next round limits locally): a few rounds always suffice.
+        for _ in 0..6 {
+            let (kind, want, main) = match due.take() {
+                Some(lease) => lease,
+                None => {
+                    let step = self.inner.step(meter, tech, unix, &mut held);
+                    self.refill(meter, tech, step.refill);
+                    match step.next {
+                        Next::Done(result) => return result,
+                        Next::Lease(kind, want, main) => (kind, want, main),
+                    }
+                }
+            };
+            match self
+                .inner
+                .lease(meter, tech, (kind, want, main), unix)
+                .await
+            {
+                Leased::Got => held[kind as usize] = Held::Pool,
+                Leased::Empty(wait) => {
+                    return Err(self.inner.refuse(meter, tech, &mut held, kind, wait))
+                }
+                Leased::Nothing => {}
+            }
+        }
+        let wait = Duration::from_secs(1);
+        Err(self.inner.refuse(meter, tech, &mut held, Kind::Rate, wait))
+    }
+
+    /// [`admit`](Self::admit) as far as it goes without a wait, which is all the way unless
+    /// the key's pool of leased tokens is empty (limits shared through a backend, or a quota
+    /// kept in the store): a key without limits is counted, a key with per-instance limits
+    /// decided under its lock. `Err`: a lease is due; [`admit_from`](Self::admit_from) goes on
+    /// with what the request holds so far.
+    pub(crate) fn admit_now(
+        &self,
+        meter: Option<&KeyMeter>,
+        tech: &str,
+        unix: i64,
+    ) -> Result<Result<Budget, AuthError>, Pending> {
         let found;
         let meter = match meter {
             Some(m) => m,
@@ -161,51 +237,30 @@ impl Limits {
             }
         };
         let mut held = [Held::No; 2];
-        // Each round either answers, or gets the request a token, or finds the backend down
-        // (the next round limits locally): a few rounds always suffice.
-        for _ in 0..6 {
-            let step = self.inner.step(meter, tech, unix, &mut held);
-            for (kind, go) in [(Kind::Rate, step.refill[0]), (Kind::Quota, step.refill[1])] {
-                if go {
-                    let (inner, meter) = (Arc::clone(&self.inner), meter.clone());
-                    let tech = tech.to_owned();
-                    tokio::spawn(async move { inner.refill(&meter, &tech, kind).await });
-                }
-            }
-            match step.next {
-                Next::Done(result) => return result,
-                Next::Lease(kind, want, main) => {
-                    match self
-                        .inner
-                        .lease(meter, tech, (kind, want, main), unix)
-                        .await
-                    {
-                        Leased::Got => held[kind as usize] = Held::Pool,
-                        Leased::Empty(wait) => {
-                            return Err(self.inner.refuse(meter, tech, &mut held, kind, wait))
-                        }
-                        Leased::Nothing => {}
-                    }
-                }
-            }
+        let step = self.inner.step(meter, tech, unix, &mut held);
+        self.refill(meter, tech, step.refill);
+        match step.next {
+            Next::Done(result) => Ok(result),
+            Next::Lease(kind, want, main) => Err(Pending {
+                held,
+                lease: Some((kind, want, main)),
+            }),
         }
-        let wait = Duration::from_secs(1);
-        Err(self.inner.refuse(meter, tech, &mut held, Kind::Rate, wait))
     }
 
-    /// [`admit`](Self::admit) when it needs no wait: a key without a rate limit or quota is
-    /// only counted; `None`, nothing done, for a key with limits (then `admit`).
-    pub(crate) fn admit_now(
-        &self,
-        meter: Option<&KeyMeter>,
-        tech: &str,
-        unix: i64,
-    ) -> Option<Result<Budget, AuthError>> {
-        match meter {
-            Some(m) => self.inner.count_if_free(m, tech, unix),
-            None => self
-                .inner
-                .count_if_free(&self.inner.keys.meter(tech), tech, unix),
+    /// Refills, in the background, the pools a step found running low (outside a runtime,
+    /// the next lease does it instead).
+    fn refill(&self, meter: &KeyMeter, tech: &str, refill: [bool; 2]) {
+        for (kind, go) in [(Kind::Rate, refill[0]), (Kind::Quota, refill[1])] {
+            if !go {
+                continue;
+            }
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let (inner, meter) = (Arc::clone(&self.inner), meter.clone());
+            let tech = tech.to_owned();
+            runtime.spawn(async move { inner.refill(&meter, &tech, kind).await });
         }
     }
 

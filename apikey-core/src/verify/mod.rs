@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use crate::clock::{Clock, Reading, SharedClock, SystemClock};
 use crate::config::{ApiKeyConfig, ConfigError};
 use crate::key::{KeyDigest, KeyFormat, KeyHasher, Malformed};
-use crate::limits::{Budget, Limits, LimitsStats, Outcome};
+use crate::limits::{Budget, Limits, LimitsStats, Outcome, Pending};
 use crate::model::{ClientIp, Identity};
 use crate::store::{ChangeListener, SharedLookup, StoreError};
 use cache::{Caches, Valid};
@@ -92,6 +92,8 @@ struct Accept {
     valid: Valid,
     now: i64,
     first: Option<bool>,
+    /// What the request holds of its limits so far.
+    pending: Pending,
 }
 
 /// How long a request waits for the store's change check (see `changed_elsewhere`).
@@ -405,8 +407,18 @@ impl Verifier {
                     valid,
                     now,
                     first,
+                    pending,
                 } = *accept;
-                self.accept(&digest, &valid, now, first, &client).await
+                let admitted = self
+                    .limits
+                    .admit_from(
+                        valid.meter.as_ref(),
+                        valid.identity.tech_name(),
+                        now,
+                        pending,
+                    )
+                    .await;
+                self.admitted(&digest, &valid, now, first, admitted)
             }
         };
         self.metered(result)
@@ -449,12 +461,13 @@ impl Verifier {
             self.remember(fresh, digest);
             let client = || self.client_of(req);
             return match self.accept_now(&digest, &valid, now, Some(first_this_minute), &client) {
-                Some(result) => Checked::Done(self.metered(result)),
-                None => Checked::Later(Later(At::Accept(Box::new(Accept {
+                Ok(result) => Checked::Done(self.metered(result)),
+                Err(pending) => Checked::Later(Later(At::Accept(Box::new(Accept {
                     digest,
                     valid,
                     now,
                     first: Some(first_this_minute),
+                    pending,
                 })))),
             };
         }
@@ -742,8 +755,8 @@ impl Verifier {
         self.admitted(digest, valid, now, first_this_minute, admitted)
     }
 
-    /// [`accept`](Self::accept) when it needs no wait (the key has no rate limit or quota);
-    /// `None`, nothing done, otherwise.
+    /// [`accept`](Self::accept) as far as it goes without a wait: all the way unless the key's
+    /// limits need a lease (`Err`: what the request holds of them so far).
     fn accept_now(
         &self,
         digest: &KeyDigest,
@@ -751,14 +764,14 @@ impl Verifier {
         now: i64,
         first_this_minute: Option<bool>,
         client: &dyn Fn() -> Option<IpAddr>,
-    ) -> Option<Result<Verified, AuthError>> {
+    ) -> Result<Result<Verified, AuthError>, Pending> {
         if let Err(refused) = self.admissible(digest, valid, now, client) {
-            return Some(Err(refused));
+            return Ok(Err(refused));
         }
         let admitted =
             self.limits
                 .admit_now(valid.meter.as_ref(), valid.identity.tech_name(), now)?;
-        Some(self.admitted(digest, valid, now, first_this_minute, admitted))
+        Ok(self.admitted(digest, valid, now, first_this_minute, admitted))
     }
 
     /// Whether a valid key may be used now, from this client (expiry re-checked, networks).
