@@ -1,13 +1,12 @@
 //! Verification caches: valid digests → identity, and (separately, bounded) unknown digests.
 //!
-//! A purpose-built sharded map rather than a general cache crate: digests are uniformly random
-//! (no hashing needed), entries are small and inline (96 bytes plus the identity's text), expiry
-//! is checked lazily on read, and the whole thing costs a read lock and a probe per hit. A
-//! general-purpose cache measured 350 bytes of overhead per entry and 2 µs per hit at a million
-//! keys (see BENCHMARKS.md).
+//! A purpose-built sharded table rather than a general cache crate: digests are uniformly
+//! random (no hashing needed), entries are small and inline (16 bytes of digest and 64 of value
+//! plus the identity's text), the table stays 70–87.5 % full (`table.rs`), expiry is checked
+//! lazily on read, and the whole thing costs a read lock and a probe per hit. A general-purpose
+//! cache measured 350 bytes of overhead per entry and 2 µs per hit at a million keys (see
+//! BENCHMARKS.md).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -18,6 +17,9 @@ use crate::key::{slugify, KeyDigest};
 use crate::limits::KeyMeter;
 use crate::model::{AllowIp, Identity};
 use crate::store::{Change, ChangeListener};
+use table::{tag_of, Table};
+
+mod table;
 
 /// Most valid keys cached at once.
 pub const POSITIVE_CAPACITY: usize = 1 << 21;
@@ -82,25 +84,6 @@ impl Valid {
     }
 }
 
-/// Digests are SHA-256 outputs: their first bytes are already a perfect hash.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl std::hash::Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 |= u64::from(*b) << (8 * i);
-        }
-    }
-
-    // Arrays hash their length first; it carries nothing.
-    fn write_usize(&mut self, _: usize) {}
-}
-
 /// A cached value, when it was cached (seconds since the cache started: 136 years of range)
 /// and the minute its use was last noted (for last-used times). 56 bytes for a `Valid`.
 struct Slot<V> {
@@ -109,7 +92,7 @@ struct Slot<V> {
     noted: AtomicU32,
 }
 
-type Map<V> = HashMap<KeyDigest, Slot<V>, BuildHasherDefault<DigestHasher>>;
+type Map<V> = Table<Slot<V>>;
 
 /// A bounded map with a time to live, split in shards to keep lock holds short.
 struct Shards<V> {
@@ -170,7 +153,7 @@ impl<V: Clone> Shards<V> {
     fn get_noting(&self, d: &KeyDigest, minute: u32, at: Duration) -> Option<(V, bool)> {
         let now = self.secs(at);
         let shard = self.read(shard_of(d));
-        let slot = shard.get(d)?;
+        let slot = shard.get(tag_of(d.as_bytes()))?;
         if !self.fresh(slot, now) {
             return None;
         }
@@ -190,18 +173,20 @@ impl<V: Clone> Shards<V> {
         }
         #[cfg(test)]
         tests::hook::run();
-        if shard.len() >= self.per_shard && !shard.contains_key(&d) {
+        let tag = tag_of(d.as_bytes());
+        if shard.len() >= self.per_shard && !shard.contains(tag) {
             let ttl = self.ttl_secs;
-            shard.retain(|_, slot| now.saturating_sub(slot.inserted) < ttl);
+            shard.retain(|slot| now.saturating_sub(slot.inserted) < ttl);
             if shard.len() >= self.per_shard {
-                // Still full of live entries: drop one (hash order, so effectively random).
-                if let Some(victim) = shard.keys().next().copied() {
-                    shard.remove(&victim);
+                // Still full of live entries: drop one at random (where the new digest points).
+                let from = u64::from_le_bytes(d.as_bytes()[16..24].try_into().unwrap_or([0; 8]));
+                if let Some(victim) = shard.some_tag(from) {
+                    shard.remove(victim);
                 }
             }
         }
         shard.insert(
-            d,
+            tag,
             Slot {
                 value: v,
                 inserted: now,
@@ -216,12 +201,12 @@ impl<V: Clone> Shards<V> {
     }
 
     fn remove(&self, d: &KeyDigest) {
-        self.write(shard_of(d)).remove(d);
+        self.write(shard_of(d)).remove(tag_of(d.as_bytes()));
     }
 
     fn retain(&self, keep: impl Fn(&V) -> bool) {
         for i in 0..SHARDS {
-            self.write(i).retain(|_, slot| keep(&slot.value));
+            self.write(i).retain(|slot| keep(&slot.value));
         }
     }
 
