@@ -120,7 +120,9 @@ impl Inner {
                 st.release(held);
                 Outcome::Limited
             };
-            st.count(outcome, day, &self.done, tech);
+            if st.count(outcome, day, &self.done, tech) {
+                self.list(meter, tech);
+            }
             Next::Done(result)
         };
         if !self.limited() {
@@ -211,7 +213,9 @@ impl Inner {
         let day = unix_now().div_euclid(86_400);
         let mut st = meter.lock();
         st.release(held);
-        st.count(Outcome::Limited, day, &self.done, tech);
+        if st.count(Outcome::Limited, day, &self.done, tech) {
+            self.list(meter, tech);
+        }
         match kind {
             Kind::Rate => rate_limited(wait),
             Kind::Quota => quota_exhausted(wait),

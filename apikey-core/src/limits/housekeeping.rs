@@ -63,6 +63,8 @@ impl Inner {
     /// Writes the request counts gathered so far; on failure they are kept for the next try.
     pub(super) async fn write_counts(&self) -> StoreResult<()> {
         let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
+        // 403s noted by name (in the map) for requests a detached state counted accepted.
+        let mut taken_back: Vec<(String, i64, u32)> = Vec::new();
         let now = self.now();
         let unix = unix_now();
         for mut shard in self.keys.each() {
@@ -71,11 +73,24 @@ impl Inner {
                 if let Some(day) = st.take_counts() {
                     counts.push((tech.to_string(), day));
                 }
+                let back = st.take_back();
+                if back > 0 {
+                    taken_back.push((tech.to_string(), st.day(), back));
+                }
                 // Keys no cache entry holds any more are forgotten once their state is at
                 // rest, so the map follows the keys in use.
                 meter.shared() || !st.at_rest(now, |q| q.window(unix).index)
             });
         }
+        let listed = std::mem::take(&mut *lock(&self.detached));
+        for (meter, tech) in listed {
+            let mut st = meter.lock();
+            st.listed = false;
+            if let Some(day) = st.take_counts() {
+                counts.push((tech.into(), day));
+            }
+        }
+        take_back(&mut counts, taken_back);
         if counts.is_empty() {
             return Ok(());
         }
@@ -110,6 +125,25 @@ pub(super) async fn housekeeping(inner: std::sync::Weak<Inner>) {
                 crate::obs::warning!(
                     "apikey: writing request counts failed (kept for the next try): {e}"
                 );
+            }
+        }
+    }
+}
+
+/// Takes each key's 403s noted apart off its accepted count of the same day, among the counts
+/// written together (a request counted accepted and refused by its route in different writes
+/// stays counted accepted, as it always did).
+fn take_back(counts: &mut [(String, UsageDay)], taken_back: Vec<(String, i64, u32)>) {
+    for (tech, day, n) in taken_back {
+        let mut left = u64::from(n);
+        for (t, d) in counts.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            if *t == tech && d.day == day {
+                let off = left.min(d.accepted);
+                d.accepted -= off;
+                left -= off;
             }
         }
     }

@@ -25,7 +25,7 @@ use admit::{Held, Kind, Leased, Next};
 use backend::{Backend, Health, StoreQuotas};
 pub(crate) use state::KeyMeter;
 pub(crate) use state::Outcome;
-use state::Shards;
+use state::{lock, Shards};
 
 pub use budget::{Budget, Policy};
 pub use error::LimitsError;
@@ -75,6 +75,8 @@ pub(super) struct Inner {
     store: SharedLookup,
     /// Counts of days that ended, waiting to be written.
     done: Mutex<Vec<(String, UsageDay)>>,
+    /// The detached states ([`KeyMeter::detached`]) with counts to write, by tech name.
+    detached: Mutex<Vec<(KeyMeter, Box<str>)>>,
     /// Whether any key has limits of its own.
     any: AtomicBool,
 }
@@ -117,6 +119,7 @@ impl Limits {
             quotas,
             store,
             done: Mutex::default(),
+            detached: Mutex::default(),
             any: AtomicBool::new(false),
         });
         let tasks = Background(tokio::spawn(housekeeping::housekeeping(Arc::downgrade(
@@ -138,6 +141,9 @@ impl Limits {
     ) -> KeyMeter {
         if rate.is_some() || quota.is_some() {
             self.inner.any.store(true, Ordering::Relaxed);
+        } else if self.inner.default_rate.is_none() && self.inner.default_quota.is_none() {
+            // Nothing to limit: only counts, which need no place in the map.
+            return KeyMeter::detached();
         }
         let meter = self.inner.keys.meter(tech);
         let mut st = meter.lock();
@@ -269,7 +275,8 @@ impl Limits {
     pub(crate) fn note(&self, tech: &str, outcome: Outcome) {
         let day = unix_now().div_euclid(86_400);
         let meter = self.inner.keys.meter(tech);
-        meter.lock().count(outcome, day, &self.inner.done, tech);
+        // The map's states are never detached: nothing to list.
+        let _ = meter.lock().count(outcome, day, &self.inner.done, tech);
     }
 
     /// Writes the request counts now.
@@ -355,6 +362,11 @@ impl Inner {
     /// The quota that applies to a key: its own, else the default.
     fn quota_of(&self, st: &state::KeyState) -> Option<Quota> {
         st.quota().or(self.default_quota)
+    }
+
+    /// Adds a detached state that now has counts to the list the writer reads.
+    pub(super) fn list(&self, meter: &KeyMeter, tech: &str) {
+        lock(&self.detached).push((meter.clone(), tech.into()));
     }
 
     /// Whether any limit applies at all (else requests are only counted).

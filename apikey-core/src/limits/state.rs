@@ -51,6 +51,17 @@ impl Hasher for Fnv {
 pub(crate) struct KeyMeter(Arc<Mutex<KeyState>>);
 
 impl KeyMeter {
+    /// The state of a key without limits while no default applies: kept by its cache entries
+    /// only, never in the map (a million such keys would otherwise each hold an entry and a
+    /// copy of their tech name there). Its counts reach the writer through the list of
+    /// detached states with counts ([`KeyState::count`] says when to add it).
+    pub(super) fn detached() -> Self {
+        KeyMeter(Arc::new(Mutex::new(KeyState {
+            detached: true,
+            ..KeyState::default()
+        })))
+    }
+
     /// The state, locked.
     pub(super) fn lock(&self) -> MutexGuard<'_, KeyState> {
         lock(&self.0)
@@ -139,6 +150,14 @@ pub(crate) struct KeyState {
     /// written (every 10 seconds: 32 bits are plenty).
     day: i32,
     counts: [u32; 3],
+    /// Requests refused by their route (403) that another state of the key counted accepted
+    /// (a detached one: a 403 is noted by name, through the map): taken off that day's
+    /// accepted count when the counts are written together.
+    taken_back: u32,
+    /// Not in the map ([`KeyMeter::detached`]).
+    detached: bool,
+    /// On the list of detached states with counts.
+    pub(super) listed: bool,
 }
 
 impl KeyState {
@@ -157,19 +176,23 @@ impl KeyState {
         self.limited.as_ref().and_then(|l| l.quota)
     }
 
-    /// Counts an outcome on `day`; a new day sets the previous one aside in `done`.
+    /// Counts an outcome on `day`; a new day sets the previous one aside in `done`. `true`:
+    /// a detached state that now has counts and is not listed yet (it is marked listed: the
+    /// caller adds it to the list).
+    #[must_use]
     pub(super) fn count(
         &mut self,
         outcome: Outcome,
         day: i64,
         done: &Mutex<Vec<(String, UsageDay)>>,
         tech: &str,
-    ) {
+    ) -> bool {
         let day = i32::try_from(day).unwrap_or(i32::MAX);
         if self.day != day {
             if let Some(previous) = self.take_counts() {
                 lock(done).push((tech.to_owned(), previous));
             }
+            self.taken_back = 0;
             self.day = day;
         }
         let slot = match outcome {
@@ -177,7 +200,10 @@ impl KeyState {
             // A 403 from the route comes after the key was admitted (and counted accepted) by
             // verification.
             Outcome::Forbidden => {
-                self.counts[0] = self.counts[0].saturating_sub(1);
+                match self.counts[0].checked_sub(1) {
+                    Some(n) => self.counts[0] = n,
+                    None => self.taken_back = self.taken_back.saturating_add(1),
+                }
                 1
             }
             Outcome::Barred => 1,
@@ -185,6 +211,9 @@ impl KeyState {
         };
         let n = &mut self.counts[slot];
         *n = n.saturating_add(1);
+        let list = self.detached && !self.listed;
+        self.listed |= self.detached;
+        list
     }
 
     /// The counts so far, reset.
@@ -201,10 +230,20 @@ impl KeyState {
         })
     }
 
+    /// The day being counted (days since the epoch).
+    pub(super) fn day(&self) -> i64 {
+        i64::from(self.day)
+    }
+
+    /// The 403s to take off another state's accepted count of the same day, reset.
+    pub(super) fn take_back(&mut self) -> u32 {
+        std::mem::take(&mut self.taken_back)
+    }
+
     /// Whether forgetting this state loses nothing: no counts to write, and limits (if any) at
     /// rest (a full local bucket, no local quota use this window, no leased tokens).
     pub(super) fn at_rest(&self, now: u64, window_of: impl Fn(Quota) -> i64) -> bool {
-        if self.counts != [0; 3] {
+        if self.counts != [0; 3] || self.taken_back != 0 {
             return false;
         }
         let Some(l) = &self.limited else {

@@ -23,28 +23,45 @@ fn now() -> i64 {
 #[tokio::test]
 async fn counts_are_written_and_idle_keys_forgotten() {
     let (l, store) = limits(Settings::default()).await;
-    let meter = l.configure("kept", None, None);
+    let day = now() / 86_400;
+    let usage = |tech: &'static str| {
+        let store = store.clone();
+        async move {
+            let u = store.usage(tech, 0).await.unwrap();
+            (u[0].day, u[0].accepted, u[0].forbidden)
+        }
+    };
+    // A key without limits, and no default: no entry in the map, only its own counts.
+    let open = l.configure("open", None, None);
+    assert!(!known(&l, "open"));
     for _ in 0..3 {
-        l.admit(Some(&meter), "kept", now()).await.unwrap();
+        l.admit(Some(&open), "open", now()).await.unwrap();
+    }
+    // Its route refused one of those: noted by name, taken off its accepted count.
+    l.note("open", Outcome::Forbidden);
+    // A key with limits is in the map while a cache entry holds it.
+    let kept = l.configure("kept", Some("100/1m".parse().unwrap()), None);
+    for _ in 0..2 {
+        l.admit(Some(&kept), "kept", now()).await.unwrap();
     }
     l.note("kept", Outcome::Forbidden);
     l.admit(None, "gone", now()).await.unwrap();
     l.flush().await.unwrap();
-    let day = now() / 86_400;
-    let kept = store.usage("kept", 0).await.unwrap();
-    assert_eq!(
-        (kept[0].day, kept[0].accepted, kept[0].forbidden),
-        (day, 2, 1)
-    );
-    assert_eq!(store.usage("gone", 0).await.unwrap()[0].accepted, 1);
+    assert_eq!(usage("open").await, (day, 2, 1));
+    assert_eq!(usage("kept").await, (day, 1, 1));
+    assert_eq!(usage("gone").await, (day, 1, 0));
     assert!(known(&l, "kept"), "a cache entry still holds it");
     assert!(
-        !known(&l, "gone"),
-        "nothing holds it and nothing is pending"
+        !known(&l, "gone") && !known(&l, "open"),
+        "nothing holds them and nothing is pending"
     );
-    drop(meter);
+    // Counted again after a write: listed again, written at the next.
+    l.admit(Some(&open), "open", now()).await.unwrap();
     l.flush().await.unwrap();
-    assert!(!known(&l, "kept"));
+    assert_eq!(usage("open").await, (day, 3, 1));
+    // Written once only.
+    l.flush().await.unwrap();
+    assert_eq!(usage("open").await, (day, 3, 1));
 }
 
 #[tokio::test]
