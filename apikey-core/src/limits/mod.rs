@@ -11,6 +11,7 @@
 //! and added to the store in the background every 10 seconds.
 
 use crate::model::AuthError;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -183,14 +184,7 @@ impl Limits {
         unix: i64,
         pending: Pending,
     ) -> Result<Budget, AuthError> {
-        let found;
-        let meter = match meter {
-            Some(m) => m,
-            None => {
-                found = self.inner.keys.meter(tech);
-                &found
-            }
-        };
+        let meter = &*self.meter_of(meter, tech);
         let Pending { mut held, lease } = pending;
         let mut due = lease;
         // Each round either answers, or gets the request a token, or finds the backend down
@@ -234,14 +228,7 @@ impl Limits {
         tech: &str,
         unix: i64,
     ) -> Result<Result<Budget, AuthError>, Pending> {
-        let found;
-        let meter = match meter {
-            Some(m) => m,
-            None => {
-                found = self.inner.keys.meter(tech);
-                &found
-            }
-        };
+        let meter = &*self.meter_of(meter, tech);
         let mut held = [Held::No; 2];
         let step = self.inner.step(meter, tech, unix, &mut held);
         self.refill(meter, tech, step.refill);
@@ -252,6 +239,11 @@ impl Limits {
                 lease: Some((kind, want, main)),
             }),
         }
+    }
+
+    /// The key's state as its cache entry holds it, else the map's.
+    fn meter_of<'a>(&self, meter: Option<&'a KeyMeter>, tech: &str) -> Cow<'a, KeyMeter> {
+        meter.map_or_else(|| Cow::Owned(self.inner.keys.meter(tech)), Cow::Borrowed)
     }
 
     /// Refills, in the background, the pools a step found running low (outside a runtime,

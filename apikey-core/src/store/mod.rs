@@ -53,12 +53,12 @@ pub struct UsableDigest {
 impl UsableDigest {
     /// A digest and what its secret's display stub says of its length: a key's current
     /// secret passes the key's stub (a generated key's stub gives its length,
-    /// [`KeyFormat::key_len_of_stub`](crate::KeyFormat::key_len_of_stub)); a secret in its
+    /// [`KeyFormat::key_len_of_stub`](crate::key::KeyFormat::key_len_of_stub)); a secret in its
     /// rotation grace, whose stub is gone, passes `None` (any length).
     pub fn of(digest: KeyDigest, stub: Option<&str>) -> Self {
         UsableDigest {
             digest,
-            key_len: stub.and_then(crate::KeyFormat::key_len_of_stub),
+            key_len: stub.and_then(crate::key::KeyFormat::key_len_of_stub),
         }
     }
 }
