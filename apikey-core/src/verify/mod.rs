@@ -539,10 +539,11 @@ impl Verifier {
     /// ask the store, as a key created elsewhere a moment ago needs). Not while the store
     /// polls for changes: it is asked to check now instead ([`look_up`](Self::look_up)).
     fn length_refuses(&self, len: usize, now: i64) -> bool {
-        self.filter.excludes_length(len)
-            && !self.sections.may_have_length(len)
-            && self.filter.miss_budget_spent(now)
+        // The cheapest test first: without a spray, the budget is not spent.
+        self.filter.miss_budget_spent(now)
             && !self.store.changes().polls()
+            && self.filter.excludes_length(len)
+            && !self.sections.may_have_length(len)
     }
 
     /// [`checked_digest`](Self::checked_digest) once the checksum passed.
