@@ -55,6 +55,7 @@ def arrow(x1, y1, x2, y2, colour=MUTED):
 REQUEST_PATH = [
     ("The API-KEY header", "missing or empty", "401 needs an API key"),
     ("Shape: prefix and CRC-32 checksum", "malformed, several keys", "401 invalid (one body)"),
+    ("Length: no stored key has it (a spray)", "refused before any hash", "401 invalid (one body)"),
     ("Digest: the memo's, else SHA-256 (HMAC)", None, None),
     ("Digest filter: every stored digest", "not held (no store query)", "401 invalid (one body)"),
     ("Cache of verified keys, else the store", "unknown, revoked, expired", "401 invalid (one body)"),
