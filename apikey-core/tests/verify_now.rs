@@ -1,7 +1,7 @@
 //! `Verifier::verify_request_now` decides what needs no wait and leaves the rest to
-//! `verify_request_later`, nothing done twice: a cached key without limits and the refusals
-//! the caches and the format check make are decided at once; a first lookup and a key with
-//! limits wait, and the wait counts the request once.
+//! `verify_request_later`, nothing done twice: a cached key (its per-instance limits too) and
+//! the refusals the caches and the format check make are decided at once; a first lookup and
+//! a lease of quota tokens from the store wait, and the wait counts the request once.
 #![cfg(not(feature = "tracing"))]
 
 use std::sync::Arc;

@@ -82,7 +82,7 @@ enum At {
     Start,
     /// The digest of a well-formed key: the caches could not answer.
     Digest(KeyDigest),
-    /// A cached valid key whose limits wait (its use this minute already noted).
+    /// A cached valid key whose limits wait for a lease (its use this minute already noted).
     Accept(Box<Accept>),
 }
 
@@ -366,9 +366,10 @@ impl Verifier {
     }
 
     /// [`verify_request`](Self::verify_request) as far as it goes without waiting: a malformed
-    /// or missing key, a cached valid key without a rate limit or quota, an unknown digest the
-    /// filter or the cache of unknown digests refuses are decided at once
-    /// ([`Checked::Done`]); a store lookup, the store's change check or a key's limits wait
+    /// or missing key, a cached valid key (its limits too, unless its pool of leased tokens is
+    /// empty), a spray's value of a length no stored key has, an unknown digest the filter or
+    /// the cache of unknown digests refuses are decided at once ([`Checked::Done`]); a store
+    /// lookup, the store's change check or a lease of limit tokens wait
     /// ([`Checked::Later`], finished by [`verify_request_later`](Self::verify_request_later),
     /// nothing done twice). For adapters that can answer without an `await` when nothing has
     /// to wait. With feature `tracing` it is always `Later` (the span is the async path's).
