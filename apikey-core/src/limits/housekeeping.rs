@@ -1,6 +1,7 @@
 //! The background work of the limits: giving back leased tokens that sit unused, and writing
 //! the request counts (forgetting the state of keys no longer in use on the way).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::admit::Kind;
@@ -132,19 +133,24 @@ pub(super) async fn housekeeping(inner: std::sync::Weak<Inner>) {
 
 /// Takes each key's 403s noted apart off its accepted count of the same day, among the counts
 /// written together (a request counted accepted and refused by its route in different writes
-/// stays counted accepted, as it always did).
+/// stays counted accepted, as it always did). One pass over the counts, whatever their number.
 fn take_back(counts: &mut [(String, UsageDay)], taken_back: Vec<(String, i64, u32)>) {
+    if taken_back.is_empty() {
+        return;
+    }
+    // Tech name → (day, 403s left to take off).
+    let mut left: HashMap<String, Vec<(i64, u64)>> = HashMap::new();
     for (tech, day, n) in taken_back {
-        let mut left = u64::from(n);
-        for (t, d) in counts.iter_mut() {
-            if left == 0 {
-                break;
-            }
-            if *t == tech && d.day == day {
-                let off = left.min(d.accepted);
-                d.accepted -= off;
-                left -= off;
-            }
+        left.entry(tech).or_default().push((day, u64::from(n)));
+    }
+    for (tech, d) in counts.iter_mut() {
+        let Some(days) = left.get_mut(tech.as_str()) else {
+            continue;
+        };
+        for (_, n) in days.iter_mut().filter(|(day, _)| *day == d.day) {
+            let off = (*n).min(d.accepted);
+            d.accepted -= off;
+            *n -= off;
         }
     }
 }

@@ -185,8 +185,10 @@ impl Limits {
         pending: Pending,
     ) -> Result<Budget, AuthError> {
         let meter = &*self.meter_of(meter, tech);
-        let Pending { mut held, lease } = pending;
-        let mut due = lease;
+        let Pending {
+            mut held,
+            lease: mut due,
+        } = pending;
         // Each round either answers, or gets the request a token, or finds the backend down
         // (the next round limits locally): a few rounds always suffice.
         for _ in 0..6 {

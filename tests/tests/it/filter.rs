@@ -100,6 +100,17 @@ async fn without_digest_listing_the_store_is_asked(store: SharedStore) {
         .is_ok());
 }
 
+/// Sends `spray-<i>` for each `i` of `range`: each is refused as invalid.
+async fn spray(v: &Verifier, range: std::ops::Range<usize>) {
+    for i in range {
+        assert_eq!(
+            v.verify_request(&KeyRequest::new(&format!("spray-{i}")))
+                .await,
+            Err(AuthError::INVALID)
+        );
+    }
+}
+
 /// Once a spray has spent the miss budget, a value of a length no stored key has is refused
 /// before it is hashed — as long as every stored key's length is known (generated keys: their
 /// stub tells it). A free-form key, or a secret in its rotation grace (its stub is gone), may
@@ -110,21 +121,9 @@ async fn a_length_no_key_has_is_refused_before_hashing(store: SharedStore) {
     let (_, good) = m.create(spec("good", "alice", &[])).await.unwrap();
     filter_ready(&v).await;
     let gated = !store.changes().polls();
-    let spray = |from: usize| {
-        let v = Arc::clone(&v);
-        async move {
-            for i in from..from + 500 {
-                assert_eq!(
-                    v.verify_request(&KeyRequest::new(&format!("spray-{i}")))
-                        .await,
-                    Err(AuthError::INVALID)
-                );
-            }
-        }
-    };
     let before = probe.lookups();
     let started = Instant::now();
-    spray(0).await;
+    spray(&v, 0..500).await;
     let bound = spray_bound(started.elapsed());
     let unhashed = v.refused_unhashed();
     if gated {
@@ -154,7 +153,7 @@ async fn a_length_no_key_has_is_refused_before_hashing(store: SharedStore) {
         .await
         .unwrap();
     filter_ready(&v).await;
-    spray(1_000).await;
+    spray(&v, 1_000..1_500).await;
     assert_eq!(
         v.refused_unhashed(),
         unhashed,
@@ -170,16 +169,7 @@ async fn a_length_no_key_has_is_refused_before_hashing(store: SharedStore) {
     let (_, rotated) = m.rotate("legacy", Duration::from_secs(3600)).await.unwrap();
     let (v, _, _) = verifier_over(store).await;
     filter_ready(&v).await;
-    let spray = |from: usize| {
-        let v = Arc::clone(&v);
-        async move {
-            for i in from..from + 500 {
-                let value = format!("spray-{i}");
-                assert!(v.verify_request(&KeyRequest::new(&value)).await.is_err());
-            }
-        }
-    };
-    spray(2_000).await;
+    spray(&v, 2_000..2_500).await;
     for key in [legacy.expose(), rotated.expose()] {
         assert!(v.verify_request(&KeyRequest::new(key)).await.is_ok());
     }
@@ -474,10 +464,7 @@ async fn a_config_sections_key_is_not_refused_by_its_length() {
     m.create(spec("generated", "alice", &[])).await.unwrap();
     let v = Arc::new(Verifier::new(config, store).await.unwrap());
     filter_ready(&v).await;
-    for i in 0..200 {
-        let value = format!("spray-{i}");
-        assert!(v.verify_request(&KeyRequest::new(&value)).await.is_err());
-    }
+    spray(&v, 0..200).await;
     assert!(v.refused_unhashed() > 0, "the spray was refused unhashed");
     let verified = v
         .verify_request(&KeyRequest::new("section-key-13"))

@@ -58,35 +58,38 @@ impl<D: Dialect> KeyLookup for SqlStore<D> {
     }
 
     async fn all_digests(&self) -> StoreResult<Option<Vec<UsableDigest>>> {
-        let rows: Vec<(Vec<u8>, Option<String>)> = Sql::<D>::new(
-            "SELECT s.digest, CASE WHEN s.valid_until IS NULL THEN k.stub END \
-             FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
-             WHERE k.active AND (k.expires_at IS NULL OR k.expires_at > $1) \
-             AND (s.valid_until IS NULL OR s.valid_until > $1)",
-        )
-        .bind(now_secs())
-        .all(self.db())
-        .await
-        .map_err(unavailable)?;
+        let rows = Sql::<D>::new(USABLE_DIGESTS)
+            .bind(now_secs())
+            .all(self.db())
+            .await
+            .map_err(unavailable)?;
         usable_digests(rows).map(Some)
     }
 
     async fn digests_of(&self, name: &str) -> StoreResult<Option<Vec<UsableDigest>>> {
-        let rows: Vec<(Vec<u8>, Option<String>)> = Sql::<D>::new(
-            "SELECT s.digest, CASE WHEN s.valid_until IS NULL THEN k.stub END \
-             FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
-             WHERE k.name = $1 AND k.active \
-             AND (k.expires_at IS NULL OR k.expires_at > $2) \
-             AND (s.valid_until IS NULL OR s.valid_until > $2)",
-        )
-        .bind(name)
-        .bind(now_secs())
-        .all(self.db())
-        .await
-        .map_err(unavailable)?;
+        let rows = Sql::<D>::new(USABLE_DIGESTS_OF)
+            .bind(now_secs())
+            .bind(name)
+            .all(self.db())
+            .await
+            .map_err(unavailable)?;
         usable_digests(rows).map(Some)
     }
 }
+
+/// The digests that verify at `$1` (their key active and unexpired, the secret current or in
+/// its grace), each with its key's stub when it is the key's current secret.
+macro_rules! usable_digests_sql {
+    () => {
+        "SELECT s.digest, CASE WHEN s.valid_until IS NULL THEN k.stub END \
+         FROM apikey_secrets s JOIN apikey_keys k ON k.id = s.key_id \
+         WHERE k.active AND (k.expires_at IS NULL OR k.expires_at > $1) \
+         AND (s.valid_until IS NULL OR s.valid_until > $1)"
+    };
+}
+const USABLE_DIGESTS: &str = usable_digests_sql!();
+/// The same for the key named `$2`.
+const USABLE_DIGESTS_OF: &str = concat!(usable_digests_sql!(), " AND k.name = $2");
 
 #[async_trait]
 impl<D: Dialect> KeyMetering for SqlStore<D> {
