@@ -120,9 +120,7 @@ impl Inner {
                 st.release(held);
                 Outcome::Limited
             };
-            if st.count(outcome, day, &self.done, tech) {
-                self.list(meter, tech);
-            }
+            st.count(outcome, day, &self.done, tech);
             Next::Done(result)
         };
         if !self.limited() {
@@ -213,9 +211,7 @@ impl Inner {
         let day = unix_now().div_euclid(86_400);
         let mut st = meter.lock();
         st.release(held);
-        if st.count(Outcome::Limited, day, &self.done, tech) {
-            self.list(meter, tech);
-        }
+        st.count(Outcome::Limited, day, &self.done, tech);
         match kind {
             Kind::Rate => rate_limited(wait),
             Kind::Quota => quota_exhausted(wait),

@@ -64,7 +64,7 @@ impl Inner {
     /// Writes the request counts gathered so far; on failure they are kept for the next try.
     pub(super) async fn write_counts(&self) -> StoreResult<()> {
         let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
-        // 403s noted by name (in the map) for requests a detached state counted accepted.
+        // 403s noted by name (in the map) for requests counted accepted elsewhere.
         let mut taken_back: Vec<(String, i64, u32)> = Vec::new();
         let now = self.now();
         let unix = unix_now();
@@ -83,13 +83,8 @@ impl Inner {
                 meter.shared() || !st.at_rest(now, |q| q.window(unix).index)
             });
         }
-        let listed = std::mem::take(&mut *lock(&self.detached));
-        for (meter, tech) in listed {
-            let mut st = meter.lock();
-            st.listed = false;
-            if let Some(day) = st.take_counts() {
-                counts.push((tech.into(), day));
-            }
+        if let Some(source) = self.elsewhere.get() {
+            source.take_counts(&mut counts);
         }
         take_back(&mut counts, taken_back);
         if counts.is_empty() {

@@ -13,7 +13,7 @@
 use crate::model::AuthError;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -26,7 +26,7 @@ use admit::{Held, Kind, Leased, Next};
 use backend::{Backend, Health, StoreQuotas};
 pub(crate) use state::KeyMeter;
 pub(crate) use state::Outcome;
-use state::{lock, Shards};
+use state::Shards;
 
 pub use budget::{Budget, Policy};
 pub use error::LimitsError;
@@ -76,8 +76,8 @@ pub(super) struct Inner {
     store: SharedLookup,
     /// Counts of days that ended, waiting to be written.
     done: Mutex<Vec<(String, UsageDay)>>,
-    /// The detached states ([`KeyMeter::detached`]) with counts to write, by tech name.
-    detached: Mutex<Vec<(KeyMeter, Box<str>)>>,
+    /// Where the counts of keys without limits are kept (the verifier's cache entries).
+    elsewhere: OnceLock<Arc<dyn CountSource>>,
     /// Whether any key has limits of its own.
     any: AtomicBool,
 }
@@ -89,6 +89,15 @@ pub(super) struct Inner {
 pub(crate) struct Pending {
     held: [Held; 2],
     lease: Option<(Kind, u64, bool)>,
+}
+
+/// Request counts kept outside the limits: a key without limits (and without a default that
+/// applies) has no state here, its requests are counted where the request path finds it
+/// anyway (its cache entries), and taken from there when the counts are written.
+pub(crate) trait CountSource: Send + Sync {
+    /// Moves every count out, by tech name and day (accepted requests only: the 403s of such
+    /// keys are noted here, by name).
+    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>);
 }
 
 /// The limits and counts of one verifier.
@@ -120,7 +129,7 @@ impl Limits {
             quotas,
             store,
             done: Mutex::default(),
-            detached: Mutex::default(),
+            elsewhere: OnceLock::new(),
             any: AtomicBool::new(false),
         });
         let tasks = Background(tokio::spawn(housekeeping::housekeeping(Arc::downgrade(
@@ -133,20 +142,30 @@ impl Limits {
     }
 
     /// Records a key's own limits (as just read from the store or config); returns the key's
-    /// state, for its cache entries.
+    /// state, for its cache entries. `None`: nothing limits the key, its requests are only
+    /// counted, which needs no state here (a million such keys would each hold an entry and a
+    /// copy of their tech name): its cache entries count them ([`count_from`](Self::count_from)),
+    /// or the map when the key is not cached.
     pub(crate) fn configure(
         &self,
         tech: &str,
         rate: Option<RateLimit>,
         quota: Option<Quota>,
-    ) -> KeyMeter {
+    ) -> Option<KeyMeter> {
         if rate.is_some() || quota.is_some() {
             self.inner.any.store(true, Ordering::Relaxed);
-        } else if self.inner.default_rate.is_none() && self.inner.default_quota.is_none() {
-            // Nothing to limit: only counts, which need no place in the map.
-            return KeyMeter::detached();
         }
-        let meter = self.inner.keys.meter(tech);
+        let unlimited = rate.is_none()
+            && quota.is_none()
+            && self.inner.default_rate.is_none()
+            && self.inner.default_quota.is_none();
+        let meter = if unlimited {
+            // A state from earlier limits (a request not cached meanwhile made one) loses
+            // them: the map counts the key's uncached requests, and must not limit them.
+            self.inner.keys.existing(tech)?
+        } else {
+            self.inner.keys.meter(tech)
+        };
         let mut st = meter.lock();
         if st.rate() != rate || st.quota() != quota {
             let st = st.lim();
@@ -156,7 +175,13 @@ impl Limits {
             st.pools = None;
         }
         drop(st);
-        meter
+        (!unlimited).then_some(meter)
+    }
+
+    /// Takes the counts `source` keeps (of keys without limits) whenever counts are written.
+    /// Set once.
+    pub(crate) fn count_from(&self, source: Arc<dyn CountSource>) {
+        let _ = self.inner.elsewhere.set(source);
     }
 
     /// Counts one request of a valid key, at `unix` (seconds), against its limits; `Err` is a
@@ -269,8 +294,7 @@ impl Limits {
     pub(crate) fn note(&self, tech: &str, outcome: Outcome) {
         let day = unix_now().div_euclid(86_400);
         let meter = self.inner.keys.meter(tech);
-        // The map's states are never detached: nothing to list.
-        let _ = meter.lock().count(outcome, day, &self.inner.done, tech);
+        meter.lock().count(outcome, day, &self.inner.done, tech);
     }
 
     /// Writes the request counts now.
@@ -356,11 +380,6 @@ impl Inner {
     /// The quota that applies to a key: its own, else the default.
     fn quota_of(&self, st: &state::KeyState) -> Option<Quota> {
         st.quota().or(self.default_quota)
-    }
-
-    /// Adds a detached state that now has counts to the list the writer reads.
-    pub(super) fn list(&self, meter: &KeyMeter, tech: &str) {
-        lock(&self.detached).push((meter.clone(), tech.into()));
     }
 
     /// Whether any limit applies at all (else requests are only counted).

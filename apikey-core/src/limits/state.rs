@@ -51,17 +51,6 @@ impl Hasher for Fnv {
 pub(crate) struct KeyMeter(Arc<Mutex<KeyState>>);
 
 impl KeyMeter {
-    /// The state of a key without limits while no default applies: kept by its cache entries
-    /// only, never in the map (a million such keys would otherwise each hold an entry and a
-    /// copy of their tech name there). Its counts reach the writer through the list of
-    /// detached states with counts ([`KeyState::count`] says when to add it).
-    pub(super) fn detached() -> Self {
-        KeyMeter(Arc::new(Mutex::new(KeyState {
-            detached: true,
-            ..KeyState::default()
-        })))
-    }
-
     /// The state, locked.
     pub(super) fn lock(&self) -> MutexGuard<'_, KeyState> {
         lock(&self.0)
@@ -104,6 +93,11 @@ impl Shards {
                 m
             }
         }
+    }
+
+    /// The state of `tech`, if the map holds one.
+    pub(super) fn existing(&self, tech: &str) -> Option<KeyMeter> {
+        self.of(tech).get(tech).cloned()
     }
 
     /// Every shard, one at a time.
@@ -150,14 +144,10 @@ pub(crate) struct KeyState {
     /// written (every 10 seconds: 32 bits are plenty).
     day: i32,
     counts: [u32; 3],
-    /// Requests refused by their route (403) that another state of the key counted accepted
-    /// (a detached one: a 403 is noted by name, through the map): taken off that day's
-    /// accepted count when the counts are written together.
+    /// Requests refused by their route (403) that were counted accepted elsewhere (a key
+    /// without limits is counted on its cache entries, a 403 is noted by name, through the
+    /// map): taken off that day's accepted count when the counts are written together.
     taken_back: u32,
-    /// Not in the map ([`KeyMeter::detached`]).
-    detached: bool,
-    /// On the list of detached states with counts.
-    pub(super) listed: bool,
 }
 
 impl KeyState {
@@ -176,17 +166,14 @@ impl KeyState {
         self.limited.as_ref().and_then(|l| l.quota)
     }
 
-    /// Counts an outcome on `day`; a new day sets the previous one aside in `done`. `true`:
-    /// a detached state that now has counts and is not listed yet (it is marked listed: the
-    /// caller adds it to the list).
-    #[must_use]
+    /// Counts an outcome on `day`; a new day sets the previous one aside in `done`.
     pub(super) fn count(
         &mut self,
         outcome: Outcome,
         day: i64,
         done: &Mutex<Vec<(String, UsageDay)>>,
         tech: &str,
-    ) -> bool {
+    ) {
         let day = i32::try_from(day).unwrap_or(i32::MAX);
         if self.day != day {
             if let Some(previous) = self.take_counts() {
@@ -211,9 +198,6 @@ impl KeyState {
         };
         let n = &mut self.counts[slot];
         *n = n.saturating_add(1);
-        let list = self.detached && !self.listed;
-        self.listed |= self.detached;
-        list
     }
 
     /// The counts so far, reset.

@@ -91,9 +91,31 @@ struct Accept {
     digest: KeyDigest,
     valid: Valid,
     now: i64,
-    first: Option<bool>,
+    noted: Noted,
     /// What the request holds of its limits so far.
     pending: Pending,
+}
+
+/// Where a request of a valid key is noted: its use (for last-used times) and its count for
+/// the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Noted {
+    /// On its cache entry, use and count (a key without limits or allowlist).
+    Counted,
+    /// On its cache entry, its use; the limits count it.
+    Used,
+    /// Not cached: the usage log notes its use, the limits count it.
+    Uncached,
+}
+
+impl Noted {
+    fn cached(counted: bool) -> Self {
+        if counted {
+            Noted::Counted
+        } else {
+            Noted::Used
+        }
+    }
 }
 
 /// How long a request waits for the store's change check (see `changed_elsewhere`).
@@ -231,6 +253,7 @@ impl Verifier {
                 source_name: "settings".into(),
                 message: e.to_string(),
             })?;
+        limits.count_from(caches.clone());
         // Registered before the first lookup, so no change can slip between.
         let listener: Arc<dyn ChangeListener> = caches.clone();
         store.changes().listen(Arc::downgrade(&listener));
@@ -249,7 +272,7 @@ impl Verifier {
         };
         Ok(Verifier {
             filter: DigestFilter::start(store.clone(), settings.cache_ttl),
-            usage: UsageLog::start(store.clone()),
+            usage: UsageLog::start(store.clone(), caches.clone()),
             store,
             credentials: Credentials {
                 header: settings.header,
@@ -407,19 +430,14 @@ impl Verifier {
                     digest,
                     valid,
                     now,
-                    first,
+                    noted,
                     pending,
                 } = *accept;
                 let admitted = self
                     .limits
-                    .admit_from(
-                        valid.meter.as_ref(),
-                        valid.identity.tech_name(),
-                        now,
-                        pending,
-                    )
+                    .admit_from(valid.meter(), valid.identity.tech_name(), now, pending)
                     .await;
-                self.admitted(&digest, &valid, now, first, admitted)
+                self.admitted(&digest, &valid, now, noted, admitted)
             }
         };
         self.metered(result)
@@ -453,21 +471,21 @@ impl Verifier {
             Ok(found) => found,
             Err(e) => return Checked::Done(self.metered(Err(e))),
         };
-        let minute = (now / 60) as u32;
         // While the feed is not live, the store answers (see `decide_digest`).
         if !self.store.changes().is_live() {
             return Checked::Later(Later(At::Digest(digest)));
         }
-        if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute, at.monotonic) {
+        if let Some((valid, counted)) = self.caches.get(&digest, at, true) {
             self.remember(fresh, digest);
             let client = || self.client_of(req);
-            return match self.accept_now(&digest, &valid, now, Some(first_this_minute), &client) {
+            let noted = Noted::cached(counted);
+            return match self.accept_now(&digest, &valid, now, noted, &client) {
                 Ok(result) => Checked::Done(self.metered(result)),
                 Err(pending) => Checked::Later(Later(At::Accept(Box::new(Accept {
                     digest,
                     valid,
                     now,
-                    first: Some(first_this_minute),
+                    noted,
                     pending,
                 })))),
             };
@@ -588,22 +606,17 @@ impl Verifier {
         };
         let at = self.clock.now();
         let now = at.unix_secs;
-        // A minute no request is in: a cache hit here never takes a request's note of use.
+        // Not a request: nothing is noted on the cache entry.
         let live = self.store.changes().is_live();
-        let cached = live
-            .then(|| self.caches.get(digest, u32::MAX, at.monotonic))
-            .flatten();
+        let cached = live.then(|| self.caches.get(digest, at, false)).flatten();
         let valid = match cached {
             Some((valid, _)) => valid,
-            None => {
-                let found = self.look_up(digest, at, u32::MAX, live).await;
-                found?.0
-            }
+            None => self.look_up(digest, at, false, live).await?.0,
         };
         if valid.not_after() <= now {
             return Err(AuthError::INVALID);
         }
-        if let Some(allow) = &valid.allow {
+        if let Some(allow) = valid.allow() {
             if !client.is_some_and(|ip| allow.allows(ip)) {
                 return Err(AuthError::AddressNotAllowed);
             }
@@ -618,33 +631,30 @@ impl Verifier {
     ) -> Result<Verified, AuthError> {
         let at = self.clock.now();
         let now = at.unix_secs;
-        let minute = (now / 60) as u32;
         // While the feed may be missing changes made elsewhere, nothing derived from it (the
         // caches, the filter) is trusted: the store answers, or the request gets 503.
         let live = self.store.changes().is_live();
         if live {
-            if let Some((valid, first_this_minute)) = self.caches.get(&digest, minute, at.monotonic)
-            {
+            if let Some((valid, counted)) = self.caches.get(&digest, at, true) {
                 return self
-                    .accept(&digest, &valid, now, Some(first_this_minute), client)
+                    .accept(&digest, &valid, now, Noted::cached(counted), client)
                     .await;
             }
         }
-        let (valid, first_this_minute) = self.look_up(&digest, at, minute, live).await?;
-        self.accept(&digest, &valid, now, first_this_minute, client)
-            .await
+        let (valid, noted) = self.look_up(&digest, at, true, live).await?;
+        self.accept(&digest, &valid, now, noted, client).await
     }
 
     /// The valid key of a digest that is not in the cache of verified keys (or whose caches
-    /// may not be trusted: `live` is false), and whether this is its first use in `minute`
-    /// (`None` when no cache entry says).
+    /// may not be trusted: `live` is false), and where a request (`request`: else an
+    /// administrative look) is noted.
     async fn look_up(
         &self,
         digest: &KeyDigest,
         at: Reading,
-        minute: u32,
+        request: bool,
         live: bool,
-    ) -> Result<(Valid, Option<bool>), AuthError> {
+    ) -> Result<(Valid, Noted), AuthError> {
         let digest = *digest;
         let now = at.unix_secs;
         if live {
@@ -699,14 +709,14 @@ impl Verifier {
         let remember = leader && live && self.store.changes().is_live();
         match outcome {
             Ok(valid) => {
-                if remember {
-                    self.caches
-                        .remember(digest, valid.clone(), generation, minute);
-                }
-                // A freshly cached entry is noted as used this minute: note it here. Without
-                // an entry, the usage log keeps count itself.
-                let first = (remember && self.caches.enabled()).then_some(true);
-                Ok((valid, first))
+                // A freshly cached entry notes the request as a hit would.
+                let cached = remember
+                    .then(|| {
+                        self.caches
+                            .remember(digest, valid.clone(), generation, at, request)
+                    })
+                    .flatten();
+                Ok((valid, cached.map_or(Noted::Uncached, Noted::cached)))
             }
             Err(
                 refusal @ AuthError::Invalid(
@@ -739,22 +749,23 @@ impl Verifier {
     }
 
     /// Re-checks expiry on every hit, then counts the request against the key's rate limit
-    /// and notes its use (`first_this_minute` comes from the cache entry; `None` when the
-    /// cache is off).
+    /// and notes its use, unless its cache entry did (`noted`).
     async fn accept(
         &self,
         digest: &KeyDigest,
         valid: &Valid,
         now: i64,
-        first_this_minute: Option<bool>,
+        noted: Noted,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
         self.admissible(digest, valid, now, client)?;
-        let admitted = self
-            .limits
-            .admit(valid.meter.as_ref(), valid.identity.tech_name(), now)
-            .await;
-        self.admitted(digest, valid, now, first_this_minute, admitted)
+        let admitted = if noted == Noted::Counted {
+            Ok(Budget::default())
+        } else {
+            let tech = valid.identity.tech_name();
+            self.limits.admit(valid.meter(), tech, now).await
+        };
+        self.admitted(digest, valid, now, noted, admitted)
     }
 
     /// [`accept`](Self::accept) as far as it goes without a wait: all the way unless the key's
@@ -764,16 +775,19 @@ impl Verifier {
         digest: &KeyDigest,
         valid: &Valid,
         now: i64,
-        first_this_minute: Option<bool>,
+        noted: Noted,
         client: &dyn Fn() -> Option<IpAddr>,
     ) -> Result<Result<Verified, AuthError>, Pending> {
         if let Err(refused) = self.admissible(digest, valid, now, client) {
             return Ok(Err(refused));
         }
-        let admitted =
-            self.limits
-                .admit_now(valid.meter.as_ref(), valid.identity.tech_name(), now)?;
-        Ok(self.admitted(digest, valid, now, first_this_minute, admitted))
+        let admitted = if noted == Noted::Counted {
+            Ok(Budget::default())
+        } else {
+            let tech = valid.identity.tech_name();
+            self.limits.admit_now(valid.meter(), tech, now)?
+        };
+        Ok(self.admitted(digest, valid, now, noted, admitted))
     }
 
     /// Whether a valid key may be used now, from this client (expiry re-checked, networks).
@@ -790,7 +804,7 @@ impl Verifier {
             self.caches.forget(digest);
             return Err(AuthError::Invalid(InvalidKey::Expired));
         }
-        if let Some(allow) = &valid.allow {
+        if let Some(allow) = valid.allow() {
             let client = client();
             if !client.is_some_and(|ip| allow.allows(ip)) {
                 let from = client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string());
@@ -813,7 +827,7 @@ impl Verifier {
         digest: &KeyDigest,
         valid: &Valid,
         now: i64,
-        first_this_minute: Option<bool>,
+        noted: Noted,
         admitted: Result<Budget, AuthError>,
     ) -> Result<Verified, AuthError> {
         let not_after = valid.not_after();
@@ -824,7 +838,9 @@ impl Verifier {
                 return Err(refused);
             }
         };
-        self.usage.record(&valid.identity, now, first_this_minute);
+        if noted == Noted::Uncached {
+            self.usage.note(&valid.identity, now);
+        }
         // Warn of the end: a rotated-out secret always, a key expiring within the window.
         let warn =
             not_after != i64::MAX && (valid.in_grace() || not_after - now <= self.expiry_warning);

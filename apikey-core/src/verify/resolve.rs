@@ -151,8 +151,7 @@ impl Verifier {
             not_after.map(OffsetDateTime::unix_timestamp),
             grace,
         )
-        .with_meter(meter)
-        .with_allow(&r.allow_ip))
+        .with_limits(meter, &r.allow_ip))
     }
 
     async fn resolve_section(
@@ -241,8 +240,7 @@ impl Verifier {
             expires_at.map(OffsetDateTime::unix_timestamp),
             false,
         )
-        .with_meter(meter)
-        .with_allow(allow))
+        .with_limits(meter, allow))
     }
 
     async fn user_active(&self, user: &str) -> Result<bool, AuthError> {

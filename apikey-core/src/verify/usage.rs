@@ -1,4 +1,5 @@
-//! Last-used times: noted on the request path in memory, written in the background.
+//! Last-used times: noted on the request path in memory (on the key's cache entry, else here),
+//! written in the background.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::cache::Caches;
 use crate::model::Identity;
 use crate::store::{SharedLookup, StoreError};
 use crate::task::Background;
@@ -13,14 +15,16 @@ use crate::task::Background;
 /// How often noted uses are written.
 const USAGE_FLUSH: Duration = Duration::from_secs(60);
 
-/// Uses noted since the last write: at most one per key per minute.
-#[derive(Default)]
+/// Uses noted since the last write of keys that are not cached (a cache entry notes its own
+/// uses, [`Caches::take_used`] collects them): at most one per key per minute.
 struct Pending {
     /// Key name → the minute (unix seconds / 60) its use was last noted.
     noted: Mutex<HashMap<String, i64>>,
-    /// Keys to write, as identities: cloning one shares its text, so a queued use costs 32
-    /// bytes.
+    /// Keys to write, as identities: cloning one shares its text.
     queued: Mutex<Vec<Identity>>,
+    /// Names whose write failed, for the next try.
+    retry: Mutex<Vec<String>>,
+    caches: Arc<Caches>,
 }
 
 /// Notes uses on the request path and writes them every minute (and on [`flush`](Self::flush)).
@@ -31,9 +35,14 @@ pub(super) struct UsageLog {
 }
 
 impl UsageLog {
-    /// Starts the background writer.
-    pub(super) fn start(store: SharedLookup) -> Self {
-        let pending = Arc::new(Pending::default());
+    /// Starts the background writer, of the uses noted here and on `caches`' entries.
+    pub(super) fn start(store: SharedLookup, caches: Arc<Caches>) -> Self {
+        let pending = Arc::new(Pending {
+            noted: Mutex::default(),
+            queued: Mutex::default(),
+            retry: Mutex::default(),
+            caches,
+        });
         let writer = Background(tokio::spawn(write_every(
             Arc::clone(&pending),
             store.clone(),
@@ -46,15 +55,10 @@ impl UsageLog {
         }
     }
 
-    /// Notes a use of `identity`'s key at `now` (unix seconds). `first_this_minute` comes from
-    /// the cache entry; `None` when the cache is off and the log must tell by itself. Cheap,
-    /// never touches the store.
-    pub(super) fn record(&self, identity: &Identity, now: i64, first_this_minute: Option<bool>) {
-        match first_this_minute {
-            Some(true) => self.pending.push(identity),
-            Some(false) => {}
-            None => self.pending.note(identity, now),
-        }
+    /// Notes a use of `identity`'s key at `now` (unix seconds), when no cache entry noted it.
+    /// Never touches the store.
+    pub(super) fn note(&self, identity: &Identity, now: i64) {
+        self.pending.note(identity, now);
     }
 
     /// Writes the pending uses now.
@@ -64,13 +68,6 @@ impl UsageLog {
 }
 
 impl Pending {
-    fn push(&self, identity: &Identity) {
-        self.queued
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(identity.clone());
-    }
-
     fn note(&self, identity: &Identity, now: i64) {
         let name = identity.key_name();
         let minute = now / 60;
@@ -84,24 +81,30 @@ impl Pending {
                 }
             }
         }
-        self.push(identity);
+        self.queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(identity.clone());
     }
 
     /// Writes the pending uses; on failure they are kept for the next try.
     async fn write(&self, store: &SharedLookup) -> Result<(), StoreError> {
+        let mut names = std::mem::take(&mut *self.retry.lock().unwrap_or_else(|e| e.into_inner()));
         let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
-        if queued.is_empty() {
+        names.extend(queued.iter().map(|c| c.key_name().to_owned()));
+        drop(queued);
+        self.caches.take_used(&mut names);
+        if names.is_empty() {
             return Ok(());
         }
-        let mut names: Vec<String> = queued.iter().map(|c| c.key_name().to_owned()).collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         let result = store.touch(&names, OffsetDateTime::now_utc()).await;
         if result.is_err() {
-            self.queued
+            self.retry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(queued);
+                .extend(names);
         }
         result
     }

@@ -3,19 +3,21 @@
 //! A purpose-built sharded table rather than a general cache crate: digests are uniformly
 //! random (no hashing needed), entries are small and inline (16 bytes of digest and 64 of value
 //! plus the identity's text), the table stays 70–87.5 % full (`table.rs`), expiry is checked
-//! lazily on read, and the whole thing costs a read lock and a probe per hit. A general-purpose
+//! lazily on read, and the whole thing costs a read lock and a probe per hit. A key without
+//! limits or allowlist (most keys) has nothing else: its entries note its uses and count its
+//! requests, and the writers walk the entries. A general-purpose
 //! cache measured 350 bytes of overhead per entry and 2 µs per hit at a million keys (see
 //! BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use crate::clock::SharedClock;
+use crate::clock::{Reading, SharedClock};
 
 use crate::key::{slugify, KeyDigest};
-use crate::limits::KeyMeter;
-use crate::model::{AllowIp, Identity};
+use crate::limits::{CountSource, KeyMeter};
+use crate::model::{AllowIp, Identity, UsageDay};
 use crate::store::{Change, ChangeListener};
 use table::{tag_of, Table};
 
@@ -29,18 +31,27 @@ pub const NEGATIVE_CAPACITY: usize = 1 << 16;
 
 const SHARDS: usize = 64;
 
-/// A verified key as cached: the identity and the instant (unix seconds) after which it must no
-/// longer be accepted, re-checked on every hit. One `i64` holds both that instant and whether
-/// it ends a rotation grace (stored negated), so the entry stays at 96 bytes.
+/// A verified key as cached: the identity, what only some keys have (limits, an allowlist),
+/// and the instant (unix seconds) after which it must no longer be accepted, re-checked on
+/// every hit. One `i64` holds both that instant and whether it ends a rotation grace (stored
+/// negated), so the value stays at 48 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Valid {
     pub identity: Identity,
-    /// The key's limits and counts, reached without a lookup (`None` in unit tests).
-    pub meter: Option<KeyMeter>,
-    /// The networks the key is accepted from; `None`: from anywhere.
-    pub allow: Option<Arc<AllowIp>>,
+    /// `None` for a key without limits or allowlist: most keys, each counted on its cache
+    /// entries.
+    extra: Option<Arc<Extra>>,
     /// `i64::MAX`: never; negative: `-until`, the end of a rotated-out secret's grace.
     until: i64,
+}
+
+/// What only some keys have, behind one pointer.
+#[derive(Debug)]
+struct Extra {
+    /// The key's limits and counts, reached without a lookup.
+    meter: Option<KeyMeter>,
+    /// The networks the key is accepted from; empty: from anywhere.
+    allow: AllowIp,
 }
 
 impl Valid {
@@ -55,22 +66,34 @@ impl Valid {
         };
         Valid {
             identity,
-            meter: None,
-            allow: None,
+            extra: None,
             until,
         }
     }
 
-    /// The same, accepted only from inside `allow` (from anywhere when it is empty).
-    pub fn with_allow(mut self, allow: &AllowIp) -> Self {
-        self.allow = (!allow.is_empty()).then(|| Arc::new(allow.clone()));
+    /// The same, with the key's limits and counts (`None`: it has no limits, its entries
+    /// count its requests), accepted only from inside `allow` (from anywhere when empty).
+    pub fn with_limits(mut self, meter: Option<KeyMeter>, allow: &AllowIp) -> Self {
+        self.extra = (meter.is_some() || !allow.is_empty()).then(|| {
+            Arc::new(Extra {
+                meter,
+                allow: allow.clone(),
+            })
+        });
         self
     }
 
-    /// The same, with the key's limits and counts.
-    pub fn with_meter(mut self, meter: KeyMeter) -> Self {
-        self.meter = Some(meter);
-        self
+    /// The key's limits and counts, if it has limits.
+    pub fn meter(&self) -> Option<&KeyMeter> {
+        self.extra.as_ref().and_then(|e| e.meter.as_ref())
+    }
+
+    /// The networks the key is accepted from; `None`: from anywhere.
+    pub fn allow(&self) -> Option<&AllowIp> {
+        self.extra
+            .as_ref()
+            .map(|e| &e.allow)
+            .filter(|a| !a.is_empty())
     }
 
     /// The instant (unix seconds) after which the key is refused; `i64::MAX` when never.
@@ -82,14 +105,107 @@ impl Valid {
     pub fn in_grace(&self) -> bool {
         self.until < 0
     }
+
+    /// Whether a request of this key is counted on its cache entry at `unix`: a key without
+    /// limits (no state of its own: [`Limits::configure`](crate::limits::Limits::configure)
+    /// gave none) and without an allowlist, not expired.
+    fn counted_here(&self, unix: i64) -> bool {
+        self.extra.is_none() && self.not_after() > unix
+    }
 }
 
-/// A cached value, when it was cached (seconds since the cache started: 136 years of range)
-/// and the minute its use was last noted (for last-used times). 56 bytes for a `Valid`.
+/// What the cache needs of a value besides holding it: the identity whose uses and counts an
+/// entry keeps (none for the unknown digests).
+trait Entry: Clone {
+    fn identity(&self) -> Option<&Identity>;
+    /// See [`Valid::counted_here`].
+    fn counted_here(&self, unix: i64) -> bool;
+}
+
+impl Entry for Valid {
+    fn identity(&self) -> Option<&Identity> {
+        Some(&self.identity)
+    }
+
+    fn counted_here(&self, unix: i64) -> bool {
+        Valid::counted_here(self, unix)
+    }
+}
+
+impl Entry for () {
+    fn identity(&self) -> Option<&Identity> {
+        None
+    }
+
+    fn counted_here(&self, _: i64) -> bool {
+        false
+    }
+}
+
+/// The minute of an entry no request used yet (inserted by an administrative lookup).
+const UNUSED: u32 = u32::MAX;
+const MINUTES_A_DAY: u32 = 1_440;
+
+/// An entry's uses in one word, changed atomically under the shard's read lock: the minute
+/// (unix seconds / 60) of its last use in the high half, in the low half the requests counted
+/// accepted on it (keys without limits) since the counts were last taken, all of that minute's
+/// day.
+fn uses(minute: u32, count: u32) -> u64 {
+    (u64::from(minute) << 32) | u64::from(count)
+}
+
+fn minute_and_count(uses: u64) -> (u32, u32) {
+    ((uses >> 32) as u32, uses as u32)
+}
+
+/// A cached value, when it was cached (seconds since the cache started: 136 years of range),
+/// and its uses ([`uses`]).
 struct Slot<V> {
     value: V,
     inserted: u32,
-    noted: AtomicU32,
+    uses: AtomicU64,
+}
+
+/// What entries leave behind when they are dropped (a change, an expiry, an eviction) or when
+/// a day ends, for the next write: counts, and uses not yet written.
+#[derive(Default)]
+struct Left {
+    counts: Mutex<Vec<(String, UsageDay)>>,
+    used: Mutex<Vec<Identity>>,
+    /// Uses from this minute on are not written yet ([`Caches::take_used`] moves it).
+    unwritten_from: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn day_counts(tech: &str, minute: u32, accepted: u32) -> (String, UsageDay) {
+    (
+        tech.to_owned(),
+        UsageDay {
+            day: i64::from(minute / MINUTES_A_DAY),
+            accepted: u64::from(accepted),
+            forbidden: 0,
+            limited: 0,
+        },
+    )
+}
+
+impl Left {
+    /// Sets aside what a dropped entry had not written yet.
+    fn keep<V: Entry>(&self, slot: &Slot<V>) {
+        let Some(identity) = slot.value.identity() else {
+            return;
+        };
+        let (minute, count) = minute_and_count(slot.uses.load(Ordering::Acquire));
+        if count > 0 {
+            lock(&self.counts).push(day_counts(identity.tech_name(), minute, count));
+        }
+        if minute != UNUSED && minute >= self.unwritten_from.load(Ordering::Relaxed) {
+            lock(&self.used).push(identity.clone());
+        }
+    }
 }
 
 type Map<V> = Table<Slot<V>>;
@@ -102,6 +218,7 @@ struct Shards<V> {
     clock: SharedClock,
     /// The clock's monotonic reading when the cache started.
     epoch: Duration,
+    left: Left,
 }
 
 fn shard_of(d: &KeyDigest) -> usize {
@@ -109,7 +226,7 @@ fn shard_of(d: &KeyDigest) -> usize {
     d.as_bytes()[31] as usize % SHARDS
 }
 
-impl<V: Clone> Shards<V> {
+impl<V: Entry> Shards<V> {
     fn new(capacity: usize, ttl: Duration, clock: SharedClock) -> Self {
         Shards {
             shards: (0..SHARDS).map(|_| RwLock::new(Map::default())).collect(),
@@ -118,6 +235,7 @@ impl<V: Clone> Shards<V> {
             ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
             epoch: clock.monotonic(),
             clock,
+            left: Left::default(),
         }
     }
 
@@ -145,75 +263,175 @@ impl<V: Clone> Shards<V> {
     }
 
     fn get(&self, d: &KeyDigest, at: Duration) -> Option<V> {
-        self.get_noting(d, 0, at).map(|(v, _)| v)
+        let shard = self.read(shard_of(d));
+        let slot = shard.get(tag_of(d.as_bytes()))?;
+        self.fresh(slot, self.secs(at)).then(|| slot.value.clone())
     }
 
-    /// The value, and whether this is its first use in `minute` (noted atomically, under the
-    /// read lock), at the clock's monotonic reading `at`.
-    fn get_noting(&self, d: &KeyDigest, minute: u32, at: Duration) -> Option<(V, bool)> {
-        let now = self.secs(at);
+    /// The value at the clock's reading `at`, with the request noted on its entry unless
+    /// `minute` is [`UNUSED`]: its use in `minute`, and when the value is counted here
+    /// ([`Entry::counted_here`]), one more request accepted. `true`: counted.
+    fn get_noting(&self, d: &KeyDigest, minute: u32, at: Reading) -> Option<(V, bool)> {
+        let now = self.secs(at.monotonic);
         let shard = self.read(shard_of(d));
         let slot = shard.get(tag_of(d.as_bytes()))?;
         if !self.fresh(slot, now) {
             return None;
         }
-        let first = slot.noted.swap(minute, Ordering::Relaxed) != minute;
-        Some((slot.value.clone(), first))
+        let counted = minute != UNUSED && self.note(slot, minute, at.unix_secs);
+        Some((slot.value.clone(), counted))
     }
 
-    /// Inserts unless `still_current()`, asked under the shard's write lock, says no. A change
-    /// ([`Caches::apply`]) bumps the generation before it takes any shard lock to drop entries,
-    /// so an insert either sees the new generation (and gives up) or lands before the change
-    /// drops it: a stale entry can never outlive the change.
-    fn insert_if(&self, d: KeyDigest, v: V, minute: u32, still_current: impl FnOnce() -> bool) {
+    /// Notes a request on an entry in `minute` (see [`uses`]): a new day sets the previous
+    /// one's count aside. `true`: counted.
+    fn note(&self, slot: &Slot<V>, minute: u32, unix: i64) -> bool {
+        let count = slot.value.counted_here(unix);
+        let mut old = slot.uses.load(Ordering::Relaxed);
+        loop {
+            let (was, n) = minute_and_count(old);
+            if was == minute && !count {
+                return false;
+            }
+            let same_day = was / MINUTES_A_DAY == minute / MINUTES_A_DAY;
+            let kept = if same_day { n } else { 0 };
+            let new = uses(minute, kept.saturating_add(u32::from(count)));
+            match slot
+                .uses
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if let (false, true, Some(id)) = (same_day, n > 0, slot.value.identity()) {
+                        lock(&self.left.counts).push(day_counts(id.tech_name(), was, n));
+                    }
+                    return count;
+                }
+                Err(current) => old = current,
+            }
+        }
+    }
+
+    /// Inserts unless `still_current()`, asked under the shard's write lock, says no, noting
+    /// a request in `minute` as [`get_noting`](Self::get_noting) does (at `unix`). `None`: not
+    /// inserted; else whether the request was counted. A change ([`Caches::apply`]) bumps the
+    /// generation before it takes any shard lock to drop entries, so an insert either sees the
+    /// new generation (and gives up) or lands before the change drops it: a stale entry can
+    /// never outlive the change.
+    fn insert_if(
+        &self,
+        d: KeyDigest,
+        v: V,
+        minute: u32,
+        unix: i64,
+        still_current: impl FnOnce() -> bool,
+    ) -> Option<bool> {
         let now = self.now_secs();
         let mut shard = self.write(shard_of(&d));
         if !still_current() {
-            return;
+            return None;
         }
         #[cfg(test)]
         tests::hook::run();
         let tag = tag_of(d.as_bytes());
         if shard.len() >= self.per_shard && !shard.contains(tag) {
             let ttl = self.ttl_secs;
-            shard.retain(|slot| now.saturating_sub(slot.inserted) < ttl);
+            shard.retain(|slot| {
+                let keep = now.saturating_sub(slot.inserted) < ttl;
+                if !keep {
+                    self.left.keep(slot);
+                }
+                keep
+            });
             if shard.len() >= self.per_shard {
                 // Still full of live entries: drop one at random (where the new digest points).
                 let from = u64::from_le_bytes(d.as_bytes()[16..24].try_into().unwrap_or([0; 8]));
-                if let Some(victim) = shard.some_tag(from) {
-                    shard.remove(victim);
+                if let Some(victim) = shard.some_tag(from).and_then(|t| shard.remove(t)) {
+                    self.left.keep(&victim);
                 }
             }
         }
-        shard.insert(
+        let counted = minute != UNUSED && v.counted_here(unix);
+        let replaced = shard.insert(
             tag,
             Slot {
                 value: v,
                 inserted: now,
-                noted: AtomicU32::new(minute),
+                uses: AtomicU64::new(uses(minute, u32::from(counted))),
             },
         );
+        if let Some(old) = replaced {
+            self.left.keep(&old);
+        }
+        Some(counted)
     }
 
     #[cfg(test)]
     fn insert(&self, d: KeyDigest, v: V, minute: u32) {
-        self.insert_if(d, v, minute, || true);
+        self.insert_if(d, v, minute, 0, || true);
     }
 
     fn remove(&self, d: &KeyDigest) {
-        self.write(shard_of(d)).remove(tag_of(d.as_bytes()));
+        if let Some(slot) = self.write(shard_of(d)).remove(tag_of(d.as_bytes())) {
+            self.left.keep(&slot);
+        }
     }
 
     fn retain(&self, keep: impl Fn(&V) -> bool) {
         for i in 0..SHARDS {
-            self.write(i).retain(|slot| keep(&slot.value));
+            self.write(i).retain(|slot| {
+                let kept = keep(&slot.value);
+                if !kept {
+                    self.left.keep(slot);
+                }
+                kept
+            });
         }
     }
 
     fn clear(&self) {
         for i in 0..SHARDS {
-            self.write(i).clear();
+            let mut shard = self.write(i);
+            shard.values().for_each(|slot| self.left.keep(slot));
+            shard.clear();
         }
+    }
+
+    /// Moves every entry's count out (the minutes of their last use stay), with the counts
+    /// that dropped entries and ended days left.
+    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>) {
+        out.append(&mut lock(&self.left.counts));
+        for i in 0..SHARDS {
+            for slot in self.read(i).values() {
+                if slot.uses.load(Ordering::Relaxed) as u32 == 0 {
+                    continue;
+                }
+                let taken = slot.uses.fetch_and(!u64::from(u32::MAX), Ordering::AcqRel);
+                let (minute, n) = minute_and_count(taken);
+                if let (true, Some(id)) = (n > 0, slot.value.identity()) {
+                    out.push(day_counts(id.tech_name(), minute, n));
+                }
+            }
+        }
+    }
+
+    /// The names of the keys used since the last call, with those of dropped entries; uses
+    /// from `minute` on are taken again by the next call.
+    fn take_used(&self, minute: u32, out: &mut Vec<String>) {
+        let since = self.left.unwritten_from.load(Ordering::Relaxed);
+        for i in 0..SHARDS {
+            for slot in self.read(i).values() {
+                let (last, _) = minute_and_count(slot.uses.load(Ordering::Relaxed));
+                if let (true, Some(id)) = (last != UNUSED && last >= since, slot.value.identity()) {
+                    out.push(id.key_name().to_owned());
+                }
+            }
+        }
+        // After the walk: an entry dropped meanwhile was either walked or left its use here.
+        out.extend(
+            lock(&self.left.used)
+                .drain(..)
+                .map(|id| id.key_name().to_owned()),
+        );
+        self.left.unwritten_from.store(minute, Ordering::Relaxed);
     }
 
     fn len(&self) -> usize {
@@ -245,15 +463,18 @@ impl Caches {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A cached valid key, and whether this is its first use in `minute`, at the clock's
-    /// monotonic reading `at` (read once per request: [`Clock::now`](crate::clock::Clock::now)).
-    pub fn get(&self, digest: &KeyDigest, minute: u32, at: Duration) -> Option<(Valid, bool)> {
+    /// A cached valid key at the clock's reading `at` (read once per request:
+    /// [`Clock::now`](crate::clock::Clock::now)), with the request noted on its entry: used in
+    /// `at`'s minute, and counted accepted when the key has no limits or allowlist (`true`);
+    /// the entry keeps both until they are written ([`take_used`](Self::take_used), and
+    /// [`CountSource`]). An administrative look asks with `noted` false.
+    pub fn get(&self, digest: &KeyDigest, at: Reading, noted: bool) -> Option<(Valid, bool)> {
+        let minute = if noted {
+            minute_of(at.unix_secs)
+        } else {
+            UNUSED
+        };
         self.positive.as_ref()?.get_noting(digest, minute, at)
-    }
-
-    /// Whether valid keys are cached at all.
-    pub fn enabled(&self) -> bool {
-        self.positive.is_some()
     }
 
     pub fn is_known_unknown(&self, digest: &KeyDigest, at: Duration) -> bool {
@@ -262,18 +483,41 @@ impl Caches {
             .is_some_and(|n| n.get(digest, at).is_some())
     }
 
-    /// Caches a valid key (its use noted in `minute`), unless something changed since
-    /// `generation`.
-    pub fn remember(&self, digest: KeyDigest, valid: Valid, generation: u64, minute: u32) {
-        if let Some(p) = &self.positive {
-            p.insert_if(digest, valid, minute, || self.generation() == generation);
-        }
+    /// Caches a valid key, unless something changed since `generation`, with a request noted
+    /// on it as [`get`](Self::get) notes it (`noted`, at `at`). `None`: not cached (the caller
+    /// notes the request itself); else whether it was counted.
+    pub fn remember(
+        &self,
+        digest: KeyDigest,
+        valid: Valid,
+        generation: u64,
+        at: Reading,
+        noted: bool,
+    ) -> Option<bool> {
+        let minute = if noted {
+            minute_of(at.unix_secs)
+        } else {
+            UNUSED
+        };
+        self.positive
+            .as_ref()?
+            .insert_if(digest, valid, minute, at.unix_secs, || {
+                self.generation() == generation
+            })
     }
 
     /// Remembers an unknown digest, unless something changed since `generation`.
     pub fn remember_unknown(&self, digest: KeyDigest, generation: u64) {
         if let Some(n) = &self.negative {
-            n.insert_if(digest, (), 0, || self.generation() == generation);
+            n.insert_if(digest, (), UNUSED, 0, || self.generation() == generation);
+        }
+    }
+
+    /// The names of the keys whose use the cache noted since the last call (the last-used
+    /// times to write).
+    pub fn take_used(&self, out: &mut Vec<String>) {
+        if let Some(p) = &self.positive {
+            p.take_used(minute_of(p.clock.now().unix_secs), out);
         }
     }
 
@@ -305,6 +549,19 @@ impl Caches {
             Change::All => p.clear(),
         }
     }
+}
+
+impl CountSource for Caches {
+    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>) {
+        if let Some(p) = &self.positive {
+            p.take_counts(out);
+        }
+    }
+}
+
+/// The minute (unix seconds / 60) of `unix`, as entries note it.
+fn minute_of(unix: i64) -> u32 {
+    u32::try_from(unix.div_euclid(60)).unwrap_or(UNUSED - 1)
 }
 
 impl ChangeListener for Caches {

@@ -3,7 +3,7 @@
 //! A general hash map grows by doubling, so at a given number of entries it is anywhere from
 //! 44 % to 87.5 % full (a million keys in 64 shards land at 48 %), and stores the whole 32-byte
 //! digest beside each value. This one grows by a quarter when it is 7/8 full (70 % to 87.5 %
-//! full once grown), maps a digest to a bucket by multiplication rather than by masking (so any
+//! full once grown; growing by less leaves more freed arrays behind than it saves), maps a digest to a bucket by multiplication rather than by masking (so any
 //! size works), and keys each entry by the digest's first 16 bytes: finding a key whose SHA-256
 //! shares 128 bits with a stored one is a second preimage, out of reach. Linear probing;
 //! deletion shifts the rest of the run back, so there are no tombstones.
@@ -80,12 +80,11 @@ impl<V> Table<V> {
         self.find(tag).is_some()
     }
 
-    /// Inserts or replaces the value of `tag`.
-    pub(super) fn insert(&mut self, tag: u128, value: V) {
+    /// Inserts or replaces the value of `tag`; the value replaced, if any.
+    pub(super) fn insert(&mut self, tag: u128, value: V) -> Option<V> {
         debug_assert_ne!(tag, 0);
         if let Some(i) = self.find(tag) {
-            self.values[i] = Some(value);
-            return;
+            return self.values[i].replace(value);
         }
         if (self.len + 1) * 8 > self.buckets() * 7 {
             self.grow();
@@ -97,6 +96,12 @@ impl<V> Table<V> {
         self.tags[i] = tag;
         self.values[i] = Some(value);
         self.len += 1;
+        None
+    }
+
+    /// Every value, in bucket order.
+    pub(super) fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.values.iter().flatten()
     }
 
     fn grow(&mut self) {

@@ -1,6 +1,6 @@
 //! The caches alone: generations, capacity, expiry, changes racing inserts.
 use super::*;
-use crate::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use crate::clock::{Clock, ManualClock, Reading, SharedClock, SystemClock};
 use crate::key::KeyHasher;
 
 fn system() -> SharedClock {
@@ -32,6 +32,22 @@ pub(super) mod hook {
     }
 }
 
+/// The system clock's reading now.
+fn reading() -> Reading {
+    SystemClock.now()
+}
+
+/// Plain values for the shards' own tests: nothing noted on them.
+impl Entry for u32 {
+    fn identity(&self) -> Option<&Identity> {
+        None
+    }
+
+    fn counted_here(&self, _: i64) -> bool {
+        false
+    }
+}
+
 fn valid(name: &str) -> Valid {
     Valid::new(Identity::new("u", name, name, &[] as &[&str]), None, false)
 }
@@ -41,9 +57,9 @@ fn an_insert_from_before_a_change_is_refused() {
     let c = Caches::new(Duration::from_secs(60), Duration::from_secs(60), &system());
     let g = c.generation();
     c.apply(&Change::Key("k".into()));
-    c.remember(d(1), valid("k"), g, 0);
+    assert_eq!(c.remember(d(1), valid("k"), g, reading(), true), None);
     c.remember_unknown(d(2), g);
-    assert!(c.get(&d(1), 0, now()).is_none());
+    assert!(c.get(&d(1), reading(), false).is_none());
     assert!(!c.is_known_unknown(&d(2), now()));
 }
 
@@ -82,11 +98,14 @@ fn a_change_racing_an_insert_always_wins() {
         if negative {
             c.remember_unknown(d(1), g);
         } else {
-            c.remember(d(1), valid("k"), g, 0);
+            c.remember(d(1), valid("k"), g, reading(), true);
         }
         let handle = change_thread.lock().unwrap().take().expect("the hook ran");
         handle.join().unwrap();
-        assert!(c.get(&d(1), 0, now()).is_none(), "stale valid entry");
+        assert!(
+            c.get(&d(1), reading(), false).is_none(),
+            "stale valid entry"
+        );
         assert!(!c.is_known_unknown(&d(1), now()), "stale unknown entry");
     }
 }
@@ -111,17 +130,108 @@ fn entries_expire_after_their_ttl() {
     assert_eq!(s.get(&d(1), clock.monotonic()), None);
 }
 
+/// The counts an entry holds, as the writer takes them: (tech name, day, accepted).
+fn counts(c: &Caches) -> Vec<(String, i64, u64)> {
+    let mut out = Vec::new();
+    c.take_counts(&mut out);
+    out.sort_by(|a, b| (&a.0, a.1.day).cmp(&(&b.0, b.1.day)));
+    out.into_iter()
+        .map(|(tech, day)| {
+            assert_eq!((day.forbidden, day.limited), (0, 0));
+            (tech, day.day, day.accepted)
+        })
+        .collect()
+}
+
+fn used(c: &Caches) -> Vec<String> {
+    let mut out = Vec::new();
+    c.take_used(&mut out);
+    out.sort();
+    out
+}
+
 #[test]
-fn uses_are_noted_once_a_minute() {
-    let s: Shards<u32> = Shards::new(10, Duration::from_secs(60), system());
-    s.insert(d(1), 1, 7);
-    assert_eq!(
-        s.get_noting(&d(1), 7, now()),
-        Some((1, false)),
-        "noted when inserted"
+fn a_key_without_limits_is_counted_on_its_entry() {
+    let clock = ManualClock::starting_now();
+    let c = Caches::new(
+        Duration::from_secs(3 * 86_400),
+        Duration::from_secs(60),
+        &clock.shared(),
     );
-    assert_eq!(s.get_noting(&d(1), 8, now()), Some((1, true)));
-    assert_eq!(s.get_noting(&d(1), 8, now()), Some((1, false)));
+    let day = clock.now().unix_secs.div_euclid(86_400);
+    let g = c.generation();
+    assert_eq!(
+        c.remember(d(1), valid("k"), g, clock.now(), true),
+        Some(true)
+    );
+    assert_eq!(c.get(&d(1), clock.now(), true).map(|v| v.1), Some(true));
+    assert_eq!(
+        c.get(&d(1), clock.now(), false).map(|v| v.1),
+        Some(false),
+        "an administrative look counts nothing"
+    );
+    // A key with an allowlist is counted by the limits, after its address is checked.
+    let allow = AllowIp::parse(&["10.0.0.0/8"]).unwrap();
+    let bound = valid("bound").with_limits(None, &allow);
+    assert_eq!(c.remember(d(2), bound, g, clock.now(), true), Some(false));
+    assert_eq!(c.get(&d(2), clock.now(), true).map(|v| v.1), Some(false));
+    // An expired key is not counted (verification refuses it).
+    let over = Valid::new(
+        Identity::new("u", "over", "over", &[] as &[&str]),
+        Some(1),
+        false,
+    );
+    assert_eq!(c.remember(d(3), over, g, clock.now(), true), Some(false));
+    assert_eq!(counts(&c), [("k".to_owned(), day, 2)]);
+    assert_eq!(counts(&c), [], "taken once");
+    // A new day sets the previous one's count aside.
+    c.get(&d(1), clock.now(), true);
+    clock.advance(Duration::from_secs(86_400));
+    c.get(&d(1), clock.now(), true);
+    c.get(&d(1), clock.now(), true);
+    assert_eq!(
+        counts(&c),
+        [("k".to_owned(), day, 1), ("k".to_owned(), day + 1, 2)]
+    );
+    // An entry dropped by a change leaves its count behind.
+    c.get(&d(1), clock.now(), true);
+    c.apply(&Change::Key("k".into()));
+    assert!(c.get(&d(1), clock.now(), true).is_none());
+    assert_eq!(counts(&c), [("k".to_owned(), day + 1, 1)]);
+}
+
+#[test]
+fn uses_are_taken_from_the_entries_and_from_those_dropped() {
+    let clock = ManualClock::starting_now();
+    let c = Caches::new(
+        Duration::from_secs(600),
+        Duration::from_secs(60),
+        &clock.shared(),
+    );
+    let g = c.generation();
+    c.remember(d(1), valid("a"), g, clock.now(), true);
+    c.remember(d(2), valid("b"), g, clock.now(), false);
+    assert_eq!(used(&c), ["a"], "b was only looked at");
+    clock.advance(Duration::from_secs(60));
+    // The minute of the last take is taken again (a use may have come after the walk).
+    assert_eq!(used(&c), ["a"]);
+    assert_eq!(used(&c), [] as [&str; 0]);
+    c.get(&d(2), clock.now(), true);
+    c.get(&d(1), clock.now(), false);
+    assert_eq!(used(&c), ["b"]);
+    clock.advance(Duration::from_secs(60));
+    c.get(&d(1), clock.now(), true);
+    // Dropped before the writer came: its use is still written (b's again: it was used in
+    // the minute of the last take).
+    c.forget(&d(1));
+    assert_eq!(used(&c), ["a", "b"]);
+    // Expired entries replaced by a fresh lookup leave theirs too.
+    clock.advance(Duration::from_secs(120));
+    c.get(&d(2), clock.now(), true);
+    clock.advance(Duration::from_secs(600));
+    let g = c.generation();
+    c.remember(d(2), valid("b"), g, clock.now(), false);
+    assert_eq!(used(&c), ["b"]);
 }
 
 #[test]
@@ -136,4 +246,10 @@ fn capacity_is_bounded() {
         Some(9_999),
         "the newest entry is kept"
     );
+}
+
+#[test]
+fn an_entry_stays_small() {
+    // 16 bytes of tag beside each: 80 bytes a bucket.
+    assert!(std::mem::size_of::<Option<Slot<Valid>>>() <= 64);
 }
