@@ -1,7 +1,7 @@
 //! Verification caches: valid digests → identity, and (separately, bounded) unknown digests.
 //!
 //! A purpose-built sharded table rather than a general cache crate: digests are uniformly
-//! random (no hashing needed), entries are small and inline (16 bytes of digest and 64 of value
+//! random (no hashing needed), entries are small and inline (16 bytes of digest and 56 of value
 //! plus the identity's text), the table stays 70–87.5 % full (`table.rs`), expiry is checked
 //! lazily on read, and the whole thing costs a read lock and a probe per hit. A key without
 //! limits or allowlist (most keys) has nothing else: its entries note its uses and count its
@@ -34,7 +34,7 @@ const SHARDS: usize = 64;
 /// A verified key as cached: the identity, what only some keys have (limits, an allowlist),
 /// and the instant (unix seconds) after which it must no longer be accepted, re-checked on
 /// every hit. One `i64` holds both that instant and whether it ends a rotation grace (stored
-/// negated), so the value stays at 48 bytes.
+/// negated), so the value stays at 40 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Valid {
     pub identity: Identity,
