@@ -61,7 +61,8 @@ impl Inner {
         }
     }
 
-    /// Writes the request counts gathered so far; on failure they are kept for the next try.
+    /// Writes the request counts gathered so far, [`BATCH`] rows at a time; on failure they
+    /// are kept for the next try.
     pub(super) async fn write_counts(&self) -> StoreResult<()> {
         let mut counts: Vec<(String, UsageDay)> = std::mem::take(&mut *lock(&self.done));
         // 403s noted by name (in the map) for requests counted accepted elsewhere.
@@ -83,25 +84,71 @@ impl Inner {
                 meter.shared() || !st.at_rest(now, |q| q.window(unix).index)
             });
         }
-        if let Some(source) = self.elsewhere.get() {
-            source.take_counts(&mut counts);
-        }
-        take_back(&mut counts, taken_back);
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<UsageCount> = counts
-            .iter()
-            .map(|(tech, day)| UsageCount {
-                tech_name: tech.clone(),
-                counts: *day,
-            })
-            .collect();
-        let result = self.store.add_usage(&rows).await;
-        if result.is_err() {
-            lock(&self.done).extend(counts);
+        let mut back = TakeBack::new(taken_back);
+        let mut result = Ok(());
+        let parts = self.elsewhere.get().map_or(0, |s| s.parts());
+        for part in 0..=parts {
+            if let Some(source) = self.elsewhere.get().filter(|_| part < parts) {
+                source.take_counts(part, &mut counts);
+                if counts.len() < BATCH {
+                    continue;
+                }
+            }
+            back.apply(&mut counts);
+            let batch = std::mem::take(&mut counts);
+            if batch.is_empty() {
+                continue;
+            }
+            if result.is_ok() {
+                let rows: Vec<UsageCount> = batch
+                    .iter()
+                    .map(|(tech, day)| UsageCount {
+                        tech_name: tech.clone(),
+                        counts: *day,
+                    })
+                    .collect();
+                result = self.store.add_usage(&rows).await;
+            }
+            if result.is_err() {
+                lock(&self.done).extend(batch);
+            }
         }
         result
+    }
+}
+
+/// The most rows a write of counts sends (and holds) at once.
+const BATCH: usize = 4_096;
+
+/// Each key's 403s noted apart, to take off its accepted count of the same day among the counts
+/// written together (a request counted accepted and refused by its route in different writes
+/// stays counted accepted, as it always did). One pass over the counts, whatever their number.
+struct TakeBack(HashMap<String, Vec<(i64, u64)>>);
+
+impl TakeBack {
+    fn new(taken_back: Vec<(String, i64, u32)>) -> Self {
+        // Tech name → (day, 403s left to take off).
+        let mut left: HashMap<String, Vec<(i64, u64)>> = HashMap::new();
+        for (tech, day, n) in taken_back {
+            left.entry(tech).or_default().push((day, u64::from(n)));
+        }
+        TakeBack(left)
+    }
+
+    fn apply(&mut self, counts: &mut [(String, UsageDay)]) {
+        if self.0.is_empty() {
+            return;
+        }
+        for (tech, d) in counts.iter_mut() {
+            let Some(days) = self.0.get_mut(tech.as_str()) else {
+                continue;
+            };
+            for (_, n) in days.iter_mut().filter(|(day, _)| *day == d.day) {
+                let off = (*n).min(d.accepted);
+                d.accepted -= off;
+                *n -= off;
+            }
+        }
     }
 }
 
@@ -122,30 +169,6 @@ pub(super) async fn housekeeping(inner: std::sync::Weak<Inner>) {
                     "apikey: writing request counts failed (kept for the next try): {e}"
                 );
             }
-        }
-    }
-}
-
-/// Takes each key's 403s noted apart off its accepted count of the same day, among the counts
-/// written together (a request counted accepted and refused by its route in different writes
-/// stays counted accepted, as it always did). One pass over the counts, whatever their number.
-fn take_back(counts: &mut [(String, UsageDay)], taken_back: Vec<(String, i64, u32)>) {
-    if taken_back.is_empty() {
-        return;
-    }
-    // Tech name → (day, 403s left to take off).
-    let mut left: HashMap<String, Vec<(i64, u64)>> = HashMap::new();
-    for (tech, day, n) in taken_back {
-        left.entry(tech).or_default().push((day, u64::from(n)));
-    }
-    for (tech, d) in counts.iter_mut() {
-        let Some(days) = left.get_mut(tech.as_str()) else {
-            continue;
-        };
-        for (_, n) in days.iter_mut().filter(|(day, _)| *day == d.day) {
-            let off = (*n).min(d.accepted);
-            d.accepted -= off;
-            *n -= off;
         }
     }
 }

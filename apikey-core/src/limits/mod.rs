@@ -95,9 +95,13 @@ pub(crate) struct Pending {
 /// applies) has no state here, its requests are counted where the request path finds it
 /// anyway (its cache entries), and taken from there when the counts are written.
 pub(crate) trait CountSource: Send + Sync {
-    /// Moves every count out, by tech name and day (accepted requests only: the 403s of such
-    /// keys are noted here, by name).
-    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>);
+    /// How many parts the counts are taken in (so that a write holds a part's rows at a time,
+    /// however many keys counted).
+    fn parts(&self) -> usize;
+
+    /// Moves the counts of part `part` out, by tech name and day (accepted requests only: the
+    /// 403s of such keys are noted here, by name).
+    fn take_counts(&self, part: usize, out: &mut Vec<(String, UsageDay)>);
 }
 
 /// The limits and counts of one verifier.

@@ -41,7 +41,11 @@ impl Elsewhere {
 }
 
 impl CountSource for Elsewhere {
-    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>) {
+    fn parts(&self) -> usize {
+        1
+    }
+
+    fn take_counts(&self, _: usize, out: &mut Vec<(String, UsageDay)>) {
         out.append(&mut self.0.lock().unwrap());
     }
 }

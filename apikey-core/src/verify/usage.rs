@@ -87,28 +87,44 @@ impl Pending {
             .push(identity.clone());
     }
 
-    /// Writes the pending uses; on failure they are kept for the next try.
+    /// Writes the pending uses, [`BATCH`] names at a time; on failure they are kept for the
+    /// next try.
     async fn write(&self, store: &SharedLookup) -> Result<(), StoreError> {
         let mut names = std::mem::take(&mut *self.retry.lock().unwrap_or_else(|e| e.into_inner()));
         let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
         names.extend(queued.iter().map(|c| c.key_name().to_owned()));
         drop(queued);
-        self.caches.take_used(&mut names);
-        if names.is_empty() {
-            return Ok(());
+        let mut walk = self.caches.used_walk();
+        let mut result = Ok(());
+        loop {
+            let more = self.caches.take_used(&mut walk, &mut names);
+            if names.is_empty() || (more && names.len() < BATCH) {
+                if more {
+                    continue;
+                }
+                return result;
+            }
+            names.sort_unstable();
+            names.dedup();
+            if result.is_ok() {
+                result = store.touch(&names, OffsetDateTime::now_utc()).await;
+            }
+            if result.is_err() {
+                self.retry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .append(&mut names);
+            }
+            names.clear();
+            if !more {
+                return result;
+            }
         }
-        names.sort_unstable();
-        names.dedup();
-        let result = store.touch(&names, OffsetDateTime::now_utc()).await;
-        if result.is_err() {
-            self.retry
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(names);
-        }
-        result
     }
 }
+
+/// The most names a write of last-used times sends (and holds) at once.
+const BATCH: usize = 4_096;
 
 /// The background writer.
 async fn write_every(pending: Arc<Pending>, store: SharedLookup, every: Duration) {

@@ -66,3 +66,49 @@ async fn accepted_forbidden_and_limited_requests_are_counted_per_day() {
         time::OffsetDateTime::now_utc().unix_timestamp() / 86_400
     );
 }
+
+/// More keys used than one write sends at once (the writers take the cache a shard at a time
+/// and send at most a few thousand rows a call): every count and every last-used time lands,
+/// and a route's 403 is taken off its key's accepted count in whichever batch the key is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_of_a_large_write_is_counted_and_touched() {
+    use apikey_core::{ApiKeyConfig, KeyRequest, Verifier};
+    let store: apikey_core::SharedStore = std::sync::Arc::new(MemoryStore::new());
+    const KEYS: usize = 9_000;
+    let mut keys = Vec::with_capacity(KEYS);
+    for i in 0..KEYS {
+        keys.push(create_key(&store, spec(&format!("k{i}"), "bob", &[])).await);
+    }
+    let verifier = Verifier::new(ApiKeyConfig::default(), store.clone())
+        .await
+        .unwrap();
+    for key in keys.iter().chain(&keys) {
+        verifier
+            .verify_request(&KeyRequest::new(key.expose()))
+            .await
+            .unwrap();
+    }
+    let refused = verifier
+        .verify_request(&KeyRequest::new(keys[4_321].expose()))
+        .await
+        .unwrap();
+    verifier.note_forbidden(&refused.identity);
+    verifier.flush_usage().await.unwrap();
+    let today = time::OffsetDateTime::now_utc().unix_timestamp() / 86_400;
+    for i in 0..KEYS {
+        let name = format!("k{i}");
+        let days = store.usage(&name, 0).await.unwrap();
+        let d = days[0];
+        let want = if i == 4_321 { (2, 1) } else { (2, 0) };
+        assert_eq!((days.len(), d.day), (1, today), "{name}");
+        assert_eq!((d.accepted, d.forbidden), want, "{name}");
+        let record = store.get(&name).await.unwrap().unwrap();
+        assert!(
+            record.last_used_at.is_some(),
+            "{name} has no last-used time"
+        );
+    }
+    // Written once: nothing is left for the next write.
+    verifier.flush_usage().await.unwrap();
+    assert_eq!(store.usage("k0", 0).await.unwrap()[0].accepted, 2);
+}

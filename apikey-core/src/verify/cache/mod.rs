@@ -172,7 +172,8 @@ struct Slot<V> {
 struct Left {
     counts: Mutex<Vec<(String, UsageDay)>>,
     used: Mutex<Vec<Identity>>,
-    /// Uses from this minute on are not written yet ([`Caches::take_used`] moves it).
+    /// Uses from this minute on are not written yet (the end of a [`Caches::take_used`] walk
+    /// moves it).
     unwritten_from: AtomicU32,
 }
 
@@ -395,43 +396,32 @@ impl<V: Entry> Shards<V> {
         }
     }
 
-    /// Moves every entry's count out (the minutes of their last use stay), with the counts
-    /// that dropped entries and ended days left.
-    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>) {
-        out.append(&mut lock(&self.left.counts));
-        for i in 0..SHARDS {
-            for slot in self.read(i).values() {
-                if slot.uses.load(Ordering::Relaxed) as u32 == 0 {
-                    continue;
-                }
-                let taken = slot.uses.fetch_and(!u64::from(u32::MAX), Ordering::AcqRel);
-                let (minute, n) = minute_and_count(taken);
-                if let (true, Some(id)) = (n > 0, slot.value.identity()) {
-                    out.push(day_counts(id.tech_name(), minute, n));
-                }
+    /// Moves the count of every entry of shard `part` out (the minutes of their last use
+    /// stay); part 0 also takes the counts that dropped entries and ended days left.
+    fn take_counts(&self, part: usize, out: &mut Vec<(String, UsageDay)>) {
+        if part == 0 {
+            out.append(&mut lock(&self.left.counts));
+        }
+        for slot in self.read(part).values() {
+            if slot.uses.load(Ordering::Relaxed) as u32 == 0 {
+                continue;
+            }
+            let taken = slot.uses.fetch_and(!u64::from(u32::MAX), Ordering::AcqRel);
+            let (minute, n) = minute_and_count(taken);
+            if let (true, Some(id)) = (n > 0, slot.value.identity()) {
+                out.push(day_counts(id.tech_name(), minute, n));
             }
         }
     }
 
-    /// The names of the keys used since the last call, with those of dropped entries; uses
-    /// from `minute` on are taken again by the next call.
-    fn take_used(&self, minute: u32, out: &mut Vec<String>) {
-        let since = self.left.unwritten_from.load(Ordering::Relaxed);
-        for i in 0..SHARDS {
-            for slot in self.read(i).values() {
-                let (last, _) = minute_and_count(slot.uses.load(Ordering::Relaxed));
-                if let (true, Some(id)) = (last != UNUSED && last >= since, slot.value.identity()) {
-                    out.push(id.key_name().to_owned());
-                }
+    /// The names of the keys of shard `part` used from minute `since` on.
+    fn take_used(&self, part: usize, since: u32, out: &mut Vec<String>) {
+        for slot in self.read(part).values() {
+            let (last, _) = minute_and_count(slot.uses.load(Ordering::Relaxed));
+            if let (true, Some(id)) = (last != UNUSED && last >= since, slot.value.identity()) {
+                out.push(id.key_name().to_owned());
             }
         }
-        // After the walk: an entry dropped meanwhile was either walked or left its use here.
-        out.extend(
-            lock(&self.left.used)
-                .drain(..)
-                .map(|id| id.key_name().to_owned()),
-        );
-        self.left.unwritten_from.store(minute, Ordering::Relaxed);
     }
 
     fn len(&self) -> usize {
@@ -513,12 +503,41 @@ impl Caches {
         }
     }
 
-    /// The names of the keys whose use the cache noted since the last call (the last-used
-    /// times to write).
-    pub fn take_used(&self, out: &mut Vec<String>) {
-        if let Some(p) = &self.positive {
-            p.take_used(minute_of(p.clock.now().unix_secs), out);
+    /// A walk of the uses the entries noted since the last walk ended (the last-used times to
+    /// write), a shard at a time.
+    pub fn used_walk(&self) -> UsedWalk {
+        let (since, minute) = self.positive.as_ref().map_or((0, 0), |p| {
+            let since = p.left.unwritten_from.load(Ordering::Relaxed);
+            (since, minute_of(p.clock.now().unix_secs))
+        });
+        UsedWalk {
+            since,
+            minute,
+            next: 0,
         }
+    }
+
+    /// Adds the names of the keys used in the walk's next shard; `false` once every shard was
+    /// walked: then the names that dropped entries left are added, and uses from the minute
+    /// the walk started in are taken again by the next walk (a use may have come after its
+    /// entry was walked).
+    pub fn take_used(&self, walk: &mut UsedWalk, out: &mut Vec<String>) -> bool {
+        let Some(p) = &self.positive else {
+            return false;
+        };
+        if walk.next < SHARDS {
+            p.take_used(walk.next, walk.since, out);
+            walk.next += 1;
+            return true;
+        }
+        if walk.next == SHARDS {
+            // After the walk: an entry dropped meanwhile was either walked or left its use.
+            let left = std::mem::take(&mut *lock(&p.left.used));
+            out.extend(left.iter().map(|id| id.key_name().to_owned()));
+            p.left.unwritten_from.store(walk.minute, Ordering::Relaxed);
+            walk.next += 1;
+        }
+        false
     }
 
     pub fn forget(&self, digest: &KeyDigest) {
@@ -551,10 +570,25 @@ impl Caches {
     }
 }
 
+/// Where a walk of the entries' uses is ([`Caches::used_walk`]).
+pub(crate) struct UsedWalk {
+    since: u32,
+    minute: u32,
+    next: usize,
+}
+
 impl CountSource for Caches {
-    fn take_counts(&self, out: &mut Vec<(String, UsageDay)>) {
-        if let Some(p) = &self.positive {
-            p.take_counts(out);
+    fn parts(&self) -> usize {
+        if self.positive.is_some() {
+            SHARDS
+        } else {
+            0
+        }
+    }
+
+    fn take_counts(&self, part: usize, out: &mut Vec<(String, UsageDay)>) {
+        if let Some(p) = self.positive.as_ref().filter(|_| part < SHARDS) {
+            p.take_counts(part, out);
         }
     }
 }

@@ -133,7 +133,9 @@ fn entries_expire_after_their_ttl() {
 /// The counts an entry holds, as the writer takes them: (tech name, day, accepted).
 fn counts(c: &Caches) -> Vec<(String, i64, u64)> {
     let mut out = Vec::new();
-    c.take_counts(&mut out);
+    for part in 0..c.parts() {
+        c.take_counts(part, &mut out);
+    }
     out.sort_by(|a, b| (&a.0, a.1.day).cmp(&(&b.0, b.1.day)));
     out.into_iter()
         .map(|(tech, day)| {
@@ -145,7 +147,8 @@ fn counts(c: &Caches) -> Vec<(String, i64, u64)> {
 
 fn used(c: &Caches) -> Vec<String> {
     let mut out = Vec::new();
-    c.take_used(&mut out);
+    let mut walk = c.used_walk();
+    while c.take_used(&mut walk, &mut out) {}
     out.sort();
     out
 }
