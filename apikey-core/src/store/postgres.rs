@@ -3,20 +3,21 @@
 
 use std::str::FromStr;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
 use sqlx::{Executor, PgPool, Postgres, Row};
 
+use super::sql::migrations;
 use super::sql::{
     decode_change, encode_change, migrated, unavailable, Column, Dialect, Param, Sql, SqlStore, Tx,
 };
 use super::{Change, ChangeFeed, SchemaStatus, StoreError, StoreOptions, StoreResult};
 use crate::task::Background;
 
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrations::migrator(migrations::POSTGRES));
 
 /// Keys in PostgreSQL, for many service instances sharing one key store. Tables live in a
 /// schema of their own (`apikey` by default).

@@ -3,13 +3,14 @@
 
 use std::str::FromStr;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection};
 
+use super::sql::migrations;
 use super::sql::{
     decode_change, encode_change, migrated, now_secs, unavailable, Column, Dialect, Param, Sql,
     SqlStore, Tx,
@@ -17,7 +18,7 @@ use super::sql::{
 use super::{Change, ChangeFeed, SchemaStatus, StoreError, StoreOptions, StoreResult};
 use crate::task::Background;
 
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| migrations::migrator(migrations::SQLITE));
 
 /// How often other processes' changes are looked for. `PRAGMA data_version` reads no page
 /// of the database, so a poll costs next to nothing; a change made elsewhere reaches this

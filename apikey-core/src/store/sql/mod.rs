@@ -20,6 +20,7 @@ use crate::model::{AllowIp, AuditRecord, Groups, KeyRecord, Meta, Quota, RateLim
 mod admin;
 mod dialect;
 mod lookup;
+pub(crate) mod migrations;
 mod tx;
 
 pub use dialect::{Column, Dialect, Param};
