@@ -154,7 +154,12 @@ def bars(title, subtitle, cases, series, targets=None, unit="", width=800, fmt="
             colour = COLOURS[s % len(COLOURS)]
             body.append(f'<rect x="{left}" y="{y}" width="{value * scale:.1f}" '
                         f'height="{bar - 3}" fill="{colour}"/>')
-            body.append(text(left + value * scale + 6, y + bar - 6, fmt.format(value) + unit,
+            # The value's label goes past the bar, and past its target's dash when that is
+            # just beyond the bar (so that the dash never crosses the label).
+            end = value * scale
+            if targets and name in targets and 0 <= (targets[name][c] - value) * scale < 40:
+                end = targets[name][c] * scale
+            body.append(text(left + end + 6, y + bar - 6, fmt.format(value) + unit,
                              size=11, fill=MUTED))
             if targets and name in targets:
                 tx = left + targets[name][c] * scale

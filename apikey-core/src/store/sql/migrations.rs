@@ -10,32 +10,21 @@ use sqlx::SqlSafeStr;
 /// One migration file: its name (`<version>_<description>.sql`) and its text.
 pub(crate) type File = (&'static str, &'static str);
 
-/// The files of `migrations/<folder>/`, in order; a test checks that the folder holds exactly
-/// these.
-macro_rules! files {
-    ($folder:literal: $($name:literal),* $(,)?) => {
-        &[$((
-            $name,
-            include_str!(concat!("../../../migrations/", $folder, "/", $name)),
-        )),*]
+/// The migration files of both dialects: the same names (one schema version is one file in
+/// each folder, `migrations/sqlite/` and `migrations/postgres/`), in order. A test checks that
+/// each folder holds exactly these.
+macro_rules! migrations {
+    ($($name:literal),* $(,)?) => {
+        #[cfg(feature = "sqlite")]
+        pub(crate) const SQLITE: &[File] =
+            &[$(($name, include_str!(concat!("../../../migrations/sqlite/", $name)))),*];
+        #[cfg(feature = "postgres")]
+        pub(crate) const POSTGRES: &[File] =
+            &[$(($name, include_str!(concat!("../../../migrations/postgres/", $name)))),*];
     };
 }
 
-#[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[File] = files!("sqlite":
-    "0001_keys.sql",
-    "0002_rate_limit.sql",
-    "0003_audit.sql",
-    "0004_quota_usage.sql",
-    "0005_origin.sql",
-    "0006_allow_ip.sql",
-    "0007_local_changes.sql",
-    "0008_reports.sql",
-    "0009_scopes_meta.sql",
-);
-
-#[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[File] = files!("postgres":
+migrations!(
     "0001_keys.sql",
     "0002_rate_limit.sql",
     "0003_audit.sql",
