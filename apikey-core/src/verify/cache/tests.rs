@@ -256,3 +256,57 @@ fn an_entry_stays_small() {
     // 16 bytes of tag beside each: 72 bytes a bucket.
     assert!(std::mem::size_of::<Option<Slot<Valid>>>() <= 56);
 }
+
+/// Requests counted on entries from several threads, while the writer takes counts and
+/// changes drop and re-add entries: every request counted is taken exactly once.
+#[test]
+fn counts_taken_while_counting_lose_nothing_and_double_nothing() {
+    use std::sync::atomic::AtomicU64;
+    let c = Arc::new(Caches::new(
+        Duration::from_secs(600),
+        Duration::from_secs(60),
+        &system(),
+    ));
+    let counted = Arc::new(AtomicU64::new(0));
+    let add = |c: &Caches, i: u32| {
+        c.remember(
+            d(i),
+            valid(&format!("k{i}")),
+            c.generation(),
+            reading(),
+            false,
+        );
+    };
+    for i in 0..8 {
+        add(&c, i);
+    }
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (c, counted) = (Arc::clone(&c), Arc::clone(&counted));
+            std::thread::spawn(move || {
+                for n in 0..20_000u32 {
+                    let i = (n + w) % 8;
+                    if c.get(&d(i), reading(), true).is_some_and(|(_, yes)| yes) {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    let mut round = 0u32;
+    while workers.iter().any(|w| !w.is_finished()) {
+        taken += counts(&c).iter().map(|(_, _, n)| n).sum::<u64>();
+        // A change drops a key's entries (leaving their counts); a lookup brings it back.
+        let i = round % 8;
+        c.apply(&Change::Key(format!("k{i}")));
+        add(&c, i);
+        round += 1;
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    taken += counts(&c).iter().map(|(_, _, n)| n).sum::<u64>();
+    assert!(round > 0);
+    assert_eq!(taken, counted.load(Ordering::Relaxed));
+}
