@@ -112,3 +112,45 @@ async fn every_key_of_a_large_write_is_counted_and_touched() {
     verifier.flush_usage().await.unwrap();
     assert_eq!(store.usage("k0", 0).await.unwrap()[0].accepted, 2);
 }
+
+/// A key bound to networks, used from inside and from outside them: the request from outside
+/// is a 403 of the key, never counted accepted; the one from inside is; a key without limits
+/// beside it is counted on its cache entry, and both land in one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_outside_a_keys_networks_is_a_403_never_accepted() {
+    use apikey_core::model::AllowIp;
+    use apikey_core::{ApiKeyConfig, AuthError, KeyRequest, Verifier};
+    let store: apikey_core::SharedStore = std::sync::Arc::new(MemoryStore::new());
+    let mut bound = spec("bound", "bob", &[]);
+    bound.allow_ip = AllowIp::parse(&["10.0.0.0/8"]).unwrap();
+    let bound = create_key(&store, bound).await;
+    let open = create_key(&store, spec("open", "bob", &[])).await;
+    let verifier = Verifier::new(ApiKeyConfig::default(), store.clone())
+        .await
+        .unwrap();
+    let inside = Some("10.1.2.3".parse().unwrap());
+    let outside = Some("192.0.2.7".parse().unwrap());
+    for client in [outside, inside, outside, inside, inside] {
+        let answer = verifier
+            .verify_request(&KeyRequest::new(bound.expose()).from(client))
+            .await;
+        match client {
+            c if c == inside => assert!(answer.is_ok(), "{answer:?}"),
+            _ => assert_eq!(answer.unwrap_err(), AuthError::AddressNotAllowed),
+        }
+        verifier
+            .verify_request(&KeyRequest::new(open.expose()).from(outside))
+            .await
+            .unwrap();
+    }
+    verifier.flush_usage().await.unwrap();
+    let day = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let d = store.usage(name, 0).await.unwrap()[0];
+            (d.accepted, d.forbidden, d.limited)
+        }
+    };
+    assert_eq!(day("bound").await, (3, 2, 0));
+    assert_eq!(day("open").await, (5, 0, 0));
+}
