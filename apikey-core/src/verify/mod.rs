@@ -100,7 +100,7 @@ struct Accept {
 /// the day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Noted {
-    /// On its cache entry, use and count (a key without limits or allowlist).
+    /// On its cache entry, use and count (a key without limits).
     Counted,
     /// On its cache entry, its use; the limits count it.
     Used,
@@ -758,7 +758,7 @@ impl Verifier {
         noted: Noted,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
-        self.admissible(digest, valid, now, client)?;
+        self.admissible(digest, valid, now, noted, client)?;
         let admitted = if noted == Noted::Counted {
             Ok(Budget::default())
         } else {
@@ -778,7 +778,7 @@ impl Verifier {
         noted: Noted,
         client: &dyn Fn() -> Option<IpAddr>,
     ) -> Result<Result<Verified, AuthError>, Pending> {
-        if let Err(refused) = self.admissible(digest, valid, now, client) {
+        if let Err(refused) = self.admissible(digest, valid, now, noted, client) {
             return Ok(Err(refused));
         }
         let admitted = if noted == Noted::Counted {
@@ -796,6 +796,7 @@ impl Verifier {
         digest: &KeyDigest,
         valid: &Valid,
         now: i64,
+        noted: Noted,
         client: &dyn Fn() -> Option<IpAddr>,
     ) -> Result<(), AuthError> {
         let not_after = valid.not_after();
@@ -812,8 +813,16 @@ impl Verifier {
                     "API key {:?} refused: used from {from}, outside its allowlist",
                     valid.identity.key_name()
                 );
-                self.limits
-                    .note(valid.identity.tech_name(), Outcome::Barred);
+                // Counted accepted on its entry: taken back there; if it is no longer there to
+                // take back (written, or the entry dropped, meanwhile), the 403 takes it back
+                // as a route's 403 does.
+                let counted = noted == Noted::Counted && !self.caches.uncount(digest, now);
+                let outcome = if counted {
+                    Outcome::Forbidden
+                } else {
+                    Outcome::Barred
+                };
+                self.limits.note(valid.identity.tech_name(), outcome);
                 return Err(AuthError::AddressNotAllowed);
             }
         }

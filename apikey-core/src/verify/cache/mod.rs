@@ -4,8 +4,8 @@
 //! random (no hashing needed), entries are small and inline (16 bytes of digest and 56 of value
 //! plus the identity's text), the table stays 70–87.5 % full (`table.rs`), expiry is checked
 //! lazily on read, and the whole thing costs a read lock and a probe per hit. A key without
-//! limits or allowlist (most keys) has nothing else: its entries note its uses and count its
-//! requests, and the writers walk the entries. A general-purpose
+//! limits (most keys) has nothing else: its entries note its uses and count its requests, and
+//! the writers walk the entries. A general-purpose
 //! cache measured 350 bytes of overhead per entry and 2 µs per hit at a million keys (see
 //! BENCHMARKS.md).
 
@@ -38,8 +38,8 @@ const SHARDS: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) struct Valid {
     pub identity: Identity,
-    /// `None` for a key without limits or allowlist: most keys, each counted on its cache
-    /// entries.
+    /// `None` for a key without limits or allowlist (most keys). A key without limits is
+    /// counted on its cache entries, with or without an allowlist.
     extra: Option<Arc<Extra>>,
     /// `i64::MAX`: never; negative: `-until`, the end of a rotated-out secret's grace.
     until: i64,
@@ -108,9 +108,10 @@ impl Valid {
 
     /// Whether a request of this key is counted on its cache entry at `unix`: a key without
     /// limits (no state of its own: [`Limits::configure`](crate::limits::Limits::configure)
-    /// gave none) and without an allowlist, not expired.
+    /// gave none), not expired. A key with an allowlist too: a request from outside it is
+    /// taken back off the entry ([`Caches::uncount`]) when it is refused.
     fn counted_here(&self, unix: i64) -> bool {
-        self.extra.is_none() && self.not_after() > unix
+        self.meter().is_none() && self.not_after() > unix
     }
 }
 
@@ -501,6 +502,26 @@ impl Caches {
         if let Some(n) = &self.negative {
             n.insert_if(digest, (), UNUSED, 0, || self.generation() == generation);
         }
+    }
+
+    /// Takes back a request counted on `digest`'s entry at `unix` (refused after all: from
+    /// outside the key's networks). `false` when the count is no longer there to take back
+    /// (written meanwhile, or the entry dropped).
+    pub fn uncount(&self, digest: &KeyDigest, unix: i64) -> bool {
+        let Some(p) = &self.positive else {
+            return false;
+        };
+        let shard = p.read(shard_of(digest));
+        let Some(slot) = shard.get(tag_of(digest.as_bytes())) else {
+            return false;
+        };
+        let day = minute_of(unix) / MINUTES_A_DAY;
+        slot.uses
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |old| {
+                let (minute, n) = minute_and_count(old);
+                (n > 0 && minute / MINUTES_A_DAY == day).then(|| uses(minute, n - 1))
+            })
+            .is_ok()
     }
 
     /// A walk of the uses the entries noted since the last walk ended (the last-used times to

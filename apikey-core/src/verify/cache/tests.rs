@@ -173,11 +173,12 @@ fn a_key_without_limits_is_counted_on_its_entry() {
         Some(false),
         "an administrative look counts nothing"
     );
-    // A key with an allowlist is counted by the limits, after its address is checked.
+    // A key with an allowlist too; a request refused for its address is taken back.
     let allow = AllowIp::parse(&["10.0.0.0/8"]).unwrap();
     let bound = valid("bound").with_limits(None, &allow);
-    assert_eq!(c.remember(d(2), bound, g, clock.now(), true), Some(false));
-    assert_eq!(c.get(&d(2), clock.now(), true).map(|v| v.1), Some(false));
+    assert_eq!(c.remember(d(2), bound, g, clock.now(), true), Some(true));
+    assert_eq!(c.get(&d(2), clock.now(), true).map(|v| v.1), Some(true));
+    assert!(c.uncount(&d(2), clock.now().unix_secs));
     // An expired key is not counted (verification refuses it).
     let over = Valid::new(
         Identity::new("u", "over", "over", &[] as &[&str]),
@@ -185,8 +186,15 @@ fn a_key_without_limits_is_counted_on_its_entry() {
         false,
     );
     assert_eq!(c.remember(d(3), over, g, clock.now(), true), Some(false));
-    assert_eq!(counts(&c), [("k".to_owned(), day, 2)]);
+    assert_eq!(
+        counts(&c),
+        [("bound".to_owned(), day, 1), ("k".to_owned(), day, 2)]
+    );
     assert_eq!(counts(&c), [], "taken once");
+    assert!(
+        !c.uncount(&d(2), clock.now().unix_secs),
+        "written: nothing left to take back"
+    );
     // A new day sets the previous one's count aside.
     c.get(&d(1), clock.now(), true);
     clock.advance(Duration::from_secs(86_400));
