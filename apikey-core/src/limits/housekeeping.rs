@@ -86,19 +86,19 @@ impl Inner {
         }
         let mut back = TakeBack::new(taken_back);
         let mut result = Ok(());
-        let parts = self.elsewhere.get().map_or(0, |s| s.parts());
+        let source = self.elsewhere.get();
+        let parts = source.map_or(0, |s| s.parts());
+        // Part `parts` takes nothing: what is left is written then.
         for part in 0..=parts {
-            if let Some(source) = self.elsewhere.get().filter(|_| part < parts) {
+            let last = part == parts;
+            if let (false, Some(source)) = (last, source) {
                 source.take_counts(part, &mut counts);
-                if counts.len() < BATCH {
-                    continue;
-                }
+            }
+            if counts.is_empty() || (!last && counts.len() < BATCH) {
+                continue;
             }
             back.apply(&mut counts);
             let batch = std::mem::take(&mut counts);
-            if batch.is_empty() {
-                continue;
-            }
             if result.is_ok() {
                 let rows: Vec<UsageCount> = batch
                     .iter()

@@ -190,7 +190,9 @@ impl Limits {
 
     /// Counts one request of a valid key, at `unix` (seconds), against its limits; `Err` is a
     /// 429. `meter` is the key's state as [`configure`](Self::configure) returned it, when the
-    /// caller kept it.
+    /// caller kept it. (The verifier goes through [`admit_now`](Self::admit_now) and
+    /// [`admit_from`](Self::admit_from).)
+    #[cfg(test)]
     pub(crate) async fn admit(
         &self,
         meter: Option<&KeyMeter>,

@@ -433,11 +433,8 @@ impl Verifier {
                     noted,
                     pending,
                 } = *accept;
-                let admitted = self
-                    .limits
-                    .admit_from(valid.meter(), valid.identity.tech_name(), now, pending)
-                    .await;
-                self.admitted(&digest, &valid, now, noted, admitted)
+                self.accept_later(&digest, &valid, now, noted, pending)
+                    .await
             }
         };
         self.metered(result)
@@ -749,7 +746,8 @@ impl Verifier {
     }
 
     /// Re-checks expiry on every hit, then counts the request against the key's rate limit
-    /// and notes its use, unless its cache entry did (`noted`).
+    /// and notes its use, unless its cache entry did (`noted`): [`accept_now`](Self::accept_now),
+    /// then the lease it left waiting, if any.
     async fn accept(
         &self,
         digest: &KeyDigest,
@@ -758,13 +756,26 @@ impl Verifier {
         noted: Noted,
         client: &(dyn Fn() -> Option<IpAddr> + Sync),
     ) -> Result<Verified, AuthError> {
-        self.admissible(digest, valid, now, noted, client)?;
-        let admitted = if noted == Noted::Counted {
-            Ok(Budget::default())
-        } else {
-            let tech = valid.identity.tech_name();
-            self.limits.admit(valid.meter(), tech, now).await
-        };
+        match self.accept_now(digest, valid, now, noted, client) {
+            Ok(result) => result,
+            Err(pending) => self.accept_later(digest, valid, now, noted, pending).await,
+        }
+    }
+
+    /// The rest of [`accept_now`](Self::accept_now) once its key's limits wait for a lease.
+    async fn accept_later(
+        &self,
+        digest: &KeyDigest,
+        valid: &Valid,
+        now: i64,
+        noted: Noted,
+        pending: Pending,
+    ) -> Result<Verified, AuthError> {
+        let tech = valid.identity.tech_name();
+        let admitted = self
+            .limits
+            .admit_from(valid.meter(), tech, now, pending)
+            .await;
         self.admitted(digest, valid, now, noted, admitted)
     }
 

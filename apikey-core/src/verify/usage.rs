@@ -98,24 +98,20 @@ impl Pending {
         let mut result = Ok(());
         loop {
             let more = self.caches.take_used(&mut walk, &mut names);
-            if names.is_empty() || (more && names.len() < BATCH) {
-                if more {
-                    continue;
+            if !names.is_empty() && (!more || names.len() >= BATCH) {
+                names.sort_unstable();
+                names.dedup();
+                if result.is_ok() {
+                    result = store.touch(&names, OffsetDateTime::now_utc()).await;
                 }
-                return result;
+                if result.is_err() {
+                    self.retry
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .append(&mut names);
+                }
+                names.clear();
             }
-            names.sort_unstable();
-            names.dedup();
-            if result.is_ok() {
-                result = store.touch(&names, OffsetDateTime::now_utc()).await;
-            }
-            if result.is_err() {
-                self.retry
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .append(&mut names);
-            }
-            names.clear();
             if !more {
                 return result;
             }

@@ -201,11 +201,16 @@ impl Left {
             return;
         };
         let (minute, count) = minute_and_count(slot.uses.load(Ordering::Acquire));
-        if count > 0 {
-            lock(&self.counts).push(day_counts(identity.tech_name(), minute, count));
-        }
+        self.count(identity, minute, count);
         if minute != UNUSED && minute >= self.unwritten_from.load(Ordering::Relaxed) {
             lock(&self.used).push(identity.clone());
+        }
+    }
+
+    /// Sets aside `count` requests of `identity`'s key counted in `minute`'s day, if any.
+    fn count(&self, identity: &Identity, minute: u32, count: u32) {
+        if count > 0 {
+            lock(&self.counts).push(day_counts(identity.tech_name(), minute, count));
         }
     }
 }
@@ -302,8 +307,8 @@ impl<V: Entry> Shards<V> {
                 .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    if let (false, true, Some(id)) = (same_day, n > 0, slot.value.identity()) {
-                        lock(&self.left.counts).push(day_counts(id.tech_name(), was, n));
+                    if let (false, Some(id)) = (same_day, slot.value.identity()) {
+                        self.left.count(id, was, n);
                     }
                     return count;
                 }
@@ -335,14 +340,7 @@ impl<V: Entry> Shards<V> {
         tests::hook::run();
         let tag = tag_of(d.as_bytes());
         if shard.len() >= self.per_shard && !shard.contains(tag) {
-            let ttl = self.ttl_secs;
-            shard.retain(|slot| {
-                let keep = now.saturating_sub(slot.inserted) < ttl;
-                if !keep {
-                    self.left.keep(slot);
-                }
-                keep
-            });
+            self.retain_in(&mut shard, |slot| self.fresh(slot, now));
             if shard.len() >= self.per_shard {
                 // Still full of live entries: drop one at random (where the new digest points).
                 let from = u64::from_le_bytes(d.as_bytes()[16..24].try_into().unwrap_or([0; 8]));
@@ -379,14 +377,20 @@ impl<V: Entry> Shards<V> {
 
     fn retain(&self, keep: impl Fn(&V) -> bool) {
         for i in 0..SHARDS {
-            self.write(i).retain(|slot| {
-                let kept = keep(&slot.value);
-                if !kept {
-                    self.left.keep(slot);
-                }
-                kept
-            });
+            self.retain_in(&mut self.write(i), |slot| keep(&slot.value));
         }
+    }
+
+    /// Keeps the entries of `shard` that `keep` says yes to; the others leave what they had
+    /// not written yet.
+    fn retain_in(&self, shard: &mut Map<V>, keep: impl Fn(&Slot<V>) -> bool) {
+        shard.retain(|slot| {
+            let kept = keep(slot);
+            if !kept {
+                self.left.keep(slot);
+            }
+            kept
+        });
     }
 
     fn clear(&self) {
@@ -460,11 +464,7 @@ impl Caches {
     /// the entry keeps both until they are written ([`take_used`](Self::take_used), and
     /// [`CountSource`]). An administrative look asks with `noted` false.
     pub fn get(&self, digest: &KeyDigest, at: Reading, noted: bool) -> Option<(Valid, bool)> {
-        let minute = if noted {
-            minute_of(at.unix_secs)
-        } else {
-            UNUSED
-        };
+        let minute = noted_in(at, noted);
         self.positive.as_ref()?.get_noting(digest, minute, at)
     }
 
@@ -485,11 +485,7 @@ impl Caches {
         at: Reading,
         noted: bool,
     ) -> Option<bool> {
-        let minute = if noted {
-            minute_of(at.unix_secs)
-        } else {
-            UNUSED
-        };
+        let minute = noted_in(at, noted);
         self.positive
             .as_ref()?
             .insert_if(digest, valid, minute, at.unix_secs, || {
@@ -617,6 +613,16 @@ impl CountSource for Caches {
 /// The minute (unix seconds / 60) of `unix`, as entries note it.
 fn minute_of(unix: i64) -> u32 {
     u32::try_from(unix.div_euclid(60)).unwrap_or(UNUSED - 1)
+}
+
+/// The minute a request at `at` is noted in; [`UNUSED`] when it is not (`noted` false: an
+/// administrative look).
+fn noted_in(at: Reading, noted: bool) -> u32 {
+    if noted {
+        minute_of(at.unix_secs)
+    } else {
+        UNUSED
+    }
 }
 
 impl ChangeListener for Caches {
